@@ -1,0 +1,1 @@
+//! COCO detection data for training and evaluation.

@@ -1,0 +1,1 @@
+//! Collective communication over raw TCP for data-parallel trainers.

@@ -1,0 +1,1 @@
+//! PP-YOLOE detector: model, losses, assigners, post-processing.
