@@ -1,1 +1,17 @@
 //! Kernels.
+pub mod error;
+pub mod real;
+
+mod matmul;
+mod par;
+
+pub mod activation;
+pub mod batchnorm;
+pub mod concat;
+pub mod conv;
+pub mod elementwise;
+pub mod pool;
+pub mod resize;
+
+pub use error::KernelError;
+pub use real::Real;
