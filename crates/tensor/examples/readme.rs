@@ -1,6 +1,6 @@
 //! The README example: draw weights, save them, map them back.
 
-use ringdet_tensor::{DType, Rng, SafeTensors, Tensor, save};
+use ringdet_tensor::{DType, Rng, SafeTensors, save};
 use std::collections::BTreeMap;
 
 fn main() -> Result<(), ringdet_tensor::TensorError> {
