@@ -82,3 +82,17 @@ impl CudaStorage {
         &self.stream
     }
 }
+
+/// The number of visible CUDA devices, or why none can be used.
+pub fn device_count() -> Result<usize> {
+    if !crate::cuda_driver_present() {
+        return Err(TensorError::CudaUnavailable(
+            "libcuda.so (the NVIDIA driver) was not found: this machine has no usable GPU driver"
+                .into(),
+        ));
+    }
+    cudarc::driver::result::init()
+        .and_then(|_| cudarc::driver::result::device::get_count())
+        .map(|n| n as usize)
+        .map_err(|e| TensorError::CudaUnavailable(format!("cuInit failed: {e}")))
+}

@@ -56,16 +56,8 @@ pub fn nvrtc_present() -> bool {
 
 /// Checks that CUDA device `ordinal` can be used, with a reason when it cannot.
 pub fn check_cuda(ordinal: usize) -> Result<()> {
-    if !cuda_driver_present() {
-        return Err(TensorError::CudaUnavailable(
-            "libcuda.so (the NVIDIA driver) was not found: this machine has no usable GPU driver"
-                .into(),
-        ));
-    }
-    let count = cudarc::driver::result::init()
-        .and_then(|_| cudarc::driver::result::device::get_count())
-        .map_err(|e| TensorError::CudaUnavailable(format!("cuInit failed: {e}")))?;
-    if ordinal >= count as usize {
+    let count = crate::cuda::device_count()?;
+    if ordinal >= count {
         return Err(TensorError::CudaUnavailable(format!(
             "cuda:{ordinal} asked for, but {count} CUDA device(s) are visible"
         )));

@@ -53,7 +53,7 @@ fn draws_are_reproducible_and_chunking_free() {
 }
 
 #[test]
-fn cuda_without_a_driver_is_an_error() {
+fn cuda_round_trip_or_clear_error() {
     let t = Tensor::from_vec(vec![1f32, 2., 3.], &[3]).unwrap();
     match t.to_device(Device::Cuda(0)) {
         Ok(g) => {
@@ -64,9 +64,17 @@ fn cuda_without_a_driver_is_an_error() {
             );
         }
         Err(e) => {
-            assert!(!ringdet_tensor::cuda_driver_present());
+            // On the GPU machine (REQUIRE_GPU=1) a missing GPU is a failure, not a skip.
+            assert!(
+                std::env::var("REQUIRE_GPU").as_deref() != Ok("1"),
+                "REQUIRE_GPU=1 but: {e}"
+            );
             assert!(e.to_string().contains("CUDA unavailable"), "{e}");
-            eprintln!("SKIP cuda round trip: {e}");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP cuda_round_trip_or_clear_error: {e}"
+            );
         }
     }
     assert_eq!("cuda:1".parse::<Device>().unwrap(), Device::Cuda(1));
