@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 /// What went wrong when a kernel was called. Every variant names the op.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum KernelError {
     /// A slice does not hold as many elements as the shape in the params struct needs.
     #[error("{op}: `{what}` holds {got} elements, but its shape {expected:?} needs {}", expected.iter().product::<usize>())]
@@ -39,6 +39,45 @@ pub enum KernelError {
         /// Why the parameters were rejected.
         reason: String,
     },
+    /// Two shapes that must agree do not (flat lengths or dimensions).
+    #[error("{op}: shape mismatch: {lhs:?} vs {rhs:?}")]
+    Shape {
+        /// The op that was called.
+        op: &'static str,
+        /// First shape.
+        lhs: Vec<usize>,
+        /// Second shape.
+        rhs: Vec<usize>,
+    },
+    /// The kernel runtime (NVRTC, driver, device) failed.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// A kernel launch or a device allocation failed.
+    #[error("launch of {kernel} failed: {msg}")]
+    Launch {
+        /// The kernel (or device call) at fault.
+        kernel: &'static str,
+        /// The driver's message.
+        msg: String,
+    },
+}
+
+impl KernelError {
+    /// A shape mismatch of `op`.
+    pub fn shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Self {
+        KernelError::Shape {
+            op,
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+        }
+    }
+    /// A failed launch of `kernel`.
+    pub fn launch(kernel: &'static str, e: cudarc::driver::DriverError) -> Self {
+        KernelError::Launch {
+            kernel,
+            msg: e.to_string(),
+        }
+    }
 }
 
 /// Checks that `len` equals the product of `shape`.
