@@ -17,11 +17,13 @@ pub mod error;
 pub mod real;
 pub mod runtime;
 
+mod launch;
 mod matmul;
 mod par;
 
 pub mod activation;
 pub mod batchnorm;
+pub mod cast;
 pub mod concat;
 pub mod conv;
 pub mod dfl;

@@ -2,6 +2,7 @@
 //! every function works on flat slices of equal length.
 
 pub mod cpu;
+pub mod cuda;
 
 /// Paddle's `F.hardsigmoid` default slope (used by the backbone ESE gates).
 pub const HARDSIGMOID_SLOPE: f64 = 0.1666667;

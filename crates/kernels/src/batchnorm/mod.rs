@@ -8,6 +8,8 @@
 //! finishes. On one rank pass the local sums as the combined ones.
 
 pub mod cpu;
+pub mod cuda;
+pub mod cuda_fused;
 
 /// Shapes and constants of one batch-norm layer.
 #[derive(Debug, Clone, Copy, PartialEq)]

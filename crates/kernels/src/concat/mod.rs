@@ -1,6 +1,7 @@
 //! Concatenation and split along the channel axis of NCHW tensors (CSP blocks, SPP, FPN/PAN).
 
 pub mod cpu;
+pub mod cuda;
 
 /// The parts' channel counts; all share N and H·W.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! The CPU path is im2col + GEMM (1×1 stride-1 convs skip im2col and multiply in place).
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::{KernelError, param};
 

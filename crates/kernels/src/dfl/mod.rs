@@ -5,6 +5,7 @@
 //! in place; `inner = 1` reads a `[L, 4, 17]` anchor-major buffer.
 
 pub mod cpu;
+pub mod cuda;
 
 /// Layout of the regression logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! the ESE blocks is `mul` with `b = [N, C, 1, 1]`.
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::KernelError;
 

@@ -4,6 +4,7 @@
 //! each backward takes the upstream gradient of that scalar and accumulates into the inputs.
 
 pub mod bce;
+pub mod cuda;
 pub mod dfl;
 pub mod giou;
 pub mod varifocal;

@@ -2,6 +2,7 @@
 //! L2 decay coupled into the gradient, and the model EMA with the 'threshold' decay.
 
 pub mod cpu;
+pub mod cuda;
 
 /// SGD hyper-parameters (PP-YOLOE: momentum 0.9, L2 5e-4).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,6 +2,7 @@
 //! k/2 (the SPP block, k = 5, 9, 13), which keeps the spatial size.
 
 pub mod cpu;
+pub mod cuda;
 
 /// Shape of a pooled NCHW input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

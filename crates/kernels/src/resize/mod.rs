@@ -1,6 +1,7 @@
 //! Nearest-neighbour upsampling by 2 (the FPN routes): each input pixel becomes a 2×2 block.
 
 pub mod cpu;
+pub mod cuda;
 
 /// Shape of the input `[N, C, H, W]`; the output is `[N, C, 2H, 2W]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

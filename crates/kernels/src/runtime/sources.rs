@@ -22,7 +22,20 @@ macro_rules! kernel_source {
     };
 }
 
-static SOURCES: &[KernelSource] = &[crate::scale::cuda::SOURCE];
+static SOURCES: &[KernelSource] = &[
+    crate::scale::cuda::SOURCE,
+    crate::activation::cuda::SOURCE,
+    crate::batchnorm::cuda::SOURCE,
+    crate::cast::cuda::SOURCE,
+    crate::concat::cuda::SOURCE,
+    crate::conv::cuda::SOURCE,
+    crate::dfl::cuda::SOURCE,
+    crate::elementwise::cuda::SOURCE,
+    crate::loss::cuda::SOURCE,
+    crate::optimizer::cuda::SOURCE,
+    crate::pool::cuda::SOURCE,
+    crate::resize::cuda::SOURCE,
+];
 
 /// Every embedded kernel source.
 pub fn all_sources() -> &'static [KernelSource] {

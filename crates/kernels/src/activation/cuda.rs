@@ -1,0 +1,139 @@
+//! Activations on a CUDA device (kernels in `activation.cu`), f32, same contracts as [`super::cpu`].
+
+use super::{HARDSIGMOID_OFFSET, HARDSIGMOID_SLOPE};
+use crate::KernelError;
+use crate::launch::{grid_1d, launch, ll};
+use crate::runtime::{KernelRuntime, KernelSource};
+use cudarc::driver::CudaSlice;
+
+pub static SOURCE: KernelSource = crate::kernel_source!("activation/activation.cu");
+
+fn same(op: &'static str, a: usize, b: usize) -> Result<(), KernelError> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(KernelError::shape(op, &[a], &[b]))
+    }
+}
+
+/// `y = x·sigmoid(x)`.
+pub fn silu_forward(
+    rt: &KernelRuntime,
+    y: &mut CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+) -> Result<(), KernelError> {
+    same("silu_forward", y.len(), x.len())?;
+    let n = ll(x.len());
+    launch!(rt, SOURCE, "silu_forward_f32", grid_1d(x.len()), y, x, &n)
+}
+
+/// `dx += dy·s·(1 + x·(1 − s))`, `s = sigmoid(x)`.
+pub fn silu_backward(
+    rt: &KernelRuntime,
+    dx: &mut CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+) -> Result<(), KernelError> {
+    same("silu_backward", dx.len(), dy.len())?;
+    same("silu_backward", dx.len(), x.len())?;
+    let n = ll(x.len());
+    launch!(
+        rt,
+        SOURCE,
+        "silu_backward_f32",
+        grid_1d(x.len()),
+        dx,
+        dy,
+        x,
+        &n
+    )
+}
+
+/// `y = 1 / (1 + e^−x)`.
+pub fn sigmoid_forward(
+    rt: &KernelRuntime,
+    y: &mut CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+) -> Result<(), KernelError> {
+    same("sigmoid_forward", y.len(), x.len())?;
+    let n = ll(x.len());
+    launch!(
+        rt,
+        SOURCE,
+        "sigmoid_forward_f32",
+        grid_1d(x.len()),
+        y,
+        x,
+        &n
+    )
+}
+
+/// `dx += dy·y·(1 − y)`.
+pub fn sigmoid_backward(
+    rt: &KernelRuntime,
+    dx: &mut CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    y: &CudaSlice<f32>,
+) -> Result<(), KernelError> {
+    same("sigmoid_backward", dx.len(), dy.len())?;
+    same("sigmoid_backward", dx.len(), y.len())?;
+    let n = ll(y.len());
+    launch!(
+        rt,
+        SOURCE,
+        "sigmoid_backward_f32",
+        grid_1d(y.len()),
+        dx,
+        dy,
+        y,
+        &n
+    )
+}
+
+/// `y = clip(slope·x + offset, 0, 1)` (Paddle's constants).
+pub fn hardsigmoid_forward(
+    rt: &KernelRuntime,
+    y: &mut CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+) -> Result<(), KernelError> {
+    same("hardsigmoid_forward", y.len(), x.len())?;
+    let (n, a, b) = (
+        ll(x.len()),
+        HARDSIGMOID_SLOPE as f32,
+        HARDSIGMOID_OFFSET as f32,
+    );
+    launch!(
+        rt,
+        SOURCE,
+        "hardsigmoid_forward_f32",
+        grid_1d(x.len()),
+        y,
+        x,
+        &a,
+        &b,
+        &n
+    )
+}
+
+/// `dx += dy·slope` where `0 < y < 1`.
+pub fn hardsigmoid_backward(
+    rt: &KernelRuntime,
+    dx: &mut CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    y: &CudaSlice<f32>,
+) -> Result<(), KernelError> {
+    same("hardsigmoid_backward", dx.len(), dy.len())?;
+    same("hardsigmoid_backward", dx.len(), y.len())?;
+    let (n, a) = (ll(y.len()), HARDSIGMOID_SLOPE as f32);
+    launch!(
+        rt,
+        SOURCE,
+        "hardsigmoid_backward_f32",
+        grid_1d(y.len()),
+        dx,
+        dy,
+        y,
+        &a,
+        &n
+    )
+}

@@ -1,0 +1,65 @@
+//! Nearest ×2 upsampling on a CUDA device (kernels in `resize.cu`), same contracts as
+//! [`super::cpu`].
+
+use super::UpsampleParams;
+use crate::KernelError;
+use crate::error::check_len;
+use crate::launch::{grid_1d, launch, ll};
+use crate::runtime::{KernelRuntime, KernelSource};
+use cudarc::driver::CudaSlice;
+
+pub static SOURCE: KernelSource = crate::kernel_source!("resize/resize.cu");
+
+/// `y[.., 2i+a, 2j+b] = x[.., i, j]`.
+pub fn upsample_nearest2x_forward(
+    rt: &KernelRuntime,
+    y: &mut CudaSlice<f32>,
+    x: &CudaSlice<f32>,
+    p: &UpsampleParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "upsample_nearest2x_forward";
+    check_len(OP, "x", x.len(), &p.x_shape())?;
+    check_len(OP, "y", y.len(), &p.y_shape())?;
+    if y.is_empty() {
+        return Ok(());
+    }
+    let (h, w, n) = (ll(p.h), ll(p.w), ll(y.len()));
+    launch!(
+        rt,
+        SOURCE,
+        "upsample2x_forward_f32",
+        grid_1d(y.len()),
+        y,
+        x,
+        &h,
+        &w,
+        &n
+    )
+}
+
+/// `dx[.., i, j] += Σ of the 2×2 block of dy`.
+pub fn upsample_nearest2x_backward(
+    rt: &KernelRuntime,
+    dx: &mut CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    p: &UpsampleParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "upsample_nearest2x_backward";
+    check_len(OP, "dx", dx.len(), &p.x_shape())?;
+    check_len(OP, "dy", dy.len(), &p.y_shape())?;
+    if dx.is_empty() {
+        return Ok(());
+    }
+    let (h, w, n) = (ll(p.h), ll(p.w), ll(dx.len()));
+    launch!(
+        rt,
+        SOURCE,
+        "upsample2x_backward_f32",
+        grid_1d(dx.len()),
+        dx,
+        dy,
+        &h,
+        &w,
+        &n
+    )
+}
