@@ -29,14 +29,13 @@ for ptx in "$out"/*.ptx; do
     src=$(basename "$ptx" .ptx); src=${src//__//}.cu
     awk -v src="$src" '
         /Compiling entry function/ { match($0, /'"'"'[^'"'"']+'"'"'/); fn = substr($0, RSTART + 1, RLENGTH - 2) }
-        /bytes stack frame/ { stack = $5 + 0; st = $(NF - 7) + 0; ld = $(NF - 3) + 0 }
+        /bytes stack frame/ { stack = $1 + 0; st = $5 + 0; ld = $9 + 0 }
         /Used [0-9]+ registers/ {
             regs = ""; smem = 0
-            for (i = 1; i <= NF; i++) {
-                if ($i == "registers,") regs = $(i - 1)
-                if ($i == "smem,") smem = $(i - 2)
+            for (i = 2; i <= NF; i++) {
+                if ($i ~ /^registers/) regs = $(i - 1)
+                if ($i ~ /^smem/) smem = $(i - 2)
             }
-            if (regs == "") { match($0, /Used [0-9]+ registers/); regs = substr($0, RSTART + 5, RLENGTH - 15) }
             printf "| %s | `%s` | %s | %s | %s | %s | %s |\n", src, fn, regs, smem + 0, stack, st, ld
         }' "$log"
 done
