@@ -143,7 +143,9 @@ __device__ __forceinline__ unsigned short to_bf16(float f) {
 }
 
 __device__ __forceinline__ void mma_bf16(float* d, const unsigned* a, const unsigned* b) {
-#if __CUDA_ARCH__ >= 800
+#if defined(RINGDET_HOST_EMULATION)  // scripts/conv-host-emulation.sh: a C++ model of the warp op
+    ringdet_emulate_mma(d, a, b);
+#elif __CUDA_ARCH__ >= 800
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
