@@ -5,6 +5,10 @@
 //!
 //! `RINGDET_CONV_SHAPES_JSON=path cargo bench -p ringdet-benches --bench conv` writes the shape
 //! list (for the PaddlePaddle peer script `benches/peers/paddle_convs.py`) and exits.
+//! `RINGDET_CONV_REPORT=path [RINGDET_CONV_ROUNDS=n]` instead runs the report used in
+//! docs/performance.md: rounds that interleave the SGEMM peak with every conv direction (so the
+//! "% of peak" compares numbers taken in the same minute on a shared machine), written as JSON
+//! for `benches/peers/summarize_conv.py`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -162,6 +166,121 @@ impl Bufs {
     }
 }
 
+/// `n×n×n` SGEMM with the `gemm` crate on `threads` threads.
+fn sgemm(d: &mut [f32], a: &[f32], b: &[f32], n: usize, threads: usize) {
+    assert!(a.len() >= n * n && b.len() >= n * n && d.len() >= n * n);
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: all three buffers hold n×n column-major f32 (asserted), dst does not alias.
+    unsafe {
+        gemm::gemm(
+            n,
+            n,
+            n,
+            d.as_mut_ptr(),
+            n as isize,
+            1,
+            false,
+            a.as_ptr(),
+            n as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    black_box(d);
+}
+
+/// Seconds per call of `f`, repeating until at least 30 ms have passed (after one warm call).
+fn seconds_per_call(mut f: impl FnMut()) -> f64 {
+    f();
+    let t0 = std::time::Instant::now();
+    let mut reps = 0u32;
+    while t0.elapsed() < Duration::from_millis(30) {
+        f();
+        reps += 1;
+    }
+    t0.elapsed().as_secs_f64() / f64::from(reps)
+}
+
+fn report(path: &str, rounds: usize) {
+    let shapes = ppyoloe_s_convs(2, 320);
+    let mut bufs: Vec<Bufs> = shapes.iter().map(|s| Bufs::new(&s.p)).collect();
+    let n = 1024;
+    let (a, b, mut d) = (
+        vec![0.5f32; n * n],
+        vec![0.25f32; n * n],
+        vec![0.0f32; n * n],
+    );
+    let threads = rayon::current_num_threads();
+    let gemm_flops = (2 * n * n * n) as f64;
+    let mut peak = vec![];
+    let mut peak_1t = vec![];
+    let mut peak_indep = vec![];
+    let (a2, b2, mut d2) = (a.clone(), b.clone(), vec![0.0f32; n * n]);
+    let mut per: Vec<[Vec<f64>; 3]> = shapes.iter().map(|_| [vec![], vec![], vec![]]).collect();
+    let mut whole = vec![];
+    for round in 0..rounds {
+        peak.push(gemm_flops / seconds_per_call(|| sgemm(&mut d, &a, &b, n, threads)) / 1e9);
+        peak_1t.push(gemm_flops / seconds_per_call(|| sgemm(&mut d, &a, &b, n, 1)) / 1e9);
+        // one single-threaded SGEMM per core at once: the machine's throughput without the
+        // synchronisation a shared-core guest punishes
+        let both = seconds_per_call(|| {
+            rayon::join(
+                || sgemm(&mut d, &a, &b, n, 1),
+                || sgemm(&mut d2, &a2, &b2, n, 1),
+            );
+        });
+        peak_indep.push(2.0 * gemm_flops / both / 1e9);
+        for (i, (s, buf)) in shapes.iter().zip(bufs.iter_mut()).enumerate() {
+            per[i][0].push(seconds_per_call(|| buf.fwd(s)));
+            per[i][1].push(seconds_per_call(|| buf.bwd_data(s)));
+            per[i][2].push(seconds_per_call(|| buf.bwd_filter(s)));
+        }
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            for (s, buf) in shapes.iter().zip(bufs.iter_mut()) {
+                for _ in 0..s.count {
+                    buf.fwd(s);
+                    buf.bwd_data(s);
+                    buf.bwd_filter(s);
+                }
+            }
+            whole.push(t0.elapsed().as_secs_f64());
+        }
+        peak.push(gemm_flops / seconds_per_call(|| sgemm(&mut d, &a, &b, n, threads)) / 1e9);
+        eprintln!(
+            "round {round}: whole set {:.1} ms, sgemm {:.1} GFLOP/s",
+            whole[round] * 1e3,
+            peak[peak.len() - 1]
+        );
+    }
+    let list: Vec<serde_json::Value> = shapes
+        .iter()
+        .zip(&per)
+        .map(|(s, t)| {
+            serde_json::json!({"name": s.name, "count": s.count, "flops": s.p.flops(),
+                "fwd_s": t[0], "bwd_data_s": t[1], "bwd_filter_s": t[2]})
+        })
+        .collect();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let out = serde_json::json!({"threads": threads, "sgemm_gflops": peak, "sgemm_1thread_gflops": peak_1t,
+        "sgemm_independent_gflops": peak_indep,
+        "sgemm_size": n, "whole_fwd_bwd_s": whole, "shapes": list, "loadavg_end": load.trim()});
+    let text = serde_json::to_string_pretty(&out).expect("report serialises");
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {path}: {e}"));
+}
+
 fn sgemm_peak(c: &mut Criterion) {
     let mut g = c.benchmark_group("sgemm_peak");
     for (n, threads) in [(1024usize, 1usize), (2048, 1), (1024, 2), (2048, 2)] {
@@ -265,6 +384,14 @@ fn write_shapes(path: &str) {
 fn main() {
     if let Ok(path) = std::env::var("RINGDET_CONV_SHAPES_JSON") {
         write_shapes(&path);
+        return;
+    }
+    if let Ok(path) = std::env::var("RINGDET_CONV_REPORT") {
+        let rounds = std::env::var("RINGDET_CONV_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
+        report(&path, rounds);
         return;
     }
     let mut c = Criterion::default()

@@ -15,9 +15,10 @@ import time
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--iters", type=int, default=5)
-ap.add_argument("--whole-iters", type=int, default=5)
+ap.add_argument("--whole-iters", type=int, default=3)
 ap.add_argument("--shapes", default=os.path.join(os.path.dirname(__file__), "ppyoloe_s_convs_320_b2.json"))
 ap.add_argument("--json", default=None)
+ap.add_argument("--onednn", action="store_true", help="set FLAGS_use_mkldnn (oneDNN conv kernels)")
 args = ap.parse_args()
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 os.environ["MKL_NUM_THREADS"] = str(args.threads)
@@ -28,6 +29,8 @@ import paddle.nn.functional as F  # noqa: E402
 from paddle.base import core  # noqa: E402
 
 paddle.set_device("cpu")
+if args.onednn:
+    paddle.set_flags({"FLAGS_use_mkldnn": True})
 core.set_num_threads(args.threads)
 shapes = json.load(open(args.shapes))
 
@@ -86,6 +89,8 @@ def whole():
 
 
 tw = [timed(whole, 1) for _ in range(args.whole_iters)]
+a = np.ones((2048, 2048), np.float32)
+t_np = timed(lambda: a @ a, 3)
 flops = sum(3 * s["flops"] * s["count"] for s in shapes)
 out = {
     "paddle": paddle.__version__,
@@ -95,6 +100,7 @@ out = {
     "whole_fwd_bwd_s_all": tw,
     "whole_fwd_bwd_median_s": statistics.median(tw),
     "whole_gflops": flops / statistics.median(tw) / 1e9,
+    "numpy_sgemm_gflops": 2 * 2048 ** 3 / t_np / 1e9,
     "per_shape": per_shape,
 }
 print(json.dumps({k: v for k, v in out.items() if k != "per_shape"}))

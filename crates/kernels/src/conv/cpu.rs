@@ -124,18 +124,30 @@ unsafe fn col2im_block<T: Real>(dx: *mut T, col: &[T], p: &Conv2dParams, r0: usi
     }
 }
 
-/// Runs `f(slot, slot_workspace, item)` for every item, items dealt round-robin to the slots
-/// (threads), each slot owning `per` workspace elements.
+/// Runs `f(slot_workspace, item)` for every item on `slots` threads, each owning `per`
+/// workspace elements. `dynamic`: threads take the next free item (robust when a core is busy
+/// elsewhere; only for items whose result does not depend on the thread); otherwise items are
+/// dealt round-robin, so each thread's share is fixed (for per-thread partial sums).
 fn run_items<T: Real>(
     workspace: &mut [T],
     per: usize,
     slots: usize,
     items: &[(usize, usize)],
-    f: impl Fn(usize, &mut [T], (usize, usize)) + Sync,
+    dynamic: bool,
+    f: impl Fn(&mut [T], (usize, usize)) + Sync,
 ) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let run = |s: usize, ws: &mut [T]| {
-        for &it in items.iter().skip(s).step_by(slots) {
-            f(s, ws, it);
+        if dynamic {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&it) = items.get(i) else { break };
+                f(ws, it);
+            }
+        } else {
+            for &it in items.iter().skip(s).step_by(slots) {
+                f(ws, it);
+            }
         }
     };
     if per == 0 {
@@ -228,7 +240,7 @@ pub fn conv2d_forward<T: Real>(
     let its = items(p, pl.rows, None);
     let gt = gemm_threads(pl.slots, its.len());
     let out = Shared::new(y);
-    run_items(workspace, pl.per, pl.slots, &its, |_, ws, (n, r0)| {
+    run_items(workspace, pl.per, pl.slots, &its, true, |ws, (n, r0)| {
         let r1 = (r0 + pl.rows).min(p.out_h());
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
         let yoff = n * pl.k * pl.ohw + o0;
@@ -298,7 +310,7 @@ pub fn conv2d_backward_data<T: Real>(
     for &parity in phases {
         let its = items(p, pl.rows, parity);
         let gt = gemm_threads(pl.slots, its.len());
-        run_items(workspace, pl.per, pl.slots, &its, |_, ws, (n, r0)| {
+        run_items(workspace, pl.per, pl.slots, &its, true, |ws, (n, r0)| {
             let r1 = (r0 + pl.rows).min(p.out_h());
             let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
             let dyn_ = &dy[n * pl.k * pl.ohw + o0..(n + 1) * pl.k * pl.ohw];
@@ -363,7 +375,7 @@ pub fn conv2d_backward_filter<T: Real>(
     for ws in workspace[..slots * pl.per].chunks_exact_mut(pl.per) {
         ws[..wlen].fill(T::ZERO);
     }
-    run_items(workspace, pl.per, slots, &its, |_, ws, (n, r0)| {
+    run_items(workspace, pl.per, slots, &its, false, |ws, (n, r0)| {
         let r1 = (r0 + pl.rows).min(p.out_h());
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
         let (acc, colbuf) = ws.split_at_mut(wlen);
