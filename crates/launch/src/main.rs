@@ -1,6 +1,7 @@
 //! `ringdet`: one binary for training, launching, evaluation and performance tools.
 
 mod cmd;
+mod config;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Show the version, the CPU, CUDA devices and the NVRTC library this binary would use.
     Info(cmd::info::Args),
+    /// Print a PaddleDetection config merged with its _BASE_ files and -o overrides.
+    Config(cmd::config::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Config(args) => cmd::config::run(args),
     }
 }
