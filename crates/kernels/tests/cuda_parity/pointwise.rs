@@ -2,9 +2,7 @@
 //! upsampling, concat/split, casts. Odd sizes, fresh random inputs, outputs that are
 //! overwritten are NaN-poisoned first; accumulated outputs start from random values.
 
-mod cuda_common;
-
-use cuda_common::{F32_TOL, Gpu, check};
+use super::common::{F32_TOL, Gpu, check};
 use ringdet_kernels::activation::{cpu as act, cuda as act_gpu};
 use ringdet_kernels::cast::{cpu as cast, cuda as cast_gpu};
 use ringdet_kernels::concat::{ConcatParams, cpu as cat, cuda as cat_gpu};

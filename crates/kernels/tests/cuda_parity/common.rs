@@ -1,6 +1,5 @@
 //! Helpers of the GPU-vs-CPU parity tests: fresh random inputs, uploads, NaN-poisoned outputs
 //! and the relative-L2 check with the bounds.
-#![allow(dead_code)]
 
 use cudarc::driver::CudaSlice;
 use ringdet_kernels::runtime::KernelRuntime;

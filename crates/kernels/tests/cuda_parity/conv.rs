@@ -3,9 +3,7 @@
 //! odd shapes that cover 3×3, strided, 1×1 (the fast path) and strided 1×1 convolutions, with
 //! GEMM extents that are not tile multiples.
 
-mod cuda_common;
-
-use cuda_common::{BF16_TOL, F32_TOL, Gpu, check};
+use super::common::{BF16_TOL, F32_TOL, Gpu, check};
 use ringdet_kernels::conv::cuda::ConvMath;
 use ringdet_kernels::conv::{Conv2dParams, cpu as conv, cuda as conv_gpu};
 use ringdet_kernels::runtime::testing::gpu_or_skip;

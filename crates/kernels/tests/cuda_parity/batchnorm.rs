@@ -1,9 +1,7 @@
 //! GPU-vs-CPU parity of batch norm: the SyncBN split (stats, train forward, stats backward,
 //! backward) and inference, on odd shapes with a mean offset (so one-pass variance is tested).
 
-mod cuda_common;
-
-use cuda_common::{F32_TOL, Gpu, check};
+use super::common::{F32_TOL, Gpu, check};
 use ringdet_kernels::batchnorm::{BatchNormParams, cpu as bn, cuda as bn_gpu};
 use ringdet_kernels::runtime::testing::gpu_or_skip;
 

@@ -1,9 +1,7 @@
 //! GPU-vs-CPU parity of the head and training-update families: DFL decode, the four losses,
 //! SGD and EMA. Odd sizes, fresh random inputs, overwritten outputs NaN-poisoned first.
 
-mod cuda_common;
-
-use cuda_common::{F32_TOL, Gpu, check};
+use super::common::{F32_TOL, Gpu, check};
 use ringdet_kernels::dfl::{DflParams, cpu as dfl, cuda as dfl_gpu};
 use ringdet_kernels::loss::{
     BoxLossParams, VarifocalParams, bce, cuda as loss_gpu, dfl as dfl_loss, giou, varifocal,
