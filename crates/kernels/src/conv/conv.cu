@@ -20,51 +20,109 @@ template <int MODE> __device__ __forceinline__ int gemm_r(const ConvGeom& g) {
     return MODE == 0 ? g.c * g.kh * g.kw : MODE == 1 ? g.k * g.kh * g.kw : g.n * g.oh * g.ow;
 }
 
-// x[n, c, oy*sh + i - ph, ox*sw + j - pw], 0 outside.
-template <bool PW>
-__device__ __forceinline__ float gather_x(const float* x, const ConvGeom& g, int n, int c, int i,
-                                          int j, int oy, int ox) {
-    if (PW) return x[((long long)n * g.c + c) * g.h * g.w + oy * g.w + ox];
-    int iy = oy * g.sh + i - g.ph, ix = ox * g.sw + j - g.pw;
-    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.0f;
-    return x[(((long long)n * g.c + c) * g.h + iy) * g.w + ix];
-}
+// The gathers split into a part that depends only on the reduction index r (`RInfo`, computed
+// once per k-tile into shared memory by the first threads) and a part that depends only on the
+// GEMM column (`ColInfo`, fixed for each thread: every thread loads the same B column in every
+// k-tile). A load is then an add, a bounds test and a read, with no division.
+//   MODE 0: r = (c, i, j); col = (n, oy, ox); x at col.base + r.b, tap (r.i + col.i, r.j + col.j)
+//   MODE 1: r = (k, i, j); col = (n, y, x);   dy at ((y + ph - i) / sh, (x + pw - j) / sw)
+//   MODE 2: r = (n, oy, ox); col = (c, i, j); x at r.b + col.base, same tap test as MODE 0
+// A(m, r) is at r.a + m * a_stride: MODE 0 w[m, r]; MODE 1 w[k, m, i, j]; MODE 2 dy[n, m, p].
+struct RInfo {
+    long long a, b;
+    int i, j, ok;
+};
+struct ColInfo {
+    long long base;
+    int i, j, ok;
+};
 
-// A(m, r): MODE 0: w[m, r]; MODE 1: w[k, m, i, j] with r = (k, i, j); MODE 2: dy[n, m, p], r = (n, p).
-template <int MODE, bool PW>
-__device__ __forceinline__ float load_a(const float* a, const ConvGeom& g, int m, int r) {
-    if (MODE == 0) return a[(long long)m * (g.c * g.kh * g.kw) + r];
-    if (MODE == 1) {
-        int kk = g.kh * g.kw, k = r / kk, t = r - k * kk;
-        return a[((long long)k * g.c + m) * kk + t];
+template <int MODE>
+__device__ __forceinline__ RInfo r_info(const ConvGeom& g, int r) {
+    RInfo ri;
+    ri.ok = r < gemm_r<MODE>(g);
+    if (!ri.ok) r = 0;
+    const int kk = g.kh * g.kw, hw = g.h * g.w, ohw = g.oh * g.ow;
+    if (MODE == 0) {
+        int c = r / kk, t = r - c * kk, i = t / g.kw, j = t - i * g.kw;
+        ri.a = r;
+        ri.b = (long long)c * hw + i * g.w + j;
+        ri.i = i;
+        ri.j = j;
+    } else if (MODE == 1) {
+        int k = r / kk, t = r - k * kk, i = t / g.kw, j = t - i * g.kw;
+        ri.a = (long long)k * g.c * kk + t;
+        ri.b = (long long)k * ohw;
+        ri.i = i;
+        ri.j = j;
+    } else {
+        int n = r / ohw, p = r - n * ohw, oy = p / g.ow, ox = p - oy * g.ow;
+        ri.a = (long long)n * g.k * ohw + p;
+        ri.i = oy * g.sh - g.ph;
+        ri.j = ox * g.sw - g.pw;
+        ri.b = (long long)n * g.c * hw + (long long)ri.i * g.w + ri.j;
     }
-    int ohw = g.oh * g.ow, n = r / ohw, p = r - n * ohw;
-    return a[((long long)n * g.k + m) * ohw + p];
+    return ri;
 }
 
-// B(r, col): MODE 0: col(x)[r, (n, p)]; MODE 1: dy at the output pixel that tap r of input
-// pixel col reads from (0 if none); MODE 2: col(x)[col, (n, p) = r].
-template <int MODE, bool PW>
-__device__ __forceinline__ float load_b(const float* b, const ConvGeom& g, int r, int col) {
-    int kk = g.kh * g.kw;
+template <int MODE>
+__device__ __forceinline__ ColInfo col_info(const ConvGeom& g, int col) {
+    ColInfo ci;
+    ci.ok = col < gemm_n<MODE>(g);
+    if (!ci.ok) col = 0;
     if (MODE == 0) {
         int ohw = g.oh * g.ow, n = col / ohw, p = col - n * ohw, oy = p / g.ow, ox = p - oy * g.ow;
-        int c = r / kk, t = r - c * kk, i = t / g.kw, j = t - i * g.kw;
-        return gather_x<PW>(b, g, n, c, i, j, oy, ox);
-    }
-    if (MODE == 1) {
+        ci.i = oy * g.sh - g.ph;
+        ci.j = ox * g.sw - g.pw;
+        ci.base = (long long)n * g.c * g.h * g.w + (long long)ci.i * g.w + ci.j;
+    } else if (MODE == 1) {
         int hw = g.h * g.w, n = col / hw, q = col - n * hw, y = q / g.w, x = q - y * g.w;
-        int k = r / kk, t = r - k * kk, i = t / g.kw, j = t - i * g.kw;
-        if (PW) return b[((long long)n * g.k + k) * hw + q];
-        int ty = y + g.ph - i, tx = x + g.pw - j;
-        if (ty < 0 || tx < 0 || ty % g.sh != 0 || tx % g.sw != 0) return 0.0f;
-        int oy = ty / g.sh, ox = tx / g.sw;
-        if (oy >= g.oh || ox >= g.ow) return 0.0f;
-        return b[(((long long)n * g.k + k) * g.oh + oy) * g.ow + ox];
+        ci.i = y + g.ph;
+        ci.j = x + g.pw;
+        ci.base = (long long)n * g.k * g.oh * g.ow;
+    } else {
+        int kk = g.kh * g.kw, c = col / kk, t = col - c * kk, i = t / g.kw, j = t - i * g.kw;
+        ci.i = i;
+        ci.j = j;
+        ci.base = (long long)c * g.h * g.w + (long long)i * g.w + j;
     }
-    int ohw = g.oh * g.ow, n = r / ohw, p = r - n * ohw, oy = p / g.ow, ox = p - oy * g.ow;
-    int c = col / kk, t = col - c * kk, i = t / g.kw, j = t - i * g.kw;
-    return gather_x<PW>(b, g, n, c, i, j, oy, ox);
+    return ci;
+}
+
+template <int MODE>
+__device__ __forceinline__ float load_a(const float* a, const ConvGeom& g, const RInfo& ri, int m,
+                                        int M) {
+    if (!ri.ok || m >= M) return 0.0f;
+    long long stride = MODE == 0 ? (long long)g.c * g.kh * g.kw
+                                 : MODE == 1 ? (long long)g.kh * g.kw : (long long)g.oh * g.ow;
+    return a[ri.a + m * stride];
+}
+
+template <int MODE, bool PW>
+__device__ __forceinline__ float load_b(const float* b, const ConvGeom& g, const RInfo& ri,
+                                        const ColInfo& ci) {
+    if (!ri.ok || !ci.ok) return 0.0f;
+    if (MODE != 1) {
+        if (!PW) {
+            int iy = ri.i + ci.i, ix = ri.j + ci.j;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.0f;
+        }
+        return b[ci.base + ri.b];
+    }
+    int ty = ci.i - ri.i, tx = ci.j - ri.j;  // PW: ty = y, tx = x, always in range
+    if (!PW) {
+        if (ty < 0 || tx < 0) return 0.0f;
+        if (g.sh != 1) {
+            if (ty % g.sh != 0) return 0.0f;
+            ty /= g.sh;
+        }
+        if (g.sw != 1) {
+            if (tx % g.sw != 0) return 0.0f;
+            tx /= g.sw;
+        }
+        if (ty >= g.oh || tx >= g.ow) return 0.0f;
+    }
+    return b[ci.base + ri.b + (long long)ty * g.ow + tx];
 }
 
 // MODE 0 overwrites y (+ bias); MODE 1 and 2 accumulate into dx / dw.
@@ -92,20 +150,24 @@ __device__ void conv_simt(float* out, const float* a, const float* b, const floa
                           ConvGeom g) {
     __shared__ float as[SB_K][SB_M + 4];
     __shared__ float bs[SB_K][SB_N + 4];
-    const int M = gemm_m<MODE>(g), N = gemm_n<MODE>(g), R = gemm_r<MODE>(g);
+    __shared__ RInfo tab[SB_K];
+    const int M = gemm_m<MODE>(g), R = gemm_r<MODE>(g);
     const int m0 = blockIdx.y * SB_M, n0 = blockIdx.x * SB_N, tid = threadIdx.x;
     const int ty = tid / 16, tx = tid % 16;
+    // Each thread loads A column `ar` and B column `bn` in every k-tile (256 % 16 == 256 % 64 == 0).
+    const int ar = tid % SB_K, bn = tid % SB_N;
+    const ColInfo ci = col_info<MODE>(g, n0 + bn);
     float acc[4][4] = {};
     for (int r0 = 0; r0 < R; r0 += SB_K) {
+        if (tid < SB_K) tab[tid] = r_info<MODE>(g, r0 + tid);
+        __syncthreads();
+        const RInfo ra = tab[ar];
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
             int idx = tid + t * 256;
-            int am = idx / SB_K, ar = idx % SB_K;
-            int m = m0 + am, r = r0 + ar;
-            as[ar][am] = (m < M && r < R) ? load_a<MODE, PW>(a, g, m, r) : 0.0f;
-            int br = idx / SB_N, bn = idx % SB_N;
-            int rr = r0 + br, col = n0 + bn;
-            bs[br][bn] = (rr < R && col < N) ? load_b<MODE, PW>(b, g, rr, col) : 0.0f;
+            int am = idx / SB_K, br = idx / SB_N;
+            as[ar][am] = load_a<MODE>(a, g, ra, m0 + am, M);
+            bs[br][bn] = load_b<MODE, PW>(b, g, tab[br], ci);
         }
         __syncthreads();
 #pragma unroll
@@ -120,6 +182,7 @@ __device__ void conv_simt(float* out, const float* a, const float* b, const floa
         }
         __syncthreads();
     }
+    const int N = gemm_n<MODE>(g);
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -159,20 +222,25 @@ __device__ void conv_tc(float* out, const float* a, const float* b, const float*
                         ConvGeom g) {
     __shared__ __align__(16) unsigned short as[TB_M * TB_PITCH];
     __shared__ __align__(16) unsigned short bs[TB_N * TB_PITCH];
+    __shared__ RInfo tab[TB_K];
     const int M = gemm_m<MODE>(g), N = gemm_n<MODE>(g), R = gemm_r<MODE>(g);
     const int m0 = blockIdx.y * TB_M, n0 = blockIdx.x * TB_N, tid = threadIdx.x;
     const int warp = tid >> 5, lane = tid & 31, grp = lane >> 2, tig = lane & 3;
     const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
+    // Each thread loads A column `ar` and B column `bn` in every k-tile (128 % 32 == 128 % 64 == 0).
+    const int ar = tid % TB_K, bn = tid % TB_N;
+    const ColInfo ci = col_info<MODE>(g, n0 + bn);
     float acc[2][4][4] = {};
     for (int r0 = 0; r0 < R; r0 += TB_K) {
+        if (tid < TB_K) tab[tid] = r_info<MODE>(g, r0 + tid);
+        __syncthreads();
+        const RInfo ra = tab[ar];
 #pragma unroll 4
         for (int t = 0; t < (TB_M * TB_K) / 128; ++t) {
             int idx = tid + t * 128;
-            int am = idx / TB_K, ar = idx % TB_K, m = m0 + am, r = r0 + ar;
-            as[am * TB_PITCH + ar] = to_bf16((m < M && r < R) ? load_a<MODE, PW>(a, g, m, r) : 0.0f);
-            int bn = idx % TB_N, br = idx / TB_N, col = n0 + bn, rr = r0 + br;
-            bs[bn * TB_PITCH + br] =
-                to_bf16((rr < R && col < N) ? load_b<MODE, PW>(b, g, rr, col) : 0.0f);
+            int am = idx / TB_K, br = idx / TB_N;
+            as[am * TB_PITCH + ar] = to_bf16(load_a<MODE>(a, g, ra, m0 + am, M));
+            bs[bn * TB_PITCH + br] = to_bf16(load_b<MODE, PW>(b, g, tab[br], ci));
         }
         __syncthreads();
 #pragma unroll
