@@ -206,7 +206,7 @@ __device__ __forceinline__ unsigned short to_bf16(float f) {
 }
 
 __device__ __forceinline__ void mma_bf16(float* d, const unsigned* a, const unsigned* b) {
-#if defined(RINGDET_HOST_EMULATION)  // scripts/conv-host-emulation.sh: a C++ model of the warp op
+#if defined(RINGDET_HOST_EMULATION)  // scripts/host-emulation/emu.h: a C++ model of the warp op
     ringdet_emulate_mma(d, a, b);
 #elif __CUDA_ARCH__ >= 800
     asm volatile(
