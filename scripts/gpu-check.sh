@@ -10,6 +10,11 @@ rm -rf "$bundle"
 mkdir -p "$bundle/benches"
 
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# A device call carries 64 MiB in all: build the bundled test and bench binaries without debug
+# info (with it the bundle was 86 MiB on 2026-11-27, after the kernel tests were added).
+export CARGO_PROFILE_TEST_DEBUG=false CARGO_PROFILE_TEST_STRIP=debuginfo
+export CARGO_PROFILE_BENCH_DEBUG=false CARGO_PROFILE_BENCH_STRIP=debuginfo
+export CARGO_PROFILE_RELEASE_STRIP=debuginfo
 # Only the packages that hold GPU tests: the bundle must stay well under the 64 MiB a device
 # call can carry.
 gpu_packages=(-p ringdet-tensor -p ringdet-kernels -p ringdet-detect)
