@@ -82,14 +82,21 @@ fn im2col_block<T: Real>(col: &mut [T], x: &[T], p: &Conv2dParams, r0: usize, r1
             out[..x0].fill(T::ZERO);
             out[x1..].fill(T::ZERO);
             let start = x0 * p.stride_w + j - p.pad_w;
-            if p.stride_w == 1 {
-                out[x0..x1].copy_from_slice(&srow[start..start + (x1 - x0)]);
-            } else {
-                for (o, s) in out[x0..x1]
-                    .iter_mut()
-                    .zip(srow[start..].iter().step_by(p.stride_w))
-                {
-                    *o = *s;
+            let n = x1 - x0;
+            match p.stride_w {
+                1 => out[x0..x1].copy_from_slice(&srow[start..start + n]),
+                // fixed-size chunks let the compiler turn the stride-2 gather into shuffles
+                2 => {
+                    let (pairs, last) = srow[start..start + 2 * n - 1].split_at(2 * (n - 1));
+                    for (o, c) in out[x0..x1 - 1].iter_mut().zip(pairs.chunks_exact(2)) {
+                        *o = c[0];
+                    }
+                    out[x1 - 1] = last[0];
+                }
+                s => {
+                    for (o, v) in out[x0..x1].iter_mut().zip(srow[start..].iter().step_by(s)) {
+                        *o = *v;
+                    }
                 }
             }
         }
