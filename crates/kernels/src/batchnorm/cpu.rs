@@ -27,9 +27,11 @@ pub fn batchnorm_stats_forward<T: Real>(
     const OP: &str = "batchnorm_stats_forward";
     check_len(OP, "x", x.len(), &p.x_shape())?;
     check_len(OP, "stats", stats.len(), &[2, p.channels])?;
-    let sums: Vec<(f64, f64)> = (0..p.channels)
-        .into_par_iter()
-        .map(|c| {
+    let (sum, sq) = stats.split_at_mut(p.channels);
+    sum.par_iter_mut()
+        .zip(sq.par_iter_mut())
+        .enumerate()
+        .for_each(|(c, (sum_c, sq_c))| {
             let (mut s, mut q) = (0.0f64, 0.0f64);
             for plane in planes(x, c, p) {
                 for &v in plane {
@@ -38,14 +40,9 @@ pub fn batchnorm_stats_forward<T: Real>(
                     q += v * v;
                 }
             }
-            (s, q)
-        })
-        .collect();
-    let (sum, sq) = stats.split_at_mut(p.channels);
-    for (c, (s, q)) in sums.into_iter().enumerate() {
-        sum[c] = T::from_f64(s);
-        sq[c] = T::from_f64(q);
-    }
+            *sum_c = T::from_f64(s);
+            *sq_c = T::from_f64(q);
+        });
     Ok(())
 }
 
@@ -171,9 +168,11 @@ pub fn batchnorm_stats_backward<T: Real>(
     check_len(OP, "dy", dy.len(), &p.x_shape())?;
     check_len(OP, "saved", saved.len(), &[2, c])?;
     check_len(OP, "dstats", dstats.len(), &[2, c])?;
-    let sums: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
+    let (s_dy, s_dyx) = dstats.split_at_mut(c);
+    s_dy.par_iter_mut()
+        .zip(s_dyx.par_iter_mut())
+        .enumerate()
+        .for_each(|(ch, (out_s, out_sx))| {
             let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
             let (mut s, mut sx) = (0.0f64, 0.0f64);
             for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
@@ -183,14 +182,9 @@ pub fn batchnorm_stats_backward<T: Real>(
                     sx += g * (v.to_f64() - mean);
                 }
             }
-            (s, sx * invstd)
-        })
-        .collect();
-    let (s, sx) = dstats.split_at_mut(c);
-    for (ch, (a, b)) in sums.into_iter().enumerate() {
-        s[ch] = T::from_f64(a);
-        sx[ch] = T::from_f64(b);
-    }
+            *out_s = T::from_f64(s);
+            *out_sx = T::from_f64(sx * invstd);
+        });
     Ok(())
 }
 

@@ -82,14 +82,21 @@ fn im2col_block<T: Real>(col: &mut [T], x: &[T], p: &Conv2dParams, r0: usize, r1
             out[..x0].fill(T::ZERO);
             out[x1..].fill(T::ZERO);
             let start = x0 * p.stride_w + j - p.pad_w;
-            if p.stride_w == 1 {
-                out[x0..x1].copy_from_slice(&srow[start..start + (x1 - x0)]);
-            } else {
-                for (o, s) in out[x0..x1]
-                    .iter_mut()
-                    .zip(srow[start..].iter().step_by(p.stride_w))
-                {
-                    *o = *s;
+            let n = x1 - x0;
+            match p.stride_w {
+                1 => out[x0..x1].copy_from_slice(&srow[start..start + n]),
+                // fixed-size chunks let the compiler turn the stride-2 gather into shuffles
+                2 => {
+                    let (pairs, last) = srow[start..start + 2 * n - 1].split_at(2 * (n - 1));
+                    for (o, c) in out[x0..x1 - 1].iter_mut().zip(pairs.chunks_exact(2)) {
+                        *o = c[0];
+                    }
+                    out[x1 - 1] = last[0];
+                }
+                s => {
+                    for (o, v) in out[x0..x1].iter_mut().zip(srow[start..].iter().step_by(s)) {
+                        *o = *v;
+                    }
                 }
             }
         }
@@ -132,7 +139,7 @@ fn run_items<T: Real>(
     workspace: &mut [T],
     per: usize,
     slots: usize,
-    items: &[(usize, usize)],
+    items: Items,
     dynamic: bool,
     f: impl Fn(&mut [T], (usize, usize)) + Sync,
 ) {
@@ -141,12 +148,14 @@ fn run_items<T: Real>(
         if dynamic {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&it) = items.get(i) else { break };
+                let Some(it) = items.get(i) else { break };
                 f(ws, it);
             }
         } else {
-            for &it in items.iter().skip(s).step_by(slots) {
-                f(ws, it);
+            for i in (s..items.len()).step_by(slots) {
+                if let Some(it) = items.get(i) {
+                    f(ws, it);
+                }
             }
         }
     };
@@ -208,14 +217,43 @@ fn plan<T>(
     })
 }
 
-/// Work items `(image, first output row)`, optionally only even or odd blocks.
-fn items(p: &Conv2dParams, rows: usize, parity: Option<usize>) -> Vec<(usize, usize)> {
-    let nb = p.blocks_per_image();
-    (0..p.batch)
-        .flat_map(|n| (0..nb).map(move |b| (n, b)))
-        .filter(|(_, b)| parity.is_none_or(|q| b % 2 == q))
-        .map(|(n, b)| (n, b * rows))
-        .collect()
+/// Work items `(image, first output row)`, optionally only even or odd blocks, computed on
+/// demand (no allocation per call).
+#[derive(Clone, Copy)]
+struct Items {
+    rows: usize,
+    first: usize,
+    step: usize,
+    per_image: usize,
+    batch: usize,
+}
+
+impl Items {
+    fn new(p: &Conv2dParams, rows: usize, parity: Option<usize>) -> Self {
+        let nb = p.blocks_per_image();
+        let (first, step) = parity.map_or((0, 1), |q| (q, 2));
+        let per_image = if nb > first {
+            (nb - first).div_ceil(step)
+        } else {
+            0
+        };
+        Self {
+            rows,
+            first,
+            step,
+            per_image,
+            batch: p.batch,
+        }
+    }
+    fn len(&self) -> usize {
+        self.batch * self.per_image
+    }
+    fn get(&self, i: usize) -> Option<(usize, usize)> {
+        (i < self.len()).then(|| {
+            let (n, j) = (i / self.per_image, i % self.per_image);
+            (n, (self.first + j * self.step) * self.rows)
+        })
+    }
 }
 
 /// Threads each GEMM may use when there are fewer items than slots.
@@ -237,10 +275,10 @@ pub fn conv2d_forward<T: Real>(
     if let Some(b) = bias {
         check_len(OP, "bias", b.len(), &[p.out_channels])?;
     }
-    let its = items(p, pl.rows, None);
+    let its = Items::new(p, pl.rows, None);
     let gt = gemm_threads(pl.slots, its.len());
     let out = Shared::new(y);
-    run_items(workspace, pl.per, pl.slots, &its, true, |ws, (n, r0)| {
+    run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0)| {
         let r1 = (r0 + pl.rows).min(p.out_h());
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
         let yoff = n * pl.k * pl.ohw + o0;
@@ -308,9 +346,9 @@ pub fn conv2d_backward_data<T: Real>(
         &[Some(0), Some(1)]
     };
     for &parity in phases {
-        let its = items(p, pl.rows, parity);
+        let its = Items::new(p, pl.rows, parity);
         let gt = gemm_threads(pl.slots, its.len());
-        run_items(workspace, pl.per, pl.slots, &its, true, |ws, (n, r0)| {
+        run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0)| {
             let r1 = (r0 + pl.rows).min(p.out_h());
             let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
             let dyn_ = &dy[n * pl.k * pl.ohw + o0..(n + 1) * pl.k * pl.ohw];
@@ -369,13 +407,13 @@ pub fn conv2d_backward_filter<T: Real>(
         });
     }
     let wlen = pl.k * pl.ckk;
-    let its = items(p, pl.rows, None);
+    let its = Items::new(p, pl.rows, None);
     let slots = pl.slots.min(its.len()).max(1);
     let gt = gemm_threads(pl.slots, its.len());
     for ws in workspace[..slots * pl.per].chunks_exact_mut(pl.per) {
         ws[..wlen].fill(T::ZERO);
     }
-    run_items(workspace, pl.per, slots, &its, false, |ws, (n, r0)| {
+    run_items(workspace, pl.per, slots, its, false, |ws, (n, r0)| {
         let r1 = (r0 + pl.rows).min(p.out_h());
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
         let (acc, colbuf) = ws.split_at_mut(wlen);
