@@ -1,6 +1,7 @@
 //! `ringdet`: one binary for training, launching, evaluation and performance tools.
 
 mod cmd;
+mod launcher;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Show the version, the CPU, CUDA devices and the NVRTC library this binary would use.
     Info(cmd::info::Args),
+    /// Start one worker per device on this host, in step with the other hosts' launchers.
+    Launch(cmd::launch::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Launch(args) => cmd::launch::run(args),
     }
 }
