@@ -114,6 +114,15 @@ impl Failure {
             FailureKind::Worker {
                 rank,
                 local_rank,
+                pid: 0,
+                exit,
+            } => format!(
+                "rank {rank} (local rank {local_rank}) on {at} could not start: {}",
+                exit.describe()
+            ),
+            FailureKind::Worker {
+                rank,
+                local_rank,
                 pid,
                 exit,
             } => format!(

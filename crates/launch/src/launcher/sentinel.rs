@@ -95,7 +95,7 @@ unsafe fn sentinel_main(read_fd: libc::c_int) -> ! {
             }
             let pgid = u32::from_le_bytes([record[1], record[2], record[3], record[4]]);
             match record[0] {
-                WATCH if count < groups.len() => {
+                WATCH if count < groups.len() && pgid > 1 => {
                     groups[count] = pgid;
                     count += 1;
                 }

@@ -2,6 +2,7 @@
 //! (control channel), write the logs' scaffolding, spawn the workers and hand over to the
 //! supervisor. Returns the launcher's exit code.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver};
@@ -12,6 +13,7 @@ use anyhow::{Context, bail};
 use super::control::{self, Hello, Msg};
 use super::env::{JobInfo, REMOVED, worker_env};
 use super::events::{Event, now_ms};
+use super::failure::ExitKind;
 use super::flags::LaunchFlags;
 use super::logs::{self, Follower};
 use super::ranks::{self, Topology};
@@ -323,7 +325,7 @@ fn run_workers(
     let live = procs::LiveGroups::default();
     let mut slots = Vec::new();
     let mut followers = Vec::new();
-    let mut spawn_error = None;
+    let mut spawn_failed = false;
     for local_rank in 0..topo.local_world_size() {
         let rank = topo.global_rank(local_rank);
         let header = format!(
@@ -331,55 +333,51 @@ fn run_workers(
             flags.job_id,
             now_ms()
         );
-        let log = logs::open_worker_log(&plan.log_dir, rank, &header)?;
+        let mut log = logs::open_worker_log(&plan.log_dir, rank, &header)?;
         let env = worker_env(topo, local_rank, &job);
         // Spawned from this (the main) thread, which outlives the workers: PDEATHSIG follows it.
-        match procs::spawn(&cmd.program, &cmd.args, &env, &REMOVED, &log.file, &live) {
-            Ok(pid) => {
-                sentinel.watch(pid);
-                if show.contains(&rank) {
-                    followers.push(Follower::start(
-                        log.path.clone(),
-                        log.start,
-                        format!("[r{rank}]"),
-                    )?);
-                }
-                slots.push(Slot {
-                    pid,
-                    rank,
-                    local_rank,
-                    log: log.path,
-                    log_start: log.start,
-                    exit: None,
-                });
-            }
+        let pid = match procs::spawn(&cmd.program, &cmd.args, &env, &REMOVED, &log.file, &live) {
+            Ok(pid) => pid,
             Err(err) => {
-                spawn_error = Some(format!(
-                    "cannot start worker rank {rank} `{}`: {err}",
+                // Fails like a shell's "command not found" (127), with the reason in its log.
+                let _ = writeln!(
+                    log.file,
+                    "ringdet launch: cannot start `{}`: {err}",
                     cmd.program
-                ));
-                break;
+                );
+                let failed = Event::WorkerExited {
+                    pid: 0,
+                    kind: ExitKind::Code(127),
+                    at_ms: now_ms(),
+                };
+                let _ = tx.send(failed);
+                spawn_failed = true;
+                0
             }
+        };
+        if pid != 0 {
+            sentinel.watch(pid);
+        }
+        if show.contains(&rank) {
+            followers.push(Follower::start(
+                log.path.clone(),
+                log.start,
+                format!("[r{rank}]"),
+            )?);
+        }
+        slots.push(Slot {
+            pid,
+            rank,
+            local_rank,
+            log: log.path,
+            log_start: log.start,
+            exit: None,
+        });
+        if spawn_failed {
+            break;
         }
     }
     procs::start_reaper(live.clone(), tx.clone());
-    if let Some(why) = spawn_error {
-        eprintln!("ringdet launch: {why}");
-        // A worker that cannot start fails like one that exits 127 (the shell's "not found").
-        let _ = tx.send(Event::WorkerExited {
-            pid: 0,
-            kind: super::failure::ExitKind::Code(127),
-            at_ms: now_ms(),
-        });
-        slots.push(Slot {
-            pid: 0,
-            rank: topo.global_rank(slots.len()),
-            local_rank: slots.len(),
-            log: plan.log_dir.join("launcher"),
-            log_start: 0,
-            exit: None,
-        });
-    }
     drop(tx);
     let supervisor = Supervisor::new(
         role,
