@@ -101,6 +101,7 @@ impl Follower {
     /// Prints what is left and stops.
     pub fn finish(self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
         let _ = self.thread.join();
     }
 }
@@ -136,7 +137,7 @@ fn follow(path: &Path, start: u64, prefix: &str, stop: &AtomicBool) {
         }
         let _ = out.flush();
         drop(out);
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::park_timeout(Duration::from_millis(100));
     }
 }
 
