@@ -156,6 +156,7 @@ pub fn read_pid(dir: &Path, name: &str, secs: f64) -> u32 {
 
 /// A worker shell script that records its pid (`pid.<rank>`) and a background child's
 /// (`gc.<rank>`, to check grandchildren die too), then waits.
-pub const RECORDING_WORKER: &str = "sleep 60 & echo $! > gc.$RINGDET_RANK.tmp; mv gc.$RINGDET_RANK.tmp gc.$RINGDET_RANK; \
-     echo $$ > pid.$RINGDET_RANK.tmp; mv pid.$RINGDET_RANK.tmp pid.$RINGDET_RANK; \
-     echo worker $RINGDET_RANK ready; wait";
+/// It prints `worker <rank> ready` before any pid file exists.
+pub const RECORDING_WORKER: &str = "echo worker $RINGDET_RANK ready; \
+     sleep 60 & echo $! > gc.$RINGDET_RANK.tmp; mv gc.$RINGDET_RANK.tmp gc.$RINGDET_RANK; \
+     echo $$ > pid.$RINGDET_RANK.tmp; mv pid.$RINGDET_RANK.tmp pid.$RINGDET_RANK; wait";
