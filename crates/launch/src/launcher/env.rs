@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use super::ranks::{Device, Topology};
+use super::devices::Device;
+use super::ranks::Topology;
 
 /// Variables removed from every worker's environment: proxies break peer-to-peer TCP (Paddle does
 /// the same), and the user's job secret stays with the launcher (workers get the derived token).

@@ -14,6 +14,11 @@ use super::logs::{Follower, TAIL_LINES, tail};
 use super::procs::{LiveGroups, kill_reparented};
 use super::sentinel::Sentinel;
 
+mod coordinator;
+mod member;
+
+pub use coordinator::Peer;
+
 /// A worker this launcher started.
 pub struct Slot {
     /// Its pid (and process group id).
@@ -28,36 +33,6 @@ pub struct Slot {
     pub log_start: u64,
     /// How it ended, once it has.
     pub exit: Option<ExitKind>,
-}
-
-/// Another host's launcher, as the first host tracks it.
-pub struct Peer {
-    /// Sending half of its connection.
-    pub sender: Sender,
-    /// Its clock minus ours.
-    pub skew_ms: i64,
-    /// Its node rank.
-    pub node_rank: usize,
-    /// Its IP.
-    pub host: String,
-    done: bool,
-    stopped: bool,
-    lost: bool,
-}
-
-impl Peer {
-    /// A peer that just joined.
-    pub fn new(sender: Sender, skew_ms: i64, node_rank: usize, host: String) -> Peer {
-        Peer {
-            sender,
-            skew_ms,
-            node_rank,
-            host,
-            done: false,
-            stopped: false,
-            lost: false,
-        }
-    }
 }
 
 /// This launcher's place in the job.
@@ -252,23 +227,6 @@ impl Supervisor {
         }
     }
 
-    fn coordinator_failure(&mut self, failure: Failure) -> Option<i32> {
-        self.failures.push(failure.clone());
-        if self.aborted_at.is_none() {
-            self.aborted_at = Some(Instant::now());
-            self.final_by = Some(Instant::now() + self.grace + Duration::from_secs(15));
-            if let Role::Coordinator(peers) = &self.role {
-                for peer in peers.iter().filter(|p| !p.lost) {
-                    let _ = peer.sender.send(&Msg::Abort {
-                        root_cause: failure.clone(),
-                    });
-                }
-            }
-            self.begin_stop();
-        }
-        None
-    }
-
     fn begin_stop(&mut self) {
         if self.stopping.is_some() {
             return;
@@ -287,88 +245,6 @@ impl Supervisor {
             give_up_at: now + self.grace + Duration::from_secs(5),
             killed: false,
         });
-    }
-
-    fn on_member_msg(&mut self, node: usize, msg: Msg) -> Option<i32> {
-        let Role::Coordinator(peers) = &mut self.role else {
-            return None;
-        };
-        let peer = peers.iter_mut().find(|p| p.node_rank == node)?;
-        match msg {
-            Msg::Failed { mut failure } => {
-                failure.time_ms = (failure.time_ms as i64 - peer.skew_ms).max(0) as u64;
-                eprintln!("ringdet launch: {}", failure.summary());
-                self.coordinator_failure(failure)
-            }
-            Msg::Done => {
-                peer.done = true;
-                self.maybe_succeed()
-            }
-            Msg::Stopped => {
-                peer.stopped = true;
-                self.maybe_finalize(false)
-            }
-            _ => None,
-        }
-    }
-
-    fn on_member_lost(&mut self, node: usize, detail: String) -> Option<i32> {
-        let Role::Coordinator(peers) = &mut self.role else {
-            return None;
-        };
-        let peer = peers.iter_mut().find(|p| p.node_rank == node)?;
-        peer.lost = true;
-        let failure = Failure {
-            kind: FailureKind::LauncherLost { detail },
-            host: peer.host.clone(),
-            node_rank: node,
-            time_ms: now_ms(),
-            log: None,
-            tail: vec![],
-        };
-        eprintln!("ringdet launch: {}", failure.summary());
-        if self.aborted_at.is_some() {
-            self.failures.push(failure);
-            return self.maybe_finalize(false);
-        }
-        self.coordinator_failure(failure)
-    }
-
-    fn on_coordinator_msg(&mut self, msg: Msg) -> Option<i32> {
-        match msg {
-            Msg::Abort { root_cause } => {
-                if self.failures.is_empty() {
-                    self.failures.push(root_cause);
-                }
-                self.begin_stop();
-                None
-            }
-            Msg::Final { root_cause } => Some(self.finish(root_cause)),
-            _ => None,
-        }
-    }
-
-    fn on_coordinator_lost(&mut self, detail: String) -> Option<i32> {
-        self.coordinator_lost = true;
-        let first_host = match &self.role {
-            Role::Member { first_host, .. } => first_host.clone(),
-            _ => return None,
-        };
-        if self.stop_reported {
-            return Some(self.finish(self.root_guess()));
-        }
-        let failure = Failure {
-            kind: FailureKind::LauncherLost { detail },
-            host: first_host,
-            node_rank: 0,
-            time_ms: now_ms(),
-            log: None,
-            tail: vec![],
-        };
-        eprintln!("ringdet launch: {}", failure.summary());
-        self.failures.push(failure);
-        self.begin_stop();
-        None
     }
 
     /// Stop deadlines, completed stops, all-done and final deadlines.
@@ -437,37 +313,6 @@ impl Supervisor {
             }
             Role::Coordinator(_) => self.maybe_succeed(),
         }
-    }
-
-    fn maybe_succeed(&mut self) -> Option<i32> {
-        let Role::Coordinator(peers) = &self.role else {
-            return None;
-        };
-        if self.aborted_at.is_some() || !self.done_reported || !peers.iter().all(|p| p.done) {
-            return None;
-        }
-        for peer in peers {
-            let _ = peer.sender.send(&Msg::Final { root_cause: None });
-        }
-        Some(self.finish(None))
-    }
-
-    fn maybe_finalize(&mut self, deadline_passed: bool) -> Option<i32> {
-        let Role::Coordinator(peers) = &self.role else {
-            return None;
-        };
-        self.aborted_at?;
-        let everyone = self.stop_reported && peers.iter().all(|p| p.stopped || p.lost);
-        if !everyone && !deadline_passed {
-            return None;
-        }
-        let root = self.root_guess();
-        for peer in peers.iter().filter(|p| !p.lost) {
-            let _ = peer.sender.send(&Msg::Final {
-                root_cause: root.clone(),
-            });
-        }
-        Some(self.finish(root))
     }
 
     fn root_guess(&self) -> Option<Failure> {
