@@ -10,7 +10,13 @@ use std::time::Instant;
 
 fn reducer<T: Element>(op: ReduceOp) -> impl Fn(&mut [u8], &[u8]) {
     move |dst: &mut [u8], src: &[u8]| {
-        T::reduce(bytemuck::cast_slice_mut(dst), bytemuck::cast_slice(src), op)
+        // Buffers are element-aligned by construction; an empty one may carry a dangling pointer.
+        if let (Ok(d), Ok(s)) = (
+            bytemuck::try_cast_slice_mut(dst),
+            bytemuck::try_cast_slice(src),
+        ) {
+            T::reduce(d, s, op)
+        }
     }
 }
 
@@ -82,6 +88,9 @@ impl Communicator {
         op: ReduceOp,
         op_id: u64,
     ) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
         let name = format!("all_reduce #{op_id}");
         let deadline = Instant::now() + self.config.data_timeout;
         let Some(mut h) = self.hier.take() else {

@@ -175,6 +175,17 @@ impl<'a, 'b> Engine<'a, 'b> {
 
     /// Runs the plan to completion, or fails naming the peer at fault.
     pub fn run(&mut self, bufs: &mut Buffers<'_>) -> Result<()> {
+        let res = self.run_inner(bufs);
+        // `abort()` shuts our sockets down, which the loop may see first as a closed link.
+        if res.is_err() && self.ctx.aborted.load(Ordering::Relaxed) {
+            return Err(CommError::Aborted {
+                op: self.ctx.name.clone(),
+            });
+        }
+        res
+    }
+
+    fn run_inner(&mut self, bufs: &mut Buffers<'_>) -> Result<()> {
         let (has_sends, has_recvs) = (!self.plan.sends.is_empty(), !self.plan.recvs.is_empty());
         if (has_sends && self.right.is_empty()) || (has_recvs && self.left.is_empty()) {
             return Err(CommError::Invalid(format!(

@@ -186,9 +186,15 @@ pub fn connect<S: Read + Write>(
         .map_err(|e| io_err("reading challenge", e))?;
     s.read_exact(&mut proof)
         .map_err(|e| io_err("reading challenge", e))?;
-    mac(token, b"ringdet-acceptor", &hb, &nonce_a)?
+    if mac(token, b"ringdet-acceptor", &hb, &nonce_a)?
         .verify_slice(&proof)
-        .map_err(|_| HandshakeError::Invalid("peer does not hold our job token".into()))?;
+        .is_err()
+    {
+        send_refusal(s, "wrong job token (the two ranks hold different tokens)");
+        return Err(HandshakeError::Invalid(
+            "peer does not hold our job token".into(),
+        ));
+    }
     let mine = mac(token, b"ringdet-connector", &hb, &nonce_a)?
         .finalize()
         .into_bytes();
@@ -231,16 +237,13 @@ pub fn accept<S: Read + Write>(
     b[1 + NONCE_LEN..].copy_from_slice(&proof);
     s.write_all(&b)
         .map_err(|e| io_err("sending challenge", e))?;
-    let mut answer = [0u8; 1 + MAC_LEN];
+    // The connector either refuses (it found our proof wrong: a different token) or proves.
+    read_status(s)?;
+    let mut answer = [0u8; MAC_LEN];
     s.read_exact(&mut answer)
         .map_err(|e| io_err("reading proof", e))?;
-    if answer[0] != 0 {
-        return Err(HandshakeError::Invalid(
-            "peer refused our token proof".into(),
-        ));
-    }
     if mac(token, b"ringdet-connector", &hb, &nonce_a)?
-        .verify_slice(&answer[1..])
+        .verify_slice(&answer)
         .is_err()
     {
         let reason = "wrong job token".to_string();
