@@ -33,7 +33,7 @@ impl Default for Config {
             segment_bytes: 256 << 10,
             streams: 1,
             small_bytes: 64 << 10,
-            spin: Duration::from_micros(50),
+            spin: Duration::ZERO,
             hierarchical: false,
             max_gather_bytes: 8 << 30,
         }

@@ -16,11 +16,14 @@ struct Cli {
 enum Command {
     /// Show the version, the CPU, CUDA devices and the NVRTC library this binary would use.
     Info(cmd::info::Args),
+    /// All-reduce bandwidth and latency per message size (like nccl-tests' all_reduce_perf).
+    AllreducePerf(cmd::allreduce_perf::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
     }
 }
