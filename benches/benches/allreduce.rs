@@ -9,10 +9,13 @@ use std::net::TcpListener;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// A helper rank: where to send (floats, iterations) and its thread.
+type Helper = (Sender<(usize, u64)>, JoinHandle<()>);
+
 /// Ranks 1..n run on helper threads, told by rank 0 how many all-reduces of how many floats to run.
 struct Job {
     comm: Communicator,
-    helpers: Vec<(Sender<(usize, u64)>, JoinHandle<()>)>,
+    helpers: Vec<Helper>,
     done: Receiver<()>,
 }
 
