@@ -285,12 +285,28 @@ impl Communicator {
             staging: &mut self.staging,
             reduce,
         };
+        let sent: usize = plan.sends.iter().map(|f| f.range.len()).sum();
+        if sent >= self.config.sender_thread_bytes && !plan.recvs.is_empty() {
+            let (res, partial) =
+                crate::duplex::run(&mut self.right, &mut self.left, plan, &ctx, &mut bufs);
+            return match res {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    let mut intact = vec![true; self.right.len()];
+                    if let Some((s, owed)) = partial {
+                        let filler = vec![0u8; owed];
+                        let deadline = Instant::now() + Duration::from_secs(1);
+                        intact[s] = poll::write_all(&mut self.right[s], &filler, deadline).is_ok();
+                    }
+                    Err(self.fail(e, op_id, &intact))
+                }
+            };
+        }
         let mut engine = Engine::new(&mut self.right, &mut self.left, plan, &ctx);
         match engine.run(&mut bufs) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let intact =
-                    engine.finish_partial_frames(Instant::now() + Duration::from_millis(200));
+                let intact = engine.finish_partial_frames(Instant::now() + Duration::from_secs(1));
                 Err(self.fail(e, op_id, &intact))
             }
         }
@@ -311,7 +327,7 @@ impl Communicator {
             .to_vec();
             debug_assert_eq!(frame.len(), HEADER_LEN);
             frame.extend_from_slice(&payload);
-            let deadline = Instant::now() + Duration::from_millis(300);
+            let deadline = Instant::now() + Duration::from_secs(1);
             for (s, link) in self.right.iter_mut().enumerate() {
                 if intact.get(s).copied().unwrap_or(true)
                     && link.peer_rank != err.failed_rank().unwrap_or(usize::MAX)

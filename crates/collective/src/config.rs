@@ -19,6 +19,9 @@ pub struct Config {
     pub small_bytes: usize,
     /// How long to keep polling sockets without blocking after the last progress.
     pub spin: Duration,
+    /// Collectives that send at least this many bytes use a sender thread beside the receiving
+    /// thread (`usize::MAX` turns it off).
+    pub sender_thread_bytes: usize,
     /// Ranks with the same IP reduce through shared memory; one leader per host runs the ring.
     pub hierarchical: bool,
     /// Upper bound on the total bytes an `all_gather` may receive (guards against corrupt lengths).
@@ -34,6 +37,7 @@ impl Default for Config {
             streams: 1,
             small_bytes: 64 << 10,
             spin: Duration::ZERO,
+            sender_thread_bytes: 1 << 20,
             hierarchical: false,
             max_gather_bytes: 8 << 30,
         }

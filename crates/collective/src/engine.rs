@@ -437,36 +437,7 @@ impl<'a, 'b> Engine<'a, 'b> {
         seq: usize,
         len: usize,
     ) -> Result<()> {
-        let op = &self.ctx.name;
-        let link = &mut self.left[s];
-        let h = Header::decode(hb, self.ctx.max_frame)
-            .map_err(|e| protocol(op, link, e.to_string()))?;
-        if h.kind == Kind::Abort {
-            return Err(read_abort(op, link, &h));
-        }
-        if h.kind != self.ctx.kind || h.op_id != self.ctx.op_id {
-            return Err(protocol(
-                op,
-                link,
-                format!(
-                    "{} #{} while this rank runs {} (ranks called collectives in different orders)",
-                    h.kind.name(),
-                    h.op_id,
-                    op
-                ),
-            ));
-        }
-        if h.seq as usize != seq || h.len as usize != len {
-            return Err(protocol(
-                op,
-                link,
-                format!(
-                    "frame {} of {} bytes, expected frame {seq} of {len} bytes (buffer lengths differ between ranks?)",
-                    h.seq, h.len
-                ),
-            ));
-        }
-        Ok(())
+        check_header(self.ctx, &mut self.left[s], hb, seq, len)
     }
 
     /// On failure: completes any half-written frame with filler so the receiver stays in step,
@@ -493,4 +464,42 @@ fn protocol(op: &str, link: &Link, detail: String) -> CommError {
         addr: link.peer_addr.clone(),
         detail,
     }
+}
+
+/// Checks a data frame header against what the plan expects next (or reads an abort report).
+pub fn check_header(
+    ctx: &OpCtx<'_>,
+    link: &mut Link,
+    hb: &[u8; HEADER_LEN],
+    seq: usize,
+    len: usize,
+) -> Result<()> {
+    let op = &ctx.name;
+    let h = Header::decode(hb, ctx.max_frame).map_err(|e| protocol(op, link, e.to_string()))?;
+    if h.kind == Kind::Abort {
+        return Err(read_abort(op, link, &h));
+    }
+    if h.kind != ctx.kind || h.op_id != ctx.op_id {
+        return Err(protocol(
+            op,
+            link,
+            format!(
+                "{} #{} while this rank runs {} (ranks called collectives in different orders)",
+                h.kind.name(),
+                h.op_id,
+                op
+            ),
+        ));
+    }
+    if h.seq as usize != seq || h.len as usize != len {
+        return Err(protocol(
+            op,
+            link,
+            format!(
+                "frame {} of {} bytes, expected frame {seq} of {len} bytes (buffer lengths differ between ranks?)",
+                h.seq, h.len
+            ),
+        ));
+    }
+    Ok(())
 }

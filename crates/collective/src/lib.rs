@@ -21,6 +21,7 @@ mod collectives;
 pub mod comm;
 pub mod config;
 pub mod dtype;
+mod duplex;
 pub mod engine;
 pub mod env;
 pub mod error;

@@ -171,6 +171,41 @@ fn a_neighbour_that_aborts_is_named_by_the_others() {
 }
 
 #[test]
+fn abort_unblocks_the_sender_thread_path() {
+    let cfg = Config {
+        sender_thread_bytes: 0,
+        ..config()
+    };
+    let (tx, rx) = crossbeam_channel();
+    let out = run_ranks(2, cfg, |r, c| {
+        if r == 1 {
+            let _ = rx.lock().map(|rx| rx.recv_timeout(Duration::from_secs(20)));
+            return Ok(None);
+        }
+        let handle = c.abort_handle();
+        let aborter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            handle.abort();
+        });
+        let t = Instant::now();
+        // Large enough that the sender blocks on a full socket.
+        let res = c.all_reduce(&mut vec![0f32; 16 << 20], ReduceOp::Sum);
+        let took = t.elapsed();
+        aborter.join().expect("aborter");
+        let _ = tx.clone().send(());
+        Ok(Some((res, took)))
+    });
+    let (res, took) = out
+        .into_iter()
+        .next()
+        .expect("rank 0")
+        .expect("ok")
+        .expect("some");
+    assert!(matches!(res, Err(CommError::Aborted { .. })), "{res:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
 fn a_silent_peer_hits_the_data_deadline() {
     let cfg = Config {
         data_timeout: Duration::from_millis(700),

@@ -68,6 +68,45 @@ fn all_reduce_ring_path_with_small_segments_and_streams() {
 }
 
 #[test]
+fn sender_thread_path_for_every_collective() {
+    let cfg = Config {
+        sender_thread_bytes: 0,
+        small_bytes: 0,
+        segment_bytes: 4096,
+        streams: 2,
+        ..config()
+    };
+    for n in [2, 3, 4] {
+        check_all_reduce::<f32>(|x| x as f32, cfg.clone(), &[1, 7, 100_003], n);
+        let out = run_ranks(n, cfg.clone(), |r, c| {
+            let mut b: Vec<i64> = if r == 1 {
+                (0..50_001).collect()
+            } else {
+                vec![0; 50_001]
+            };
+            c.broadcast(&mut b, 1)?;
+            let g = c.all_gather(&vec![r as u8; 10_000 * r])?;
+            let mut v = vec![r as i32; 9_999];
+            let range = c.reduce_scatter(&mut v, ReduceOp::Sum)?;
+            c.barrier()?;
+            Ok((b, g, v[range].to_vec()))
+        });
+        let sum = (0..n as i32).sum::<i32>();
+        for res in out {
+            let (b, g, v) = res.expect("sender thread path");
+            assert_eq!(b, (0..50_001).collect::<Vec<i64>>());
+            assert_eq!(
+                g,
+                (0..n)
+                    .map(|r| vec![r as u8; 10_000 * r])
+                    .collect::<Vec<_>>()
+            );
+            assert!(v.iter().all(|&x| x == sum));
+        }
+    }
+}
+
+#[test]
 fn all_reduce_every_dtype() {
     let lens = [0, 3, 1001, 40_000];
     for n in [2, 3] {
