@@ -19,6 +19,8 @@ enum Command {
     Info(cmd::info::Args),
     /// Start one worker per device on this host, in step with the other hosts' launchers.
     Launch(cmd::launch::Args),
+    /// All-reduce bandwidth and latency per message size (like nccl-tests' all_reduce_perf).
+    AllreducePerf(cmd::allreduce_perf::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,5 +28,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
         Command::Launch(args) => cmd::launch::run(args),
+        Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
     }
 }
