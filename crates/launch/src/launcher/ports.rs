@@ -12,10 +12,21 @@ pub struct TakenPort {
     pub error: String,
     /// `pid N (command line)` of the holder, when visible.
     pub owner: Option<String>,
+    /// The address is not one of this machine's (a wrong `--host`/`POD_IP`), not a taken port.
+    pub foreign_address: bool,
 }
 
 impl std::fmt::Display for TakenPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.foreign_address {
+            return write!(
+                f,
+                "cannot bind {} ({}): {} is not an address of this machine (check --host / POD_IP)",
+                self.addr,
+                self.error,
+                self.addr.ip()
+            );
+        }
         write!(
             f,
             "port {} on {} is not free ({})",
@@ -40,10 +51,16 @@ pub fn probe(ip: IpAddr, ports: impl IntoIterator<Item = u16>) -> Vec<TakenPort>
     for port in ports {
         let addr = SocketAddr::new(ip, port);
         if let Err(err) = TcpListener::bind(addr) {
+            let foreign_address = err.kind() == std::io::ErrorKind::AddrNotAvailable;
             taken.push(TakenPort {
                 addr,
                 error: err.to_string(),
-                owner: owner_of(port),
+                owner: if foreign_address {
+                    None
+                } else {
+                    owner_of(port)
+                },
+                foreign_address,
             });
         }
     }
