@@ -35,13 +35,20 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
     let (tx, rx) = mpsc::channel::<Event>();
     signals::forward_signals(tx.clone()).context("cannot install signal handlers")?;
     let deadline = Instant::now() + plan.start_timeout;
-    let interrupted = || matches!(rx.try_recv(), Ok(Event::Signal(_)));
+    let got_signal = std::cell::Cell::new(false);
+    let interrupted = || {
+        if matches!(rx.try_recv(), Ok(Event::Signal(_))) {
+            got_signal.set(true);
+        }
+        got_signal.get()
+    };
 
     let (role, token) = if topo.ips.len() == 1 {
         if !preflight.is_empty() {
             return Ok(refuse(
                 &format!("the job cannot start:\n  {}", preflight.join("\n  ")),
                 sentinel,
+                1,
             ));
         }
         (Role::Solo, job_token(&plan)?)
@@ -56,7 +63,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                     "cannot listen for the other launchers on control port {} ({err}{owner})",
                     plan.control
                 );
-                return Ok(refuse(&why, sentinel));
+                return Ok(refuse(&why, sentinel, 1));
             }
         };
         let members = match control::gather(
@@ -73,7 +80,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                         message: why.clone(),
                     });
                 }
-                return Ok(refuse(&why, sentinel));
+                return Ok(refuse(&why, sentinel, exit_code(&got_signal)));
             }
         };
         if let Some(why) = control::verdict(&plan.fingerprint, &preflight, &host, &members) {
@@ -82,7 +89,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                     message: why.clone(),
                 });
             }
-            return Ok(refuse(&why, sentinel));
+            return Ok(refuse(&why, sentinel, 1));
         }
         let token = job_token(&plan)?;
         let mut peers = Vec::new();
@@ -129,7 +136,13 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
             &interrupted,
         ) {
             Ok(joined) => joined,
-            Err(err) => return Ok(refuse(&format!("{err:#}"), sentinel)),
+            Err(err) => {
+                return Ok(refuse(
+                    &format!("{err:#}"),
+                    sentinel,
+                    exit_code(&got_signal),
+                ));
+            }
         };
         let token = match answer {
             Msg::Go { token } => token,
@@ -137,6 +150,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                 return Ok(refuse(
                     &format!("the first host {} refused to start: {message}", topo.ips[0]),
                     sentinel,
+                    1,
                 ));
             }
             _ => unreachable!("join returns Go or Reject"),
@@ -160,9 +174,14 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
     run_workers(&flags, &plan, &cmd, role, &token, sentinel, tx, rx)
 }
 
-/// Prints why the job does not start; exit code 1.
-fn refuse(why: &str, sentinel: Sentinel) -> i32 {
+/// 130 (as for SIGINT) when the start-up was interrupted, else 1.
+fn exit_code(got_signal: &std::cell::Cell<bool>) -> i32 {
+    if got_signal.get() { 130 } else { 1 }
+}
+
+/// Prints why the job does not start; returns `code`.
+fn refuse(why: &str, sentinel: Sentinel, code: i32) -> i32 {
     eprintln!("ringdet launch: {why}");
     sentinel.disarm();
-    1
+    code
 }
