@@ -160,4 +160,11 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn an_address_of_another_machine_is_not_called_a_taken_port() {
+        let taken = probe("198.51.100.7".parse().unwrap(), [6070]);
+        let text = taken[0].to_string();
+        assert!(text.contains("is not an address of this machine"), "{text}");
+    }
 }
