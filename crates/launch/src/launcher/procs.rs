@@ -122,47 +122,75 @@ pub fn start_reaper(live: LiveGroups, events: Sender<Event>) {
 
 fn reap_loop(live: LiveGroups, events: Sender<Event>) {
     loop {
-        // SAFETY: siginfo_t is plain data; waitid fills it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // Look without reaping, so the pid (and thus the pgid) stays ours while we clean up.
-        let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOWAIT) };
-        if rc != 0 {
-            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return; // ECHILD: nothing left to wait for
+        let first = match next_exit(true) {
+            Err(()) => return, // ECHILD: nothing left to wait for
+            Ok(None) => continue,
+            Ok(Some(exit)) => exit,
+        };
+        let at_ms = now_ms();
+        let mut batch = Vec::new();
+        if reap(&live, first.0) {
+            batch.push(first);
         }
-        // SAFETY: waitid succeeded with WEXITED, so the SIGCHLD fields are valid.
-        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-        let kind = if info.si_code == libc::CLD_EXITED {
-            ExitKind::Code(status)
-        } else {
-            ExitKind::Signal(status)
-        };
-        let was_worker = {
-            let mut guard = live.0.lock().unwrap_or_else(|poison| poison.into_inner());
-            let was_worker = guard.remove(&(pid as u32));
-            if was_worker {
-                // SAFETY: the leader is an unreaped zombie, so this pgid is still ours.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
+        while let Ok(Some(exit)) = next_exit(false) {
+            if reap(&live, exit.0) {
+                batch.push(exit);
             }
-            let mut raw = 0;
-            // SAFETY: reaps exactly this child.
-            unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
-            was_worker
-        };
-        if was_worker
-            && events
-                .send(Event::WorkerExited {
-                    pid: pid as u32,
-                    kind,
-                    at_ms: now_ms(),
-                })
-                .is_err()
-        {
-            return;
+        }
+        // Exits seen together (the reaper was not scheduled in between) carry no order; report
+        // deaths by signal first, as they are the likelier cause of their peers' errors.
+        batch.sort_by_key(|(_, kind)| matches!(kind, ExitKind::Code(_)));
+        for (pid, kind) in batch {
+            let exited = Event::WorkerExited {
+                pid: pid as u32,
+                kind,
+                at_ms,
+            };
+            if events.send(exited).is_err() {
+                return;
+            }
         }
     }
+}
+
+/// The next exited child, left unreaped (WNOWAIT) so its pid, and thus its process group id,
+/// stay ours while we clean up. `Ok(None)`: none yet (non-blocking); `Err`: no children at all.
+fn next_exit(block: bool) -> Result<Option<(libc::pid_t, ExitKind)>, ()> {
+    let flags = libc::WEXITED | libc::WNOWAIT | if block { 0 } else { libc::WNOHANG };
+    // SAFETY: siginfo_t is plain data; waitid fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) } != 0 {
+        return match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => Ok(None),
+            _ => Err(()),
+        };
+    }
+    // SAFETY: waitid succeeded with WEXITED, so the SIGCHLD fields are valid (pid 0: none yet).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    let kind = if info.si_code == libc::CLD_EXITED {
+        ExitKind::Code(status)
+    } else {
+        ExitKind::Signal(status)
+    };
+    Ok(Some((pid, kind)))
+}
+
+/// Reaps child `pid`; if it was a worker, first SIGKILLs what is left of its process group.
+/// Returns whether it was a worker.
+fn reap(live: &LiveGroups, pid: libc::pid_t) -> bool {
+    let mut guard = live.0.lock().unwrap_or_else(|poison| poison.into_inner());
+    let was_worker = guard.remove(&(pid as u32));
+    if was_worker {
+        // SAFETY: the leader is an unreaped zombie, so this pgid is still ours.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    let mut raw = 0;
+    // SAFETY: reaps exactly this child.
+    unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
+    was_worker
 }
 
 /// SIGKILLs children of this process that are neither live workers nor in `keep` (orphans that
