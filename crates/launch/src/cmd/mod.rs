@@ -1,4 +1,6 @@
 //! One module per subcommand, each with its clap `Args` and a `run` function.
 
+pub mod allreduce_perf;
 pub mod config;
 pub mod info;
+pub mod launch;
