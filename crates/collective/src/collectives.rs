@@ -72,6 +72,9 @@ impl Communicator {
             }
             return Ok(());
         }
+        if n == self.world_size && !self.pairs.is_empty() {
+            return self.halving_doubling(data, op, op_id);
+        }
         let plan = schedule::ring_all_reduce(r, n, data.len(), elem, seg, true);
         self.run_plan(
             Kind::AllReduce,
@@ -80,6 +83,46 @@ impl Communicator {
             bytemuck::cast_slice_mut(data),
             &reducer::<T>(op),
         )
+    }
+
+    /// Large all-reduce by recursive halving and doubling over the partner links.
+    fn halving_doubling<T: Element>(
+        &mut self,
+        data: &mut [T],
+        op: ReduceOp,
+        op_id: u64,
+    ) -> Result<()> {
+        let steps = schedule::halving_doubling(
+            self.rank,
+            self.world_size,
+            data.len(),
+            size_of::<T>(),
+            self.config.segment_bytes,
+        );
+        let reduce = reducer::<T>(op);
+        for (bit, plan) in steps {
+            if bit >= self.pairs.len() {
+                return Err(CommError::Local(format!("no partner link for bit {bit}")));
+            }
+            // The ring links wait in the pair slot meanwhile, so a failure still reaches them.
+            self.swap_pair(bit);
+            let res = self.run_plan(
+                Kind::AllReduce,
+                op_id,
+                &plan,
+                bytemuck::cast_slice_mut(data),
+                &reduce,
+            );
+            self.swap_pair(bit);
+            res?;
+        }
+        Ok(())
+    }
+
+    fn swap_pair(&mut self, bit: usize) {
+        let (send, recv) = &mut self.pairs[bit];
+        std::mem::swap(&mut self.right, send);
+        std::mem::swap(&mut self.left, recv);
     }
 
     fn hier_all_reduce<T: Element>(

@@ -30,6 +30,8 @@ pub struct Communicator {
     failed: Option<CommError>,
     abort: AbortHandle,
     pub(crate) hier: Option<crate::hier::Hierarchy>,
+    /// Halving-doubling partners by bit: (send links, receive links) to/from `rank ^ (1 << bit)`.
+    pub(crate) pairs: Vec<(Vec<Link>, Vec<Link>)>,
 }
 
 /// Unblocks and fails every operation of a communicator, from any thread.
@@ -138,6 +140,16 @@ impl Communicator {
             dial.extend(w.dial.iter().map(|&want| (want, endpoints[want.rank])));
             accept.extend(w.accept.iter().copied());
         }
+        let bits = if config.halving_doubling && n >= 4 && n.is_power_of_two() {
+            n.trailing_zeros() as usize
+        } else {
+            0
+        };
+        for b in 0..bits {
+            let partner = rank ^ (1 << b);
+            dial.push((Want::new(partner, Purpose::Pair, b), endpoints[partner]));
+            accept.push(Want::new(partner, Purpose::Pair, b));
+        }
         let (dialed, mut accepted) =
             rendezvous::establish(&me, &listener, &dial, &accept, deadline)?;
         drop(listener);
@@ -171,8 +183,25 @@ impl Communicator {
                     .map_err(|e| CommError::Local(format!("socket clone: {e}")))?,
             );
         }
+        let mut pairs: Vec<(Vec<Link>, Vec<Link>)> =
+            (0..bits).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut host_links = Vec::new();
+        for (want, dialed, l) in extra {
+            match pairs.get_mut(want.stream as usize) {
+                Some(p) if want.purpose == Purpose::Pair as u8 => {
+                    if dialed {
+                        p.0.push(l)
+                    } else {
+                        p.1.push(l)
+                    }
+                }
+                _ => host_links.push((want, dialed, l)),
+            }
+        }
         let hier = match hier_plan {
-            Some(w) => Some(crate::hier::Hierarchy::new(w, extra, token, endpoints)?),
+            Some(w) => Some(crate::hier::Hierarchy::new(
+                w, host_links, token, endpoints,
+            )?),
             None => None,
         };
         Ok(Communicator {
@@ -191,6 +220,7 @@ impl Communicator {
             },
             config,
             hier,
+            pairs,
         })
     }
 
@@ -343,8 +373,18 @@ impl Communicator {
             if let Some(h) = &mut self.hier {
                 h.report(&frame, err.failed_rank(), deadline);
             }
+            for (send, recv) in self.pairs.iter_mut() {
+                for link in send.iter_mut().chain(recv.iter_mut()) {
+                    if link.peer_rank != err.failed_rank().unwrap_or(usize::MAX) {
+                        let _ = poll::write_all(link, &frame, deadline);
+                    }
+                }
+            }
         }
         self.right.iter().chain(&self.left).for_each(Link::shutdown);
+        for (send, recv) in &self.pairs {
+            send.iter().chain(recv).for_each(Link::shutdown);
+        }
         if let Some(h) = &self.hier {
             h.shutdown();
         }

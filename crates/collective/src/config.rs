@@ -22,6 +22,10 @@ pub struct Config {
     /// Collectives that send at least this many bytes use a sender thread beside the receiving
     /// thread (`usize::MAX` turns it off).
     pub sender_thread_bytes: usize,
+    /// For a power-of-two world of at least 4 ranks, large all-reduces use recursive halving
+    /// (reduce-scatter) and doubling (all-gather) between partner pairs instead of the ring:
+    /// `2 log2(n)` pairwise steps instead of `2(n - 1)` chained ones.
+    pub halving_doubling: bool,
     /// Ranks with the same IP reduce through shared memory; one leader per host runs the ring.
     pub hierarchical: bool,
     /// Upper bound on the total bytes an `all_gather` may receive (guards against corrupt lengths).
@@ -38,6 +42,7 @@ impl Default for Config {
             small_bytes: 64 << 10,
             spin: Duration::ZERO,
             sender_thread_bytes: 1 << 20,
+            halving_doubling: true,
             hierarchical: false,
             max_gather_bytes: 8 << 30,
         }

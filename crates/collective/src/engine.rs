@@ -1,4 +1,4 @@
-//! Runs a [`Plan`](crate::schedule::Plan) over the links to the left and right neighbours.
+//! Runs a schedule [`Plan`] over the links to the left and right neighbours.
 //!
 //! One thread drives every stream with non-blocking sockets: it writes whatever frames are ready
 //! (header and payload in one `writev`), reads whatever has arrived, reduces complete frames, and

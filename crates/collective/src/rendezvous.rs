@@ -67,6 +67,7 @@ pub fn dial(
         2 => Purpose::Rendezvous,
         3 => Purpose::Local,
         4 => Purpose::Leaders,
+        5 => Purpose::Pair,
         _ => Purpose::Ring,
     };
     loop {

@@ -221,3 +221,65 @@ pub fn ring_broadcast(
     }
     plan
 }
+
+/// Recursive halving (reduce-scatter) then doubling (all-gather) for a power-of-two world:
+/// one plan per step, each exchanged with the partner `r ^ (1 << bit)`; returns `(bit, plan)`
+/// in order. In halving step `bit` the pair splits its common range in two, each keeps one half
+/// and sends the other; doubling undoes the splits. Every rank ends with the same bits because
+/// each pairwise combination is commutative (`a + b == b + a` in IEEE arithmetic).
+pub fn halving_doubling(
+    r: usize,
+    n: usize,
+    len: usize,
+    elem: usize,
+    seg: usize,
+) -> Vec<(usize, Plan)> {
+    let mut steps = Vec::new();
+    if n < 2 || !n.is_power_of_two() {
+        return steps;
+    }
+    let seg = elem_seg(seg, elem);
+    let bits = n.trailing_zeros() as usize;
+    let bytes = |r: &Range<usize>| r.start * elem..r.end * elem;
+    let exchange = |send: Range<usize>, recv: Range<usize>, action: Action| Plan {
+        sends: segments(send, seg)
+            .map(|range| SendFrame {
+                buf: Buf::Data,
+                range,
+                after: None,
+            })
+            .collect(),
+        recvs: segments(recv, seg)
+            .map(|range| RecvFrame {
+                buf: Buf::Data,
+                range,
+                action,
+            })
+            .collect(),
+    };
+    let mut mine = 0..len;
+    let mut parents = Vec::with_capacity(bits);
+    for bit in (0..bits).rev() {
+        let mid = mine.start + (mine.end - mine.start) / 2;
+        let (lower, upper) = (mine.start..mid, mid..mine.end);
+        let (keep, give) = if r & (1 << bit) == 0 {
+            (lower, upper)
+        } else {
+            (upper, lower)
+        };
+        steps.push((bit, exchange(bytes(&give), bytes(&keep), Action::Reduce)));
+        parents.push(mine);
+        mine = keep;
+    }
+    for bit in 0..bits {
+        let Some(parent) = parents.pop() else { break };
+        let other = if mine.start == parent.start {
+            mine.end..parent.end
+        } else {
+            parent.start..mine.start
+        };
+        steps.push((bit, exchange(bytes(&mine), bytes(&other), Action::Copy)));
+        mine = parent;
+    }
+    steps
+}

@@ -107,6 +107,23 @@ fn sender_thread_path_for_every_collective() {
 }
 
 #[test]
+fn halving_doubling_for_power_of_two_worlds() {
+    let cfg = Config {
+        small_bytes: 0,
+        segment_bytes: 1024,
+        ..config()
+    };
+    for n in [4, 8] {
+        check_all_reduce::<f32>(|x| x as f32, cfg.clone(), &[1, 3, 1001, 200_003], n);
+    }
+    let off = Config {
+        halving_doubling: false,
+        ..cfg
+    };
+    check_all_reduce::<i64>(|x| x, off, &[1001], 4);
+}
+
+#[test]
 fn all_reduce_every_dtype() {
     let lens = [0, 3, 1001, 40_000];
     for n in [2, 3] {

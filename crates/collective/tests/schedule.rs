@@ -193,3 +193,51 @@ fn chunks_cover_the_buffer() {
         }
     }
 }
+
+#[test]
+// Steps index every rank's plan list at once.
+#[allow(clippy::needless_range_loop)]
+fn halving_doubling_matches_naive_sum() {
+    for n in [2, 4, 8] {
+        for len in [1, 2, 3, 7, 64, 1001] {
+            let plans: Vec<Vec<(usize, Plan)>> = (0..n)
+                .map(|r| schedule::halving_doubling(r, n, len, 8, 24))
+                .collect();
+            let mut data: Vec<Vec<i64>> = (0..n).map(|r| input(r, len)).collect();
+            let steps = plans[0].len();
+            for step in 0..steps {
+                // Every pair exchanges at once: compute all payloads before applying any.
+                let mut inbox: Vec<Vec<(Plan, Vec<Vec<i64>>)>> = vec![Vec::new(); n];
+                for r in 0..n {
+                    let (bit, plan) = &plans[r][step];
+                    let partner = r ^ (1 << bit);
+                    let payloads = plan
+                        .sends
+                        .iter()
+                        .map(|f| data[r][f.range.start / 8..f.range.end / 8].to_vec())
+                        .collect();
+                    inbox[partner].push((plans[partner][step].1.clone(), payloads));
+                }
+                for (r, msgs) in inbox.into_iter().enumerate() {
+                    for (plan, payloads) in msgs {
+                        assert_eq!(plan.recvs.len(), payloads.len(), "n={n} len={len}");
+                        for (f, p) in plan.recvs.iter().zip(payloads) {
+                            let d = &mut data[r][f.range.start / 8..f.range.end / 8];
+                            assert_eq!(d.len(), p.len());
+                            match f.action {
+                                Action::Copy => d.copy_from_slice(&p),
+                                Action::Reduce => d.iter_mut().zip(&p).for_each(|(a, b)| *a += b),
+                            }
+                        }
+                    }
+                }
+            }
+            let want: Vec<i64> = (0..len)
+                .map(|i| (0..n).map(|r| input(r, len)[i]).sum())
+                .collect();
+            for d in &data {
+                assert_eq!(d, &want, "n={n} len={len}");
+            }
+        }
+    }
+}

@@ -29,6 +29,8 @@ pub enum Purpose {
     Local = 3,
     /// A ring link between host leaders in hierarchical mode.
     Leaders = 4,
+    /// A link to a recursive halving-doubling partner (stream = bit index).
+    Pair = 5,
 }
 
 /// First message of the connector.
@@ -108,6 +110,7 @@ impl Hello {
             2 => Purpose::Rendezvous,
             3 => Purpose::Local,
             4 => Purpose::Leaders,
+            5 => Purpose::Pair,
             p => return Err(HandshakeError::Invalid(format!("unknown purpose {p}"))),
         };
         let mut nonce = [0u8; NONCE_LEN];
