@@ -16,11 +16,14 @@ struct Cli {
 enum Command {
     /// Show the version, the CPU, CUDA devices and the NVRTC library this binary would use.
     Info(cmd::info::Args),
+    /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
+    CocoEval(cmd::coco_eval::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::CocoEval(args) => cmd::coco_eval::run(args),
     }
 }
