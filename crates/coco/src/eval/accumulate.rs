@@ -72,6 +72,29 @@ pub(crate) fn accumulate(images: &[ImageResult], n_categories: usize) -> (Vec<f6
     (precision, recall)
 }
 
+/// Counts a detection that is a true positive or ignored at some thresholds, and records the
+/// precision at each threshold where it is a true positive. Kept out of line so the caller's loop
+/// over the common cases stays in registers.
+#[inline(never)]
+fn record(
+    w: u32,
+    seen: u32,
+    tp: &mut [u32; NUM_IOU],
+    ignored: &mut [u32; NUM_IOU],
+    tp_precision: &mut [Vec<f64>; NUM_IOU],
+) {
+    for t in 0..NUM_IOU {
+        if w >> (IGNORED_SHIFT + t as u32) & 1 == 1 {
+            ignored[t] += 1;
+        } else if w >> t & 1 == 1 {
+            tp[t] += 1;
+            let fp = f64::from(seen - tp[t] - ignored[t]);
+            let tp = f64::from(tp[t]);
+            tp_precision[t].push(tp / (fp + tp + EPS));
+        }
+    }
+}
+
 /// A key whose ascending order is numpy's order of `-score`: descending, -0.0 equal to 0.0, NaN last.
 #[inline]
 fn descending_key(score: f64) -> u64 {
@@ -139,16 +162,7 @@ fn accumulate_category(
                 if w == 0 || w == IGNORED_ALL {
                     continue;
                 }
-                for t in 0..NUM_IOU {
-                    if w >> (IGNORED_SHIFT + t as u32) & 1 == 1 {
-                        ignored[t] += 1;
-                    } else if w >> t & 1 == 1 {
-                        tp[t] += 1;
-                        let fp = f64::from(seen - tp[t] - ignored[t]);
-                        let tp = f64::from(tp[t]);
-                        tp_precision[t].push(tp / (fp + tp + EPS));
-                    }
-                }
+                record(w, seen, &mut tp, &mut ignored, &mut tp_precision);
             }
             for t in 0..NUM_IOU {
                 let block = (a * MAX_DETS.len() + m) * NUM_IOU + t;

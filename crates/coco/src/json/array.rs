@@ -59,7 +59,8 @@ struct Run<T> {
 fn run<T: DeserializeOwned>(bytes: &[u8], start: usize, stop: usize, after_open: bool) -> Run<T> {
     let mut out = Run {
         start,
-        items: Vec::new(),
+        // Records are rarely under 64 bytes; reserving avoids regrowing a chunk's vector.
+        items: Vec::with_capacity((stop.min(bytes.len()).saturating_sub(start) / 64).min(1 << 20)),
         end: start,
         closed: false,
         failure: None,
@@ -145,7 +146,9 @@ pub(crate) fn parse_array<T: DeserializeOwned + Send>(
 ) -> Result<(Vec<T>, usize), JsonError> {
     let bytes = file.bytes();
     let wave_chunks = rayon::current_num_threads().max(1) * CHUNKS_PER_THREAD;
-    let mut items: Vec<T> = Vec::new();
+    // Chunks' vectors, concatenated once at the end.
+    let mut pieces: Vec<Vec<T>> = Vec::new();
+    let mut count = 0usize;
     let mut pos = open + 1;
     let mut after_open = true;
     loop {
@@ -182,12 +185,17 @@ pub(crate) fn parse_array<T: DeserializeOwned + Send>(
                 break; // a gap after a wrong guess: resume from `expected` in the next wave
             }
             if let Some(failure) = r.failure {
-                return Err(element_error::<T>(file, what, items.len(), failure));
+                return Err(element_error::<T>(file, what, count, failure));
             }
-            items.extend(r.items);
+            count += r.items.len();
+            pieces.push(r.items);
             expected = r.end;
             if r.closed {
                 file.release_before(expected);
+                let mut items = Vec::with_capacity(count);
+                for piece in pieces {
+                    items.extend(piece);
+                }
                 return Ok((items, expected));
             }
         }
@@ -196,7 +204,7 @@ pub(crate) fn parse_array<T: DeserializeOwned + Send>(
                 &file.name,
                 bytes,
                 bytes.len(),
-                format!("{what}[{}]", items.len()),
+                format!("{what}[{count}]"),
                 "unexpected end of file inside the array".into(),
             ));
         }
