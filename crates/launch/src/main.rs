@@ -24,6 +24,8 @@ enum Command {
     Launch(cmd::launch::Args),
     /// All-reduce bandwidth and latency per message size (like nccl-tests' all_reduce_perf).
     AllreducePerf(cmd::allreduce_perf::Args),
+    /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
+    CocoEval(cmd::coco_eval::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         Command::Config(args) => cmd::config::run(args),
         Command::Launch(args) => cmd::launch::run(args),
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
+        Command::CocoEval(args) => cmd::coco_eval::run(args),
     }
 }
