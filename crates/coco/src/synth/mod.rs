@@ -1,0 +1,1 @@
+//! Synthetic shapes dataset (placeholder filled below).
