@@ -16,11 +16,14 @@ struct Cli {
 enum Command {
     /// Show the version, the CPU, CUDA devices and the NVRTC library this binary would use.
     Info(cmd::info::Args),
+    /// Write a synthetic detection dataset (JPEG images + COCO instances JSON).
+    MakeDataset(cmd::make_dataset::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::MakeDataset(args) => cmd::make_dataset::run(args),
     }
 }

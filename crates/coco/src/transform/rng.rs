@@ -18,7 +18,7 @@ fn mix(mut z: u64) -> u64 {
 impl AugRng {
     /// A generator whose stream depends on every key, in order.
     pub fn from_keys(keys: &[u64]) -> AugRng {
-        let mut state = 0x5EED_0F_C0C0_u64;
+        let mut state = 0x005E_ED0F_C0C0_u64;
         for &k in keys {
             state = mix(state.wrapping_add(GOLDEN) ^ mix(k.wrapping_add(GOLDEN)));
         }
