@@ -3,10 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use ringdet_coco::loader::{BadImagePolicy, Batch, Loader, LoaderConfig, LoaderError, Record};
+use ringdet_coco::Instances;
+use ringdet_coco::loader::{
+    BadImagePolicy, Batch, Loader, LoaderConfig, LoaderError, Record, eval_records,
+    training_records,
+};
 use ringdet_coco::synth::{ShapesConfig, write_shapes_dataset};
 use ringdet_coco::transform::BATCH_SIZES;
-use serde_json::Value;
 
 fn dataset(name: &str, train: usize) -> PathBuf {
     let out =
@@ -24,42 +27,22 @@ fn dataset(name: &str, train: usize) -> PathBuf {
     out
 }
 
-/// Train records the way PaddleDetection filters them (images without boxes dropped).
+/// Train records through PaddleDetection's filter (images without boxes dropped), or every image.
 fn records(root: &Path, keep_empty: bool) -> Vec<Record> {
-    let text = std::fs::read_to_string(root.join("annotations/instances_train2017.json")).unwrap();
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    let mut out = Vec::new();
-    for img in doc["images"].as_array().unwrap() {
-        let id = img["id"].as_i64().unwrap();
-        let mut r = Record {
-            image_path: root
-                .join("train2017")
-                .join(img["file_name"].as_str().unwrap()),
-            im_id: id,
-            gt_bbox: vec![],
-            gt_class: vec![],
-        };
-        for a in doc["annotations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["image_id"] == id)
-        {
-            let b: Vec<f32> = a["bbox"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect();
-            r.gt_bbox.push([b[0], b[1], b[0] + b[2], b[1] + b[3]]);
-            r.gt_class
-                .push(a["category_id"].as_i64().unwrap() as i32 - 1);
+    let instances = Instances::load(root.join("annotations/instances_train2017.json")).unwrap();
+    let dir = root.join("train2017");
+    if keep_empty {
+        let mut all = eval_records(&instances, &dir);
+        let (with_boxes, _) = training_records(&instances, &dir);
+        for r in &mut all {
+            if let Some(t) = with_boxes.iter().find(|t| t.im_id == r.im_id) {
+                r.clone_from(t);
+            }
         }
-        if keep_empty || !r.gt_bbox.is_empty() {
-            out.push(r);
-        }
+        all
+    } else {
+        training_records(&instances, &dir).0
     }
-    out
 }
 
 fn run_epoch(records: &[Record], config: LoaderConfig, epoch: u32) -> Vec<Batch> {

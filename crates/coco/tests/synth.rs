@@ -89,5 +89,9 @@ fn writes_coco_layout_reproducibly() {
             "val ids follow train ids"
         );
     }
+    let loaded =
+        ringdet_coco::Instances::load(a.join("annotations/instances_train2017.json")).unwrap();
+    assert_eq!(loaded.images.len(), 6);
+    assert_eq!(loaded.categories.len(), CLASS_NAMES.len());
     std::fs::remove_dir_all(base).unwrap();
 }

@@ -10,7 +10,7 @@ mod record;
 mod worker;
 
 pub use collate::{Batch, CollateError, collate};
-pub use record::Record;
+pub use record::{Record, eval_records, training_records};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::json;
+
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct ShapesConfig {
@@ -61,38 +63,13 @@ pub struct ShapesSummary {
     pub annotations: [usize; 2],
 }
 
+/// The instances file as written: ringdet-coco's JSON record types plus an `info` block.
 #[derive(Serialize)]
-struct JsonImage {
-    id: u64,
-    file_name: String,
-    width: usize,
-    height: usize,
-}
-
-#[derive(Serialize)]
-struct JsonAnnotation {
-    id: u64,
-    image_id: u64,
-    category_id: usize,
-    bbox: [f64; 4],
-    area: f64,
-    iscrowd: u8,
-    segmentation: [[f64; 0]; 0],
-}
-
-#[derive(Serialize)]
-struct JsonCategory {
-    id: usize,
-    name: &'static str,
-    supercategory: &'static str,
-}
-
-#[derive(Serialize)]
-struct JsonInstances {
+struct InstancesFile {
     info: serde_json::Value,
-    images: Vec<JsonImage>,
-    annotations: Vec<JsonAnnotation>,
-    categories: Vec<JsonCategory>,
+    images: Vec<json::Image>,
+    annotations: Vec<json::Annotation>,
+    categories: Vec<json::Category>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
@@ -118,11 +95,11 @@ pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, Synt
     for (split_idx, (name, split, count, first_id)) in splits.into_iter().enumerate() {
         let dir = config.out.join(name);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let rendered: Vec<(JsonImage, Vec<SceneObject>)> = (0..count as u64)
+        let rendered: Vec<(json::Image, Vec<SceneObject>)> = (0..count as u64)
             .into_par_iter()
             .map(|i| write_one(config, &dir, split, i, first_id + i))
             .collect::<Result<_, _>>()?;
-        let mut doc = JsonInstances {
+        let mut doc = InstancesFile {
             info: serde_json::json!({
                 "description": "ringdet synthetic shapes",
                 "seed": config.seed,
@@ -133,23 +110,23 @@ pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, Synt
             categories: CLASS_NAMES
                 .iter()
                 .enumerate()
-                .map(|(i, &name)| JsonCategory {
-                    id: i + 1,
-                    name,
-                    supercategory: "shape",
+                .map(|(i, &name)| json::Category {
+                    id: i as i64 + 1,
+                    name: name.into(),
+                    supercategory: "shape".into(),
                 })
                 .collect(),
         };
         for (image, objects) in rendered {
             for o in objects {
-                doc.annotations.push(JsonAnnotation {
-                    id: doc.annotations.len() as u64 + 1,
+                doc.annotations.push(json::Annotation {
+                    id: doc.annotations.len() as i64 + 1,
                     image_id: image.id,
-                    category_id: o.shape.class_index() + 1,
+                    category_id: o.shape.class_index() as i64 + 1,
                     bbox: o.bbox,
                     area: o.area,
-                    iscrowd: 0,
-                    segmentation: [],
+                    iscrowd: false,
+                    ignore: false,
                 });
             }
             doc.images.push(image);
@@ -174,7 +151,7 @@ fn write_one(
     split: u64,
     index: u64,
     id: u64,
-) -> Result<(JsonImage, Vec<SceneObject>), SynthError> {
+) -> Result<(json::Image, Vec<SceneObject>), SynthError> {
     let scene = render_scene(config.seed, split, index, config.size);
     let file_name = format!("{id:012}.jpg");
     let path = dir.join(&file_name);
@@ -184,11 +161,11 @@ fn write_one(
             reason,
         })?;
     std::fs::write(&path, jpeg).map_err(io_err(&path))?;
-    let image = JsonImage {
-        id,
+    let image = json::Image {
+        id: id as i64,
         file_name,
-        width: scene.width,
-        height: scene.height,
+        width: scene.width as u32,
+        height: scene.height as u32,
     };
     Ok((image, scene.objects))
 }
