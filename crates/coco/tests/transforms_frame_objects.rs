@@ -259,3 +259,23 @@ fn normalize_permute_is_chw_imagenet() {
         assert!((a - b).abs() < 1e-5, "{out:?}");
     }
 }
+
+#[test]
+fn fused_train_chain_equals_the_transforms_one_by_one() {
+    let t = TrainSampleTransforms::default();
+    let mut expanded_and_cropped = 0;
+    for seed in 0..200 {
+        let mut fused = scene();
+        t.apply(&mut fused, &mut AugRng::from_keys(&[seed]));
+        let mut rng = AugRng::from_keys(&[seed]);
+        let mut one_by_one = scene();
+        random_distort(&mut one_by_one.image, &t.distort, &mut rng);
+        random_expand(&mut one_by_one, &t.expand, &mut rng);
+        let expanded = one_by_one.image.height > 120;
+        random_crop(&mut one_by_one, &t.crop, &mut rng);
+        expanded_and_cropped += (expanded && one_by_one.image.height < 120 * 4) as usize;
+        random_flip(&mut one_by_one, t.flip_prob.0, &mut rng);
+        assert!(fused == one_by_one, "seed {seed}");
+    }
+    assert!(expanded_and_cropped > 20);
+}

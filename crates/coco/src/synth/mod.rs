@@ -6,7 +6,7 @@
 mod scene;
 mod shapes;
 
-pub use scene::{Scene, SceneObject, render_scene};
+pub use scene::{Scene, SceneObject, render_scene, render_scene_sized};
 pub use shapes::{CLASS_NAMES, Shape};
 
 use std::path::{Path, PathBuf};

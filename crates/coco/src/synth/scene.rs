@@ -132,6 +132,16 @@ pub fn render_scene(seed: u64, split: u64, index: u64, size: usize) -> Scene {
     let mut rng = AugRng::from_keys(&[seed, split, index]);
     let side = |rng: &mut AugRng| (rng.uniform(0.75, 1.25) * size.max(16) as f64).round() as usize;
     let (w, h) = (side(&mut rng), side(&mut rng));
+    render_with(rng, w, h)
+}
+
+/// Renders a `width × height` image (at least 16×16) for (seed, split, index).
+pub fn render_scene_sized(seed: u64, split: u64, index: u64, width: usize, height: usize) -> Scene {
+    let rng = AugRng::from_keys(&[seed, split, index, 1]);
+    render_with(rng, width.max(16), height.max(16))
+}
+
+fn render_with(mut rng: AugRng, w: usize, h: usize) -> Scene {
     let mut canvas = background(&mut rng, w, h);
     let wanted = rng.randint(0, 11) as usize;
     let mut placed: Vec<Placed> = Vec::with_capacity(wanted);

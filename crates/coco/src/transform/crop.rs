@@ -38,19 +38,33 @@ impl Default for RandomCrop {
 /// The crop rectangle `[x0, y0, x0+w, y0+h]` in pixels.
 type CropBox = [usize; 4];
 
-/// Applies RandomCrop in place (samples without boxes are left alone).
-pub fn random_crop(sample: &mut Sample, params: &RandomCrop, rng: &mut AugRng) {
-    if sample.gt_bbox.is_empty() {
-        return;
+/// What RandomCrop chose: the crop rectangle and the kept boxes (original index, clipped box).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CropPlan {
+    /// `[x0, y0, x0+w, y0+h]`.
+    pub rect: [usize; 4],
+    /// Kept boxes in crop coordinates, with their index before the crop.
+    pub kept: Vec<(usize, [f32; 4])>,
+}
+
+/// RandomCrop's draws for an `h × w` image with `boxes` (`None`: leave the sample alone).
+pub fn draw_crop(
+    h: usize,
+    w: usize,
+    boxes: &[[f32; 4]],
+    params: &RandomCrop,
+    rng: &mut AugRng,
+) -> Option<CropPlan> {
+    if boxes.is_empty() {
+        return None;
     }
     let mut entries: Vec<Option<f64>> = params.thresholds.iter().copied().map(Some).collect();
     if params.allow_no_crop {
         entries.push(None);
     }
     rng.shuffle(&mut entries);
-    let (h, w) = (sample.image.height, sample.image.width);
     for entry in entries {
-        let Some(thresh) = entry else { return };
+        let thresh = entry?;
         for _ in 0..params.num_attempts {
             let scale = rng.uniform(params.scaling[0], params.scaling[1]);
             let [min_ar, max_ar] = params.aspect_ratio;
@@ -63,23 +77,35 @@ pub fn random_crop(sample: &mut Sample, params: &RandomCrop, rng: &mut AugRng) {
             if crop_h == 0 || crop_w == 0 {
                 continue;
             }
-            let crop = [x0, y0, x0 + crop_w, y0 + crop_h];
-            let ious: Vec<f64> = sample.gt_bbox.iter().map(|b| iou(b, &crop)).collect();
+            let rect = [x0, y0, x0 + crop_w, y0 + crop_h];
+            let ious: Vec<f64> = boxes.iter().map(|b| iou(b, &rect)).collect();
             if ious.iter().copied().fold(f64::MIN, f64::max) < thresh {
                 continue;
             }
             if params.cover_all_box && ious.iter().copied().fold(f64::MAX, f64::min) < thresh {
                 continue;
             }
-            let kept = boxes_in_crop(&sample.gt_bbox, &crop);
-            if kept.is_empty() {
-                continue;
+            let kept = boxes_in_crop(boxes, &rect);
+            if !kept.is_empty() {
+                return Some(CropPlan { rect, kept });
             }
-            sample.image = crop_image(&sample.image, &crop);
-            sample.gt_bbox = kept.iter().map(|&(_, b)| b).collect();
-            sample.gt_class = kept.iter().map(|&(i, _)| sample.gt_class[i]).collect();
-            return;
         }
+    }
+    None
+}
+
+/// Keeps the boxes (and their classes) of a crop plan.
+pub fn keep_cropped_boxes(sample: &mut Sample, plan: &CropPlan) {
+    sample.gt_class = plan.kept.iter().map(|&(i, _)| sample.gt_class[i]).collect();
+    sample.gt_bbox = plan.kept.iter().map(|&(_, b)| b).collect();
+}
+
+/// RandomCrop on its own, in place (samples without boxes are left alone).
+pub fn random_crop(sample: &mut Sample, params: &RandomCrop, rng: &mut AugRng) {
+    let (h, w) = (sample.image.height, sample.image.width);
+    if let Some(plan) = draw_crop(h, w, &sample.gt_bbox, params, rng) {
+        sample.image = crop_image(&sample.image, &plan.rect);
+        keep_cropped_boxes(sample, &plan);
     }
 }
 

@@ -2,6 +2,7 @@
 //! filled with the ImageNet mean (RGB, ×255), shifting the boxes with it.
 
 use super::{AugRng, Sample};
+use crate::image::Image;
 
 /// RandomExpand parameters (PaddleDetection defaults).
 #[derive(Clone, Debug)]
@@ -24,24 +25,93 @@ impl Default for RandomExpand {
     }
 }
 
-/// `u < prob` skips; else `r ~ U(1, ratio)`, canvas `int(H·r) × int(W·r)`, offset
-/// `y ~ randint[0, H'−H)`, `x ~ randint[0, W'−W)`.
-pub fn random_expand(sample: &mut Sample, params: &RandomExpand, rng: &mut AugRng) {
+/// Where RandomExpand puts the image: an `height × width` canvas with the image at (`y`, `x`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpandPlan {
+    /// Canvas rows.
+    pub height: usize,
+    /// Canvas columns.
+    pub width: usize,
+    /// Row of the image's top-left corner.
+    pub y: usize,
+    /// Column of the image's top-left corner.
+    pub x: usize,
+}
+
+/// RandomExpand's draws for an `h × w` image: `u < prob` skips; else `r ~ U(1, ratio)`, canvas
+/// `int(H·r) × int(W·r)` (skipped unless both grow), offset `y ~ randint[0, H'−H)`,
+/// `x ~ randint[0, W'−W)`.
+pub fn draw_expand(
+    h: usize,
+    w: usize,
+    params: &RandomExpand,
+    rng: &mut AugRng,
+) -> Option<ExpandPlan> {
     if rng.uniform(0.0, 1.0) < params.prob {
-        return;
+        return None;
     }
-    let (height, width) = (sample.image.height, sample.image.width);
     let ratio = rng.uniform(1.0, params.ratio);
-    let (h, w) = (
-        (height as f64 * ratio) as usize,
-        (width as f64 * ratio) as usize,
-    );
-    if h <= height || w <= width {
-        return;
+    let (eh, ew) = ((h as f64 * ratio) as usize, (w as f64 * ratio) as usize);
+    if eh <= h || ew <= w {
+        return None;
     }
-    let y = rng.randint(0, (h - height) as i64) as usize;
-    let x = rng.randint(0, (w - width) as i64) as usize;
-    expand_to(sample, h, w, y, x, params.fill_value);
+    let y = rng.randint(0, (eh - h) as i64) as usize;
+    let x = rng.randint(0, (ew - w) as i64) as usize;
+    Some(ExpandPlan {
+        height: eh,
+        width: ew,
+        y,
+        x,
+    })
+}
+
+/// RandomExpand on its own (materialises the whole canvas).
+pub fn random_expand(sample: &mut Sample, params: &RandomExpand, rng: &mut AugRng) {
+    if let Some(p) = draw_expand(sample.image.height, sample.image.width, params, rng) {
+        expand_to(sample, p.height, p.width, p.y, p.x, params.fill_value);
+    }
+}
+
+/// The `[x0, y0, x1, y1)` part of the canvas of `plan` (or of the image itself when `None`),
+/// without building the rest of the canvas.
+pub fn canvas_region(
+    image: &Image,
+    plan: Option<ExpandPlan>,
+    region: [usize; 4],
+    fill: [f32; 3],
+) -> Image {
+    let (oy, ox) = plan.map_or((0, 0), |p| (p.y, p.x));
+    let [x0, y0, x1, y1] = region;
+    let out_w = x1 - x0;
+    let mut pixels = Vec::with_capacity((y1 - y0) * out_w * 3);
+    // Columns of the region that the image covers, in region coordinates.
+    let img_x0 = ox.clamp(x0, x1) - x0;
+    let img_x1 = (ox + image.width).clamp(x0, x1) - x0;
+    for cy in y0..y1 {
+        let inside_rows = cy >= oy && cy < oy + image.height;
+        if !inside_rows || img_x0 == img_x1 {
+            for _ in 0..out_w {
+                pixels.extend_from_slice(&fill);
+            }
+            continue;
+        }
+        for _ in 0..img_x0 {
+            pixels.extend_from_slice(&fill);
+        }
+        let sy = cy - oy;
+        let sx0 = img_x0 + x0 - ox;
+        let row = (sy * image.width + sx0) * 3;
+        pixels.extend_from_slice(&image.pixels[row..row + (img_x1 - img_x0) * 3]);
+        for _ in img_x1..out_w {
+            pixels.extend_from_slice(&fill);
+        }
+    }
+    Image {
+        height: y1 - y0,
+        width: out_w,
+        pixels,
+        integral: image.integral && plan.is_none(),
+    }
 }
 
 /// Pastes the image at (`y`, `x`) on an `h × w` canvas of `fill` and shifts the boxes.

@@ -13,9 +13,9 @@ mod normalize;
 pub mod resize;
 mod rng;
 
-pub use crop::{RandomCrop, random_crop};
-pub use distort::{RandomDistort, random_distort};
-pub use expand::{RandomExpand, random_expand};
+pub use crop::{CropPlan, RandomCrop, draw_crop, keep_cropped_boxes, random_crop};
+pub use distort::{RandomDistort, hue_matrix, random_distort};
+pub use expand::{ExpandPlan, RandomExpand, canvas_region, draw_expand, random_expand};
 pub use flip::random_flip;
 pub use normalize::{IMAGENET_MEAN, IMAGENET_STD, normalize_permute};
 pub use resize::{BATCH_SIZES, Interp, batch_random_resize, eval_resize, resize_sample};
@@ -80,10 +80,31 @@ impl Default for FlipProb {
 
 impl TrainSampleTransforms {
     /// RandomDistort → RandomExpand → RandomCrop → RandomFlip, in place.
+    ///
+    /// Same draws and same result as calling the four transforms in turn, but the expanded canvas
+    /// (up to 16× the image) is never built: only the part RandomCrop keeps is.
     pub fn apply(&self, sample: &mut Sample, rng: &mut AugRng) {
         random_distort(&mut sample.image, &self.distort, rng);
-        random_expand(sample, &self.expand, rng);
-        random_crop(sample, &self.crop, rng);
+        let (h, w) = (sample.image.height, sample.image.width);
+        let expand = draw_expand(h, w, &self.expand, rng);
+        let (ch, cw) = match expand {
+            Some(p) => {
+                let (dx, dy) = (p.x as f32, p.y as f32);
+                for b in &mut sample.gt_bbox {
+                    *b = [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy];
+                }
+                (p.height, p.width)
+            }
+            None => (h, w),
+        };
+        let crop = draw_crop(ch, cw, &sample.gt_bbox, &self.crop, rng);
+        if expand.is_some() || crop.is_some() {
+            let region = crop.as_ref().map_or([0, 0, cw, ch], |c| c.rect);
+            sample.image = canvas_region(&sample.image, expand, region, self.expand.fill_value);
+        }
+        if let Some(plan) = &crop {
+            keep_cropped_boxes(sample, plan);
+        }
         random_flip(sample, self.flip_prob.0, rng);
     }
 }

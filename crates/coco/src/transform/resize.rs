@@ -228,38 +228,84 @@ fn separable(src: &[f32], src_w: usize, tx: &AxisTable, ty: &AxisTable, out_w: u
     }
     let mut rows = vec![0.0f32; src_h * row_len];
     for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
-        if !used[y] {
-            continue;
-        }
-        let s = &src[y * src_w * 3..(y + 1) * src_w * 3];
-        for (d, out) in row.chunks_exact_mut(3).enumerate() {
-            let mut acc = [0.0f32; 3];
-            for k in 0..tx.taps {
-                let i = tx.index[d * tx.taps + k] * 3;
-                let wgt = tx.weight[d * tx.taps + k];
-                acc[0] += s[i] * wgt;
-                acc[1] += s[i + 1] * wgt;
-                acc[2] += s[i + 2] * wgt;
+        if used[y] {
+            let s = &src[y * src_w * 3..(y + 1) * src_w * 3];
+            match tx.taps {
+                1 => hpass::<1>(s, row, tx),
+                2 => hpass::<2>(s, row, tx),
+                4 => hpass::<4>(s, row, tx),
+                8 => hpass::<8>(s, row, tx),
+                _ => hpass_any(s, row, tx),
             }
-            out.copy_from_slice(&acc);
         }
     }
     let out_h = ty.index.len() / ty.taps;
     let mut out = vec![0.0f32; out_h * row_len];
     for (d, orow) in out.chunks_exact_mut(row_len).enumerate() {
-        for k in 0..ty.taps {
-            let wgt = ty.weight[d * ty.taps + k];
-            if wgt == 0.0 && ty.taps > 1 {
-                continue;
+        let taps = &ty.index[d * ty.taps..(d + 1) * ty.taps];
+        let weights = &ty.weight[d * ty.taps..(d + 1) * ty.taps];
+        let row = |k: usize| &rows[taps[k] * row_len..(taps[k] + 1) * row_len];
+        match ty.taps {
+            1 => orow.copy_from_slice(row(0)),
+            2 => {
+                let (r0, r1, w0, w1) = (row(0), row(1), weights[0], weights[1]);
+                for (x, o) in orow.iter_mut().enumerate() {
+                    *o = r0[x] * w0 + r1[x] * w1;
+                }
             }
-            let i = ty.index[d * ty.taps + k];
-            let srow = &rows[i * row_len..(i + 1) * row_len];
-            for (o, &v) in orow.iter_mut().zip(srow) {
-                *o += v * wgt;
+            4 => {
+                let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+                let w = [weights[0], weights[1], weights[2], weights[3]];
+                for (x, o) in orow.iter_mut().enumerate() {
+                    *o = r0[x] * w[0] + r1[x] * w[1] + r2[x] * w[2] + r3[x] * w[3];
+                }
+            }
+            _ => {
+                for k in 0..ty.taps {
+                    let wgt = weights[k];
+                    if wgt == 0.0 {
+                        continue;
+                    }
+                    for (o, &v) in orow.iter_mut().zip(row(k)) {
+                        *o += v * wgt;
+                    }
+                }
             }
         }
     }
     out
+}
+
+/// One row, `T` taps per output pixel.
+fn hpass<const T: usize>(s: &[f32], row: &mut [f32], tx: &AxisTable) {
+    let index = tx.index.chunks_exact(T);
+    let weight = tx.weight.chunks_exact(T);
+    for ((out, idx), wgt) in row.chunks_exact_mut(3).zip(index).zip(weight) {
+        let mut acc = [0.0f32; 3];
+        for k in 0..T {
+            let i = idx[k] * 3;
+            let p = &s[i..i + 3];
+            acc[0] += p[0] * wgt[k];
+            acc[1] += p[1] * wgt[k];
+            acc[2] += p[2] * wgt[k];
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
+fn hpass_any(s: &[f32], row: &mut [f32], tx: &AxisTable) {
+    let index = tx.index.chunks_exact(tx.taps);
+    let weight = tx.weight.chunks_exact(tx.taps);
+    for ((out, idx), wgt) in row.chunks_exact_mut(3).zip(index).zip(weight) {
+        let mut acc = [0.0f32; 3];
+        for (&i, &w) in idx.iter().zip(wgt) {
+            let p = &s[i * 3..i * 3 + 3];
+            acc[0] += p[0] * w;
+            acc[1] += p[1] * w;
+            acc[2] += p[2] * w;
+        }
+        out.copy_from_slice(&acc);
+    }
 }
 
 /// Resizes a sample to exactly `size_h × size_w` (ratio not kept); boxes are scaled and clipped
