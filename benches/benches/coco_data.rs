@@ -15,7 +15,7 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use ringdet_coco::image::{decode_image, encode_jpeg};
 use ringdet_coco::synth::render_scene_sized;
 use ringdet_coco::transform::{
-    AugRng, IMAGENET_MEAN, IMAGENET_STD, Sample, TrainSampleTransforms, batch_random_resize,
+    AugRng, IMAGENET_MEAN, IMAGENET_STD, Sample, TrainSampleTransforms, draw_batch_resize,
     eval_resize, normalize_permute,
 };
 
@@ -104,9 +104,9 @@ fn bench(c: &mut Criterion) {
     let mut out = Vec::new();
     both_clocks(&mut g, "decode+train_transforms", |i| {
         let mut rng = AugRng::from_keys(&[7, i]);
+        let (size, interp) = draw_batch_resize(&mut AugRng::from_keys(&[8, i]));
         let mut batch = [decode(&files[i as usize % files.len()])];
-        transforms.apply(&mut batch[0], &mut rng);
-        batch_random_resize(&mut batch, &mut rng);
+        transforms.apply_and_resize(&mut batch[0], &mut rng, size, size, interp);
         let im = &batch[0].image;
         out.resize(3 * im.height * im.width, 0.0);
         normalize_permute(im, IMAGENET_MEAN, IMAGENET_STD, &mut out);

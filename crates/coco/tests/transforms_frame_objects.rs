@@ -279,3 +279,24 @@ fn fused_train_chain_equals_the_transforms_one_by_one() {
     }
     assert!(expanded_and_cropped > 20);
 }
+
+#[test]
+fn resizing_from_the_unbuilt_canvas_equals_building_it_first() {
+    let t = TrainSampleTransforms::default();
+    for seed in 0..100 {
+        let interp = Interp::RANDOM[seed as usize % 5];
+        let size = BATCH_SIZES[seed as usize % 15];
+        let mut built = scene();
+        t.apply(&mut built, &mut AugRng::from_keys(&[seed]));
+        resize_sample(&mut built, size, size, interp);
+        let mut direct = scene();
+        t.apply_and_resize(
+            &mut direct,
+            &mut AugRng::from_keys(&[seed]),
+            size,
+            size,
+            interp,
+        );
+        assert!(built == direct, "seed {seed}");
+    }
+}

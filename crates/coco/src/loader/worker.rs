@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use super::{BadImagePolicy, Batch, LoaderConfig, LoaderError, LoaderStats, Mode, Record, collate};
 use crate::image::read_image;
-use crate::transform::{AugRng, Sample, batch_random_resize, eval_resize};
+use crate::transform::{AugRng, Sample, draw_batch_resize, eval_resize};
 
 /// Decodes `records[index]`; under [`BadImagePolicy::Skip`] a bad image is counted, logged, and the
 /// next record (cyclically) is taken instead, so batch sizes stay equal on every rank.
@@ -52,20 +52,23 @@ pub(super) fn make_batch(
         config.rank as u64,
         batch_index as u64,
     ];
+    // BatchRandomResize draws from the batch's own stream, so drawing it first changes nothing and
+    // lets each sample go from its cropped canvas straight to the batch size.
+    let resize =
+        (config.mode == Mode::Train).then(|| draw_batch_resize(&mut AugRng::from_keys(&keys)));
     let mut samples = Vec::with_capacity(indices.len());
     for (slot, &index) in indices.iter().enumerate() {
         let mut sample = load_sample(records, index, config, stats)?;
-        match config.mode {
-            Mode::Train => {
+        match resize {
+            Some((size, interp)) => {
                 let mut rng = AugRng::from_keys(&[keys[0], keys[1], keys[2], keys[3], slot as u64]);
-                config.transforms.apply(&mut sample, &mut rng);
+                config
+                    .transforms
+                    .apply_and_resize(&mut sample, &mut rng, size, size, interp);
             }
-            Mode::Eval => eval_resize(&mut sample),
+            None => eval_resize(&mut sample),
         }
         samples.push(sample);
-    }
-    if config.mode == Mode::Train {
-        batch_random_resize(&mut samples, &mut AugRng::from_keys(&keys));
     }
     Ok(collate(batch_index, &samples, config.mean, config.std)?)
 }

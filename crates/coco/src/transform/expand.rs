@@ -1,6 +1,7 @@
 //! RandomExpand: with probability ½, paste the image at a random offset on a canvas up to 4× larger
 //! filled with the ImageNet mean (RGB, ×255), shifting the boxes with it.
 
+use super::resize::RowSource;
 use super::{AugRng, Sample};
 use crate::image::Image;
 
@@ -73,44 +74,80 @@ pub fn random_expand(sample: &mut Sample, params: &RandomExpand, rng: &mut AugRn
 }
 
 /// The `[x0, y0, x1, y1)` part of the canvas of `plan` (or of the image itself when `None`),
-/// without building the rest of the canvas.
-pub fn canvas_region(
-    image: &Image,
-    plan: Option<ExpandPlan>,
-    region: [usize; 4],
-    fill: [f32; 3],
-) -> Image {
-    let (oy, ox) = plan.map_or((0, 0), |p| (p.y, p.x));
-    let [x0, y0, x1, y1] = region;
-    let out_w = x1 - x0;
-    let mut pixels = Vec::with_capacity((y1 - y0) * out_w * 3);
-    // Columns of the region that the image covers, in region coordinates.
-    let img_x0 = ox.clamp(x0, x1) - x0;
-    let img_x1 = (ox + image.width).clamp(x0, x1) - x0;
-    for cy in y0..y1 {
-        let inside_rows = cy >= oy && cy < oy + image.height;
-        if !inside_rows || img_x0 == img_x1 {
-            for _ in 0..out_w {
-                pixels.extend_from_slice(&fill);
+/// mirrored when `mirrored`: what RandomExpand → RandomCrop → RandomFlip leave, described without
+/// building it. [`CanvasView::to_image`] builds it; a resize can read its rows directly.
+#[derive(Clone, Copy, Debug)]
+pub struct CanvasView<'a> {
+    /// The image pasted on the canvas.
+    pub image: &'a Image,
+    /// Where it is pasted (`None`: the canvas is the image).
+    pub plan: Option<ExpandPlan>,
+    /// The part of the canvas kept, `[x0, y0, x1, y1)`.
+    pub region: [usize; 4],
+    /// Canvas colour.
+    pub fill: [f32; 3],
+    /// Mirror horizontally.
+    pub mirrored: bool,
+}
+
+impl CanvasView<'_> {
+    /// Writes row `r` of the view into `out` (`width·3` values).
+    pub fn write_row(&self, r: usize, out: &mut [f32]) {
+        let (image, fill) = (self.image, self.fill);
+        let (oy, ox) = self.plan.map_or((0, 0), |p| (p.y, p.x));
+        let [x0, y0, x1, _] = self.region;
+        // Columns of the region that the image covers, in region coordinates.
+        let img_x0 = ox.clamp(x0, x1) - x0;
+        let img_x1 = (ox + image.width).clamp(x0, x1) - x0;
+        let cy = y0 + r;
+        if cy < oy || cy >= oy + image.height || img_x0 == img_x1 {
+            for px in out.chunks_exact_mut(3) {
+                px.copy_from_slice(&fill);
             }
-            continue;
+            return;
         }
-        for _ in 0..img_x0 {
-            pixels.extend_from_slice(&fill);
+        let (left, rest) = out.split_at_mut(img_x0 * 3);
+        let right = &mut rest[(img_x1 - img_x0) * 3..];
+        for px in left.chunks_exact_mut(3).chain(right.chunks_exact_mut(3)) {
+            px.copy_from_slice(&fill);
         }
-        let sy = cy - oy;
-        let sx0 = img_x0 + x0 - ox;
-        let row = (sy * image.width + sx0) * 3;
-        pixels.extend_from_slice(&image.pixels[row..row + (img_x1 - img_x0) * 3]);
-        for _ in img_x1..out_w {
-            pixels.extend_from_slice(&fill);
+        let src = ((cy - oy) * image.width + img_x0 + x0 - ox) * 3;
+        out[img_x0 * 3..img_x1 * 3]
+            .copy_from_slice(&image.pixels[src..src + (img_x1 - img_x0) * 3]);
+        if self.mirrored {
+            super::flip::mirror_row(out);
         }
     }
-    Image {
-        height: y1 - y0,
-        width: out_w,
-        pixels,
-        integral: image.integral && plan.is_none(),
+
+    /// Builds the view as an image.
+    pub fn to_image(&self) -> Image {
+        let row_len = self.width() * 3;
+        let mut pixels = vec![0.0f32; self.height() * row_len];
+        for (r, out) in pixels.chunks_exact_mut(row_len).enumerate() {
+            self.write_row(r, out);
+        }
+        Image {
+            height: self.height(),
+            width: self.width(),
+            pixels,
+            integral: self.integral(),
+        }
+    }
+}
+
+impl super::resize::RowSource for CanvasView<'_> {
+    fn height(&self) -> usize {
+        self.region[3] - self.region[1]
+    }
+    fn width(&self) -> usize {
+        self.region[2] - self.region[0]
+    }
+    fn integral(&self) -> bool {
+        self.image.integral && self.plan.is_none()
+    }
+    fn row<'a>(&'a self, y: usize, scratch: &'a mut [f32]) -> &'a [f32] {
+        self.write_row(y, scratch);
+        scratch
     }
 }
 

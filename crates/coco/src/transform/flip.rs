@@ -11,17 +11,24 @@ pub fn random_flip(sample: &mut Sample, prob: f64, rng: &mut AugRng) {
 
 /// Mirrors the image and its boxes horizontally.
 pub fn flip(sample: &mut Sample) {
-    let image = &mut sample.image;
-    let w = image.width;
-    for row in image.pixels.chunks_exact_mut(w * 3) {
-        for x in 0..w / 2 {
-            let (a, b) = (x * 3, (w - 1 - x) * 3);
-            for c in 0..3 {
-                row.swap(a + c, b + c);
-            }
-        }
+    let w = sample.image.width;
+    for row in sample.image.pixels.chunks_exact_mut(w * 3) {
+        mirror_row(row);
     }
-    let wf = w as f32;
+    flip_boxes(sample);
+}
+
+/// Mirrors one RGB row in place: reverse the values, then put each pixel's channels back in order.
+pub fn mirror_row(row: &mut [f32]) {
+    row.reverse();
+    for px in row.chunks_exact_mut(3) {
+        px.swap(0, 2);
+    }
+}
+
+/// Mirrors the boxes of a sample whose image is `sample.image.width` wide.
+pub fn flip_boxes(sample: &mut Sample) {
+    let wf = sample.image.width as f32;
     for b in &mut sample.gt_bbox {
         *b = [wf - b[2], b[1], wf - b[0], b[3]];
     }

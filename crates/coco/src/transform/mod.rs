@@ -15,10 +15,13 @@ mod rng;
 
 pub use crop::{CropPlan, RandomCrop, draw_crop, keep_cropped_boxes, random_crop};
 pub use distort::{RandomDistort, hue_matrix, random_distort};
-pub use expand::{ExpandPlan, RandomExpand, canvas_region, draw_expand, random_expand};
-pub use flip::random_flip;
+pub use expand::{CanvasView, ExpandPlan, RandomExpand, draw_expand, random_expand};
+pub use flip::{flip, flip_boxes, random_flip};
 pub use normalize::{IMAGENET_MEAN, IMAGENET_STD, normalize_permute};
-pub use resize::{BATCH_SIZES, Interp, batch_random_resize, eval_resize, resize_sample};
+pub use resize::{
+    BATCH_SIZES, Interp, RowSource, batch_random_resize, draw_batch_resize, eval_resize,
+    resize_sample, scale_boxes,
+};
 pub use rng::AugRng;
 
 use crate::image::Image;
@@ -82,8 +85,42 @@ impl TrainSampleTransforms {
     /// RandomDistort → RandomExpand → RandomCrop → RandomFlip, in place.
     ///
     /// Same draws and same result as calling the four transforms in turn, but the expanded canvas
-    /// (up to 16× the image) is never built: only the part RandomCrop keeps is.
+    /// (up to 16× the image) is never built: only the part RandomCrop keeps is, mirrored on the
+    /// way when RandomFlip fires (its draw comes last either way).
     pub fn apply(&self, sample: &mut Sample, rng: &mut AugRng) {
+        if let Some(view) = self.plan(sample, rng) {
+            sample.image = view.to_image();
+        }
+    }
+
+    /// [`apply`](Self::apply) followed by a resize to `size_h × size_w` with `interp`, reading the
+    /// cropped canvas row by row without ever building it (the fast path of the loader).
+    pub fn apply_and_resize(
+        &self,
+        sample: &mut Sample,
+        rng: &mut AugRng,
+        size_h: usize,
+        size_w: usize,
+        interp: Interp,
+    ) {
+        let (from_h, from_w) = match self.plan(sample, rng) {
+            Some(view) => {
+                let dims = (view.height(), view.width());
+                sample.image = resize::resize_rows(&view, size_h, size_w, interp);
+                dims
+            }
+            None => {
+                let dims = (sample.image.height, sample.image.width);
+                sample.image = resize::resize_image(&sample.image, size_h, size_w, interp);
+                dims
+            }
+        };
+        scale_boxes(sample, from_h, from_w, size_h, size_w);
+    }
+
+    /// Runs RandomDistort on the image, draws expand, crop and flip, moves the boxes, and returns
+    /// the view of the canvas the image becomes (`None`: the image stays as it is).
+    fn plan<'a>(&self, sample: &'a mut Sample, rng: &mut AugRng) -> Option<CanvasView<'a>> {
         random_distort(&mut sample.image, &self.distort, rng);
         let (h, w) = (sample.image.height, sample.image.width);
         let expand = draw_expand(h, w, &self.expand, rng);
@@ -98,13 +135,27 @@ impl TrainSampleTransforms {
             None => (h, w),
         };
         let crop = draw_crop(ch, cw, &sample.gt_bbox, &self.crop, rng);
-        if expand.is_some() || crop.is_some() {
-            let region = crop.as_ref().map_or([0, 0, cw, ch], |c| c.rect);
-            sample.image = canvas_region(&sample.image, expand, region, self.expand.fill_value);
-        }
+        let mirrored = rng.uniform(0.0, 1.0) < self.flip_prob.0;
+        let region = crop.as_ref().map_or([0, 0, cw, ch], |c| c.rect);
         if let Some(plan) = &crop {
             keep_cropped_boxes(sample, plan);
         }
-        random_flip(sample, self.flip_prob.0, rng);
+        if mirrored {
+            let wf = (region[2] - region[0]) as f32;
+            for b in &mut sample.gt_bbox {
+                *b = [wf - b[2], b[1], wf - b[0], b[3]];
+            }
+        }
+        if expand.is_none() && crop.is_none() && !mirrored {
+            return None;
+        }
+        let fill = self.expand.fill_value;
+        Some(CanvasView {
+            image: &sample.image,
+            plan: expand,
+            region,
+            fill,
+            mirrored,
+        })
     }
 }

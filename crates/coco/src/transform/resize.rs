@@ -190,7 +190,42 @@ fn area_table(src: usize, dst: usize, scale: f64) -> AxisTable {
 
 /// `cv2.resize(image, (out_w, out_h), interpolation)` on an RGB image.
 pub fn resize_image(image: &Image, out_h: usize, out_w: usize, interp: Interp) -> Image {
-    let (h, w) = (image.height, image.width);
+    resize_rows(&ImageRows(image), out_h, out_w, interp)
+}
+
+/// Rows of an RGB image, produced on demand (a real image, or a view that is never materialised).
+pub trait RowSource {
+    /// Rows.
+    fn height(&self) -> usize;
+    /// Columns.
+    fn width(&self) -> usize;
+    /// True while the values are whole numbers in 0..=255.
+    fn integral(&self) -> bool;
+    /// Row `y` (`width·3` values), borrowed from the source or written into `scratch`.
+    fn row<'a>(&'a self, y: usize, scratch: &'a mut [f32]) -> &'a [f32];
+}
+
+struct ImageRows<'a>(&'a Image);
+
+impl RowSource for ImageRows<'_> {
+    fn height(&self) -> usize {
+        self.0.height
+    }
+    fn width(&self) -> usize {
+        self.0.width
+    }
+    fn integral(&self) -> bool {
+        self.0.integral
+    }
+    fn row<'a>(&'a self, y: usize, _scratch: &'a mut [f32]) -> &'a [f32] {
+        let len = self.0.width * 3;
+        &self.0.pixels[y * len..(y + 1) * len]
+    }
+}
+
+/// `cv2.resize` of any [`RowSource`].
+pub fn resize_rows(src: &dyn RowSource, out_h: usize, out_w: usize, interp: Interp) -> Image {
+    let (h, w) = (src.height(), src.width());
     let inv_x = out_w as f64 / w as f64;
     let inv_y = out_h as f64 / h as f64;
     let (sx, sy) = (1.0 / inv_x, 1.0 / inv_y);
@@ -204,8 +239,9 @@ pub fn resize_image(image: &Image, out_h: usize, out_w: usize, interp: Interp) -
             kernel_table(interp, h, out_h, sy, inv_y),
         ),
     };
-    let mut pixels = separable(&image.pixels, w, &tx, &ty, out_w);
-    if image.integral {
+    let integral = src.integral();
+    let mut pixels = separable(src, &tx, &ty, out_w);
+    if integral {
         for v in &mut pixels {
             *v = v.round_ties_even().clamp(0.0, 255.0);
         }
@@ -214,37 +250,39 @@ pub fn resize_image(image: &Image, out_h: usize, out_w: usize, interp: Interp) -
         height: out_h,
         width: out_w,
         pixels,
-        integral: image.integral,
+        integral,
     }
 }
 
-/// Horizontal pass over the source rows that are used, then the vertical pass.
-fn separable(src: &[f32], src_w: usize, tx: &AxisTable, ty: &AxisTable, out_w: usize) -> Vec<f32> {
-    let src_h = src.len() / (src_w * 3);
+/// Output row by output row: the source rows it needs are resized horizontally into a small ring
+/// of row buffers (source rows are needed in increasing order), then combined vertically.
+fn separable(src: &dyn RowSource, tx: &AxisTable, ty: &AxisTable, out_w: usize) -> Vec<f32> {
     let row_len = out_w * 3;
-    let mut used = vec![false; src_h];
-    for (&i, &wgt) in ty.index.iter().zip(&ty.weight) {
-        used[i] |= wgt != 0.0 || ty.taps == 1;
-    }
-    let mut rows = vec![0.0f32; src_h * row_len];
-    for (y, row) in rows.chunks_exact_mut(row_len).enumerate() {
-        if used[y] {
-            let s = &src[y * src_w * 3..(y + 1) * src_w * 3];
-            match tx.taps {
-                1 => hpass::<1>(s, row, tx),
-                2 => hpass::<2>(s, row, tx),
-                4 => hpass::<4>(s, row, tx),
-                8 => hpass::<8>(s, row, tx),
-                _ => hpass_any(s, row, tx),
-            }
-        }
-    }
+    let mut scratch = vec![0.0f32; src.width() * 3];
+    let slots = 2 * ty.taps.max(1);
+    let mut ring = vec![0.0f32; slots * row_len];
+    let mut tag = vec![usize::MAX; slots];
     let out_h = ty.index.len() / ty.taps;
     let mut out = vec![0.0f32; out_h * row_len];
     for (d, orow) in out.chunks_exact_mut(row_len).enumerate() {
         let taps = &ty.index[d * ty.taps..(d + 1) * ty.taps];
         let weights = &ty.weight[d * ty.taps..(d + 1) * ty.taps];
-        let row = |k: usize| &rows[taps[k] * row_len..(taps[k] + 1) * row_len];
+        for &y in taps {
+            let slot = y % slots;
+            if tag[slot] != y {
+                tag[slot] = y;
+                let s = src.row(y, &mut scratch);
+                let row = &mut ring[slot * row_len..(slot + 1) * row_len];
+                match tx.taps {
+                    1 => hpass::<1>(s, row, tx),
+                    2 => hpass::<2>(s, row, tx),
+                    4 => hpass::<4>(s, row, tx),
+                    8 => hpass::<8>(s, row, tx),
+                    _ => hpass_any(s, row, tx),
+                }
+            }
+        }
+        let row = |k: usize| &ring[(taps[k] % slots) * row_len..(taps[k] % slots + 1) * row_len];
         match ty.taps {
             1 => orow.copy_from_slice(row(0)),
             2 => {
@@ -261,11 +299,7 @@ fn separable(src: &[f32], src_w: usize, tx: &AxisTable, ty: &AxisTable, out_w: u
                 }
             }
             _ => {
-                for k in 0..ty.taps {
-                    let wgt = weights[k];
-                    if wgt == 0.0 {
-                        continue;
-                    }
+                for (k, &wgt) in weights.iter().enumerate() {
                     for (o, &v) in orow.iter_mut().zip(row(k)) {
                         *o += v * wgt;
                     }
@@ -311,9 +345,22 @@ fn hpass_any(s: &[f32], row: &mut [f32], tx: &AxisTable) {
 /// Resizes a sample to exactly `size_h × size_w` (ratio not kept); boxes are scaled and clipped
 /// to the new image, `im_shape` set to it and `scale_factor` multiplied by `[fy, fx]`.
 pub fn resize_sample(sample: &mut Sample, size_h: usize, size_w: usize, interp: Interp) {
-    let fy = size_h as f64 / sample.image.height as f64;
-    let fx = size_w as f64 / sample.image.width as f64;
+    let (from_h, from_w) = (sample.image.height, sample.image.width);
     sample.image = resize_image(&sample.image, size_h, size_w, interp);
+    scale_boxes(sample, from_h, from_w, size_h, size_w);
+}
+
+/// The bookkeeping of a resize from `from_h × from_w` to `size_h × size_w`: boxes scaled per axis
+/// and clipped to the new image, `im_shape` set, `scale_factor` multiplied by `[fy, fx]`.
+pub fn scale_boxes(
+    sample: &mut Sample,
+    from_h: usize,
+    from_w: usize,
+    size_h: usize,
+    size_w: usize,
+) {
+    let fy = size_h as f64 / from_h as f64;
+    let fx = size_w as f64 / from_w as f64;
     sample.im_shape = [size_h as f32, size_w as f32];
     sample.scale_factor = [
         (sample.scale_factor[0] as f64 * fy) as f32,
