@@ -92,8 +92,25 @@ fn both_clocks(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut run: impl F
     });
 }
 
+/// With `RINGDET_BENCH_JPEG_DIR` set, writes the bench's JPEGs and boxes there (`NN.jpg`,
+/// `boxes.json`), so a peer pipeline can be timed on the very same files.
+fn dump(files: &[Jpeg]) {
+    let Some(dir) = std::env::var_os("RINGDET_BENCH_JPEG_DIR") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    std::fs::create_dir_all(dir).expect("create RINGDET_BENCH_JPEG_DIR");
+    let mut boxes = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i:02}.jpg")), &f.bytes).expect("write jpeg");
+        boxes.push(format!("{:?}", f.boxes));
+    }
+    std::fs::write(dir.join("boxes.json"), format!("[{}]", boxes.join(","))).expect("write boxes");
+}
+
 fn bench(c: &mut Criterion) {
     let files = jpegs();
+    dump(&files);
     let transforms = TrainSampleTransforms::default();
     let mut g = c.benchmark_group("coco_data_640x480");
     g.throughput(Throughput::Elements(1));
