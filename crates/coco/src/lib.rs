@@ -17,3 +17,7 @@ pub use eval::{EvalError, Evaluation, UnknownImages, evaluate};
 pub use json::{
     Annotation, Category, CategoryMap, Detection, Image, Instances, JsonError, load_detections,
 };
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
