@@ -213,3 +213,18 @@ fn training_filter_follows_paddledetection() {
     assert_eq!(counts.orphan, 1);
     assert_eq!(counts.empty_images, 1);
 }
+
+#[test]
+fn parallel_detection_parse_equals_serde_bit_for_bit() {
+    for case in ["r01_random_small", "t01_single_image"] {
+        let text = std::fs::read(format!("{CASES}/{case}/dt.json")).unwrap();
+        let ours = detections_from_slice(&text, "dt.json").unwrap();
+        let serde: Vec<ringdet_coco::Detection> = serde_json::from_slice(&text).unwrap();
+        assert_eq!(ours.len(), serde.len());
+        for (a, b) in ours.iter().zip(&serde) {
+            assert_eq!((a.image_id, a.category_id), (b.image_id, b.category_id));
+            assert_eq!(a.bbox.map(f64::to_bits), b.bbox.map(f64::to_bits));
+            assert_eq!(a.score.to_bits(), b.score.to_bits());
+        }
+    }
+}

@@ -18,6 +18,8 @@ enum Command {
     Info(cmd::info::Args),
     /// Write a synthetic detection dataset (JPEG images + COCO instances JSON).
     MakeDataset(cmd::make_dataset::Args),
+    /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
+    CocoEval(cmd::coco_eval::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,5 +27,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
+        Command::CocoEval(args) => cmd::coco_eval::run(args),
     }
 }

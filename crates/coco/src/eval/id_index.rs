@@ -24,7 +24,7 @@ impl IdIndex {
         sorted.dedup();
         let lookup = match (sorted.first(), sorted.last()) {
             (Some(&min), Some(&max))
-                if (max as i128 - min as i128) < 4 * sorted.len() as i128 + 4096 =>
+                if (max as i128 - min as i128) < (4 * sorted.len() as i128).max(1 << 22) =>
             {
                 let mut table = vec![u32::MAX; (max - min + 1) as usize];
                 for (rank, &id) in sorted.iter().enumerate() {

@@ -20,6 +20,8 @@ pub(crate) struct MatchedDet {
 
 /// Bit of "ignored at threshold t" in [`MatchedDet::flags`].
 pub(crate) const IGNORED_SHIFT: u32 = 16;
+/// Flags of a detection ignored at every threshold.
+pub(crate) const IGNORED_ALL: u32 = ((1 << NUM_IOU) - 1) << IGNORED_SHIFT;
 
 /// The matching result of one image.
 #[derive(Default)]
@@ -168,6 +170,14 @@ fn match_category(cat: &Category, scratch: &mut Scratch, out: &mut Vec<MatchedDe
             let det = cat.dt(d);
             let area = det.bbox[2] * det.bbox[3];
             let out_of_range = area < lo || area > hi;
+            // No GT reaches the lowest threshold: unmatched everywhere.
+            if ious[d * n_g..(d + 1) * n_g]
+                .iter()
+                .all(|&iou| iou < thresholds[0])
+            {
+                out[first + d].flags[a] = if out_of_range { IGNORED_ALL } else { 0 };
+                continue;
+            }
             let mut flags = 0u32;
             for (t, &thr) in thresholds.iter().enumerate() {
                 let mut best = thr.min(1.0 - 1e-10);

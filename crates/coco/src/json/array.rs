@@ -149,25 +149,28 @@ pub(crate) fn parse_array<T: DeserializeOwned + Send>(
     let mut pos = open + 1;
     let mut after_open = true;
     loop {
-        let mut starts = vec![pos];
-        for j in 1..wave_chunks {
+        // Chunk i spans bounds[i]..bounds[i+1]; the last bound ends the wave (or the file).
+        let mut bounds = vec![pos];
+        for j in 1..=wave_chunks {
             let target = pos + j * CHUNK_BYTES;
-            if target >= bytes.len() {
-                break;
-            }
-            match guess_boundary(bytes, target) {
-                Some(b) if b > starts[starts.len() - 1] => starts.push(b),
+            let next = if target < bytes.len() {
+                guess_boundary(bytes, target)
+            } else {
+                None
+            };
+            match next {
+                Some(b) if b > bounds[bounds.len() - 1] => bounds.push(b),
                 Some(_) => {}
-                None => break,
+                None => {
+                    bounds.push(usize::MAX);
+                    break;
+                }
             }
         }
-        let runs: Vec<Run<T>> = starts
-            .par_iter()
+        let runs: Vec<Run<T>> = bounds
+            .par_windows(2)
             .enumerate()
-            .map(|(i, &start)| {
-                let stop = starts.get(i + 1).copied().unwrap_or(usize::MAX);
-                run(bytes, start, stop, after_open && i == 0)
-            })
+            .map(|(i, bounds)| run(bytes, bounds[0], bounds[1], after_open && i == 0))
             .collect();
         after_open = false;
         let mut expected = pos;
