@@ -65,12 +65,12 @@ impl Image {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The file could not be read.
-    #[error("{path}: cannot read image: {source}")]
+    #[error("{path}: cannot read image: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (already in the message, so not chained as a source).
+        error: std::io::Error,
     },
     /// The bytes are not a decodable JPEG or PNG.
     #[error("{path}: cannot decode image: {reason}")]
@@ -84,9 +84,9 @@ pub enum ImageError {
 
 /// Reads and decodes a JPEG or PNG file to RGB (the `Decode` transform).
 pub fn read_image(path: &Path) -> Result<Image, ImageError> {
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Read {
+    let bytes = std::fs::read(path).map_err(|error| ImageError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     decode_image(&bytes, path)
 }

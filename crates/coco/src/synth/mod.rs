@@ -37,12 +37,12 @@ pub struct ShapesConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
     /// A file or folder could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (already in the message, so not chained as a source).
+        error: std::io::Error,
     },
     /// JPEG encoding failed.
     #[error("{path}: cannot encode JPEG: {reason}")]
@@ -73,9 +73,9 @@ struct InstancesFile {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
-    move |source| SynthError::Io {
+    move |error| SynthError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -138,7 +138,7 @@ pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, Synt
         let mut writer = std::io::BufWriter::new(file);
         serde_json::to_writer(&mut writer, &doc).map_err(|e| SynthError::Io {
             path: path.clone(),
-            source: e.into(),
+            error: e.into(),
         })?;
         std::io::Write::flush(&mut writer).map_err(io_err(&path))?;
     }
