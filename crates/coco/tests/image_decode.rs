@@ -83,3 +83,39 @@ fn exif_orientation_is_not_applied() {
     let image = decode_image(&bytes, Path::new("rotated.jpg")).unwrap();
     assert_eq!((image.height, image.width), (24, 32));
 }
+
+#[test]
+fn grayscale_and_cmyk_jpegs_decode_to_rgb() {
+    // COCO train2017 holds some grayscale JPEGs (and a few CMYK ones): they must load as RGB.
+    let luma: Vec<u8> = (0..16 * 8).map(|i| (i * 2) as u8).collect();
+    let mut bytes = Vec::new();
+    jpeg_encoder::Encoder::new(&mut bytes, 100)
+        .encode(&luma, 16, 8, jpeg_encoder::ColorType::Luma)
+        .unwrap();
+    let image = decode_image(&bytes, Path::new("gray.jpg")).unwrap();
+    assert_eq!((image.height, image.width), (8, 16));
+    for (i, px) in image.pixels.chunks_exact(3).enumerate() {
+        assert!(
+            px[0] == px[1] && px[1] == px[2],
+            "pixel {i} not gray: {px:?}"
+        );
+        assert!(
+            (px[0] - luma[i] as f32).abs() <= 3.0,
+            "pixel {i}: {} vs {}",
+            px[0],
+            luma[i]
+        );
+    }
+    let cmyk: Vec<u8> = (0..16 * 8)
+        .flat_map(|i| [0u8, 255, 255, (i % 64) as u8])
+        .collect();
+    let mut bytes = Vec::new();
+    jpeg_encoder::Encoder::new(&mut bytes, 100)
+        .encode(&cmyk, 16, 8, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    let image = decode_image(&bytes, Path::new("cmyk.jpg")).unwrap();
+    assert_eq!(
+        (image.height, image.width, image.pixels.len()),
+        (8, 16, 16 * 8 * 3)
+    );
+}
