@@ -5,3 +5,4 @@ pub mod coco_eval;
 pub mod config;
 pub mod info;
 pub mod launch;
+pub mod make_dataset;
