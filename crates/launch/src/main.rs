@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod launcher;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,14 @@ enum Command {
     Info(cmd::info::Args),
     /// Print a PaddleDetection config merged with its _BASE_ files and -o overrides.
     Config(cmd::config::Args),
+    /// Start one worker per device on this host, in step with the other hosts' launchers.
+    Launch(cmd::launch::Args),
+    /// All-reduce bandwidth and latency per message size (like nccl-tests' all_reduce_perf).
+    AllreducePerf(cmd::allreduce_perf::Args),
+    /// Write a synthetic detection dataset (JPEG images + COCO instances JSON).
+    MakeDataset(cmd::make_dataset::Args),
+    /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
+    CocoEval(cmd::coco_eval::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,5 +35,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
         Command::Config(args) => cmd::config::run(args),
+        Command::Launch(args) => cmd::launch::run(args),
+        Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
+        Command::MakeDataset(args) => cmd::make_dataset::run(args),
+        Command::CocoEval(args) => cmd::coco_eval::run(args),
     }
 }

@@ -1,4 +1,8 @@
 //! One module per subcommand, each with its clap `Args` and a `run` function.
 
+pub mod allreduce_perf;
+pub mod coco_eval;
 pub mod config;
 pub mod info;
+pub mod launch;
+pub mod make_dataset;

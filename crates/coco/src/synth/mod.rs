@@ -1,0 +1,171 @@
+//! A seeded synthetic detection dataset ("shapes"): real JPEG files and COCO instances JSON laid out
+//! like COCO (`train2017/`, `val2017/`, `annotations/instances_{train,val}2017.json`), for demos and
+//! as a test fixture. Each image depends only on (seed, split, index), so any thread count writes
+//! the same files.
+
+mod scene;
+mod shapes;
+
+pub use scene::{Scene, SceneObject, render_scene, render_scene_sized};
+pub use shapes::{CLASS_NAMES, Shape};
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::json;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct ShapesConfig {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Train images.
+    pub train: usize,
+    /// Val images.
+    pub val: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Nominal image side; each side is drawn from `[0.75, 1.25]·size`.
+    pub size: usize,
+    /// JPEG quality 1..=100.
+    pub quality: u8,
+}
+
+/// Why the dataset could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// A file or folder could not be written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error (already in the message, so not chained as a source).
+        error: std::io::Error,
+    },
+    /// JPEG encoding failed.
+    #[error("{path}: cannot encode JPEG: {reason}")]
+    Encode {
+        /// The image file.
+        path: PathBuf,
+        /// The encoder's message.
+        reason: String,
+    },
+}
+
+/// What was written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapesSummary {
+    /// Images written per split (train, val).
+    pub images: [usize; 2],
+    /// Annotations written per split (train, val).
+    pub annotations: [usize; 2],
+}
+
+/// The instances file as written: ringdet-coco's JSON record types plus an `info` block.
+#[derive(Serialize)]
+struct InstancesFile {
+    info: serde_json::Value,
+    images: Vec<json::Image>,
+    annotations: Vec<json::Annotation>,
+    categories: Vec<json::Category>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
+    move |error| SynthError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Writes the train and val splits; images are made on rayon's thread pool.
+pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, SynthError> {
+    let ann_dir = config.out.join("annotations");
+    std::fs::create_dir_all(&ann_dir).map_err(io_err(&ann_dir))?;
+    let mut summary = ShapesSummary {
+        images: [0; 2],
+        annotations: [0; 2],
+    };
+    // Image ids are unique across both splits: train 1..=N, val N+1..=N+M.
+    let splits = [
+        ("train2017", 0u64, config.train, 1u64),
+        ("val2017", 1, config.val, 1 + config.train as u64),
+    ];
+    for (split_idx, (name, split, count, first_id)) in splits.into_iter().enumerate() {
+        let dir = config.out.join(name);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let rendered: Vec<(json::Image, Vec<SceneObject>)> = (0..count as u64)
+            .into_par_iter()
+            .map(|i| write_one(config, &dir, split, i, first_id + i))
+            .collect::<Result<_, _>>()?;
+        let mut doc = InstancesFile {
+            info: serde_json::json!({
+                "description": "ringdet synthetic shapes",
+                "seed": config.seed,
+                "split": name,
+            }),
+            images: Vec::with_capacity(count),
+            annotations: Vec::new(),
+            categories: CLASS_NAMES
+                .iter()
+                .enumerate()
+                .map(|(i, &name)| json::Category {
+                    id: i as i64 + 1,
+                    name: name.into(),
+                    supercategory: "shape".into(),
+                })
+                .collect(),
+        };
+        for (image, objects) in rendered {
+            for o in objects {
+                doc.annotations.push(json::Annotation {
+                    id: doc.annotations.len() as i64 + 1,
+                    image_id: image.id,
+                    category_id: o.shape.class_index() as i64 + 1,
+                    bbox: o.bbox,
+                    area: o.area,
+                    iscrowd: false,
+                    ignore: false,
+                });
+            }
+            doc.images.push(image);
+        }
+        summary.images[split_idx] = doc.images.len();
+        summary.annotations[split_idx] = doc.annotations.len();
+        let path = ann_dir.join(format!("instances_{name}.json"));
+        let file = std::fs::File::create(&path).map_err(io_err(&path))?;
+        let mut writer = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut writer, &doc).map_err(|e| SynthError::Io {
+            path: path.clone(),
+            error: e.into(),
+        })?;
+        std::io::Write::flush(&mut writer).map_err(io_err(&path))?;
+    }
+    Ok(summary)
+}
+
+fn write_one(
+    config: &ShapesConfig,
+    dir: &Path,
+    split: u64,
+    index: u64,
+    id: u64,
+) -> Result<(json::Image, Vec<SceneObject>), SynthError> {
+    let scene = render_scene(config.seed, split, index, config.size);
+    let file_name = format!("{id:012}.jpg");
+    let path = dir.join(&file_name);
+    let jpeg = crate::image::encode_jpeg(scene.height, scene.width, &scene.rgb, config.quality)
+        .map_err(|reason| SynthError::Encode {
+            path: path.clone(),
+            reason,
+        })?;
+    std::fs::write(&path, jpeg).map_err(io_err(&path))?;
+    let image = json::Image {
+        id: id as i64,
+        file_name,
+        width: scene.width as u32,
+        height: scene.height as u32,
+    };
+    Ok((image, scene.objects))
+}

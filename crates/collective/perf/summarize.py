@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""Medians over repetitions of compare_peers.sh output: time (us) and busbw (GB/s) per
+implementation, ranks and size. gloo and "ringdet (mean of calls)" time the mean of back-to-back
+calls (nccl-tests style); "ringdet (median call)" is the median single call."""
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+rows = defaultdict(list)
+for line in open(sys.argv[1]):
+    if line.startswith("ceiling"):
+        m = re.search(r"n=(\d+).*per_link_avg_GB/s=([\d.]+)", line)
+        if m:
+            rows[("tcp ring-pattern ceiling (per link)", int(m.group(1)), 0)].append((0.0, float(m.group(2))))
+    elif line.startswith("gloo "):
+        _, world, nbytes, _, t, _, busbw = line.split()[1].split(",")
+        rows[("torch gloo", int(world), int(nbytes))].append((float(t), float(busbw)))
+    elif line.startswith("ringdet "):
+        d = json.loads(line.split(" ", 1)[1])
+        rows[("ringdet (mean of calls)", d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
+        if d["bytes"] <= 65536:
+            med_bw = d["bytes"] / d["median_us"] / 1e3 * 2 * (d["ranks"] - 1) / d["ranks"]
+            rows[("ringdet (median call)", d["ranks"], d["bytes"])].append((d["median_us"], med_bw))
+
+print("| impl | ranks | size | median time (us) | median busbw (GB/s) | best busbw | reps |")
+print("|---|---|---|---|---|---|---|")
+for (impl, n, b), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+    size = "-" if b == 0 else (f"{b >> 20} MiB" if b >= 1 << 20 else f"{b >> 10} KiB")
+    t = statistics.median(x[0] for x in v)
+    bw = statistics.median(x[1] for x in v)
+    print(f"| {impl} | {n} | {size} | {t:.0f} | {bw:.3f} | {max(x[1] for x in v):.3f} | {len(v)} |")

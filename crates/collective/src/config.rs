@@ -1,0 +1,50 @@
+//! Tunables of a communicator. Every rank of a job must use the same values (they decide how
+//! buffers are cut into frames); `from_env` reads them from the same variables on every rank.
+
+use std::time::Duration;
+
+/// Settings of a [`Communicator`](crate::Communicator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Deadline for the whole rendezvous and every handshake.
+    pub handshake_timeout: Duration,
+    /// Longest time a collective may go without any byte moving before it fails.
+    pub data_timeout: Duration,
+    /// Largest frame payload: the pipelining granularity of the ring.
+    pub segment_bytes: usize,
+    /// TCP connections per neighbour; frames are spread round-robin over them.
+    pub streams: usize,
+    /// All-reduces up to this many bytes take the latency path (all-gather the whole buffers in
+    /// `n - 1` steps, then reduce locally in rank order) instead of the `2(n - 1)`-step ring.
+    pub small_bytes: usize,
+    /// How long to keep polling sockets without blocking after the last progress.
+    pub spin: Duration,
+    /// Collectives that send at least this many bytes use a sender thread beside the receiving
+    /// thread (`usize::MAX` turns it off).
+    pub sender_thread_bytes: usize,
+    /// For a power-of-two world of at least 4 ranks, large all-reduces use recursive halving
+    /// (reduce-scatter) and doubling (all-gather) between partner pairs instead of the ring:
+    /// `2 log2(n)` pairwise steps instead of `2(n - 1)` chained ones.
+    pub halving_doubling: bool,
+    /// Ranks with the same IP reduce through shared memory; one leader per host runs the ring.
+    pub hierarchical: bool,
+    /// Upper bound on the total bytes an `all_gather` may receive (guards against corrupt lengths).
+    pub max_gather_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            handshake_timeout: Duration::from_secs(60),
+            data_timeout: Duration::from_secs(120),
+            segment_bytes: 256 << 10,
+            streams: 1,
+            small_bytes: 64 << 10,
+            spin: Duration::ZERO,
+            sender_thread_bytes: 1 << 20,
+            halving_doubling: true,
+            hierarchical: false,
+            max_gather_bytes: 8 << 30,
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Hierarchical all-reduce: ranks with the same IP are one host. Each rank copies its buffer into
+//! its own `/dev/shm` file and tells its host leader (lowest rank of the host) over a local
+//! socket; the leader reduces the host's buffers in rank order, runs the ring among the leaders,
+//! writes the result to its own file and tells the others, who copy it out. The sockets carry
+//! only the hand-off notices, so they also carry failures.
+//!
+//! Hand-off protocol per operation: a rank rewrites its file only after the leader's "done" of
+//! the previous operation, and the leader rewrites its file only after every rank's "ready" of
+//! the next, so no region is read while it is written.
+
+use crate::error::{CommError, Result};
+use crate::rendezvous::Want;
+use crate::shm::ShmBuf;
+use crate::transport::Link;
+use crate::transport::poll;
+use crate::wire::frame::{HEADER_LEN, Header, Kind};
+use crate::wire::handshake::Purpose;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Who talks to whom in hierarchical mode.
+pub struct Wiring {
+    /// This rank.
+    pub rank: usize,
+    /// Lowest rank with our IP.
+    pub leader: usize,
+    /// Ranks with our IP, ascending (leader first).
+    pub host: Vec<usize>,
+    /// One leader per host, ascending.
+    pub leaders: Vec<usize>,
+    /// Connections to open.
+    pub dial: Vec<Want>,
+    /// Connections to accept.
+    pub accept: Vec<Want>,
+}
+
+impl Wiring {
+    /// Groups ranks by IP and lists the local and leader-ring connections of `rank`.
+    pub fn new(rank: usize, endpoints: &[SocketAddr], streams: usize) -> Wiring {
+        let ip = endpoints[rank].ip();
+        let host: Vec<usize> = (0..endpoints.len())
+            .filter(|&r| endpoints[r].ip() == ip)
+            .collect();
+        let leader = host[0];
+        let leaders: Vec<usize> = (0..endpoints.len())
+            .filter(|&r| (0..r).all(|q| endpoints[q].ip() != endpoints[r].ip()))
+            .collect();
+        let (mut dial, mut accept) = (Vec::new(), Vec::new());
+        if rank != leader {
+            dial.push(Want::new(leader, Purpose::Local, 0));
+        } else {
+            accept.extend(host[1..].iter().map(|&r| Want::new(r, Purpose::Local, 0)));
+            let h = leaders.len();
+            if h > 1 {
+                let i = leaders.iter().position(|&r| r == rank).unwrap_or(0);
+                let (right, left) = (leaders[(i + 1) % h], leaders[(i + h - 1) % h]);
+                for s in 0..streams {
+                    dial.push(Want::new(right, Purpose::Leaders, s));
+                    accept.push(Want::new(left, Purpose::Leaders, s));
+                }
+            }
+        }
+        Wiring {
+            rank,
+            leader,
+            host,
+            leaders,
+            dial,
+            accept,
+        }
+    }
+}
+
+/// The host-local state of a rank in hierarchical mode.
+pub struct Hierarchy {
+    w: Wiring,
+    /// Leader: one link per other rank of the host (in `host` order); others: the leader link.
+    local: Vec<Link>,
+    /// Leader ring (leaders of a multi-host job only).
+    pub ring_right: Vec<Link>,
+    /// Leader ring, receiving side.
+    pub ring_left: Vec<Link>,
+    own: ShmBuf,
+    /// Leader: the other ranks' files; others: the leader's file.
+    peers: Vec<Option<ShmBuf>>,
+    prefix: String,
+}
+
+fn shm_path(prefix: &str, rank: usize) -> PathBuf {
+    PathBuf::from(format!("{prefix}-{rank}"))
+}
+
+impl Hierarchy {
+    /// Sorts the extra links from the rendezvous and creates this rank's shared-memory file.
+    pub fn new(
+        w: Wiring,
+        links: Vec<(Want, bool, Link)>,
+        token: &[u8],
+        endpoints: &[SocketAddr],
+    ) -> Result<Hierarchy> {
+        let mut h = Sha256::new();
+        h.update(token);
+        endpoints
+            .iter()
+            .for_each(|e| h.update(e.to_string().as_bytes()));
+        let digest = h.finalize();
+        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let prefix = format!("/dev/shm/ringdet-{tag}");
+        let (mut local, mut ring_right, mut ring_left) = (Vec::new(), Vec::new(), Vec::new());
+        let mut sorted = links;
+        sorted.sort_by_key(|(want, _, _)| (want.purpose, want.rank, want.stream));
+        for (want, dialed, link) in sorted {
+            match (want.purpose == Purpose::Leaders as u8, dialed) {
+                (true, true) => ring_right.push(link),
+                (true, false) => ring_left.push(link),
+                (false, _) => local.push(link),
+            }
+        }
+        let own = ShmBuf::create(shm_path(&prefix, w.rank))?;
+        let peers = (0..local.len()).map(|_| None).collect();
+        Ok(Hierarchy {
+            w,
+            local,
+            ring_right,
+            ring_left,
+            own,
+            peers,
+            prefix,
+        })
+    }
+
+    /// Whether this rank runs the ring between hosts.
+    pub fn is_leader(&self) -> bool {
+        self.w.rank == self.w.leader
+    }
+
+    fn peer_buf(&mut self, i: usize, rank: usize, len: usize) -> Result<&mut [u8]> {
+        if self.peers[i].is_none() {
+            self.peers[i] = Some(ShmBuf::open(shm_path(&self.prefix, rank))?);
+        }
+        match &mut self.peers[i] {
+            Some(b) => b.bytes(len),
+            None => Err(CommError::Local("shared memory not open".into())),
+        }
+    }
+
+    fn notify(
+        &mut self,
+        i: usize,
+        op: &str,
+        op_id: u64,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<()> {
+        let mut frame = Header {
+            kind: Kind::Local,
+            op_id,
+            seq: 0,
+            len: 8,
+        }
+        .encode()
+        .to_vec();
+        frame.extend_from_slice(&(len as u64).to_le_bytes());
+        let link = &mut self.local[i];
+        poll::write_all(link, &frame, deadline).map_err(|e| crate::engine::link_error(op, link, &e))
+    }
+
+    fn wait_notice(
+        &mut self,
+        i: usize,
+        op: &str,
+        op_id: u64,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<()> {
+        let link = &mut self.local[i];
+        let mut hb = [0u8; HEADER_LEN];
+        poll::read_exact(link, &mut hb, deadline)
+            .map_err(|e| crate::engine::link_error(op, link, &e))?;
+        let (peer_rank, peer_addr) = (link.peer_rank, link.peer_addr.clone());
+        let bad = |detail: String| CommError::Protocol {
+            op: op.to_string(),
+            rank: peer_rank,
+            addr: peer_addr.clone(),
+            detail,
+        };
+        let h = Header::decode(&hb, 8).map_err(|e| bad(e.to_string()))?;
+        if h.kind == Kind::Abort {
+            return Err(crate::engine::read_abort(op, link, &h));
+        }
+        let mut p = [0u8; 8];
+        poll::read_exact(link, &mut p[..h.len as usize], deadline)
+            .map_err(|e| crate::engine::link_error(op, link, &e))?;
+        let got = u64::from_le_bytes(p) as usize;
+        if h.kind != Kind::Local || h.op_id != op_id || got != len {
+            return Err(bad(format!(
+                "hand-off {} #{} of {got} bytes, expected #{op_id} of {len} bytes",
+                h.kind.name(),
+                h.op_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Step 1 on a non-leader: publish `data`, tell the leader.
+    pub fn publish(&mut self, data: &[u8], op: &str, op_id: u64, deadline: Instant) -> Result<()> {
+        self.own.bytes(data.len())?.copy_from_slice(data);
+        self.notify(0, op, op_id, data.len(), deadline)
+    }
+
+    /// Step 3 on a non-leader: wait for the leader's result and copy it into `data`.
+    pub fn fetch(
+        &mut self,
+        data: &mut [u8],
+        op: &str,
+        op_id: u64,
+        deadline: Instant,
+    ) -> Result<()> {
+        self.wait_notice(0, op, op_id, data.len(), deadline)?;
+        let leader = self.w.leader;
+        data.copy_from_slice(self.peer_buf(0, leader, data.len())?);
+        Ok(())
+    }
+
+    /// Step 1 on the leader: reduce every local rank's buffer into `data`, in rank order.
+    pub fn gather(
+        &mut self,
+        data: &mut [u8],
+        reduce: &dyn Fn(&mut [u8], &[u8]),
+        op: &str,
+        op_id: u64,
+        deadline: Instant,
+    ) -> Result<()> {
+        for i in 0..self.local.len() {
+            self.wait_notice(i, op, op_id, data.len(), deadline)?;
+        }
+        for i in 0..self.local.len() {
+            let rank = self.w.host[i + 1];
+            let src = self.peer_buf(i, rank, data.len())?;
+            reduce(data, src);
+        }
+        Ok(())
+    }
+
+    /// Step 3 on the leader: publish the result and tell every local rank.
+    pub fn scatter(&mut self, data: &[u8], op: &str, op_id: u64, deadline: Instant) -> Result<()> {
+        if self.local.is_empty() {
+            return Ok(());
+        }
+        self.own.bytes(data.len())?.copy_from_slice(data);
+        for i in 0..self.local.len() {
+            self.notify(i, op, op_id, data.len(), deadline)?;
+        }
+        Ok(())
+    }
+
+    /// Forwards an abort frame to the local ranks and the leader ring.
+    pub fn report(&mut self, frame: &[u8], failed: Option<usize>, deadline: Instant) {
+        let skip = failed.unwrap_or(usize::MAX);
+        for link in self
+            .local
+            .iter_mut()
+            .chain(&mut self.ring_right)
+            .chain(&mut self.ring_left)
+        {
+            if link.peer_rank != skip {
+                let _ = poll::write_all(link, frame, deadline);
+            }
+        }
+    }
+
+    /// Closes every link.
+    pub fn shutdown(&self) {
+        self.local
+            .iter()
+            .chain(&self.ring_right)
+            .chain(&self.ring_left)
+            .for_each(Link::shutdown);
+    }
+}
+
+impl Hierarchy {
+    /// One leader per host, ascending.
+    pub fn leaders(&self) -> Vec<usize> {
+        self.w.leaders.clone()
+    }
+}

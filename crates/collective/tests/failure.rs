@@ -1,0 +1,235 @@
+//! Failures: a killed rank process makes every survivor fail within 10 s with an error naming
+//! it; `abort()` unblocks a waiting operation; a silent peer hits the data deadline.
+
+mod common;
+
+use common::{TOKEN, config, run_ranks};
+use ringdet_collective::{CommError, Communicator, Config, ReduceOp};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn crossbeam_channel() -> (mpsc::SyncSender<()>, std::sync::Mutex<mpsc::Receiver<()>>) {
+    let (tx, rx) = mpsc::sync_channel(1);
+    (tx, std::sync::Mutex::new(rx))
+}
+
+const WORKER: &str = "RINGDET_TEST_WORKER";
+
+/// Body of a worker process (the test binary started again with `WORKER` set): all-reduces
+/// until something fails, then prints the error.
+#[test]
+fn worker_process() {
+    if std::env::var_os(WORKER).is_none() {
+        return;
+    }
+    let mut c = match Communicator::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("RESULT {e}");
+            return;
+        }
+    };
+    let mut v = vec![1.0f32; 1 << 20];
+    let start = Instant::now();
+    let mut i = 0;
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Err(e) = c.all_reduce(&mut v, ReduceOp::Max) {
+            println!("RESULT {e}");
+            return;
+        }
+        i += 1;
+        if i == 3 {
+            println!("READY");
+        }
+    }
+    println!("RESULT finished without error");
+}
+
+#[test]
+fn killed_rank_makes_every_survivor_fail_naming_it() {
+    let n = 4;
+    let victim = 2;
+    let (ls, eps) = common::listeners(&["127.0.0.1"], n);
+    drop(ls);
+    let list: Vec<String> = eps.iter().map(|e| e.to_string()).collect();
+    let exe = std::env::current_exe().expect("test binary");
+    let (tx, rx) = mpsc::channel();
+    let mut children = Vec::new();
+    for r in 0..n {
+        let mut child = Command::new(&exe)
+            .args([
+                "worker_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(WORKER, "1")
+            .env("RINGDET_RANK", r.to_string())
+            .env("RINGDET_WORLD_SIZE", n.to_string())
+            .env("RINGDET_ENDPOINTS", list.join(","))
+            .env("RINGDET_JOB_TOKEN", "kill-test")
+            .env("RINGDET_DATA_TIMEOUT_S", "60")
+            .env("RINGDET_HANDSHAKE_TIMEOUT_S", "20")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn worker");
+        let out = child.stdout.take().expect("stdout");
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                // The test harness may print its own text before ours on the same line.
+                if let Some(at) = line.find("READY").or_else(|| line.find("RESULT")) {
+                    let _ = tx.send((r, line[at..].to_string(), Instant::now()));
+                }
+            }
+        });
+        children.push(child);
+    }
+    let mut ready = 0;
+    while ready < n {
+        let (r, line, _) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("workers start");
+        assert!(line == "READY", "rank {r} before the kill: {line}");
+        ready += 1;
+    }
+    children[victim].kill().expect("kill");
+    let killed_at = Instant::now();
+    let mut results = Vec::new();
+    while results.len() < n - 1 {
+        let (r, line, at) = rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("survivors report");
+        results.push((r, line, at - killed_at));
+    }
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    for (r, line, after) in results {
+        println!("rank {r} after {after:?}: {line}");
+        assert_ne!(r, victim);
+        assert!(after < Duration::from_secs(10), "rank {r} took {after:?}");
+        assert!(
+            line.contains(&format!("rank {victim} ")),
+            "rank {r}: {line}"
+        );
+        assert!(line.contains("all_reduce #"), "rank {r}: {line}");
+    }
+}
+
+#[test]
+fn abort_unblocks_a_waiting_operation() {
+    let (tx, rx) = crossbeam_channel();
+    let out = run_ranks(2, config(), |r, c| {
+        if r == 1 {
+            // Never joins the all-reduce; waits until rank 0 is done.
+            let _ = rx.lock().map(|rx| rx.recv_timeout(Duration::from_secs(20)));
+            return Ok(None);
+        }
+        let handle = c.abort_handle();
+        let aborter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            handle.abort();
+        });
+        let t = Instant::now();
+        let res = c.all_reduce(&mut vec![0f32; 1 << 18], ReduceOp::Sum);
+        let took = t.elapsed();
+        aborter.join().expect("aborter");
+        let _ = tx.clone().send(());
+        let later = c.barrier();
+        Ok(Some((res, took, later)))
+    });
+    let (res, took, later) = out
+        .into_iter()
+        .next()
+        .expect("rank 0")
+        .expect("ok")
+        .expect("some");
+    assert!(matches!(res, Err(CommError::Aborted { .. })), "{res:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(later.is_err(), "operations after abort fail too");
+}
+
+#[test]
+fn a_neighbour_that_aborts_is_named_by_the_others() {
+    let out = run_ranks(3, config(), |r, c| {
+        if r == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+            c.abort();
+            return Ok(None);
+        }
+        Ok(Some(c.all_reduce(&mut vec![1i64; 100_000], ReduceOp::Sum)))
+    });
+    for (r, res) in out.into_iter().enumerate().skip(1) {
+        let e = res.expect("thread").expect("some").expect_err("must fail");
+        assert_eq!(e.failed_rank(), Some(0), "rank {r}: {e}");
+    }
+}
+
+#[test]
+fn abort_unblocks_the_sender_thread_path() {
+    let cfg = Config {
+        sender_thread_bytes: 0,
+        ..config()
+    };
+    let (tx, rx) = crossbeam_channel();
+    let out = run_ranks(2, cfg, |r, c| {
+        if r == 1 {
+            let _ = rx.lock().map(|rx| rx.recv_timeout(Duration::from_secs(20)));
+            return Ok(None);
+        }
+        let handle = c.abort_handle();
+        let aborter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            handle.abort();
+        });
+        let t = Instant::now();
+        // Large enough that the sender blocks on a full socket.
+        let res = c.all_reduce(&mut vec![0f32; 16 << 20], ReduceOp::Sum);
+        let took = t.elapsed();
+        aborter.join().expect("aborter");
+        let _ = tx.clone().send(());
+        Ok(Some((res, took)))
+    });
+    let (res, took) = out
+        .into_iter()
+        .next()
+        .expect("rank 0")
+        .expect("ok")
+        .expect("some");
+    assert!(matches!(res, Err(CommError::Aborted { .. })), "{res:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn a_silent_peer_hits_the_data_deadline() {
+    let cfg = Config {
+        data_timeout: Duration::from_millis(700),
+        ..config()
+    };
+    let (tx, rx) = crossbeam_channel();
+    let out = run_ranks(2, cfg, |r, c| {
+        if r == 1 {
+            let _ = rx.lock().map(|rx| rx.recv_timeout(Duration::from_secs(20)));
+            return Ok(None);
+        }
+        let res = c.broadcast(&mut [0u8; 10], 1);
+        let _ = tx.clone().send(());
+        Ok(Some(res))
+    });
+    let res = out
+        .into_iter()
+        .next()
+        .expect("rank 0")
+        .expect("ok")
+        .expect("some");
+    match res {
+        Err(CommError::Timeout { rank: 1, .. }) => {}
+        other => panic!("expected a timeout naming rank 1, got {other:?}"),
+    }
+    let _ = TOKEN;
+}
