@@ -1,1 +1,13 @@
 //! PP-YOLOE detector: model, losses, assigners, post-processing.
+//!
+//! The architecture is data ([`arch`]); all trainable parameters and all gradients live in one flat
+//! buffer each ([`layout`], [`state`]), named with PaddleDetection's state-dict names.
+#![warn(missing_docs)]
+
+pub mod arch;
+pub mod error;
+pub mod init;
+pub mod layout;
+pub mod state;
+
+pub use error::{DetectError, Result};
