@@ -3,6 +3,8 @@
 //! The architecture is data ([`arch`]); all trainable parameters and all gradients live in one flat
 //! buffer each ([`layout`], [`state`]), named with PaddleDetection's state-dict names.
 #![warn(missing_docs)]
+// Kernels index several arrays with one loop variable, llm.c style.
+#![allow(clippy::needless_range_loop)]
 
 pub mod arch;
 pub mod error;
@@ -11,3 +13,7 @@ pub mod layout;
 pub mod state;
 
 pub use error::{DetectError, Result};
+pub mod anchors;
+pub mod assign;
+pub mod boxes;
+pub mod decode;
