@@ -16,4 +16,6 @@ pub use error::{DetectError, Result};
 pub mod anchors;
 pub mod assign;
 pub mod boxes;
+pub mod compare;
 pub mod decode;
+pub mod nms;
