@@ -11,11 +11,13 @@ pub mod error;
 pub mod init;
 pub mod layout;
 pub mod state;
+pub mod train;
 
 pub use error::{DetectError, Result};
 pub mod anchors;
 pub mod assign;
 pub mod boxes;
 pub mod compare;
+pub mod cross_replica;
 pub mod decode;
 pub mod nms;
