@@ -1,8 +1,26 @@
-//! Tensor benches.
-use criterion::{Criterion, criterion_group, criterion_main};
+//! Tensor benches: the copy behind `contiguous()` of a permuted activation, and RNG throughput.
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("noop", |b| b.iter(|| 1 + 1));
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ringdet_tensor::{Rng, Tensor};
+use std::hint::black_box;
+
+fn contiguous(c: &mut Criterion) {
+    let shape = [2usize, 64, 80, 80];
+    let n: usize = shape.iter().product();
+    let t = Tensor::from_vec(vec![1f32; n], &shape).unwrap();
+    let nhwc = t.permute(&[0, 2, 3, 1]).unwrap();
+    let mut g = c.benchmark_group("tensor");
+    g.throughput(Throughput::Bytes((n * 4) as u64));
+    g.bench_function("contiguous_nchw_to_nhwc_2x64x80x80", |b| {
+        b.iter(|| black_box(nhwc.contiguous().unwrap()))
+    });
+    g.bench_function("rng_normal_819200", |b| {
+        let mut rng = Rng::new(1);
+        let mut out = vec![0f32; n];
+        b.iter(|| rng.fill_normal(black_box(&mut out), 0.0, 1.0))
+    });
+    g.finish();
 }
-criterion_group!(benches, placeholder);
+
+criterion_group!(benches, contiguous);
 criterion_main!(benches);

@@ -1,1 +1,21 @@
-//! Kernels.
+//! `ringdet-kernels`: the ops PP-YOLOE training needs, each with a CPU implementation (the
+//! numerical reference) and a CUDA one of the same signature: outputs first, then inputs, then a
+//! params struct.
+//!
+//! CUDA kernels are `.cu` files next to their Rust module, embedded at build time and compiled by
+//! NVRTC at run time for the device's compute capability (see [`runtime`]). Nothing needs a GPU
+//! or the CUDA toolkit to build.
+//!
+//! ```
+//! use ringdet_kernels::scale::{ScaleParams, cpu};
+//! let mut out = vec![0.0; 3];
+//! cpu::scale(&mut out, &[1.0, 2.0, 4.0], &ScaleParams { alpha: 0.5 })?;
+//! assert_eq!(out, [0.5, 1.0, 2.0]);
+//! # Ok::<(), ringdet_kernels::KernelError>(())
+//! ```
+
+mod error;
+pub mod runtime;
+pub mod scale;
+
+pub use error::KernelError;

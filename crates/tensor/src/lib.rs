@@ -1,1 +1,38 @@
-//! A minimal tensor crate.
+//! `ringdet-tensor`: the minimal tensor ringdet is built on.
+//!
+//! A [`Tensor`] is a [`DType`], a strided [`Layout`] and shared [`Storage`] on the host (aligned
+//! memory or a memory-mapped file) or a CUDA device. Views (reshape, permute, narrow, broadcast,
+//! squeeze, unsqueeze) share storage; [`Tensor::contiguous`], [`Tensor::to_device`] and
+//! [`Tensor::to_vec`] copy. [`SafeTensors`] reads safetensors files without copying, [`save`]
+//! writes them atomically, and [`Rng`] draws seeded numbers that do not depend on thread count.
+//!
+//! CUDA is loaded at run time: without a driver, asking for [`Device::Cuda`] is an error.
+//!
+//! ```
+//! use ringdet_tensor::{DType, Tensor};
+//! let t = Tensor::from_vec((0..6).map(|x| x as f32).collect(), &[2, 3])?;
+//! let tt = t.permute(&[1, 0])?; // a view: no copy
+//! assert_eq!(tt.shape(), &[3, 2]);
+//! assert_eq!(tt.to_vec::<f32>()?, vec![0., 3., 1., 4., 2., 5.]);
+//! assert_eq!(Tensor::zeros(&[2], DType::I64).to_vec::<i64>()?, vec![0, 0]);
+//! # Ok::<(), ringdet_tensor::TensorError>(())
+//! ```
+
+pub mod cuda;
+mod device;
+mod dtype;
+mod error;
+pub mod layout;
+pub mod rng;
+pub mod safetensors;
+pub mod storage;
+mod tensor;
+
+pub use device::{Device, check_cuda, cuda_driver_present, nvrtc_present};
+pub use dtype::{DType, Element};
+pub use error::{Result, TensorError};
+pub use layout::Layout;
+pub use rng::Rng;
+pub use safetensors::{SafeTensors, TensorInfo, save};
+pub use storage::{AlignedBytes, HostStorage, Storage};
+pub use tensor::Tensor;

@@ -1,0 +1,100 @@
+//! One CUDA device as the kernels see it: its context, stream, compile options and the modules
+//! loaded so far (each on first use).
+
+use super::{CompileOptions, KernelSource, PtxCache, RuntimeError, cache_dir};
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+fn driver(op: &str) -> impl Fn(cudarc::driver::DriverError) -> RuntimeError + '_ {
+    move |e| RuntimeError::Driver {
+        op: op.to_string(),
+        msg: e.to_string(),
+    }
+}
+
+/// Kernels of one device: compile, cache, load and hand out functions.
+pub struct KernelRuntime {
+    ordinal: usize,
+    context: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    options: CompileOptions,
+    cache: PtxCache,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+}
+
+impl KernelRuntime {
+    /// The process-wide runtime of device `ordinal`; an error (never a panic) without a GPU.
+    pub fn get(ordinal: usize) -> Result<Arc<KernelRuntime>, RuntimeError> {
+        static RUNTIMES: OnceLock<Mutex<HashMap<usize, Arc<KernelRuntime>>>> = OnceLock::new();
+        let mut map = RUNTIMES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(rt) = map.get(&ordinal) {
+            return Ok(rt.clone());
+        }
+        let context = ringdet_tensor::cuda::context(ordinal)?;
+        super::nvrtc_version()?;
+        let (major, minor) = context
+            .compute_capability()
+            .map_err(driver("compute capability"))?;
+        let rt = Arc::new(KernelRuntime {
+            ordinal,
+            stream: context.default_stream(),
+            context,
+            options: CompileOptions::for_capability(major, minor),
+            cache: PtxCache::new(cache_dir()),
+            modules: Mutex::new(HashMap::new()),
+        });
+        map.insert(ordinal, rt.clone());
+        Ok(rt)
+    }
+
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.context
+    }
+    /// The stream every ringdet kernel of this device is launched on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+    pub fn options(&self) -> &CompileOptions {
+        &self.options
+    }
+    /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub fn device_name(&self) -> Result<String, RuntimeError> {
+        self.context.name().map_err(driver("device name"))
+    }
+
+    /// The module of `source`, compiled (or read from the PTX cache) and loaded on first use.
+    pub fn module(&self, source: &'static KernelSource) -> Result<Arc<CudaModule>, RuntimeError> {
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = modules.get(source.name) {
+            return Ok(m.clone());
+        }
+        let ptx = self.cache.get_or_compile(source, &self.options)?;
+        let module = self
+            .context
+            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+            .map_err(driver(source.name))?;
+        modules.insert(source.name, module.clone());
+        Ok(module)
+    }
+
+    /// The kernel `name` of `source`.
+    pub fn function(
+        &self,
+        source: &'static KernelSource,
+        name: &str,
+    ) -> Result<CudaFunction, RuntimeError> {
+        self.module(source)?
+            .load_function(name)
+            .map_err(|e| RuntimeError::Driver {
+                op: format!("{}: load function {name}", source.name),
+                msg: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,45 @@
+//! The CUDA kernel runtime: embedded `.cu` sources are compiled by NVRTC at run time for the
+//! device's compute capability, the PTX is cached on disk, and modules are loaded lazily on
+//! first use. Nothing here needs a GPU until a kernel is launched.
+
+mod cache;
+mod compile;
+mod device;
+mod sources;
+pub mod testing;
+
+pub use cache::{PtxCache, cache_dir};
+pub use compile::{CompileOptions, compile_ptx, nvrtc_version};
+pub use device::KernelRuntime;
+pub use sources::{KernelSource, all_sources, find_source};
+
+/// Errors of the kernel runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// NVRTC (the run-time CUDA compiler) cannot be loaded.
+    #[error("NVRTC unavailable: {0}")]
+    NvrtcUnavailable(String),
+    /// A kernel source failed to compile; `log` holds NVRTC's messages (file(line): error: ...).
+    #[error("NVRTC failed to compile {file} for {arch}:\n{log}")]
+    Compile {
+        file: String,
+        arch: String,
+        log: String,
+    },
+    /// A CUDA device cannot be used.
+    #[error(transparent)]
+    Tensor(#[from] ringdet_tensor::TensorError),
+    /// A driver call (module load, function lookup, launch) failed.
+    #[error("CUDA {op}: {msg}")]
+    Driver { op: String, msg: String },
+    /// No embedded source has this name.
+    #[error("no kernel source named {0:?}")]
+    UnknownSource(String),
+    /// The on-disk PTX cache could not be used.
+    #[error("kernel cache {path}: {source}")]
+    Cache {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

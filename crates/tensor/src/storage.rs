@@ -1,0 +1,84 @@
+//! Where the bytes of a tensor live: aligned host memory, a memory-mapped file, or a CUDA buffer.
+
+use crate::Device;
+use crate::cuda::CudaStorage;
+use memmap2::Mmap;
+use std::sync::Arc;
+
+/// Host allocations are aligned to this many bytes, enough for any SIMD load.
+pub const HOST_ALIGN: usize = 64;
+
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Block([u8; HOST_ALIGN]);
+
+/// A zero-initialised host buffer whose start is aligned to [`HOST_ALIGN`] bytes.
+#[derive(Clone)]
+pub struct AlignedBytes {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> Self {
+        AlignedBytes {
+            blocks: vec![Block([0; HOST_ALIGN]); len.div_ceil(HOST_ALIGN)],
+            len,
+        }
+    }
+    /// A copy of `bytes`.
+    pub fn copy_from(bytes: &[u8]) -> Self {
+        let mut out = Self::zeroed(bytes.len());
+        out.as_mut_bytes().copy_from_slice(bytes);
+        out
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.blocks)[..self.len]
+    }
+    pub fn as_mut_bytes(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.blocks)[..self.len]
+    }
+}
+
+/// Host bytes: owned and aligned, or a range of a shared read-only file mapping (zero copy).
+#[derive(Clone)]
+pub enum HostStorage {
+    Owned(AlignedBytes),
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl HostStorage {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            HostStorage::Owned(b) => b.as_bytes(),
+            HostStorage::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+/// The storage of a tensor; views share one through an `Arc`.
+pub enum Storage {
+    Cpu(HostStorage),
+    Cuda(CudaStorage),
+}
+
+impl Storage {
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(c) => Device::Cuda(c.ordinal()),
+        }
+    }
+    /// Size in bytes.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            Storage::Cpu(h) => h.as_bytes().len(),
+            Storage::Cuda(c) => c.byte_len(),
+        }
+    }
+}

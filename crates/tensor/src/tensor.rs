@@ -1,0 +1,304 @@
+//! `Tensor`: a dtype, a layout, and shared storage. Views share storage; `contiguous`,
+//! `to_device` and `to_vec` copy.
+
+use crate::cuda::CudaStorage;
+use crate::layout::Layout;
+use crate::storage::{AlignedBytes, HostStorage, Storage};
+use crate::{DType, Device, Element, Result, TensorError};
+use std::sync::Arc;
+
+/// An n-dimensional array of one dtype on one device.
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    layout: Layout,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tensor({}, shape {:?}, {})",
+            self.dtype,
+            self.shape(),
+            self.device()
+        )
+    }
+}
+
+fn check_len(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
+    let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if numel != Some(len) {
+        return Err(TensorError::InvalidShape {
+            op,
+            shape: shape.to_vec(),
+            msg: format!("{len} elements given for this shape"),
+        });
+    }
+    Ok(())
+}
+
+impl Tensor {
+    /// A contiguous host tensor that takes `data` (row-major) with the given shape.
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: &[usize]) -> Result<Self> {
+        Self::from_slice(&data, shape)
+    }
+
+    /// A contiguous host tensor holding a copy of `data`.
+    pub fn from_slice<T: Element>(data: &[T], shape: &[usize]) -> Result<Self> {
+        check_len("from_slice", data.len(), shape)?;
+        let bytes = AlignedBytes::copy_from(bytemuck::cast_slice(data));
+        Ok(Self::from_host(HostStorage::Owned(bytes), T::DTYPE, shape))
+    }
+
+    /// A contiguous host tensor over existing host storage; the storage must hold exactly
+    /// `numel * dtype.size()` bytes.
+    pub fn from_host_storage(storage: HostStorage, dtype: DType, shape: &[usize]) -> Result<Self> {
+        let elems = storage.as_bytes().len() / dtype.size();
+        if storage.as_bytes().len() % dtype.size() != 0 {
+            return Err(TensorError::InvalidShape {
+                op: "from_host_storage",
+                shape: shape.to_vec(),
+                msg: format!(
+                    "{} bytes is not a whole number of {dtype}",
+                    storage.as_bytes().len()
+                ),
+            });
+        }
+        check_len("from_host_storage", elems, shape)?;
+        Ok(Self::from_host(storage, dtype, shape))
+    }
+
+    fn from_host(storage: HostStorage, dtype: DType, shape: &[usize]) -> Self {
+        Tensor {
+            storage: Arc::new(Storage::Cpu(storage)),
+            layout: Layout::contiguous(shape),
+            dtype,
+        }
+    }
+
+    /// A host tensor filled with `value` (converted to `dtype`).
+    pub fn full(value: f64, shape: &[usize], dtype: DType) -> Self {
+        let numel: usize = shape.iter().product();
+        let mut bytes = AlignedBytes::zeroed(numel * dtype.size());
+        fn fill<T: Element>(b: &mut [u8], v: f64) {
+            bytemuck::cast_slice_mut::<u8, T>(b).fill(T::from_f64(v));
+        }
+        if value != 0.0 {
+            let b = bytes.as_mut_bytes();
+            match dtype {
+                DType::F32 => fill::<f32>(b, value),
+                DType::BF16 => fill::<half::bf16>(b, value),
+                DType::F16 => fill::<half::f16>(b, value),
+                DType::U8 => fill::<u8>(b, value),
+                DType::I32 => fill::<i32>(b, value),
+                DType::I64 => fill::<i64>(b, value),
+            }
+        }
+        Self::from_host(HostStorage::Owned(bytes), dtype, shape)
+    }
+
+    pub fn zeros(shape: &[usize], dtype: DType) -> Self {
+        Self::full(0.0, shape, dtype)
+    }
+    pub fn ones(shape: &[usize], dtype: DType) -> Self {
+        Self::full(1.0, shape, dtype)
+    }
+
+    /// A 1-d host tensor `start, start+step, ...` below `end` (above it for a negative step).
+    pub fn arange<T: Element>(start: f64, end: f64, step: f64) -> Result<Self> {
+        if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
+            return Err(TensorError::InvalidShape {
+                op: "arange",
+                shape: vec![],
+                msg: format!("invalid range {start}..{end} step {step}"),
+            });
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let data: Vec<T> = (0..n)
+            .map(|i| T::from_f64(start + i as f64 * step))
+            .collect();
+        Self::from_vec(data, &[n])
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        self.layout.shape()
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn device(&self) -> Device {
+        self.storage.device()
+    }
+    pub fn numel(&self) -> usize {
+        self.layout.numel()
+    }
+    pub fn rank(&self) -> usize {
+        self.layout.rank()
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+    /// The shared storage (for kernels that read it directly).
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
+    }
+
+    fn view(&self, layout: Layout) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            layout,
+            dtype: self.dtype,
+        }
+    }
+
+    /// The same elements with another shape: a view when the strides allow it, else a copy.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        match self.layout.reshape(shape) {
+            Ok(l) => Ok(self.view(l)),
+            Err(TensorError::InvalidShape { .. }) => self.contiguous()?.reshape(shape),
+            Err(e) => Err(e),
+        }
+    }
+    /// A view with the dims reordered.
+    pub fn permute(&self, dims: &[usize]) -> Result<Tensor> {
+        Ok(self.view(self.layout.permute(dims)?))
+    }
+    /// A view of `len` elements from `start` along `dim`.
+    pub fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+        Ok(self.view(self.layout.narrow(dim, start, len)?))
+    }
+    /// A view broadcast to `shape` (stride 0 along stretched dims).
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        Ok(self.view(self.layout.broadcast_to(shape)?))
+    }
+    pub fn squeeze(&self, dim: usize) -> Result<Tensor> {
+        Ok(self.view(self.layout.squeeze(dim)?))
+    }
+    pub fn unsqueeze(&self, dim: usize) -> Result<Tensor> {
+        Ok(self.view(self.layout.unsqueeze(dim)?))
+    }
+
+    /// The elements in row-major order as bytes, copied from wherever they are.
+    pub fn to_contiguous_bytes(&self) -> Result<Vec<u8>> {
+        let host;
+        let bytes = match &*self.storage {
+            Storage::Cpu(h) => h.as_bytes(),
+            Storage::Cuda(c) => {
+                host = c.to_host()?;
+                &host[..]
+            }
+        };
+        Ok(gather_bytes(bytes, &self.layout, self.dtype.size()))
+    }
+
+    /// A contiguous tensor on the same device (`self` again, sharing storage, when it already is).
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() && self.layout.offset() == 0 {
+            return Ok(self.clone());
+        }
+        let bytes = self.to_contiguous_bytes()?;
+        let t = Self::from_host(
+            HostStorage::Owned(AlignedBytes::copy_from(&bytes)),
+            self.dtype,
+            self.shape(),
+        );
+        t.to_device(self.device())
+    }
+
+    /// A contiguous copy on `device` (`self` again when it is already there and contiguous).
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        if device == self.device() && self.is_contiguous() && self.layout.offset() == 0 {
+            return Ok(self.clone());
+        }
+        let bytes = self.to_contiguous_bytes()?;
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(HostStorage::Owned(AlignedBytes::copy_from(&bytes))),
+            Device::Cuda(i) => Storage::Cuda(CudaStorage::from_host(i, &bytes)?),
+        };
+        Ok(Tensor {
+            storage: Arc::new(storage),
+            layout: Layout::contiguous(self.shape()),
+            dtype: self.dtype,
+        })
+    }
+
+    fn check_dtype<T: Element>(&self, op: &'static str) -> Result<()> {
+        if T::DTYPE != self.dtype {
+            return Err(TensorError::DTypeMismatch {
+                op,
+                expected: T::DTYPE,
+                actual: self.dtype,
+            });
+        }
+        Ok(())
+    }
+
+    /// The elements in row-major order, copied to a `Vec`; `T` must match the dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.check_dtype::<T>("to_vec")?;
+        if let Ok(s) = self.as_slice::<T>() {
+            return Ok(s.to_vec());
+        }
+        Ok(bytemuck::pod_collect_to_vec(&self.to_contiguous_bytes()?))
+    }
+
+    /// Borrows the elements of a contiguous, suitably aligned host tensor without a copy.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        self.check_dtype::<T>("as_slice")?;
+        let Storage::Cpu(h) = &*self.storage else {
+            return Err(TensorError::DeviceMismatch {
+                op: "as_slice",
+                expected: Device::Cpu,
+                actual: self.device(),
+            });
+        };
+        if !self.is_contiguous() {
+            return Err(TensorError::InvalidShape {
+                op: "as_slice",
+                shape: self.shape().to_vec(),
+                msg: "not contiguous: call contiguous() first".into(),
+            });
+        }
+        let size = self.dtype.size();
+        let start = self.layout.offset() * size;
+        let bytes = &h.as_bytes()[start..start + self.numel() * size];
+        bytemuck::try_cast_slice(bytes).map_err(|e| TensorError::InvalidShape {
+            op: "as_slice",
+            shape: self.shape().to_vec(),
+            msg: format!("storage cannot be borrowed as {}: {e}", self.dtype),
+        })
+    }
+}
+
+/// Copies the elements a layout selects, in row-major order; whole rows at a time when the
+/// last dim is dense.
+fn gather_bytes(src: &[u8], layout: &Layout, elem: usize) -> Vec<u8> {
+    let numel = layout.numel();
+    let mut out = Vec::with_capacity(numel * elem);
+    if numel == 0 {
+        return out;
+    }
+    if layout.is_contiguous() {
+        let start = layout.offset() * elem;
+        out.extend_from_slice(&src[start..start + numel * elem]);
+        return out;
+    }
+    let rank = layout.rank();
+    let last = layout.shape()[rank - 1];
+    let rows = layout.narrow(rank - 1, 0, 1);
+    if let (1, Ok(rows)) = (layout.strides()[rank - 1], rows) {
+        for i in rows.indices() {
+            out.extend_from_slice(&src[i * elem..(i + last) * elem]);
+        }
+    } else {
+        for i in layout.indices() {
+            out.extend_from_slice(&src[i * elem..(i + 1) * elem]);
+        }
+    }
+    out
+}
