@@ -17,6 +17,7 @@ pub use error::{DetectError, Result};
 pub mod anchors;
 pub mod assign;
 pub mod boxes;
+pub mod checkpoint;
 pub mod compare;
 pub mod cross_replica;
 pub mod decode;

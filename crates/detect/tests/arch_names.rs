@@ -189,3 +189,28 @@ fn paddle_initialisation() {
     let std = (fc.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / fc.len() as f64).sqrt();
     assert!((std - 0.001).abs() < 0.0001, "{std}");
 }
+
+#[test]
+fn golden_weights_load_and_round_trip() {
+    use ringdet_detect::checkpoint;
+    use ringdet_detect::state::ModelState;
+    let arch = Arch::new(ModelConfig::s()).unwrap();
+    let mut st = ModelState::zeros(&arch).unwrap();
+    checkpoint::load(&mut st, format!("{GOLDEN}/weights.safetensors")).unwrap();
+    assert_eq!(st.get("yolo_head.proj_conv.weight").unwrap()[16], 16.0);
+    let dir = std::env::temp_dir().join(format!("ringdet-detect-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("w.safetensors");
+    checkpoint::save(&st, &p).unwrap();
+    let mut again = ModelState::zeros(&arch).unwrap();
+    checkpoint::load(&mut again, &p).unwrap();
+    assert_eq!(again.params, st.params);
+    assert_eq!(again.stats, st.stats);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // A model of another size names the mismatch.
+    let mut m = ModelState::zeros(&Arch::new(ModelConfig::m()).unwrap()).unwrap();
+    let err = checkpoint::load(&mut m, format!("{GOLDEN}/weights.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backbone.stem.conv1.conv.weight"), "{err}");
+}
