@@ -14,8 +14,22 @@
 //! # Ok::<(), ringdet_kernels::KernelError>(())
 //! ```
 
-mod error;
+pub mod error;
 pub mod runtime;
 pub mod scale;
 
+pub mod real;
+
+mod matmul;
+mod par;
+
+pub mod activation;
+pub mod batchnorm;
+pub mod concat;
+pub mod conv;
+pub mod elementwise;
+pub mod pool;
+pub mod resize;
+
 pub use error::KernelError;
+pub use real::Real;

@@ -1,0 +1,256 @@
+//! CPU batch norm: per-channel sums in f64, parallel over channels.
+//!
+//! Buffers: `stats`/`dstats` `[2, C]`; `saved` `[2, C]` = (batch mean, 1/sqrt(var + eps)),
+//! written by the training forward and read by the backward.
+
+use rayon::prelude::*;
+
+use super::BatchNormParams;
+use crate::error::{KernelError, check_len, param};
+use crate::real::Real;
+
+/// The `[H·W]` planes of channel `c`, image by image.
+fn planes<'a, T>(x: &'a [T], c: usize, p: &BatchNormParams) -> impl Iterator<Item = &'a [T]> {
+    let (channels, spatial) = (p.channels, p.spatial);
+    (0..p.batch).map(move |n| {
+        let o = (n * channels + c) * spatial;
+        &x[o..o + spatial]
+    })
+}
+
+/// This rank's per-channel `[Σx, Σx²]` into `stats` `[2, C]` (overwritten).
+pub fn batchnorm_stats_forward<T: Real>(
+    stats: &mut [T],
+    x: &[T],
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_stats_forward";
+    check_len(OP, "x", x.len(), &p.x_shape())?;
+    check_len(OP, "stats", stats.len(), &[2, p.channels])?;
+    let sums: Vec<(f64, f64)> = (0..p.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (mut s, mut q) = (0.0f64, 0.0f64);
+            for plane in planes(x, c, p) {
+                for &v in plane {
+                    let v = v.to_f64();
+                    s += v;
+                    q += v * v;
+                }
+            }
+            (s, q)
+        })
+        .collect();
+    let (sum, sq) = stats.split_at_mut(p.channels);
+    for (c, (s, q)) in sums.into_iter().enumerate() {
+        sum[c] = T::from_f64(s);
+        sq[c] = T::from_f64(q);
+    }
+    Ok(())
+}
+
+/// Training forward with the combined `stats` over `count` elements per channel:
+/// writes `y`, `saved` (mean, inverse std) and updates `running_mean`/`running_var`
+/// (biased batch variance, Paddle's momentum convention).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_forward_train<T: Real>(
+    y: &mut [T],
+    saved: &mut [T],
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    stats: &[T],
+    count: usize,
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_forward_train";
+    let c = p.channels;
+    check_len(OP, "x", x.len(), &p.x_shape())?;
+    check_len(OP, "y", y.len(), &p.x_shape())?;
+    check_len(OP, "saved", saved.len(), &[2, c])?;
+    check_len(OP, "stats", stats.len(), &[2, c])?;
+    for (what, s) in [
+        ("running_mean", &*running_mean),
+        ("running_var", &*running_var),
+        ("gamma", gamma),
+        ("beta", beta),
+    ] {
+        check_len(OP, what, s.len(), &[c])?;
+    }
+    if count == 0 {
+        return Err(param(OP, "the combined element count is 0"));
+    }
+    let m = p.momentum;
+    let inv_count = 1.0 / count as f64;
+    for ch in 0..c {
+        let mean = stats[ch].to_f64() * inv_count;
+        let var = (stats[c + ch].to_f64() * inv_count - mean * mean).max(0.0);
+        saved[ch] = T::from_f64(mean);
+        saved[c + ch] = T::from_f64(1.0 / (var + p.eps).sqrt());
+        running_mean[ch] = T::from_f64(m * running_mean[ch].to_f64() + (1.0 - m) * mean);
+        running_var[ch] = T::from_f64(m * running_var[ch].to_f64() + (1.0 - m) * var);
+    }
+    let (mean, invstd) = saved.split_at(c);
+    normalise(
+        y,
+        x,
+        |ch| {
+            let scale = gamma[ch] * invstd[ch];
+            (scale, beta[ch] - mean[ch] * scale)
+        },
+        p,
+    );
+    Ok(())
+}
+
+/// `y = x·scale(c) + shift(c)`, parallel over planes.
+fn normalise<T: Real>(
+    y: &mut [T],
+    x: &[T],
+    coef: impl Fn(usize) -> (T, T) + Sync,
+    p: &BatchNormParams,
+) {
+    y.par_chunks_mut(p.spatial.max(1))
+        .zip(x.par_chunks(p.spatial.max(1)))
+        .enumerate()
+        .for_each(|(plane, (yo, xi))| {
+            let (scale, shift) = coef(plane % p.channels);
+            for (o, &v) in yo.iter_mut().zip(xi) {
+                *o = v * scale + shift;
+            }
+        });
+}
+
+/// Inference forward with the running statistics.
+pub fn batchnorm_forward_inference<T: Real>(
+    y: &mut [T],
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_forward_inference";
+    check_len(OP, "x", x.len(), &p.x_shape())?;
+    check_len(OP, "y", y.len(), &p.x_shape())?;
+    for (what, s) in [
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("gamma", gamma),
+        ("beta", beta),
+    ] {
+        check_len(OP, what, s.len(), &[p.channels])?;
+    }
+    let eps = T::from_f64(p.eps);
+    normalise(
+        y,
+        x,
+        |ch| {
+            let scale = gamma[ch] / (running_var[ch] + eps).sqrt();
+            (scale, beta[ch] - running_mean[ch] * scale)
+        },
+        p,
+    );
+    Ok(())
+}
+
+/// This rank's per-channel `[Σdy, Σdy·x̂]` into `dstats` `[2, C]` (overwritten).
+pub fn batchnorm_stats_backward<T: Real>(
+    dstats: &mut [T],
+    dy: &[T],
+    x: &[T],
+    saved: &[T],
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_stats_backward";
+    let c = p.channels;
+    check_len(OP, "x", x.len(), &p.x_shape())?;
+    check_len(OP, "dy", dy.len(), &p.x_shape())?;
+    check_len(OP, "saved", saved.len(), &[2, c])?;
+    check_len(OP, "dstats", dstats.len(), &[2, c])?;
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
+            let (mut s, mut sx) = (0.0f64, 0.0f64);
+            for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
+                for (&g, &v) in gp.iter().zip(xp) {
+                    let g = g.to_f64();
+                    s += g;
+                    sx += g * (v.to_f64() - mean);
+                }
+            }
+            (s, sx * invstd)
+        })
+        .collect();
+    let (s, sx) = dstats.split_at_mut(c);
+    for (ch, (a, b)) in sums.into_iter().enumerate() {
+        s[ch] = T::from_f64(a);
+        sx[ch] = T::from_f64(b);
+    }
+    Ok(())
+}
+
+/// Backward finish: `dgamma += local Σdy·x̂`, `dbeta += local Σdy`, and
+/// `dx += γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)` with the combined sums over `count` = M elements.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_backward<T: Real>(
+    dx: &mut [T],
+    dgamma: &mut [T],
+    dbeta: &mut [T],
+    dy: &[T],
+    x: &[T],
+    saved: &[T],
+    gamma: &[T],
+    dstats_local: &[T],
+    dstats: &[T],
+    count: usize,
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_backward";
+    let c = p.channels;
+    for (what, len) in [("dx", dx.len()), ("dy", dy.len()), ("x", x.len())] {
+        check_len(OP, what, len, &p.x_shape())?;
+    }
+    for (what, len) in [
+        ("saved", saved.len()),
+        ("dstats_local", dstats_local.len()),
+        ("dstats", dstats.len()),
+    ] {
+        check_len(OP, what, len, &[2, c])?;
+    }
+    for (what, len) in [
+        ("dgamma", dgamma.len()),
+        ("dbeta", dbeta.len()),
+        ("gamma", gamma.len()),
+    ] {
+        check_len(OP, what, len, &[c])?;
+    }
+    if count == 0 {
+        return Err(param(OP, "the combined element count is 0"));
+    }
+    for ch in 0..c {
+        dbeta[ch] += dstats_local[ch];
+        dgamma[ch] += dstats_local[c + ch];
+    }
+    let inv_m = T::from_f64(1.0 / count as f64);
+    let s = p.spatial.max(1);
+    dx.par_chunks_mut(s)
+        .zip(dy.par_chunks(s).zip(x.par_chunks(s)))
+        .enumerate()
+        .for_each(|(plane, (dxp, (dyp, xp)))| {
+            let ch = plane % c;
+            let (mean, invstd) = (saved[ch], saved[c + ch]);
+            let k = gamma[ch] * invstd;
+            let mdy = dstats[ch] * inv_m;
+            let mdyx = dstats[c + ch] * inv_m;
+            for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
+                let xhat = (v - mean) * invstd;
+                *d += k * (g - mdy - xhat * mdyx);
+            }
+        });
+    Ok(())
+}

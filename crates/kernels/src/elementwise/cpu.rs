@@ -1,0 +1,176 @@
+//! CPU add/mul with broadcasting. Forward overwrites `y`; backward accumulates into the operand
+//! gradients (either may be `None` when not needed). Rows of the output are processed in
+//! parallel; gradients of broadcast operands are reduced plane by plane.
+
+use rayon::prelude::*;
+
+use super::BroadcastParams;
+use crate::error::{KernelError, check_len};
+use crate::real::Real;
+
+/// Strides of `shape` inside a contiguous tensor, 0 on axes of size 1 that `out` broadcasts.
+fn bstrides(shape: [usize; 4], out: [usize; 4]) -> [usize; 4] {
+    let full = [
+        shape[1] * shape[2] * shape[3],
+        shape[2] * shape[3],
+        shape[3],
+        1,
+    ];
+    let mut s = [0; 4];
+    for i in 0..4 {
+        s[i] = if shape[i] == 1 && out[i] != 1 {
+            0
+        } else {
+            full[i]
+        };
+    }
+    s
+}
+
+/// Offset of plane `pl` (= n·C + c of the output) inside an operand with strides `s`.
+fn plane_off(pl: usize, out: [usize; 4], s: [usize; 4]) -> usize {
+    (pl / out[1]) * s[0] + (pl % out[1]) * s[1]
+}
+
+fn forward<T: Real>(
+    op: &'static str,
+    y: &mut [T],
+    a: &[T],
+    b: &[T],
+    p: &BroadcastParams,
+    f: impl Fn(T, T) -> T + Sync,
+) -> Result<(), KernelError> {
+    let out = p.out_shape(op)?;
+    check_len(op, "a", a.len(), &p.a)?;
+    check_len(op, "b", b.len(), &p.b)?;
+    check_len(op, "y", y.len(), &out)?;
+    if p.a == p.b {
+        crate::par::update2(y, a, b, |_, x, z| f(x, z));
+        return Ok(());
+    }
+    let (sa, sb) = (bstrides(p.a, out), bstrides(p.b, out));
+    let plane = (out[2] * out[3]).max(1);
+    y.par_chunks_mut(plane).enumerate().for_each(|(pl, yp)| {
+        let (oa, ob) = (plane_off(pl, out, sa), plane_off(pl, out, sb));
+        for (h, row) in yp.chunks_exact_mut(out[3].max(1)).enumerate() {
+            let (ra, rb) = (oa + h * sa[2], ob + h * sb[2]);
+            for (w, o) in row.iter_mut().enumerate() {
+                *o = f(a[ra + w * sa[3]], b[rb + w * sb[3]]);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `dx[bcast] += g(plane, h, w)` summed over every output element that reads `x`.
+fn reduce_into<T: Real>(
+    dx: &mut [T],
+    xs: [usize; 4],
+    out: [usize; 4],
+    g: impl Fn(usize, usize, usize) -> T + Sync,
+) {
+    let s = bstrides(xs, out);
+    let planes = out[0] * out[1];
+    let accumulate_plane = |dxp: &mut [T], pl: usize| {
+        for h in 0..out[2] {
+            for w in 0..out[3] {
+                dxp[h * s[2] + w * s[3]] += g(pl, h, w);
+            }
+        }
+    };
+    if xs[0] == out[0] && xs[1] == out[1] {
+        let xplane = (xs[2] * xs[3]).max(1);
+        dx.par_chunks_mut(xplane)
+            .enumerate()
+            .for_each(|(pl, dxp)| accumulate_plane(dxp, pl));
+    } else {
+        for pl in 0..planes {
+            let off = plane_off(pl, out, s);
+            accumulate_plane(&mut dx[off..], pl);
+        }
+    }
+}
+
+/// `y = a + b`.
+pub fn add_forward<T: Real>(
+    y: &mut [T],
+    a: &[T],
+    b: &[T],
+    p: &BroadcastParams,
+) -> Result<(), KernelError> {
+    forward("add_forward", y, a, b, p, |x, z| x + z)
+}
+
+/// `y = a · b`.
+pub fn mul_forward<T: Real>(
+    y: &mut [T],
+    a: &[T],
+    b: &[T],
+    p: &BroadcastParams,
+) -> Result<(), KernelError> {
+    forward("mul_forward", y, a, b, p, |x, z| x * z)
+}
+
+/// `da += Σ dy`, `db += Σ dy` (summed over the axes each one was broadcast along).
+pub fn add_backward<T: Real>(
+    da: Option<&mut [T]>,
+    db: Option<&mut [T]>,
+    dy: &[T],
+    p: &BroadcastParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "add_backward";
+    let out = p.out_shape(OP)?;
+    check_len(OP, "dy", dy.len(), &out)?;
+    let (plane, w) = (out[2] * out[3], out[3]);
+    let g = |pl: usize, h: usize, x: usize| dy[pl * plane + h * w + x];
+    for (d, shape, what) in [(da, p.a, "da"), (db, p.b, "db")] {
+        if let Some(d) = d {
+            check_len(OP, what, d.len(), &shape)?;
+            if shape == out {
+                d.par_chunks_mut(crate::par::CHUNK)
+                    .zip(dy.par_chunks(crate::par::CHUNK))
+                    .for_each(|(d, g)| d.iter_mut().zip(g).for_each(|(d, &g)| *d += g));
+            } else {
+                reduce_into(d, shape, out, g);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `da += Σ dy·b`, `db += Σ dy·a` (summed over broadcast axes).
+pub fn mul_backward<T: Real>(
+    da: Option<&mut [T]>,
+    db: Option<&mut [T]>,
+    dy: &[T],
+    a: &[T],
+    b: &[T],
+    p: &BroadcastParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "mul_backward";
+    let out = p.out_shape(OP)?;
+    check_len(OP, "dy", dy.len(), &out)?;
+    check_len(OP, "a", a.len(), &p.a)?;
+    check_len(OP, "b", b.len(), &p.b)?;
+    let (plane, w) = (out[2] * out[3], out[3]);
+    for (d, shape, other, oshape, what) in [(da, p.a, b, p.b, "da"), (db, p.b, a, p.a, "db")] {
+        let Some(d) = d else { continue };
+        check_len(OP, what, d.len(), &shape)?;
+        let so = bstrides(oshape, out);
+        let g = |pl: usize, h: usize, x: usize| {
+            dy[pl * plane + h * w + x] * other[plane_off(pl, out, so) + h * so[2] + x * so[3]]
+        };
+        if shape == out {
+            d.par_chunks_mut(plane.max(1))
+                .enumerate()
+                .for_each(|(pl, dp)| {
+                    for (i, v) in dp.iter_mut().enumerate() {
+                        *v += g(pl, i / w.max(1), i % w.max(1));
+                    }
+                });
+        } else {
+            reduce_into(d, shape, out, g);
+        }
+    }
+    Ok(())
+}

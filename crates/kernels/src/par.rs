@@ -1,0 +1,29 @@
+//! Small helpers for elementwise loops split across the rayon pool.
+
+use rayon::prelude::*;
+
+/// Elements per task: big enough that scheduling costs vanish.
+pub(crate) const CHUNK: usize = 1 << 14;
+
+/// `out[i] = f(a[i])` in parallel.
+pub(crate) fn map1<T: Copy + Send + Sync>(out: &mut [T], a: &[T], f: impl Fn(T) -> T + Sync) {
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK))
+        .for_each(|(o, a)| o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a)));
+}
+
+/// `out[i] = f(out[i], a[i], b[i])` in parallel.
+pub(crate) fn update2<T: Copy + Send + Sync>(
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    f: impl Fn(T, T, T) -> T + Sync,
+) {
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
+        .for_each(|(o, (a, b))| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(*o, a, b);
+            }
+        });
+}

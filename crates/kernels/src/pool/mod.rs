@@ -1,0 +1,26 @@
+//! Pooling: global average pooling (the ESE squeeze) and max pooling with stride 1 and padding
+//! k/2 (the SPP block, k = 5, 9, 13), which keeps the spatial size.
+
+pub mod cpu;
+
+/// Shape of a pooled NCHW input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolParams {
+    /// Images (N).
+    pub batch: usize,
+    /// Channels (C).
+    pub channels: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Max-pool window side (odd); ignored by global average pooling.
+    pub kernel: usize,
+}
+
+impl PoolParams {
+    /// The input shape `[N, C, H, W]`.
+    pub fn x_shape(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.h, self.w]
+    }
+}

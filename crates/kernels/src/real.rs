@@ -1,0 +1,116 @@
+//! The float types the CPU kernels run on: `f32` for training, `f64` for gradient checks.
+//!
+//! The trait is sealed: the GEMM backend only knows these two types.
+
+use std::fmt::Debug;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// A real scalar (`f32` or `f64`) with the handful of functions the kernels need.
+pub trait Real:
+    sealed::Sealed
+    + Copy
+    + Send
+    + Sync
+    + 'static
+    + Debug
+    + Default
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Sum
+{
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+    /// The most negative finite value.
+    const MIN: Self;
+    /// Converts (rounding for `f32`).
+    fn from_f64(v: f64) -> Self;
+    /// Widens to `f64`.
+    fn to_f64(self) -> f64;
+    /// Converts a count.
+    fn from_usize(v: usize) -> Self {
+        Self::from_f64(v as f64)
+    }
+    /// e^x.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Largest integer not above.
+    fn floor(self) -> Self;
+    /// x^e.
+    fn powf(self, e: Self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// Larger of two (the first if equal).
+    #[inline]
+    fn max(self, o: Self) -> Self {
+        if o > self { o } else { self }
+    }
+    /// Smaller of two (the first if equal).
+    #[inline]
+    fn min(self, o: Self) -> Self {
+        if o < self { o } else { self }
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const MIN: Self = <$t>::MIN;
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline]
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
+            #[inline]
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+            #[inline]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+        }
+    };
+}
+impl_real!(f32);
+impl_real!(f64);

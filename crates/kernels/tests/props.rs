@@ -1,0 +1,104 @@
+//! Property tests: conv against a naive direct convolution on random shapes, broadcasting rules.
+
+use proptest::prelude::*;
+use ringdet_kernels::conv::{Conv2dParams, cpu as conv};
+use ringdet_kernels::elementwise::{BroadcastParams, cpu as ew};
+
+fn val(i: usize, salt: usize) -> f64 {
+    (((i * 2654435761 + salt * 40503) % 1000) as f64) / 500.0 - 1.0
+}
+
+/// Direct convolution: y[n,k,oy,ox] = Σ w[k,c,i,j] x[n,c,oy·s+i−p, ox·s+j−p].
+fn naive(x: &[f64], w: &[f64], p: &Conv2dParams) -> Vec<f64> {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let mut y = vec![0.0; p.batch * p.out_channels * oh * ow];
+    for n in 0..p.batch {
+        for k in 0..p.out_channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = 0.0;
+                    for c in 0..p.in_channels {
+                        for i in 0..p.kernel_h {
+                            for j in 0..p.kernel_w {
+                                let iy = (oy * p.stride_h + i) as isize - p.pad_h as isize;
+                                let ix = (ox * p.stride_w + j) as isize - p.pad_w as isize;
+                                if iy >= 0
+                                    && ix >= 0
+                                    && (iy as usize) < p.in_h
+                                    && (ix as usize) < p.in_w
+                                {
+                                    s += w[((k * p.in_channels + c) * p.kernel_h + i) * p.kernel_w
+                                        + j]
+                                        * x[((n * p.in_channels + c) * p.in_h + iy as usize)
+                                            * p.in_w
+                                            + ix as usize];
+                                }
+                            }
+                        }
+                    }
+                    y[((n * p.out_channels + k) * oh + oy) * ow + ox] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn conv_matches_naive(n in 1usize..3, c in 1usize..5, k in 1usize..5, h in 1usize..9, w in 1usize..9,
+                          kh in 1usize..4, kw in 1usize..4, s in 1usize..3, ph in 0usize..2, pw in 0usize..2) {
+        let p = Conv2dParams { batch: n, in_channels: c, out_channels: k, in_h: h, in_w: w,
+            kernel_h: kh, kernel_w: kw, stride_h: s, stride_w: s, pad_h: ph, pad_w: pw };
+        prop_assume!(kh <= h + 2 * ph && kw <= w + 2 * pw);
+        let x: Vec<f64> = (0..n * c * h * w).map(|i| val(i, 1)).collect();
+        let wt: Vec<f64> = (0..k * c * kh * kw).map(|i| val(i, 2)).collect();
+        let mut y = vec![0.0; n * k * p.out_h() * p.out_w()];
+        let mut ws = vec![0.0; p.workspace_len()];
+        conv::conv2d_forward(&mut y, &mut ws, &x, &wt, None, &p).unwrap();
+        let yr = naive(&x, &wt, &p);
+        for (a, b) in y.iter().zip(&yr) { prop_assert!((a - b).abs() < 1e-12); }
+        // adjoint identities: <dy, conv(x, w)> = <convᵀ(dy, w), x> = <dw(dy, x), w>
+        let dy: Vec<f64> = (0..y.len()).map(|i| val(i, 3)).collect();
+        let mut dx = vec![0.0; x.len()];
+        conv::conv2d_backward_data(&mut dx, &mut ws, &dy, &wt, &p).unwrap();
+        let mut dw = vec![0.0; wt.len()];
+        conv::conv2d_backward_filter(&mut dw, None, &mut ws, &dy, &x, &p).unwrap();
+        let lhs: f64 = dy.iter().zip(&yr).map(|(a, b)| a * b).sum();
+        let via_x: f64 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let via_w: f64 = dw.iter().zip(&wt).map(|(a, b)| a * b).sum();
+        prop_assert!((lhs - via_x).abs() < 1e-9 * (1.0 + lhs.abs()));
+        prop_assert!((lhs - via_w).abs() < 1e-9 * (1.0 + lhs.abs()));
+        // wrong lengths are errors, never panics
+        prop_assert!(conv::conv2d_forward(&mut y, &mut ws, &x[..x.len() - 1], &wt, None, &p).is_err());
+        prop_assert!(conv::conv2d_forward(&mut y[1..], &mut ws, &x, &wt, None, &p).is_err());
+    }
+
+    #[test]
+    fn broadcast_shapes(a in prop::array::uniform4(1usize..4), mask in prop::array::uniform4(any::<bool>())) {
+        let b = [0, 1, 2, 3].map(|i| if mask[i] { 1 } else { a[i] });
+        let p = BroadcastParams { a, b };
+        prop_assert_eq!(p.out_shape("t").unwrap(), a);
+        let av: Vec<f64> = (0..a.iter().product()).map(|i| val(i, 4)).collect();
+        let bv: Vec<f64> = (0..b.iter().product()).map(|i| val(i, 5)).collect();
+        let mut y = vec![0.0; av.len()];
+        ew::add_forward(&mut y, &av, &bv, &p).unwrap();
+        for n in 0..a[0] { for c in 0..a[1] { for h in 0..a[2] { for w in 0..a[3] {
+            let idx = |s: [usize; 4]| {
+                let q = [n, c, h, w].iter().zip(s).map(|(&i, d)| if d == 1 { 0 } else { i }).collect::<Vec<_>>();
+                ((q[0] * s[1] + q[1]) * s[2] + q[2]) * s[3] + q[3]
+            };
+            prop_assert_eq!(y[idx(a)], av[idx(a)] + bv[idx(b)]);
+        }}}}
+        // swapping operands broadcasts the other way
+        let q = BroadcastParams { a: b, b: a };
+        let mut y2 = vec![0.0; av.len()];
+        ew::add_forward(&mut y2, &bv, &av, &q).unwrap();
+        prop_assert_eq!(y, y2);
+        // an axis that is neither equal nor 1 is an error
+        let bad = BroadcastParams { a, b: a.map(|d| d + 1) };
+        prop_assert_eq!(bad.out_shape("t").is_err(), a.iter().any(|&d| d > 1));
+    }
+}
