@@ -22,4 +22,5 @@ pub mod checkpoint;
 pub mod compare;
 pub mod cross_replica;
 pub mod decode;
+pub mod detector;
 pub mod nms;

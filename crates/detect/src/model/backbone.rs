@@ -32,10 +32,26 @@ fn stage_forward(ctx: &mut Fwd, s: &CspResStageSpec, x: &Feat) -> Result<(Feat, 
     let cat = ops::concat(&[&y1, &y2])?;
     let (a, attn) = blocks::ese_forward(ctx, &s.attn, &cat)?;
     let (y, c3) = conv_bn::forward(ctx, &s.conv3, &a)?;
-    Ok((y, StageCache { down, c1, c2, blocks: caches, attn, c3 }))
+    Ok((
+        y,
+        StageCache {
+            down,
+            c1,
+            c2,
+            blocks: caches,
+            attn,
+            c3,
+        },
+    ))
 }
 
-fn stage_backward(ctx: &mut Bwd, s: &CspResStageSpec, c: &StageCache, dy: &Feat, want_dx: bool) -> Result<Option<Feat>> {
+fn stage_backward(
+    ctx: &mut Bwd,
+    s: &CspResStageSpec,
+    c: &StageCache,
+    dy: &Feat,
+    want_dx: bool,
+) -> Result<Option<Feat>> {
     let da = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
     let dcat = blocks::ese_backward(ctx, &s.attn, &c.attn, &da)?;
     let half = s.conv1.cout;
@@ -62,7 +78,11 @@ pub struct BackboneCache {
 }
 
 /// Image `[n, 3, H, W]` → features of `return_idx` stages (strides 8, 16, 32).
-pub fn forward(ctx: &mut Fwd, s: &BackboneSpec, image: &Feat) -> Result<(Vec<Feat>, BackboneCache)> {
+pub fn forward(
+    ctx: &mut Fwd,
+    s: &BackboneSpec,
+    image: &Feat,
+) -> Result<(Vec<Feat>, BackboneCache)> {
     let mut cache = BackboneCache::default();
     let mut x = image.clone();
     for c in &s.stem {
@@ -83,7 +103,12 @@ pub fn forward(ctx: &mut Fwd, s: &BackboneSpec, image: &Feat) -> Result<(Vec<Fea
 }
 
 /// Backward from the gradients of the returned features (same order); the image gets no gradient.
-pub fn backward(ctx: &mut Bwd, s: &BackboneSpec, c: &BackboneCache, douts: Vec<Feat>) -> Result<()> {
+pub fn backward(
+    ctx: &mut Bwd,
+    s: &BackboneSpec,
+    c: &BackboneCache,
+    douts: Vec<Feat>,
+) -> Result<()> {
     let mut douts: Vec<Option<Feat>> = douts.into_iter().map(Some).collect();
     let mut carry: Option<Feat> = None;
     for i in (0..s.stages.len()).rev() {

@@ -28,12 +28,16 @@ pub fn repvgg_forward(ctx: &mut Fwd, s: &RepVggSpec, x: &Feat) -> Result<(Feat, 
 
 /// Backward of [`repvgg_forward`].
 pub fn repvgg_backward(ctx: &mut Bwd, s: &RepVggSpec, c: &RepVggCache, dy: &Feat) -> Result<Feat> {
-    let sum = c.sum.as_ref().ok_or_else(|| crate::DetectError::Input("repvgg backward without cache".into()))?;
+    let sum = c
+        .sum
+        .as_ref()
+        .ok_or_else(|| crate::DetectError::Input("repvgg backward without cache".into()))?;
     let mut ds = dy.zeros_like();
     ops::silu_backward(&mut ds, dy, sum)?;
     // Backward runs in reverse: the 1×1 branch (used last) first.
     let dx2 = conv_bn::backward(ctx, &s.conv2, &c.c2, &ds, true)?;
-    let mut dx = conv_bn::backward(ctx, &s.conv1, &c.c1, &ds, true)?.unwrap_or_else(|| ds.zeros_like());
+    let mut dx =
+        conv_bn::backward(ctx, &s.conv1, &c.c1, &ds, true)?.unwrap_or_else(|| ds.zeros_like());
     if let Some(d) = dx2 {
         dx.add_assign(&d);
     }
@@ -48,7 +52,11 @@ pub struct BasicBlockCache {
 }
 
 /// `RepVgg(ConvBN3x3+swish(x))` (+ x with shortcut).
-pub fn basic_forward(ctx: &mut Fwd, s: &BasicBlockSpec, x: &Feat) -> Result<(Feat, BasicBlockCache)> {
+pub fn basic_forward(
+    ctx: &mut Fwd,
+    s: &BasicBlockSpec,
+    x: &Feat,
+) -> Result<(Feat, BasicBlockCache)> {
     let (h, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
     let (mut y, rep) = repvgg_forward(ctx, &s.conv2, &h)?;
     if s.shortcut {
@@ -58,9 +66,15 @@ pub fn basic_forward(ctx: &mut Fwd, s: &BasicBlockSpec, x: &Feat) -> Result<(Fea
 }
 
 /// Backward of [`basic_forward`].
-pub fn basic_backward(ctx: &mut Bwd, s: &BasicBlockSpec, c: &BasicBlockCache, dy: &Feat) -> Result<Feat> {
+pub fn basic_backward(
+    ctx: &mut Bwd,
+    s: &BasicBlockSpec,
+    c: &BasicBlockCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let dh = repvgg_backward(ctx, &s.conv2, &c.rep, dy)?;
-    let mut dx = conv_bn::backward(ctx, &s.conv1, &c.c1, &dh, true)?.unwrap_or_else(|| dy.zeros_like());
+    let mut dx =
+        conv_bn::backward(ctx, &s.conv1, &c.c1, &dh, true)?.unwrap_or_else(|| dy.zeros_like());
     if s.shortcut {
         dx.add_assign(dy);
     }
@@ -85,7 +99,13 @@ pub enum GateFn {
 }
 
 /// `x · g(fc(avg))` where `avg` is the global average of `x` (or given); returns the gated map.
-pub fn gate_forward(ctx: &Fwd, fc: &ConvSpec, f: GateFn, x: &Feat, avg: &Feat) -> Result<(Feat, GateCache)> {
+pub fn gate_forward(
+    ctx: &Fwd,
+    fc: &ConvSpec,
+    f: GateFn,
+    x: &Feat,
+    avg: &Feat,
+) -> Result<(Feat, GateCache)> {
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let b = ctx.param(&format!("{}.bias", fc.name))?;
     let z = ops::conv2d(avg, w, Some(b), fc.cout, 1, 1)?;
@@ -96,7 +116,11 @@ pub fn gate_forward(ctx: &Fwd, fc: &ConvSpec, f: GateFn, x: &Feat, avg: &Feat) -
     let gate = Feat::from_vec(g, z.n, z.c, 1, 1)?;
     let y = ops::mul_channel(x, &gate)?;
     let cache = if ctx.training() {
-        GateCache { x: Some(x.clone()), avg: Some(avg.clone()), gate: Some(gate) }
+        GateCache {
+            x: Some(x.clone()),
+            avg: Some(avg.clone()),
+            gate: Some(gate),
+        }
     } else {
         GateCache::default()
     };
@@ -104,9 +128,18 @@ pub fn gate_forward(ctx: &Fwd, fc: &ConvSpec, f: GateFn, x: &Feat, avg: &Feat) -
 }
 
 /// Backward of [`gate_forward`]: returns `(dx, davg)` (the caller routes `davg` to the pooling).
-pub fn gate_backward(ctx: &mut Bwd, fc: &ConvSpec, f: GateFn, c: &GateCache, dy: &Feat) -> Result<(Feat, Feat)> {
+pub fn gate_backward(
+    ctx: &mut Bwd,
+    fc: &ConvSpec,
+    f: GateFn,
+    c: &GateCache,
+    dy: &Feat,
+) -> Result<(Feat, Feat)> {
     let (Some(x), Some(avg), Some(gate)) = (&c.x, &c.avg, &c.gate) else {
-        return Err(crate::DetectError::Input(format!("{}: backward without cache", fc.name)));
+        return Err(crate::DetectError::Input(format!(
+            "{}: backward without cache",
+            fc.name
+        )));
     };
     let mut dx = x.zeros_like();
     let mut dgate = gate.zeros_like();
@@ -119,7 +152,8 @@ pub fn gate_backward(ctx: &mut Bwd, fc: &ConvSpec, f: GateFn, c: &GateCache, dy:
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let mut db = vec![0.0f32; fc.cout];
     let dw = ctx.grad(&format!("{}.weight", fc.name))?;
-    let davg = ops::conv2d_backward(&dz, avg, w, dw, Some(&mut db), 1, 1, true)?.unwrap_or_else(|| avg.zeros_like());
+    let davg = ops::conv2d_backward(&dz, avg, w, dw, Some(&mut db), 1, 1, true)?
+        .unwrap_or_else(|| avg.zeros_like());
     ctx.add_grad(&format!("{}.bias", fc.name), &db)?;
     Ok((dx, davg))
 }

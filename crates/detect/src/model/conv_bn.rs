@@ -36,7 +36,12 @@ pub fn forward(ctx: &mut Fwd, s: &ConvBnSpec, x: &Feat) -> Result<(Feat, ConvBnC
         Act::Identity => (bn_out, None),
     };
     let cache = if train {
-        ConvBnCache { x: Some(x.clone()), conv: Some(conv), saved, pre_act }
+        ConvBnCache {
+            x: Some(x.clone()),
+            conv: Some(conv),
+            saved,
+            pre_act,
+        }
     } else {
         ConvBnCache::default()
     };
@@ -44,9 +49,18 @@ pub fn forward(ctx: &mut Fwd, s: &ConvBnSpec, x: &Feat) -> Result<(Feat, ConvBnC
 }
 
 /// Backward from the gradient of the output; returns the input gradient when `want_dx`.
-pub fn backward(ctx: &mut Bwd, s: &ConvBnSpec, cache: &ConvBnCache, dy: &Feat, want_dx: bool) -> Result<Option<Feat>> {
+pub fn backward(
+    ctx: &mut Bwd,
+    s: &ConvBnSpec,
+    cache: &ConvBnCache,
+    dy: &Feat,
+    want_dx: bool,
+) -> Result<Option<Feat>> {
     let (Some(x), Some(conv)) = (&cache.x, &cache.conv) else {
-        return Err(crate::DetectError::Input(format!("{}: backward without a training forward", s.name)));
+        return Err(crate::DetectError::Input(format!(
+            "{}: backward without a training forward",
+            s.name
+        )));
     };
     let n = &s.name;
     let d_bn = match (&s.act, &cache.pre_act) {
@@ -60,7 +74,15 @@ pub fn backward(ctx: &mut Bwd, s: &ConvBnSpec, cache: &ConvBnCache, dy: &Feat, w
     let gamma = ctx.param(&format!("{n}.bn.weight"))?;
     let mut dgamma = vec![0.0f32; s.cout];
     let mut dbeta = vec![0.0f32; s.cout];
-    let d_conv = norm::bn_train_backward(&d_bn, conv, &cache.saved, gamma, &mut dgamma, &mut dbeta, ctx.replicas)?;
+    let d_conv = norm::bn_train_backward(
+        &d_bn,
+        conv,
+        &cache.saved,
+        gamma,
+        &mut dgamma,
+        &mut dbeta,
+        ctx.replicas,
+    )?;
     ctx.add_grad(&format!("{n}.bn.weight"), &dgamma)?;
     ctx.add_grad(&format!("{n}.bn.bias"), &dbeta)?;
     let w = ctx.param(&format!("{n}.conv.weight"))?;

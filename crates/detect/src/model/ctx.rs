@@ -14,13 +14,20 @@ pub struct Fwd<'a> {
 
 enum StatsAccess<'a> {
     Eval(&'a [f32]),
-    Train { stats: &'a mut [f32], replicas: &'a dyn CrossReplica },
+    Train {
+        stats: &'a mut [f32],
+        replicas: &'a dyn CrossReplica,
+    },
 }
 
 impl<'a> Fwd<'a> {
     /// Evaluation: BN uses the running statistics.
     pub fn eval(layout: &'a ParamLayout, params: &'a [f32], stats: &'a [f32]) -> Self {
-        Self { layout, params, stats: StatsAccess::Eval(stats) }
+        Self {
+            layout,
+            params,
+            stats: StatsAccess::Eval(stats),
+        }
     }
     /// Training: BN uses batch statistics (summed across `replicas`) and updates the running ones.
     pub fn train(
@@ -29,7 +36,11 @@ impl<'a> Fwd<'a> {
         stats: &'a mut [f32],
         replicas: &'a dyn CrossReplica,
     ) -> Self {
-        Self { layout, params, stats: StatsAccess::Train { stats, replicas } }
+        Self {
+            layout,
+            params,
+            stats: StatsAccess::Train { stats, replicas },
+        }
     }
     /// Whether this is a training pass.
     pub fn training(&self) -> bool {
@@ -51,7 +62,7 @@ impl<'a> Fwd<'a> {
         Ok((&stats[m], &stats[v]))
     }
     /// Running mean and variance (writable) and the replicas, in training.
-    pub fn running_mut(&mut self, prefix: &str) -> Result<Option<(&mut [f32], &mut [f32], &dyn CrossReplica)>> {
+    pub fn running_mut(&mut self, prefix: &str) -> Result<Option<TrainStats<'_>>> {
         let m = self.layout.slot(&format!("{prefix}._mean"))?.range();
         let v = self.layout.slot(&format!("{prefix}._variance"))?.range();
         match &mut self.stats {
@@ -71,6 +82,9 @@ impl<'a> Fwd<'a> {
     }
 }
 
+/// Running mean, running variance (both writable) and the replicas of one BN in training.
+pub type TrainStats<'s> = (&'s mut [f32], &'s mut [f32], &'s dyn CrossReplica);
+
 /// Backward-pass context: parameters to read, gradients to accumulate into, replicas for SyncBN.
 pub struct Bwd<'a> {
     layout: &'a ParamLayout,
@@ -82,8 +96,18 @@ pub struct Bwd<'a> {
 
 impl<'a> Bwd<'a> {
     /// A backward context.
-    pub fn new(layout: &'a ParamLayout, params: &'a [f32], grads: &'a mut [f32], replicas: &'a dyn CrossReplica) -> Self {
-        Self { layout, params, grads, replicas }
+    pub fn new(
+        layout: &'a ParamLayout,
+        params: &'a [f32],
+        grads: &'a mut [f32],
+        replicas: &'a dyn CrossReplica,
+    ) -> Self {
+        Self {
+            layout,
+            params,
+            grads,
+            replicas,
+        }
     }
     /// A parameter's values.
     pub fn param(&self, name: &str) -> Result<&'a [f32]> {
@@ -97,7 +121,10 @@ impl<'a> Bwd<'a> {
     }
     /// `grad(name) += values`.
     pub fn add_grad(&mut self, name: &str, values: &[f32]) -> Result<()> {
-        self.grad(name)?.iter_mut().zip(values).for_each(|(g, v)| *g += v);
+        self.grad(name)?
+            .iter_mut()
+            .zip(values)
+            .for_each(|(g, v)| *g += v);
         Ok(())
     }
 }

@@ -20,12 +20,21 @@ pub struct Feat {
 impl Feat {
     /// Zeros of a shape.
     pub fn zeros(n: usize, c: usize, h: usize, w: usize) -> Self {
-        Self { data: vec![0.0; n * c * h * w], n, c, h, w }
+        Self {
+            data: vec![0.0; n * c * h * w],
+            n,
+            c,
+            h,
+            w,
+        }
     }
     /// Wrap values, checking the length.
     pub fn from_vec(data: Vec<f32>, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
         if data.len() != n * c * h * w {
-            return Err(DetectError::Input(format!("{} values for a [{n}, {c}, {h}, {w}] feature map", data.len())));
+            return Err(DetectError::Input(format!(
+                "{} values for a [{n}, {c}, {h}, {w}] feature map",
+                data.len()
+            )));
         }
         Ok(Self { data, n, c, h, w })
     }
@@ -43,6 +52,9 @@ impl Feat {
     }
     /// Element-wise `self += other`.
     pub fn add_assign(&mut self, other: &Feat) {
-        self.data.iter_mut().zip(&other.data).for_each(|(a, b)| *a += b);
+        self.data
+            .iter_mut()
+            .zip(&other.data)
+            .for_each(|(a, b)| *a += b);
     }
 }

@@ -40,9 +40,17 @@ fn pred(ctx: &Fwd, s: &ConvSpec, x: &Feat) -> Result<Feat> {
 }
 
 /// Neck outputs (deepest first) → logits per level.
-pub fn forward(ctx: &mut Fwd, s: &HeadSpec, feats: &[Feat]) -> Result<(Vec<LevelLogits>, Vec<LevelCache>)> {
+pub fn forward(
+    ctx: &mut Fwd,
+    s: &HeadSpec,
+    feats: &[Feat],
+) -> Result<(Vec<LevelLogits>, Vec<LevelCache>)> {
     if feats.len() != s.strides.len() {
-        return Err(DetectError::Input(format!("head expects {} levels, got {}", s.strides.len(), feats.len())));
+        return Err(DetectError::Input(format!(
+            "head expects {} levels, got {}",
+            s.strides.len(),
+            feats.len()
+        )));
     }
     let train = ctx.training();
     let mut outs = Vec::with_capacity(feats.len());
@@ -53,7 +61,8 @@ pub fn forward(ctx: &mut Fwd, s: &HeadSpec, feats: &[Feat]) -> Result<(Vec<Level
         let (mut cls_in, cls_conv) = conv_bn::forward(ctx, &s.stem_cls[i].conv, &g)?;
         cls_in.add_assign(f);
         let cls = pred(ctx, &s.pred_cls[i], &cls_in)?;
-        let (g2, reg_gate) = blocks::gate_forward(ctx, &s.stem_reg[i].fc, GateFn::Sigmoid, f, &avg)?;
+        let (g2, reg_gate) =
+            blocks::gate_forward(ctx, &s.stem_reg[i].fc, GateFn::Sigmoid, f, &avg)?;
         let (reg_in, reg_conv) = conv_bn::forward(ctx, &s.stem_reg[i].conv, &g2)?;
         let reg = pred(ctx, &s.pred_reg[i], &reg_in)?;
         outs.push(LevelLogits { cls, reg });
@@ -74,26 +83,38 @@ fn pred_backward(ctx: &mut Bwd, s: &ConvSpec, x: &Feat, dy: &Feat) -> Result<Fea
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let mut db = vec![0.0f32; s.cout];
     let dw = ctx.grad(&format!("{}.weight", s.name))?;
-    let dx = ops::conv2d_backward(dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?.ok_or_else(missing)?;
+    let dx = ops::conv2d_backward(dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
+        .ok_or_else(missing)?;
     ctx.add_grad(&format!("{}.bias", s.name), &db)?;
     Ok(dx)
 }
 
 /// Backward from the logit gradients per level; returns the gradients of the neck outputs.
-pub fn backward(ctx: &mut Bwd, s: &HeadSpec, caches: &[LevelCache], dlogits: &[LevelLogits]) -> Result<Vec<Feat>> {
+pub fn backward(
+    ctx: &mut Bwd,
+    s: &HeadSpec,
+    caches: &[LevelCache],
+    dlogits: &[LevelLogits],
+) -> Result<Vec<Feat>> {
     let mut douts: Vec<Feat> = Vec::with_capacity(caches.len());
     for i in (0..caches.len()).rev() {
         let c = &caches[i];
         let d = &dlogits[i];
-        let (Some(f), Some(cls_in), Some(reg_in)) = (&c.feat, &c.cls_in, &c.reg_in) else { return Err(missing()) };
+        let (Some(f), Some(cls_in), Some(reg_in)) = (&c.feat, &c.cls_in, &c.reg_in) else {
+            return Err(missing());
+        };
         // Regression branch (used last).
         let d_reg_in = pred_backward(ctx, &s.pred_reg[i], reg_in, &d.reg)?;
-        let dg2 = conv_bn::backward(ctx, &s.stem_reg[i].conv, &c.reg_conv, &d_reg_in, true)?.ok_or_else(missing)?;
-        let (df_reg, mut davg) = blocks::gate_backward(ctx, &s.stem_reg[i].fc, GateFn::Sigmoid, &c.reg_gate, &dg2)?;
+        let dg2 = conv_bn::backward(ctx, &s.stem_reg[i].conv, &c.reg_conv, &d_reg_in, true)?
+            .ok_or_else(missing)?;
+        let (df_reg, mut davg) =
+            blocks::gate_backward(ctx, &s.stem_reg[i].fc, GateFn::Sigmoid, &c.reg_gate, &dg2)?;
         // Classification branch with its residual.
         let d_cls_in = pred_backward(ctx, &s.pred_cls[i], cls_in, &d.cls)?;
-        let dg = conv_bn::backward(ctx, &s.stem_cls[i].conv, &c.cls_conv, &d_cls_in, true)?.ok_or_else(missing)?;
-        let (df_cls, davg_cls) = blocks::gate_backward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, &c.cls_gate, &dg)?;
+        let dg = conv_bn::backward(ctx, &s.stem_cls[i].conv, &c.cls_conv, &d_cls_in, true)?
+            .ok_or_else(missing)?;
+        let (df_cls, davg_cls) =
+            blocks::gate_backward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, &c.cls_gate, &dg)?;
         let mut df = d_cls_in;
         df.add_assign(&df_reg);
         df.add_assign(&df_cls);

@@ -21,13 +21,24 @@ pub struct SppCache {
 }
 
 fn spp_forward(ctx: &mut Fwd, s: &SppSpec, x: &Feat) -> Result<(Feat, SppCache)> {
-    let pools = s.pool_sizes.iter().map(|&k| ops::max_pool(x, k)).collect::<Result<Vec<_>>>()?;
+    let pools = s
+        .pool_sizes
+        .iter()
+        .map(|&k| ops::max_pool(x, k))
+        .collect::<Result<Vec<_>>>()?;
     let mut parts: Vec<&Feat> = vec![x];
     parts.extend(pools.iter());
     let cat = ops::concat(&parts)?;
     let (y, conv) = conv_bn::forward(ctx, &s.conv, &cat)?;
     let train = ctx.training();
-    Ok((y, SppCache { x: train.then(|| x.clone()), pools: if train { pools } else { Vec::new() }, conv }))
+    Ok((
+        y,
+        SppCache {
+            x: train.then(|| x.clone()),
+            pools: if train { pools } else { Vec::new() },
+            conv,
+        },
+    ))
 }
 
 fn spp_backward(ctx: &mut Bwd, s: &SppSpec, c: &SppCache, dy: &Feat) -> Result<Feat> {
@@ -48,7 +59,7 @@ pub enum ItemCache {
     /// BasicBlock.
     Block(BasicBlockCache),
     /// SPP.
-    Spp(SppCache),
+    Spp(Box<SppCache>),
 }
 
 /// Cache of a CSPStage.
@@ -74,7 +85,7 @@ fn csp_forward(ctx: &mut Fwd, s: &CspStageSpec, x: &Feat) -> Result<(Feat, CspSt
             CspItemSpec::Spp(p) => {
                 let (y, c) = spp_forward(ctx, p, &y2)?;
                 y2 = y;
-                items.push(ItemCache::Spp(c));
+                items.push(ItemCache::Spp(Box::new(c)));
             }
         }
     }
@@ -90,9 +101,15 @@ fn csp_backward(ctx: &mut Bwd, s: &CspStageSpec, c: &CspStageCache, dy: &Feat) -
     let dy1 = parts.pop().ok_or_else(missing)?;
     for (it, ic) in s.convs.iter().zip(&c.items).rev() {
         dy2 = match (it, ic) {
-            (CspItemSpec::Block(b), ItemCache::Block(bc)) => blocks::basic_backward(ctx, b, bc, &dy2)?,
+            (CspItemSpec::Block(b), ItemCache::Block(bc)) => {
+                blocks::basic_backward(ctx, b, bc, &dy2)?
+            }
             (CspItemSpec::Spp(p), ItemCache::Spp(pc)) => spp_backward(ctx, p, pc, &dy2)?,
-            _ => return Err(DetectError::Input("neck cache does not match the spec".into())),
+            _ => {
+                return Err(DetectError::Input(
+                    "neck cache does not match the spec".into(),
+                ));
+            }
         };
     }
     let mut dx = conv_bn::backward(ctx, &s.conv2, &c.c2, &dy2, true)?.ok_or_else(missing)?;
@@ -114,7 +131,10 @@ pub struct NeckCache {
 pub fn forward(ctx: &mut Fwd, s: &NeckSpec, feats: &[Feat]) -> Result<(Vec<Feat>, NeckCache)> {
     let levels = s.fpn_stages.len();
     if feats.len() != levels {
-        return Err(DetectError::Input(format!("neck expects {levels} features, got {}", feats.len())));
+        return Err(DetectError::Input(format!(
+            "neck expects {levels} features, got {}",
+            feats.len()
+        )));
     }
     let mut cache = NeckCache::default();
     let mut fpn_feats: Vec<Feat> = Vec::with_capacity(levels);
@@ -166,10 +186,13 @@ pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) ->
     };
     // PAN ran i = levels-2 … 0; undo it i = 0 … levels-2. Output i's route input was output i+1.
     for i in 0..levels - 1 {
-        let (Some(pc), Some(rc)) = (&c.pan[i], &c.pan_routes[i]) else { return Err(missing()) };
+        let (Some(pc), Some(rc)) = (&c.pan[i], &c.pan_routes[i]) else {
+            return Err(missing());
+        };
         let d = dpan[i].take().ok_or_else(missing)?;
         let dblock = csp_backward(ctx, &s.pan_stages[i], pc, &d)?;
-        let mut parts = ops::concat_backward(&dblock, &[s.pan_routes[i].cout, s.fpn_stages[i].conv3.cout])?;
+        let mut parts =
+            ops::concat_backward(&dblock, &[s.pan_routes[i].cout, s.fpn_stages[i].conv3.cout])?;
         add(&mut dfpn[i], parts.pop().ok_or_else(missing)?);
         let ddown = parts.pop().ok_or_else(missing)?;
         let dr = conv_bn::backward(ctx, &s.pan_routes[i], rc, &ddown, true)?.ok_or_else(missing)?;
@@ -195,7 +218,8 @@ pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) ->
         let (rc, shape) = &c.fpn_routes[i - 1];
         let mut dr = shape.zeros_like();
         ops::upsample2x_backward(&mut dr, &dup)?;
-        let df = conv_bn::backward(ctx, &s.fpn_routes[i - 1], rc, &dr, true)?.ok_or_else(missing)?;
+        let df =
+            conv_bn::backward(ctx, &s.fpn_routes[i - 1], rc, &dr, true)?.ok_or_else(missing)?;
         add(&mut dfpn[i - 1], df);
     }
     dfeats.into_iter().map(|d| d.ok_or_else(missing)).collect()

@@ -10,7 +10,10 @@ use crate::cross_replica::CrossReplica;
 use crate::error::{DetectError, Result};
 
 fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
-    move |e| DetectError::Kernel { op, message: e.to_string() }
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
 }
 
 fn params(x: &Feat) -> BatchNormParams {
@@ -43,8 +46,19 @@ pub fn bn_train(
     replicas.all_reduce_mean(&mut stats)?;
     let mut y = x.zeros_like();
     let mut saved = vec![0.0f32; 2 * x.c];
-    bn::batchnorm_forward_train(&mut y.data, &mut saved, running_mean, running_var, &x.data, gamma, beta, &stats, 1, &p)
-        .map_err(k("batchnorm_forward_train"))?;
+    bn::batchnorm_forward_train(
+        &mut y.data,
+        &mut saved,
+        running_mean,
+        running_var,
+        &x.data,
+        gamma,
+        beta,
+        &stats,
+        1,
+        &p,
+    )
+    .map_err(k("batchnorm_forward_train"))?;
     Ok((y, saved))
 }
 
@@ -62,12 +76,25 @@ pub fn bn_train_backward(
 ) -> Result<Feat> {
     let p = params(x);
     let mut local = vec![0.0f32; 2 * x.c];
-    bn::batchnorm_stats_backward(&mut local, &dy.data, &x.data, saved, &p).map_err(k("batchnorm_stats_backward"))?;
+    bn::batchnorm_stats_backward(&mut local, &dy.data, &x.data, saved, &p)
+        .map_err(k("batchnorm_stats_backward"))?;
     let mut global = local.clone();
     replicas.all_reduce_sum(&mut global)?;
     let count = p.count() * replicas.world_size().max(1);
     let mut dx = x.zeros_like();
-    bn::batchnorm_backward(&mut dx.data, dgamma, dbeta, &dy.data, &x.data, saved, gamma, &local, &global, count, &p)
-        .map_err(k("batchnorm_backward"))?;
+    bn::batchnorm_backward(
+        &mut dx.data,
+        dgamma,
+        dbeta,
+        &dy.data,
+        &x.data,
+        saved,
+        gamma,
+        &local,
+        &global,
+        count,
+        &p,
+    )
+    .map_err(k("batchnorm_backward"))?;
     Ok(dx)
 }

@@ -13,7 +13,10 @@ use super::feat::Feat;
 use crate::error::{DetectError, Result};
 
 fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
-    move |e| DetectError::Kernel { op, message: e.to_string() }
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
 }
 
 /// Conv geometry for an input.
@@ -22,7 +25,14 @@ pub fn conv_params(x: &Feat, cout: usize, kernel: usize, stride: usize) -> Conv2
 }
 
 /// `conv(x, w) + b`.
-pub fn conv2d(x: &Feat, w: &[f32], b: Option<&[f32]>, cout: usize, kernel: usize, stride: usize) -> Result<Feat> {
+pub fn conv2d(
+    x: &Feat,
+    w: &[f32],
+    b: Option<&[f32]>,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+) -> Result<Feat> {
     let p = conv_params(x, cout, kernel, stride);
     let mut y = Feat::zeros(x.n, cout, p.out_h(), p.out_w());
     let mut ws = vec![0.0f32; p.workspace_len()];
@@ -44,12 +54,14 @@ pub fn conv2d_backward(
 ) -> Result<Option<Feat>> {
     let p = conv_params(x, dy.c, kernel, stride);
     let mut ws = vec![0.0f32; p.workspace_len()];
-    conv::conv2d_backward_filter(dw, db, &mut ws, &dy.data, &x.data, &p).map_err(k("conv2d_backward_filter"))?;
+    conv::conv2d_backward_filter(dw, db, &mut ws, &dy.data, &x.data, &p)
+        .map_err(k("conv2d_backward_filter"))?;
     if !want_dx {
         return Ok(None);
     }
     let mut dx = x.zeros_like();
-    conv::conv2d_backward_data(&mut dx.data, &mut ws, &dy.data, w, &p).map_err(k("conv2d_backward_data"))?;
+    conv::conv2d_backward_data(&mut dx.data, &mut ws, &dy.data, w, &p)
+        .map_err(k("conv2d_backward_data"))?;
     Ok(Some(dx))
 }
 
@@ -90,48 +102,76 @@ pub fn hardsigmoid_backward(dx: &mut [f32], dy: &[f32], y: &[f32]) -> Result<()>
 }
 
 fn pool_params(x: &Feat, kernel: usize) -> PoolParams {
-    PoolParams { batch: x.n, channels: x.c, h: x.h, w: x.w, kernel }
+    PoolParams {
+        batch: x.n,
+        channels: x.c,
+        h: x.h,
+        w: x.w,
+        kernel,
+    }
 }
 
 /// Mean over H·W: `[n, c, 1, 1]`.
 pub fn global_avg_pool(x: &Feat) -> Result<Feat> {
     let mut y = Feat::zeros(x.n, x.c, 1, 1);
-    pool::global_avg_pool_forward(&mut y.data, &x.data, &pool_params(x, 1)).map_err(k("global_avg_pool_forward"))?;
+    pool::global_avg_pool_forward(&mut y.data, &x.data, &pool_params(x, 1))
+        .map_err(k("global_avg_pool_forward"))?;
     Ok(y)
 }
 
 /// `dx += dy / (H·W)` broadcast.
 pub fn global_avg_pool_backward(dx: &mut Feat, dy: &Feat) -> Result<()> {
     let p = pool_params(dx, 1);
-    pool::global_avg_pool_backward(&mut dx.data, &dy.data, &p).map_err(k("global_avg_pool_backward"))
+    pool::global_avg_pool_backward(&mut dx.data, &dy.data, &p)
+        .map_err(k("global_avg_pool_backward"))
 }
 
 /// Max pool `k×k`, stride 1, padding `k/2`.
 pub fn max_pool(x: &Feat, kernel: usize) -> Result<Feat> {
     let mut y = x.zeros_like();
     let mut ws = vec![0.0f32; x.data.len()];
-    pool::max_pool_forward(&mut y.data, &mut ws, &x.data, &pool_params(x, kernel)).map_err(k("max_pool_forward"))?;
+    pool::max_pool_forward(&mut y.data, &mut ws, &x.data, &pool_params(x, kernel))
+        .map_err(k("max_pool_forward"))?;
     Ok(y)
 }
 
 /// `dx +=` the max-pool gradient.
-pub fn max_pool_backward(dx: &mut Feat, dy: &Feat, x: &Feat, y: &Feat, kernel: usize) -> Result<()> {
+pub fn max_pool_backward(
+    dx: &mut Feat,
+    dy: &Feat,
+    x: &Feat,
+    y: &Feat,
+    kernel: usize,
+) -> Result<()> {
     let p = pool_params(x, kernel);
-    pool::max_pool_backward(&mut dx.data, &dy.data, &x.data, &y.data, &p).map_err(k("max_pool_backward"))
+    pool::max_pool_backward(&mut dx.data, &dy.data, &x.data, &y.data, &p)
+        .map_err(k("max_pool_backward"))
 }
 
 /// Nearest ×2 upsample.
 pub fn upsample2x(x: &Feat) -> Result<Feat> {
     let mut y = Feat::zeros(x.n, x.c, x.h * 2, x.w * 2);
-    let p = UpsampleParams { batch: x.n, channels: x.c, h: x.h, w: x.w };
-    resize::upsample_nearest2x_forward(&mut y.data, &x.data, &p).map_err(k("upsample_nearest2x_forward"))?;
+    let p = UpsampleParams {
+        batch: x.n,
+        channels: x.c,
+        h: x.h,
+        w: x.w,
+    };
+    resize::upsample_nearest2x_forward(&mut y.data, &x.data, &p)
+        .map_err(k("upsample_nearest2x_forward"))?;
     Ok(y)
 }
 
 /// `dx +=` sums of 2×2 blocks of `dy`.
 pub fn upsample2x_backward(dx: &mut Feat, dy: &Feat) -> Result<()> {
-    let p = UpsampleParams { batch: dx.n, channels: dx.c, h: dx.h, w: dx.w };
-    resize::upsample_nearest2x_backward(&mut dx.data, &dy.data, &p).map_err(k("upsample_nearest2x_backward"))
+    let p = UpsampleParams {
+        batch: dx.n,
+        channels: dx.c,
+        h: dx.h,
+        w: dx.w,
+    };
+    resize::upsample_nearest2x_backward(&mut dx.data, &dy.data, &p)
+        .map_err(k("upsample_nearest2x_backward"))
 }
 
 /// Channel concat of maps of equal n, h, w.
@@ -140,31 +180,62 @@ pub fn concat(xs: &[&Feat]) -> Result<Feat> {
     let channels: Vec<usize> = xs.iter().map(|x| x.c).collect();
     let mut y = Feat::zeros(f.n, channels.iter().sum(), f.h, f.w);
     let slices: Vec<&[f32]> = xs.iter().map(|x| x.data.as_slice()).collect();
-    let p = ConcatParams { batch: f.n, spatial: f.hw(), channels: &channels };
+    let p = ConcatParams {
+        batch: f.n,
+        spatial: f.hw(),
+        channels: &channels,
+    };
     cat::concat_channels_forward(&mut y.data, &slices, &p).map_err(k("concat_channels_forward"))?;
     Ok(y)
 }
 
 /// Split the gradient of a concat into fresh parts of the given channel counts.
 pub fn concat_backward(dy: &Feat, channels: &[usize]) -> Result<Vec<Feat>> {
-    let mut parts: Vec<Feat> = channels.iter().map(|&c| Feat::zeros(dy.n, c, dy.h, dy.w)).collect();
+    let mut parts: Vec<Feat> = channels
+        .iter()
+        .map(|&c| Feat::zeros(dy.n, c, dy.h, dy.w))
+        .collect();
     let mut refs: Vec<&mut [f32]> = parts.iter_mut().map(|p| p.data.as_mut_slice()).collect();
-    let p = ConcatParams { batch: dy.n, spatial: dy.hw(), channels };
-    cat::concat_channels_backward(&mut refs, &dy.data, &p).map_err(k("concat_channels_backward"))?;
+    let p = ConcatParams {
+        batch: dy.n,
+        spatial: dy.hw(),
+        channels,
+    };
+    cat::concat_channels_backward(&mut refs, &dy.data, &p)
+        .map_err(k("concat_channels_backward"))?;
     Ok(parts)
 }
 
 /// `x · s` with `s` `[n, c, 1, 1]` broadcast over H·W.
 pub fn mul_channel(x: &Feat, s: &Feat) -> Result<Feat> {
     let mut y = x.zeros_like();
-    let p = BroadcastParams { a: x.shape(), b: s.shape() };
+    let p = BroadcastParams {
+        a: x.shape(),
+        b: s.shape(),
+    };
     ew::mul_forward(&mut y.data, &x.data, &s.data, &p).map_err(k("mul_forward"))?;
     Ok(y)
 }
 
 /// Gradients of [`mul_channel`]: `dx += dy·s`, `ds += Σ_hw dy·x`.
-pub fn mul_channel_backward(dx: &mut Feat, ds: &mut Feat, dy: &Feat, x: &Feat, s: &Feat) -> Result<()> {
-    let p = BroadcastParams { a: x.shape(), b: s.shape() };
-    ew::mul_backward(Some(&mut dx.data), Some(&mut ds.data), &dy.data, &x.data, &s.data, &p)
-        .map_err(k("mul_backward"))
+pub fn mul_channel_backward(
+    dx: &mut Feat,
+    ds: &mut Feat,
+    dy: &Feat,
+    x: &Feat,
+    s: &Feat,
+) -> Result<()> {
+    let p = BroadcastParams {
+        a: x.shape(),
+        b: s.shape(),
+    };
+    ew::mul_backward(
+        Some(&mut dx.data),
+        Some(&mut ds.data),
+        &dy.data,
+        &x.data,
+        &s.data,
+        &p,
+    )
+    .map_err(k("mul_backward"))
 }
