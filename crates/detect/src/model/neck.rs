@@ -57,7 +57,7 @@ fn spp_backward(ctx: &mut Bwd, s: &SppSpec, c: &SppCache, dy: &Feat) -> Result<F
 #[derive(Debug)]
 pub enum ItemCache {
     /// BasicBlock.
-    Block(BasicBlockCache),
+    Block(Box<BasicBlockCache>),
     /// SPP.
     Spp(Box<SppCache>),
 }
@@ -80,7 +80,7 @@ fn csp_forward(ctx: &mut Fwd, s: &CspStageSpec, x: &Feat) -> Result<(Feat, CspSt
             CspItemSpec::Block(b) => {
                 let (y, c) = blocks::basic_forward(ctx, b, &y2)?;
                 y2 = y;
-                items.push(ItemCache::Block(c));
+                items.push(ItemCache::Block(Box::new(c)));
             }
             CspItemSpec::Spp(p) => {
                 let (y, c) = spp_forward(ctx, p, &y2)?;
