@@ -10,6 +10,7 @@ pub mod arch;
 pub mod error;
 pub mod init;
 pub mod layout;
+pub mod loss;
 pub mod model;
 pub mod state;
 pub mod train;
