@@ -13,6 +13,7 @@ pub mod layout;
 pub mod loss;
 pub mod model;
 pub mod state;
+pub mod step;
 pub mod train;
 
 pub use error::{DetectError, Result};
