@@ -16,11 +16,14 @@ struct Cli {
 enum Command {
     /// Show the version, the CPU, CUDA devices and the NVRTC library this binary would use.
     Info(cmd::info::Args),
+    /// Compare the PP-YOLOE implementation with a PaddleDetection golden set (one row per tensor).
+    Parity(cmd::parity::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Parity(args) => cmd::parity::run(args),
     }
 }
