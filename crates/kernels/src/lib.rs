@@ -27,7 +27,11 @@ pub mod activation;
 pub mod batchnorm;
 pub mod concat;
 pub mod conv;
+pub mod dfl;
 pub mod elementwise;
+pub mod fuse;
+pub mod loss;
+pub mod optimizer;
 pub mod pool;
 pub mod resize;
 

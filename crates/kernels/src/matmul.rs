@@ -1,7 +1,8 @@
-//! A safe, bounds-checked front to the `gemm` crate for strided matrices.
+//! A bounds-checked front to the `gemm` crate for strided matrices.
 //!
-//! Every conv direction is one call of [`matmul`] per image; keeping the unsafe pointer call
-//! in one place lets the rest of the crate stay safe.
+//! The conv kernels run several GEMMs at once on disjoint parts of one output, so the
+//! destination is a raw pointer; the other operands are slices. Every access is checked
+//! against the extent the caller says the pointer may touch.
 
 use crate::real::Real;
 
@@ -15,6 +16,15 @@ pub(crate) struct View<'a, T> {
     pub cs: usize,
 }
 
+/// A strided destination: element (i, j) is at `ptr + i * rs + j * cs`, valid for `len` elements.
+#[derive(Clone, Copy)]
+pub(crate) struct DstPtr<T> {
+    pub ptr: *mut T,
+    pub len: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
 /// Index one past the last element a `rows x cols` view with these strides touches.
 fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {
@@ -24,14 +34,15 @@ fn extent(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + lhs * rhs`, with `dst` a `lhs.rows x rhs.cols` strided matrix.
+/// `dst = (accumulate ? dst : 0) + lhs · rhs`, `dst` being `lhs.rows x rhs.cols`.
 ///
-/// Panics (a programming error inside this crate, never input-dependent) if a view does not fit
-/// its slice or the inner dimensions differ; callers validate shapes first.
-pub(crate) fn matmul<T: Real>(
-    dst: &mut [T],
-    dst_rs: usize,
-    dst_cs: usize,
+/// Panics on inconsistent views (a bug inside this crate; shapes are validated before).
+///
+/// # Safety
+/// `dst.ptr` must be valid for reads and writes of `dst.len` elements, and no other thread may
+/// access the elements this call writes while it runs.
+pub(crate) unsafe fn matmul<T: Real>(
+    dst: DstPtr<T>,
     accumulate: bool,
     lhs: View<'_, T>,
     rhs: View<'_, T>,
@@ -39,10 +50,7 @@ pub(crate) fn matmul<T: Real>(
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(k, rhs.rows, "matmul inner dimensions");
-    assert!(
-        extent(m, n, dst_rs, dst_cs) <= dst.len(),
-        "matmul dst extent"
-    );
+    assert!(extent(m, n, dst.rs, dst.cs) <= dst.len, "matmul dst extent");
     assert!(
         extent(m, k, lhs.rs, lhs.cs) <= lhs.data.len(),
         "matmul lhs extent"
@@ -58,28 +66,28 @@ pub(crate) fn matmul<T: Real>(
         if !accumulate {
             for i in 0..m {
                 for j in 0..n {
-                    dst[i * dst_rs + j * dst_cs] = T::ZERO;
+                    // SAFETY: (i, j) lies inside the checked extent.
+                    unsafe { *dst.ptr.add(i * dst.rs + j * dst.cs) = T::ZERO };
                 }
             }
         }
         return;
     }
-    let flops = 2 * m * n * k;
-    let parallelism = if threads > 1 && flops > 2_000_000 {
+    let parallelism = if threads > 1 && 2 * m * n * k > 4_000_000 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above prove every (i, j) index of each view lies inside its slice,
-    // the views do not alias `dst` (it is borrowed mutably), and T is f32 or f64 (sealed trait).
+    // SAFETY: the asserts prove every (i, j) of each view lies inside its buffer; the caller
+    // guarantees exclusive access to dst's elements; T is f32 or f64 (sealed trait).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
-            dst_cs as isize,
-            dst_rs as isize,
+            dst.ptr,
+            dst.cs as isize,
+            dst.rs as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.cs as isize,

@@ -102,3 +102,85 @@ proptest! {
         prop_assert_eq!(bad.out_shape("t").is_err(), a.iter().any(|&d| d > 1));
     }
 }
+
+/// Shapes large enough for several row blocks per image: blocked im2col, the even/odd col2im
+/// phases and the per-thread filter-gradient sums, with a full and a one-thread workspace.
+#[test]
+fn conv_multi_block_matches_naive() {
+    for (stride, kernel, pad) in [(1, 3, 1), (2, 3, 1), (1, 1, 0), (2, 1, 0)] {
+        let p = Conv2dParams::square(2, 290, 3, 25, 64, kernel, stride, pad);
+        if kernel == 3 {
+            assert!(
+                p.blocks_per_image() > 2,
+                "{p:?} has {} blocks",
+                p.blocks_per_image()
+            );
+        }
+        let x: Vec<f64> = (0..2 * 290 * 25 * 64).map(|i| val(i, 6)).collect();
+        let wt: Vec<f64> = (0..3 * 290 * kernel * kernel).map(|i| val(i, 7)).collect();
+        let yr = naive(&x, &wt, &p);
+        let dy: Vec<f64> = (0..yr.len()).map(|i| val(i, 8)).collect();
+        let mut refs: Option<(Vec<f64>, Vec<f64>)> = None;
+        for ws_len in [p.workspace_len_for(4), p.workspace_per_thread()] {
+            let mut ws = vec![0.0; ws_len];
+            let mut y = vec![0.0; yr.len()];
+            conv::conv2d_forward(&mut y, &mut ws, &x, &wt, None, &p).unwrap();
+            for (a, b) in y.iter().zip(&yr) {
+                assert!((a - b).abs() < 1e-10, "{p:?}: {a} vs {b}");
+            }
+            let (mut dx, mut dw) = (vec![0.0; x.len()], vec![0.0; wt.len()]);
+            conv::conv2d_backward_data(&mut dx, &mut ws, &dy, &wt, &p).unwrap();
+            conv::conv2d_backward_filter(&mut dw, None, &mut ws, &dy, &x, &p).unwrap();
+            let lhs: f64 = dy.iter().zip(&yr).map(|(a, b)| a * b).sum();
+            let via_x: f64 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
+            let via_w: f64 = dw.iter().zip(&wt).map(|(a, b)| a * b).sum();
+            assert!(
+                (lhs - via_x).abs() < 1e-9 * lhs.abs().max(1.0),
+                "{p:?} dx adjoint"
+            );
+            assert!(
+                (lhs - via_w).abs() < 1e-9 * lhs.abs().max(1.0),
+                "{p:?} dw adjoint"
+            );
+            // dx is also checked element by element against a direct scatter
+            let mut dxr = vec![0.0; x.len()];
+            let (oh, ow) = (p.out_h(), p.out_w());
+            for n in 0..2 {
+                for k in 0..3 {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let g = dy[((n * 3 + k) * oh + oy) * ow + ox];
+                            for c in 0..290 {
+                                for i in 0..kernel {
+                                    for j in 0..kernel {
+                                        let iy = (oy * stride + i) as isize - pad as isize;
+                                        let ix = (ox * stride + j) as isize - pad as isize;
+                                        if iy >= 0
+                                            && ix >= 0
+                                            && (iy as usize) < 25
+                                            && (ix as usize) < 64
+                                        {
+                                            dxr[((n * 290 + c) * 25 + iy as usize) * 64
+                                                + ix as usize] +=
+                                                g * wt[((k * 290 + c) * kernel + i) * kernel + j];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (a, b) in dx.iter().zip(&dxr) {
+                assert!((a - b).abs() < 1e-10, "{p:?} dx: {a} vs {b}");
+            }
+            match &refs {
+                None => refs = Some((dx, dw)),
+                Some((dx0, dw0)) => {
+                    assert!(dx0.iter().zip(&dx).all(|(a, b)| (a - b).abs() < 1e-12));
+                    assert!(dw0.iter().zip(&dw).all(|(a, b)| (a - b).abs() < 1e-12));
+                }
+            }
+        }
+    }
+}

@@ -1,15 +1,46 @@
-//! CPU convolution: im2col (skipped for pointwise convs) and one GEMM per image, multi-threaded.
+//! CPU convolution: blocked im2col + GEMM, multi-threaded over (image, block of output rows).
 //!
-//! Layouts: x `[N, C, H, W]`, w `[K, C, kh, kw]`, y `[N, K, OH, OW]`, workspace at least
-//! [`Conv2dParams::workspace_len`] elements (reused across calls; nothing is allocated here).
+//! Each work item unfolds a block of output rows into its thread's slice of the workspace (sized
+//! to stay in L2) and runs one single-threaded GEMM on it; pointwise convs multiply in place.
+//! Backward-filter accumulates into per-thread partial gradients that are summed at the end in a
+//! fixed order (deterministic for a given thread count). Backward-data runs even blocks, then odd
+//! ones, so that the col2im scatters of concurrent blocks never overlap.
+//!
+//! Layouts: x `[N, C, H, W]`, w `[K, C, kh, kw]`, y `[N, K, OH, OW]`; the workspace holds at
+//! least [`Conv2dParams::workspace_per_thread`] elements (see [`Conv2dParams::workspace_len`]).
 //! Backward functions accumulate (`+=`) into their gradient outputs, llm.c style.
 
 use rayon::prelude::*;
 
 use super::Conv2dParams;
-use crate::error::{KernelError, check_len, check_min_len};
-use crate::matmul::{View, matmul};
+use crate::error::{KernelError, check_len};
+use crate::matmul::{DstPtr, View, matmul};
 use crate::real::Real;
+
+/// A raw pointer that may cross threads: work items write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T, usize);
+// SAFETY: only used for disjoint writes, as argued at each use.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn new(s: &mut [T]) -> Self {
+        Self(s.as_mut_ptr(), s.len())
+    }
+    /// A destination starting at `off`.
+    fn dst(self, off: usize, rs: usize, cs: usize) -> DstPtr<T> {
+        assert!(off <= self.1, "destination offset");
+        // SAFETY: off is inside the buffer (asserted); matmul checks the extent against len.
+        DstPtr {
+            ptr: unsafe { self.0.add(off) },
+            len: self.1 - off,
+            rs,
+            cs,
+        }
+    }
+}
 
 /// Range `[lo, hi)` of output positions whose tap `k` lands inside the input.
 fn valid_range(out: usize, stride: usize, k: usize, pad: usize, inp: usize) -> (usize, usize) {
@@ -27,99 +58,157 @@ fn valid_range(out: usize, stride: usize, k: usize, pad: usize, inp: usize) -> (
     (lo.min(hi), hi)
 }
 
-/// Unfolds one image `[C, H, W]` into `col` `[C·kh·kw, OH·OW]`.
-fn im2col<T: Real>(col: &mut [T], x: &[T], p: &Conv2dParams) {
-    let (oh, ow) = (p.out_h(), p.out_w());
-    let (ohw, hw, kk) = (oh * ow, p.in_h * p.in_w, p.kernel_h * p.kernel_w);
-    let rows = p.in_channels * kk;
-    let min_rows = (16384 / ohw.max(1)).max(1);
-    col[..rows * ohw]
-        .par_chunks_mut(ohw)
-        .with_min_len(min_rows)
-        .enumerate()
-        .for_each(|(row, dst)| {
-            let (c, i, j) = (row / kk, (row % kk) / p.kernel_w, row % p.kernel_w);
-            let src = &x[c * hw..(c + 1) * hw];
-            let (x0, x1) = valid_range(ow, p.stride_w, j, p.pad_w, p.in_w);
-            for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
-                let ih = (oy * p.stride_h + i) as isize - p.pad_h as isize;
-                if ih < 0 || ih >= p.in_h as isize {
-                    out.fill(T::ZERO);
-                    continue;
-                }
-                let srow = &src[ih as usize * p.in_w..(ih as usize + 1) * p.in_w];
-                out[..x0].fill(T::ZERO);
-                out[x1..].fill(T::ZERO);
-                if x0 == x1 {
-                    continue;
-                }
-                let start = x0 * p.stride_w + j - p.pad_w;
-                if p.stride_w == 1 {
-                    out[x0..x1].copy_from_slice(&srow[start..start + (x1 - x0)]);
-                } else {
-                    for (o, s) in out[x0..x1]
-                        .iter_mut()
-                        .zip(srow[start..].iter().step_by(p.stride_w))
-                    {
-                        *o = *s;
-                    }
-                }
-            }
-        });
+/// Input row read by output row `oy` through tap row `i`, if inside the image.
+fn in_row(oy: usize, i: usize, p: &Conv2dParams) -> Option<usize> {
+    let r = (oy * p.stride_h + i) as isize - p.pad_h as isize;
+    (r >= 0 && r < p.in_h as isize).then_some(r as usize)
 }
 
-/// Folds `col` `[C·kh·kw, OH·OW]` back onto one image gradient `[C, H, W]`, accumulating.
-fn col2im<T: Real>(dx: &mut [T], col: &[T], p: &Conv2dParams) {
-    let (oh, ow) = (p.out_h(), p.out_w());
-    let (ohw, hw, kk) = (oh * ow, p.in_h * p.in_w, p.kernel_h * p.kernel_w);
-    dx[..p.in_channels * hw]
-        .par_chunks_mut(hw)
-        .zip(col[..p.in_channels * kk * ohw].par_chunks(kk * ohw))
-        .for_each(|(dst, rows)| {
-            for (r, row) in rows.chunks_exact(ohw).enumerate() {
-                let (i, j) = (r / p.kernel_w, r % p.kernel_w);
-                let (x0, x1) = valid_range(ow, p.stride_w, j, p.pad_w, p.in_w);
-                if x0 == x1 {
-                    continue;
-                }
-                for (oy, src) in row.chunks_exact(ow).enumerate() {
-                    let ih = (oy * p.stride_h + i) as isize - p.pad_h as isize;
-                    if ih < 0 || ih >= p.in_h as isize {
-                        continue;
-                    }
-                    let drow = &mut dst[ih as usize * p.in_w..(ih as usize + 1) * p.in_w];
-                    let start = x0 * p.stride_w + j - p.pad_w;
-                    if p.stride_w == 1 {
-                        for (d, s) in drow[start..start + (x1 - x0)].iter_mut().zip(&src[x0..x1]) {
-                            *d += *s;
-                        }
-                    } else {
-                        for (d, s) in drow[start..]
-                            .iter_mut()
-                            .step_by(p.stride_w)
-                            .zip(&src[x0..x1])
-                        {
-                            *d += *s;
-                        }
-                    }
+/// Unfolds output rows `[r0, r1)` of one image `[C, H, W]` into `col` `[C·kh·kw, (r1−r0)·OW]`.
+fn im2col_block<T: Real>(col: &mut [T], x: &[T], p: &Conv2dParams, r0: usize, r1: usize) {
+    let ow = p.out_w();
+    let (hw, kk) = (p.in_h * p.in_w, p.kernel_h * p.kernel_w);
+    let b = (r1 - r0) * ow;
+    for (row, dst) in col[..p.col_rows() * b].chunks_exact_mut(b).enumerate() {
+        let (c, i, j) = (row / kk, (row % kk) / p.kernel_w, row % p.kernel_w);
+        let src = &x[c * hw..(c + 1) * hw];
+        let (x0, x1) = valid_range(ow, p.stride_w, j, p.pad_w, p.in_w);
+        for (oy, out) in (r0..r1).zip(dst.chunks_exact_mut(ow)) {
+            let Some(ih) = in_row(oy, i, p).filter(|_| x0 < x1) else {
+                out.fill(T::ZERO);
+                continue;
+            };
+            let srow = &src[ih * p.in_w..(ih + 1) * p.in_w];
+            out[..x0].fill(T::ZERO);
+            out[x1..].fill(T::ZERO);
+            let start = x0 * p.stride_w + j - p.pad_w;
+            if p.stride_w == 1 {
+                out[x0..x1].copy_from_slice(&srow[start..start + (x1 - x0)]);
+            } else {
+                for (o, s) in out[x0..x1]
+                    .iter_mut()
+                    .zip(srow[start..].iter().step_by(p.stride_w))
+                {
+                    *o = *s;
                 }
             }
-        });
+        }
+    }
 }
 
-fn check_common<T>(
+/// Adds `col` `[C·kh·kw, (r1−r0)·OW]` back onto one image gradient `[C, H, W]`.
+///
+/// # Safety
+/// `dx` must point to one image's `C·H·W` gradient, and no other thread may touch the input
+/// rows that output rows `[r0, r1)` read while this runs.
+unsafe fn col2im_block<T: Real>(dx: *mut T, col: &[T], p: &Conv2dParams, r0: usize, r1: usize) {
+    let ow = p.out_w();
+    let (hw, kk) = (p.in_h * p.in_w, p.kernel_h * p.kernel_w);
+    let b = (r1 - r0) * ow;
+    for (row, src) in col[..p.col_rows() * b].chunks_exact(b).enumerate() {
+        let (c, i, j) = (row / kk, (row % kk) / p.kernel_w, row % p.kernel_w);
+        let (x0, x1) = valid_range(ow, p.stride_w, j, p.pad_w, p.in_w);
+        if x0 == x1 {
+            continue;
+        }
+        let start = x0 * p.stride_w + j - p.pad_w;
+        for (oy, s) in (r0..r1).zip(src.chunks_exact(ow)) {
+            let Some(ih) = in_row(oy, i, p) else { continue };
+            let base = c * hw + ih * p.in_w + start;
+            for (t, v) in s[x0..x1].iter().enumerate() {
+                // SAFETY: base + t·stride < c·hw + (ih + 1)·W ≤ C·H·W (valid_range keeps the
+                // column inside the row); exclusive per the caller's contract.
+                unsafe { *dx.add(base + t * p.stride_w) += *v };
+            }
+        }
+    }
+}
+
+/// Runs `f(slot, slot_workspace, item)` for every item, items dealt round-robin to the slots
+/// (threads), each slot owning `per` workspace elements.
+fn run_items<T: Real>(
+    workspace: &mut [T],
+    per: usize,
+    slots: usize,
+    items: &[(usize, usize)],
+    f: impl Fn(usize, &mut [T], (usize, usize)) + Sync,
+) {
+    let run = |s: usize, ws: &mut [T]| {
+        for &it in items.iter().skip(s).step_by(slots) {
+            f(s, ws, it);
+        }
+    };
+    if per == 0 {
+        (0..slots).into_par_iter().for_each(|s| run(s, &mut []));
+    } else {
+        workspace[..slots * per]
+            .par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(s, ws)| run(s, ws));
+    }
+}
+
+struct Plan {
+    ohw: usize,
+    ow: usize,
+    ckk: usize,
+    k: usize,
+    chw: usize,
+    rows: usize,
+    per: usize,
+    slots: usize,
+}
+
+fn plan<T>(
     op: &'static str,
+    with_acc: bool,
     workspace: &[T],
     x_len: usize,
     w_len: usize,
     y_len: usize,
     p: &Conv2dParams,
-) -> Result<(), KernelError> {
+) -> Result<Plan, KernelError> {
     p.validate(op)?;
     check_len(op, "x", x_len, &p.x_shape())?;
     check_len(op, "w", w_len, &p.w_shape())?;
     check_len(op, "y", y_len, &p.y_shape())?;
-    check_min_len(op, "workspace", workspace.len(), p.workspace_len())
+    let per = if with_acc {
+        p.workspace_per_thread()
+    } else {
+        p.col_block_len()
+    };
+    crate::error::check_min_len(op, "workspace", workspace.len(), per)?;
+    let threads = rayon::current_num_threads();
+    let slots = workspace
+        .len()
+        .checked_div(per)
+        .map_or(threads, |fit| threads.min(fit))
+        .max(1);
+    Ok(Plan {
+        ohw: p.out_h() * p.out_w(),
+        ow: p.out_w(),
+        ckk: p.col_rows(),
+        k: p.out_channels,
+        chw: p.in_channels * p.in_h * p.in_w,
+        rows: p.block_rows(),
+        per,
+        slots,
+    })
+}
+
+/// Work items `(image, first output row)`, optionally only even or odd blocks.
+fn items(p: &Conv2dParams, rows: usize, parity: Option<usize>) -> Vec<(usize, usize)> {
+    let nb = p.blocks_per_image();
+    (0..p.batch)
+        .flat_map(|n| (0..nb).map(move |b| (n, b)))
+        .filter(|(_, b)| parity.is_none_or(|q| b % 2 == q))
+        .map(|(n, b)| (n, b * rows))
+        .collect()
+}
+
+/// Threads each GEMM may use when there are fewer items than slots.
+fn gemm_threads(slots: usize, n_items: usize) -> usize {
+    (slots / n_items.max(1)).max(1)
 }
 
 /// `y = conv(x, w) + bias`. Overwrites `y`.
@@ -132,51 +221,53 @@ pub fn conv2d_forward<T: Real>(
     p: &Conv2dParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "conv2d_forward";
-    check_common(OP, workspace, x.len(), w.len(), y.len(), p)?;
+    let pl = plan(OP, false, workspace, x.len(), w.len(), y.len(), p)?;
     if let Some(b) = bias {
         check_len(OP, "bias", b.len(), &[p.out_channels])?;
     }
-    let (ohw, chw) = (p.out_h() * p.out_w(), p.in_channels * p.in_h * p.in_w);
-    let ckk = p.in_channels * p.kernel_h * p.kernel_w;
-    let k = p.out_channels;
-    let threads = rayon::current_num_threads();
-    for n in 0..p.batch {
-        let xn = &x[n * chw..(n + 1) * chw];
-        let yn = &mut y[n * k * ohw..(n + 1) * k * ohw];
-        if let Some(b) = bias {
-            for (row, &bv) in yn.chunks_exact_mut(ohw).zip(b) {
-                row.fill(bv);
+    let its = items(p, pl.rows, None);
+    let gt = gemm_threads(pl.slots, its.len());
+    let out = Shared::new(y);
+    run_items(workspace, pl.per, pl.slots, &its, |_, ws, (n, r0)| {
+        let r1 = (r0 + pl.rows).min(p.out_h());
+        let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
+        let yoff = n * pl.k * pl.ohw + o0;
+        if let Some(bv) = bias {
+            for (kk, &v) in bv.iter().enumerate() {
+                // SAFETY: this item alone writes positions [o0, o0 + b) of every channel of image n.
+                unsafe { std::slice::from_raw_parts_mut(out.0.add(yoff + kk * pl.ohw), b) }.fill(v);
             }
         }
-        let col: &[T] = if p.is_pointwise() {
-            xn
+        let xn = &x[n * pl.chw..(n + 1) * pl.chw];
+        let lhs = if p.is_pointwise() {
+            View {
+                data: &xn[o0..],
+                rows: b,
+                cols: pl.ckk,
+                rs: 1,
+                cs: pl.ohw,
+            }
         } else {
-            im2col(workspace, xn, p);
-            &workspace[..ckk * ohw]
+            im2col_block(ws, xn, p, r0, r1);
+            View {
+                data: &ws[..pl.ckk * b],
+                rows: b,
+                cols: pl.ckk,
+                rs: 1,
+                cs: b,
+            }
         };
-        // y_nᵀ [OHW, K] = colᵀ [OHW, CKK] · wᵀ [CKK, K]
-        matmul(
-            yn,
-            1,
-            ohw,
-            bias.is_some(),
-            View {
-                data: col,
-                rows: ohw,
-                cols: ckk,
-                rs: 1,
-                cs: ohw,
-            },
-            View {
-                data: w,
-                rows: ckk,
-                cols: k,
-                rs: 1,
-                cs: ckk,
-            },
-            threads,
-        );
-    }
+        // y_nᵀ[o0..o0+b, :] = colᵀ [b, CKK] · wᵀ [CKK, K]
+        let rhs = View {
+            data: w,
+            rows: pl.ckk,
+            cols: pl.k,
+            rs: 1,
+            cs: pl.ckk,
+        };
+        // SAFETY: items write disjoint (image, row-block) parts of y.
+        unsafe { matmul(out.dst(yoff, 1, pl.ohw), bias.is_some(), lhs, rhs, gt) };
+    });
     Ok(())
 }
 
@@ -189,35 +280,54 @@ pub fn conv2d_backward_data<T: Real>(
     p: &Conv2dParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "conv2d_backward_data";
-    check_common(OP, workspace, dx.len(), w.len(), dy.len(), p)?;
-    let (ohw, chw) = (p.out_h() * p.out_w(), p.in_channels * p.in_h * p.in_w);
-    let ckk = p.in_channels * p.kernel_h * p.kernel_w;
-    let k = p.out_channels;
-    let threads = rayon::current_num_threads();
-    for n in 0..p.batch {
-        let dyn_ = &dy[n * k * ohw..(n + 1) * k * ohw];
-        let dxn = &mut dx[n * chw..(n + 1) * chw];
-        let lhs = View {
-            data: dyn_,
-            rows: ohw,
-            cols: k,
-            rs: 1,
-            cs: ohw,
-        };
-        let rhs = View {
-            data: w,
-            rows: k,
-            cols: ckk,
-            rs: ckk,
-            cs: 1,
-        };
-        // dcolᵀ [OHW, CKK] = dy_nᵀ [OHW, K] · w [K, CKK]
-        if p.is_pointwise() {
-            matmul(dxn, 1, ohw, true, lhs, rhs, threads);
-        } else {
-            matmul(workspace, 1, ohw, false, lhs, rhs, threads);
-            col2im(dxn, workspace, p);
-        }
+    let pl = plan(OP, false, workspace, dx.len(), w.len(), dy.len(), p)?;
+    let out = Shared::new(dx);
+    let rhs = View {
+        data: w,
+        rows: pl.k,
+        cols: pl.ckk,
+        rs: pl.ckk,
+        cs: 1,
+    };
+    // pointwise blocks write disjoint positions; otherwise even blocks, then odd blocks
+    let phases: &[Option<usize>] = if p.is_pointwise() {
+        &[None]
+    } else {
+        &[Some(0), Some(1)]
+    };
+    for &parity in phases {
+        let its = items(p, pl.rows, parity);
+        let gt = gemm_threads(pl.slots, its.len());
+        run_items(workspace, pl.per, pl.slots, &its, |_, ws, (n, r0)| {
+            let r1 = (r0 + pl.rows).min(p.out_h());
+            let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
+            let dyn_ = &dy[n * pl.k * pl.ohw + o0..(n + 1) * pl.k * pl.ohw];
+            let lhs = View {
+                data: dyn_,
+                rows: b,
+                cols: pl.k,
+                rs: 1,
+                cs: pl.ohw,
+            };
+            // dcolᵀ [b, CKK] = dy_nᵀ[o0.., :] [b, K] · w [K, CKK]
+            if p.is_pointwise() {
+                // SAFETY: items write disjoint (image, position-block) parts of dx.
+                unsafe { matmul(out.dst(n * pl.chw + o0, 1, pl.ohw), true, lhs, rhs, gt) };
+            } else {
+                let col = &mut ws[..pl.ckk * b];
+                let dst = DstPtr {
+                    ptr: col.as_mut_ptr(),
+                    len: col.len(),
+                    rs: 1,
+                    cs: b,
+                };
+                // SAFETY: col is this slot's own workspace.
+                unsafe { matmul(dst, false, lhs, rhs, gt) };
+                // SAFETY: same-parity blocks are ≥ kernel_h output rows apart, so their input
+                // rows never overlap; dx image n starts at n·C·H·W.
+                unsafe { col2im_block(out.dst(n * pl.chw, 1, 1).ptr, col, p, r0, r1) };
+            }
+        });
     }
     Ok(())
 }
@@ -232,17 +342,13 @@ pub fn conv2d_backward_filter<T: Real>(
     p: &Conv2dParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "conv2d_backward_filter";
-    check_common(OP, workspace, x.len(), dw.len(), dy.len(), p)?;
-    let (ohw, chw) = (p.out_h() * p.out_w(), p.in_channels * p.in_h * p.in_w);
-    let ckk = p.in_channels * p.kernel_h * p.kernel_w;
-    let k = p.out_channels;
-    let threads = rayon::current_num_threads();
+    let pl = plan(OP, true, workspace, x.len(), dw.len(), dy.len(), p)?;
     if let Some(db) = dbias {
-        check_len(OP, "dbias", db.len(), &[k])?;
+        check_len(OP, "dbias", db.len(), &[pl.k])?;
         db.par_iter_mut().enumerate().for_each(|(c, d)| {
             let mut s = T::ZERO;
             for n in 0..p.batch {
-                s += dy[(n * k + c) * ohw..(n * k + c + 1) * ohw]
+                s += dy[(n * pl.k + c) * pl.ohw..(n * pl.k + c + 1) * pl.ohw]
                     .iter()
                     .copied()
                     .sum::<T>();
@@ -250,37 +356,60 @@ pub fn conv2d_backward_filter<T: Real>(
             *d += s;
         });
     }
-    for n in 0..p.batch {
-        let xn = &x[n * chw..(n + 1) * chw];
-        let dyn_ = &dy[n * k * ohw..(n + 1) * k * ohw];
-        let col: &[T] = if p.is_pointwise() {
-            xn
-        } else {
-            im2col(workspace, xn, p);
-            &workspace[..ckk * ohw]
-        };
-        // dwᵀ [CKK, K] += col [CKK, OHW] · dy_nᵀ [OHW, K]
-        matmul(
-            dw,
-            1,
-            ckk,
-            true,
-            View {
-                data: col,
-                rows: ckk,
-                cols: ohw,
-                rs: ohw,
-                cs: 1,
-            },
-            View {
-                data: dyn_,
-                rows: ohw,
-                cols: k,
-                rs: 1,
-                cs: ohw,
-            },
-            threads,
-        );
+    let wlen = pl.k * pl.ckk;
+    let its = items(p, pl.rows, None);
+    let slots = pl.slots.min(its.len()).max(1);
+    let gt = gemm_threads(pl.slots, its.len());
+    for ws in workspace[..slots * pl.per].chunks_exact_mut(pl.per) {
+        ws[..wlen].fill(T::ZERO);
     }
+    run_items(workspace, pl.per, slots, &its, |_, ws, (n, r0)| {
+        let r1 = (r0 + pl.rows).min(p.out_h());
+        let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
+        let (acc, colbuf) = ws.split_at_mut(wlen);
+        let xn = &x[n * pl.chw..(n + 1) * pl.chw];
+        let lhs = if p.is_pointwise() {
+            View {
+                data: &xn[o0..],
+                rows: pl.ckk,
+                cols: b,
+                rs: pl.ohw,
+                cs: 1,
+            }
+        } else {
+            im2col_block(colbuf, xn, p, r0, r1);
+            View {
+                data: &colbuf[..pl.ckk * b],
+                rows: pl.ckk,
+                cols: b,
+                rs: b,
+                cs: 1,
+            }
+        };
+        let dyn_ = &dy[n * pl.k * pl.ohw + o0..(n + 1) * pl.k * pl.ohw];
+        let rhs = View {
+            data: dyn_,
+            rows: b,
+            cols: pl.k,
+            rs: 1,
+            cs: pl.ohw,
+        };
+        // accᵀ [CKK, K] += col [CKK, b] · dy_nᵀ[o0.., :] [b, K]
+        let dst = DstPtr {
+            ptr: acc.as_mut_ptr(),
+            len: acc.len(),
+            rs: 1,
+            cs: pl.ckk,
+        };
+        // SAFETY: acc is this slot's own accumulator.
+        unsafe { matmul(dst, true, lhs, rhs, gt) };
+    });
+    let parts = &workspace[..slots * pl.per];
+    dw.par_chunks_mut(4096).enumerate().for_each(|(ci, d)| {
+        for s in 0..slots {
+            let src = &parts[s * pl.per + ci * 4096..];
+            d.iter_mut().zip(src).for_each(|(o, &v)| *o += v);
+        }
+    });
     Ok(())
 }

@@ -102,13 +102,54 @@ impl Conv2dParams {
             && self.pad_w == 0
     }
 
-    /// Elements of scratch space every direction of this conv needs (0 for pointwise convs).
-    pub fn workspace_len(&self) -> usize {
+    /// C·kh·kw: the GEMM inner size of the forward pass.
+    pub fn col_rows(&self) -> usize {
+        self.in_channels * self.kernel_h * self.kernel_w
+    }
+
+    /// Output rows per work item: enough positions for an efficient GEMM while the im2col
+    /// block stays near the L2 cache size, and at least `kernel_h` rows so that every other
+    /// block touches disjoint input rows (backward-data relies on it).
+    pub fn block_rows(&self) -> usize {
+        let target = (262_144 / self.col_rows().max(1)).clamp(128, 4096);
+        target
+            .div_ceil(self.out_w().max(1))
+            .max(self.kernel_h)
+            .min(self.out_h())
+            .max(1)
+    }
+
+    /// Work items per image.
+    pub fn blocks_per_image(&self) -> usize {
+        self.out_h().div_ceil(self.block_rows())
+    }
+
+    /// Scratch elements one thread needs: an im2col block (none for pointwise convs) and a
+    /// private filter-gradient accumulator.
+    pub fn workspace_per_thread(&self) -> usize {
+        self.col_block_len() + self.out_channels * self.col_rows()
+    }
+
+    /// Elements of one thread's im2col block (0 for pointwise convs). Forward and
+    /// backward-data need only this much per thread; backward-filter needs
+    /// [`Self::workspace_per_thread`].
+    pub fn col_block_len(&self) -> usize {
         if self.is_pointwise() {
             0
         } else {
-            self.in_channels * self.kernel_h * self.kernel_w * self.out_h() * self.out_w()
+            self.col_rows() * self.block_rows() * self.out_w()
         }
+    }
+
+    /// Scratch elements for `threads` threads (every direction uses the same workspace).
+    pub fn workspace_len_for(&self, threads: usize) -> usize {
+        threads.max(1) * self.workspace_per_thread()
+    }
+
+    /// Scratch elements for the current rayon pool. The kernels use as many threads as the
+    /// workspace they are given has room for.
+    pub fn workspace_len(&self) -> usize {
+        self.workspace_len_for(rayon::current_num_threads())
     }
 
     /// Multiply-adds of the forward pass times two (each backward direction costs the same).

@@ -1,0 +1,81 @@
+//! CPU SGD and EMA over flat buffers, split across the rayon pool.
+
+use rayon::prelude::*;
+
+use super::{EmaParams, SgdParams};
+use crate::error::{KernelError, check_len};
+use crate::par::CHUNK;
+use crate::real::Real;
+
+/// One SGD step, in place: `g' = g + wd·θ` where `decay_mask != 0`, `v = m·v + g'`, `θ −= lr·v`.
+pub fn sgd_momentum_step<T: Real>(
+    params: &mut [T],
+    velocity: &mut [T],
+    grads: &[T],
+    decay_mask: &[u8],
+    p: &SgdParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "sgd_momentum_step";
+    let n = params.len();
+    for (what, len) in [
+        ("velocity", velocity.len()),
+        ("grads", grads.len()),
+        ("decay_mask", decay_mask.len()),
+    ] {
+        check_len(OP, what, len, &[n])?;
+    }
+    let (lr, m, wd) = (
+        T::from_f64(p.lr),
+        T::from_f64(p.momentum),
+        T::from_f64(p.weight_decay),
+    );
+    params
+        .par_chunks_mut(CHUNK)
+        .zip(velocity.par_chunks_mut(CHUNK))
+        .zip(grads.par_chunks(CHUNK).zip(decay_mask.par_chunks(CHUNK)))
+        .for_each(|((th, v), (g, mask))| {
+            for i in 0..th.len() {
+                let gi = if mask[i] != 0 {
+                    g[i] + wd * th[i]
+                } else {
+                    g[i]
+                };
+                v[i] = m * v[i] + gi;
+                th[i] -= lr * v[i];
+            }
+        });
+    Ok(())
+}
+
+/// EMA update number `step` (0-based): `ema = d·ema + (1 − d)·θ` with the threshold decay `d`,
+/// which is returned (keep the last one for [`ema_apply`]).
+pub fn ema_update<T: Real>(
+    ema: &mut [T],
+    params: &[T],
+    step: u64,
+    p: &EmaParams,
+) -> Result<f64, KernelError> {
+    check_len("ema_update", "params", params.len(), &[ema.len()])?;
+    let d = p.threshold_decay(step);
+    let (a, b) = (T::from_f64(d), T::from_f64(1.0 - d));
+    crate::par::update2(ema, params, params, |e, t, _| a * e + b * t);
+    Ok(d)
+}
+
+/// The bias-corrected EMA weights `out = ema / (1 − d_last^steps)`; `out = ema` before any update.
+pub fn ema_apply<T: Real>(
+    out: &mut [T],
+    ema: &[T],
+    last_decay: f64,
+    steps: u64,
+) -> Result<(), KernelError> {
+    check_len("ema_apply", "ema", ema.len(), &[out.len()])?;
+    let scale = if steps == 0 {
+        1.0
+    } else {
+        1.0 / (1.0 - last_decay.powf(steps as f64))
+    };
+    let s = T::from_f64(scale);
+    crate::par::map1(out, ema, |e| e * s);
+    Ok(())
+}

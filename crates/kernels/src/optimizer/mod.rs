@@ -1,0 +1,46 @@
+//! The training update over flat parameter buffers (spec §10.1, §10.4): SGD with momentum and
+//! L2 decay coupled into the gradient, and the model EMA with the 'threshold' decay.
+
+pub mod cpu;
+
+/// SGD hyper-parameters (PP-YOLOE: momentum 0.9, L2 5e-4).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdParams {
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Momentum (no Nesterov).
+    pub momentum: f64,
+    /// L2 coefficient for parameters whose decay-mask entry is non-zero.
+    pub weight_decay: f64,
+}
+
+impl SgdParams {
+    /// PP-YOLOE's momentum 0.9 and L2 5e-4 at learning rate `lr`.
+    pub fn ppyoloe(lr: f64) -> Self {
+        Self {
+            lr,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        }
+    }
+}
+
+/// EMA constants (PP-YOLOE: decay 0.9998, 'threshold' warm-up).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmaParams {
+    /// The decay cap.
+    pub decay: f64,
+}
+
+impl Default for EmaParams {
+    fn default() -> Self {
+        Self { decay: 0.9998 }
+    }
+}
+
+impl EmaParams {
+    /// `d_t = min(decay, (1 + t) / (10 + t))` for update number `t` (0-based).
+    pub fn threshold_decay(&self, t: u64) -> f64 {
+        self.decay.min((1.0 + t as f64) / (10.0 + t as f64))
+    }
+}
