@@ -48,8 +48,19 @@ pub fn check_image(image: &Feat) -> Result<()> {
 
 /// Evaluation forward (BN with running statistics).
 pub fn eval_forward(arch: &Arch, state: &ModelState, image: &Feat) -> Result<EvalOutputs> {
+    eval_forward_fused(arch, state, None, image)
+}
+
+/// Evaluation forward using RepVgg blocks fused by [`crate::fuse::fuse_repvgg`] where given.
+pub fn eval_forward_fused(
+    arch: &Arch,
+    state: &ModelState,
+    fused: Option<&crate::fuse::FusedRepVgg>,
+    image: &Feat,
+) -> Result<EvalOutputs> {
     check_image(image)?;
     let mut ctx = Fwd::eval(&state.layout, &state.params, &state.stats);
+    ctx.fused = fused;
     let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, image)?;
     let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
     let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;

@@ -8,6 +8,7 @@
 
 pub mod arch;
 pub mod error;
+pub mod fuse;
 pub mod init;
 pub mod layout;
 pub mod loss;

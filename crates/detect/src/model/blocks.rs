@@ -18,6 +18,10 @@ pub struct RepVggCache {
 
 /// `swish(BN(conv3x3 x) + BN(conv1x1 x))`.
 pub fn repvgg_forward(ctx: &mut Fwd, s: &RepVggSpec, x: &Feat) -> Result<(Feat, RepVggCache)> {
+    if let Some((w, b)) = ctx.fused.and_then(|f| f.get(crate::fuse::block_name(s))) {
+        let y = ops::conv2d(x, w, Some(b), s.conv1.cout, 3, 1)?;
+        return Ok((ops::silu(&y)?, RepVggCache::default()));
+    }
     let (mut a, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
     let (b, c2) = conv_bn::forward(ctx, &s.conv2, x)?;
     a.add_assign(&b);

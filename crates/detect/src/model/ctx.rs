@@ -7,6 +7,8 @@ use crate::layout::ParamLayout;
 
 /// Forward-pass context.
 pub struct Fwd<'a> {
+    /// Fused RepVgg convs to use instead of the two branches (eval only).
+    pub fused: Option<&'a crate::fuse::FusedRepVgg>,
     layout: &'a ParamLayout,
     params: &'a [f32],
     stats: StatsAccess<'a>,
@@ -24,6 +26,7 @@ impl<'a> Fwd<'a> {
     /// Evaluation: BN uses the running statistics.
     pub fn eval(layout: &'a ParamLayout, params: &'a [f32], stats: &'a [f32]) -> Self {
         Self {
+            fused: None,
             layout,
             params,
             stats: StatsAccess::Eval(stats),
@@ -37,6 +40,7 @@ impl<'a> Fwd<'a> {
         replicas: &'a dyn CrossReplica,
     ) -> Self {
         Self {
+            fused: None,
             layout,
             params,
             stats: StatsAccess::Train { stats, replicas },

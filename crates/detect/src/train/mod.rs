@@ -3,3 +3,4 @@
 pub mod decay;
 pub mod ema;
 pub mod lr;
+pub mod sgd;
