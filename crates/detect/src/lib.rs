@@ -1,7 +1,4 @@
-//! PP-YOLOE detector: model, losses, assigners, post-processing.
-//!
-//! The architecture is data ([`arch`]); all trainable parameters and all gradients live in one flat
-//! buffer each ([`layout`], [`state`]), named with PaddleDetection's state-dict names.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 // Kernels index several arrays with one loop variable, llm.c style.
 #![allow(clippy::needless_range_loop)]
@@ -16,6 +13,7 @@ pub mod model;
 pub mod parity;
 pub mod state;
 pub mod step;
+pub mod synthetic;
 pub mod train;
 
 pub use error::{DetectError, Result};

@@ -233,3 +233,21 @@ pub fn forward_backward(
         logits,
     })
 }
+
+/// A whole optimizer step: zero the gradients, [`forward_backward`], then SGD at `lr`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    arch: &Arch,
+    state: &mut ModelState,
+    sgd: &mut crate::train::sgd::Sgd,
+    batch: &TrainBatch,
+    epoch: usize,
+    lr: f64,
+    settings: &TrainSettings,
+    replicas: &dyn CrossReplica,
+) -> Result<StepOutputs> {
+    state.grads.fill(0.0);
+    let out = forward_backward(arch, state, batch, epoch, settings, replicas)?;
+    sgd.step(&mut state.params, &state.grads, lr)?;
+    Ok(out)
+}

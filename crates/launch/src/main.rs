@@ -18,6 +18,8 @@ enum Command {
     Info(cmd::info::Args),
     /// Compare the PP-YOLOE implementation with a PaddleDetection golden set (one row per tensor).
     Parity(cmd::parity::Args),
+    /// Time one PP-YOLOE CPU training step and eval forward, with peak memory.
+    PerfDetect(cmd::perf_detect::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -25,5 +27,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => cmd::info::run(args),
         Command::Parity(args) => cmd::parity::run(args),
+        Command::PerfDetect(args) => cmd::perf_detect::run(args),
     }
 }

@@ -1,8 +1,18 @@
 //! Model EMA with PaddleDetection's 'threshold' decay over parameters and BN running statistics:
 //! state starts at zero, `d_t = min(decay, (1 + t) / (10 + t))`, `ema ← d_t·ema + (1 − d_t)·θ`, and
 //! the weights used for eval/saving are `ema / (1 − d_last^T)`. The frozen projection is not tracked.
+//! The arithmetic is the kernels' `ema_update` / `ema_apply`.
+
+use ringdet_kernels::optimizer::{EmaParams, cpu as opt};
 
 use crate::error::{DetectError, Result};
+
+fn kerr(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
+}
 
 /// EMA of the flat parameter and statistics buffers.
 #[derive(Clone, Debug)]
@@ -33,7 +43,7 @@ impl Ema {
 
     /// Decay for update number `t` (0-based).
     pub fn decay_at(&self, t: u64) -> f64 {
-        self.decay.min((1.0 + t as f64) / (10.0 + t as f64))
+        EmaParams { decay: self.decay }.threshold_decay(t)
     }
 
     /// Fold the current weights in (after an optimizer step).
@@ -64,17 +74,17 @@ impl Ema {
 
     /// Bias-corrected weights `(params, stats)`; `None` before the first update (the live weights
     /// are used then).
-    pub fn corrected(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+    pub fn corrected(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
         if self.updates == 0 {
-            return None;
+            return Ok(None);
         }
-        let c = 1.0 - self.last_decay.powf(self.updates as f64);
-        let f = |v: &Vec<f32>| {
-            v.iter()
-                .map(|x| (*x as f64 / c) as f32)
-                .collect::<Vec<f32>>()
-        };
-        Some((f(&self.params), f(&self.stats)))
+        let mut p = vec![0.0f32; self.params.len()];
+        let mut s = vec![0.0f32; self.stats.len()];
+        opt::ema_apply(&mut p, &self.params, self.last_decay, self.updates)
+            .map_err(kerr("ema_apply"))?;
+        opt::ema_apply(&mut s, &self.stats, self.last_decay, self.updates)
+            .map_err(kerr("ema_apply"))?;
+        Ok(Some((p, s)))
     }
 }
 
@@ -95,7 +105,7 @@ mod tests {
         let d: [f64; 3] = [0.1, 2.0 / 11.0, 0.25];
         let expect = 2.0 * (1.0 - d.iter().product::<f64>());
         assert!((e.params[0] as f64 - expect).abs() < 1e-6);
-        let (p, s) = e.corrected().unwrap();
+        let (p, s) = e.corrected().unwrap().unwrap();
         let c = 1.0 - 0.25f64.powi(3);
         assert!((p[0] as f64 - expect / c).abs() < 1e-6);
         assert!((s[0] as f64 - 5.0 * expect / 2.0 / c).abs() < 1e-5);

@@ -2,3 +2,4 @@
 
 pub mod info;
 pub mod parity;
+pub mod perf_detect;
