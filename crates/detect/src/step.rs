@@ -120,6 +120,7 @@ pub fn forward_backward(
     // Anchor-major predictions.
     let mut scores = vec![0.0f32; n * l * c];
     let mut softmax = vec![0.0f32; n * l * 4 * bins];
+    let mut reg_logits = vec![0.0f32; n * l * 4 * bins];
     let mut dist = vec![[0.0f32; 4]; n * l];
     let mut offset = 0;
     for lv in &logits {
@@ -142,6 +143,7 @@ pub fn forward_backward(
                 }
                 for j in 0..4 * bins {
                     softmax[a * 4 * bins + j] = sm[(b * 4 * bins + j) * hw + i];
+                    reg_logits[a * 4 * bins + j] = lv.reg.data[(b * 4 * bins + j) * hw + i];
                 }
             }
         }
@@ -189,6 +191,7 @@ pub fn forward_backward(
         bins,
         scores: &scores,
         softmax: &softmax,
+        reg_logits: &reg_logits,
         boxes_grid: &grid,
     };
     let (losses, grads) = head_loss(&pred, &anchors, &assignments, normalizer, &settings.weights)?;
