@@ -1,5 +1,8 @@
-//! DFL decoding: softmax over each side's bins, expectation Σ k·p_k (distances in stride units), boxes
-//! around anchor points, and the mapping back to original-image pixels by per-axis scale factors.
+//! DFL decoding: softmax over each side's bins, expectation Σ k·p_k (distances in stride units; the
+//! kernels' `softmax_bins_forward` / `dfl_integral_forward`), boxes around anchor points, and the
+//! mapping back to original-image pixels by per-axis scale factors.
+
+use ringdet_kernels::dfl::{DflParams, cpu as dk};
 
 use crate::anchors::Anchors;
 use crate::boxes::Box4;
@@ -46,35 +49,39 @@ pub fn dfl_level(
             dist.len()
         )));
     }
-    let mut probs = vec![0.0f32; bins];
-    let mut sm = softmax_out;
+    let kerr = |op: &'static str| {
+        move |e: ringdet_kernels::KernelError| DetectError::Kernel {
+            op,
+            message: e.to_string(),
+        }
+    };
+    // Kernels: softmax over the bins of each side, then Σ k·p_k, on the NCHW layout.
+    let p = DflParams {
+        outer: batch,
+        sides: 4,
+        bins,
+        inner: hw,
+    };
+    let mut probs = vec![0.0f32; logits.len()];
+    dk::softmax_bins_forward(&mut probs, logits, &p).map_err(kerr("softmax_bins_forward"))?;
+    let mut d = vec![0.0f32; batch * 4 * hw];
+    dk::dfl_integral_forward(&mut d, &probs, &p).map_err(kerr("dfl_integral_forward"))?;
     for b in 0..batch {
         for side in 0..4 {
-            let base = (b * 4 + side) * bins * hw;
             for i in 0..hw {
-                let mut max = f32::NEG_INFINITY;
-                for k in 0..bins {
-                    max = max.max(logits[base + k * hw + i]);
-                }
-                let mut sum = 0.0f32;
-                for k in 0..bins {
-                    let e = (logits[base + k * hw + i] - max).exp();
-                    probs[k] = e;
-                    sum += e;
-                }
-                let mut expect = 0.0f32;
-                for (k, p) in probs.iter_mut().enumerate() {
-                    *p /= sum;
-                    expect += *p * k as f32;
-                }
-                if let Some(s) = sm.as_deref_mut() {
-                    for (k, p) in probs.iter().enumerate() {
-                        s[base + k * hw + i] = *p;
-                    }
-                }
-                dist[b * total_anchors + anchor_offset + i][side] = expect;
+                dist[b * total_anchors + anchor_offset + i][side] = d[(b * 4 + side) * hw + i];
             }
         }
+    }
+    if let Some(s) = softmax_out {
+        if s.len() != probs.len() {
+            return Err(DetectError::Input(format!(
+                "dfl_level: softmax output holds {}, needs {}",
+                s.len(),
+                probs.len()
+            )));
+        }
+        s.copy_from_slice(&probs);
     }
     Ok(())
 }
