@@ -28,6 +28,10 @@ enum Command {
     MakeDataset(cmd::make_dataset::Args),
     /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
     CocoEval(cmd::coco_eval::Args),
+    /// Compare the PP-YOLOE implementation with a PaddleDetection golden set (one row per tensor).
+    Parity(cmd::parity::Args),
+    /// Time one PP-YOLOE CPU training step and eval forward, with peak memory.
+    PerfDetect(cmd::perf_detect::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
         Command::CocoEval(args) => cmd::coco_eval::run(args),
+        Command::Parity(args) => cmd::parity::run(args),
+        Command::PerfDetect(args) => cmd::perf_detect::run(args),
     }
 }

@@ -6,3 +6,5 @@ pub mod config;
 pub mod info;
 pub mod launch;
 pub mod make_dataset;
+pub mod parity;
+pub mod perf_detect;

@@ -1,0 +1,139 @@
+//! The detector as a whole: evaluation forward (backbone → neck → head → decode) and
+//! post-processing (rescale + NMS).
+
+use crate::anchors::Anchors;
+use crate::arch::Arch;
+use crate::decode::{DflShape, boxes_input_px, dfl_level, rescale};
+use crate::error::{DetectError, Result};
+use crate::model::{Feat, Fwd, LevelLogits, backbone, head, neck, ops};
+use crate::nms::{Detection, NmsParams, multiclass_nms};
+use crate::state::ModelState;
+
+/// Scores `[n, classes, anchors]`, distances `[n, anchors]`, DFL softmax per level.
+pub type DecodedLogits = (Vec<f32>, Vec<[f32; 4]>, Vec<Vec<f32>>);
+/// Boxes in original pixels `[n, anchors]` and the detections of each image.
+pub type Postprocessed = (Vec<[f32; 4]>, Vec<Vec<Detection>>);
+
+/// Everything an evaluation forward produces.
+#[derive(Clone, Debug)]
+pub struct EvalOutputs {
+    /// Backbone features, strides 8, 16, 32.
+    pub backbone: Vec<Feat>,
+    /// Neck features, strides 32, 16, 8.
+    pub neck: Vec<Feat>,
+    /// Raw head logits per level.
+    pub logits: Vec<LevelLogits>,
+    /// DFL softmax per level `[n, 4, bins, h·w]`.
+    pub reg_softmax: Vec<Vec<f32>>,
+    /// Class probabilities `[n, classes, anchors]`.
+    pub scores: Vec<f32>,
+    /// Distances (l, t, r, b) in stride units `[n, anchors]`.
+    pub dist: Vec<[f32; 4]>,
+    /// Boxes in input pixels `[n, anchors]`.
+    pub boxes_input_px: Vec<[f32; 4]>,
+    /// Anchors of this input size.
+    pub anchors: Anchors,
+}
+
+/// Check an NCHW image batch.
+pub fn check_image(image: &Feat) -> Result<()> {
+    if image.c != 3 || image.n == 0 || image.h == 0 || image.w == 0 {
+        return Err(DetectError::Input(format!(
+            "image batch must be [n, 3, h, w], got {:?}",
+            image.shape()
+        )));
+    }
+    Ok(())
+}
+
+/// Evaluation forward (BN with running statistics).
+pub fn eval_forward(arch: &Arch, state: &ModelState, image: &Feat) -> Result<EvalOutputs> {
+    eval_forward_fused(arch, state, None, image)
+}
+
+/// Evaluation forward using RepVgg blocks fused by [`crate::fuse::fuse_repvgg`] where given.
+pub fn eval_forward_fused(
+    arch: &Arch,
+    state: &ModelState,
+    fused: Option<&crate::fuse::FusedRepVgg>,
+    image: &Feat,
+) -> Result<EvalOutputs> {
+    check_image(image)?;
+    let mut ctx = Fwd::eval(&state.layout, &state.params, &state.stats);
+    ctx.fused = fused;
+    let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, image)?;
+    let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
+    let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;
+    let sizes: Vec<(usize, usize)> = nk.iter().map(|f| (f.h, f.w)).collect();
+    let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
+    let (scores, dist, reg_softmax) = decode_logits(arch, &logits, &anchors)?;
+    let boxes_input_px = boxes_input_px(&anchors, &dist, image.n);
+    Ok(EvalOutputs {
+        backbone: bb,
+        neck: nk,
+        logits,
+        reg_softmax,
+        scores,
+        dist,
+        boxes_input_px,
+        anchors,
+    })
+}
+
+/// Scores `[n, classes, anchors]`, distances `[n, anchors]` and the DFL softmax of each level.
+pub fn decode_logits(
+    arch: &Arch,
+    logits: &[LevelLogits],
+    anchors: &Anchors,
+) -> Result<DecodedLogits> {
+    let n = logits.first().map(|l| l.cls.n).unwrap_or(0);
+    let l = anchors.len();
+    let c = arch.head.num_classes;
+    let bins = arch.config.reg_bins();
+    let mut scores = vec![0.0f32; n * c * l];
+    let mut dist = vec![[0.0f32; 4]; n * l];
+    let mut softmax = Vec::with_capacity(logits.len());
+    let mut offset = 0;
+    for lv in logits {
+        let hw = lv.cls.hw();
+        let s = ops::sigmoid(&lv.cls.data)?;
+        for b in 0..n {
+            for k in 0..c {
+                let src = &s[(b * c + k) * hw..(b * c + k + 1) * hw];
+                scores[(b * c + k) * l + offset..(b * c + k) * l + offset + hw]
+                    .copy_from_slice(src);
+            }
+        }
+        let mut sm = vec![0.0f32; lv.reg.data.len()];
+        let shape = DflShape {
+            batch: n,
+            bins,
+            hw,
+            total_anchors: l,
+            anchor_offset: offset,
+        };
+        dfl_level(&lv.reg.data, shape, Some(&mut sm), &mut dist)?;
+        softmax.push(sm);
+        offset += hw;
+    }
+    Ok((scores, dist, softmax))
+}
+
+/// Boxes in original-image pixels and NMS, per image. `scale_factors[b] = [sy, sx]`.
+pub fn postprocess(
+    out: &EvalOutputs,
+    num_classes: usize,
+    scale_factors: &[[f32; 2]],
+    nms: &NmsParams,
+) -> Result<Postprocessed> {
+    let l = out.anchors.len();
+    let mut boxes = out.boxes_input_px.clone();
+    rescale(&mut boxes, scale_factors, l)?;
+    let dets = (0..scale_factors.len())
+        .map(|b| {
+            let s = &out.scores[b * num_classes * l..(b + 1) * num_classes * l];
+            multiclass_nms(&boxes[b * l..(b + 1) * l], s, num_classes, nms)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((boxes, dets))
+}

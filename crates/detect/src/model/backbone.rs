@@ -1,0 +1,131 @@
+//! CSPResNet forward and backward.
+
+use super::blocks::{self, BasicBlockCache, GateCache};
+use super::conv_bn::{self, ConvBnCache};
+use super::ctx::{Bwd, Fwd};
+use super::feat::Feat;
+use super::ops;
+use crate::arch::{BackboneSpec, CspResStageSpec};
+use crate::error::Result;
+
+/// Cache of one CSPResStage.
+#[derive(Debug, Default)]
+pub struct StageCache {
+    down: ConvBnCache,
+    c1: ConvBnCache,
+    c2: ConvBnCache,
+    blocks: Vec<BasicBlockCache>,
+    attn: GateCache,
+    c3: ConvBnCache,
+}
+
+fn stage_forward(ctx: &mut Fwd, s: &CspResStageSpec, x: &Feat) -> Result<(Feat, StageCache)> {
+    let (xd, down) = conv_bn::forward(ctx, &s.conv_down, x)?;
+    let (y1, c1) = conv_bn::forward(ctx, &s.conv1, &xd)?;
+    let (mut y2, c2) = conv_bn::forward(ctx, &s.conv2, &xd)?;
+    let mut caches = Vec::with_capacity(s.blocks.len());
+    for b in &s.blocks {
+        let (y, c) = blocks::basic_forward(ctx, b, &y2)?;
+        y2 = y;
+        caches.push(c);
+    }
+    let cat = ops::concat(&[&y1, &y2])?;
+    let (a, attn) = blocks::ese_forward(ctx, &s.attn, &cat)?;
+    let (y, c3) = conv_bn::forward(ctx, &s.conv3, &a)?;
+    Ok((
+        y,
+        StageCache {
+            down,
+            c1,
+            c2,
+            blocks: caches,
+            attn,
+            c3,
+        },
+    ))
+}
+
+fn stage_backward(
+    ctx: &mut Bwd,
+    s: &CspResStageSpec,
+    c: &StageCache,
+    dy: &Feat,
+    want_dx: bool,
+) -> Result<Option<Feat>> {
+    let da = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
+    let dcat = blocks::ese_backward(ctx, &s.attn, &c.attn, &da)?;
+    let half = s.conv1.cout;
+    let mut parts = ops::concat_backward(&dcat, &[half, half])?;
+    let mut dy2 = parts.pop().ok_or_else(missing)?;
+    let dy1 = parts.pop().ok_or_else(missing)?;
+    for (b, bc) in s.blocks.iter().zip(&c.blocks).rev() {
+        dy2 = blocks::basic_backward(ctx, b, bc, &dy2)?;
+    }
+    let mut dxd = conv_bn::backward(ctx, &s.conv2, &c.c2, &dy2, true)?.ok_or_else(missing)?;
+    dxd.add_assign(&conv_bn::backward(ctx, &s.conv1, &c.c1, &dy1, true)?.ok_or_else(missing)?);
+    conv_bn::backward(ctx, &s.conv_down, &c.down, &dxd, want_dx)
+}
+
+fn missing() -> crate::DetectError {
+    crate::DetectError::Input("backward: a gradient that must exist is missing".into())
+}
+
+/// Cache of the backbone.
+#[derive(Debug, Default)]
+pub struct BackboneCache {
+    stem: Vec<ConvBnCache>,
+    stages: Vec<StageCache>,
+}
+
+/// Image `[n, 3, H, W]` → features of `return_idx` stages (strides 8, 16, 32).
+pub fn forward(
+    ctx: &mut Fwd,
+    s: &BackboneSpec,
+    image: &Feat,
+) -> Result<(Vec<Feat>, BackboneCache)> {
+    let mut cache = BackboneCache::default();
+    let mut x = image.clone();
+    for c in &s.stem {
+        let (y, cc) = conv_bn::forward(ctx, c, &x)?;
+        x = y;
+        cache.stem.push(cc);
+    }
+    let mut outs = Vec::new();
+    for (i, st) in s.stages.iter().enumerate() {
+        let (y, sc) = stage_forward(ctx, st, &x)?;
+        cache.stages.push(sc);
+        if s.return_idx.contains(&i) {
+            outs.push(y.clone());
+        }
+        x = y;
+    }
+    Ok((outs, cache))
+}
+
+/// Backward from the gradients of the returned features (same order); the image gets no gradient.
+pub fn backward(
+    ctx: &mut Bwd,
+    s: &BackboneSpec,
+    c: &BackboneCache,
+    douts: Vec<Feat>,
+) -> Result<()> {
+    let mut douts: Vec<Option<Feat>> = douts.into_iter().map(Some).collect();
+    let mut carry: Option<Feat> = None;
+    for i in (0..s.stages.len()).rev() {
+        let mut dy = carry.take();
+        if let Some(k) = s.return_idx.iter().position(|&r| r == i) {
+            let d = douts[k].take().ok_or_else(missing)?;
+            match dy.as_mut() {
+                Some(acc) => acc.add_assign(&d),
+                None => dy = Some(d),
+            }
+        }
+        let Some(dy) = dy else { continue };
+        carry = stage_backward(ctx, &s.stages[i], &c.stages[i], &dy, true)?;
+    }
+    for (j, st) in s.stem.iter().enumerate().rev() {
+        let Some(dy) = carry.take() else { break };
+        carry = conv_bn::backward(ctx, st, &c.stem[j], &dy, j > 0)?;
+    }
+    Ok(())
+}

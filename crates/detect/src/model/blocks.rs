@@ -1,0 +1,176 @@
+//! RepVgg block, BasicBlock and the two channel gates (backbone ESE with hardsigmoid, shared by
+//! nothing else), forward and backward.
+
+use super::conv_bn::{self, ConvBnCache};
+use super::ctx::{Bwd, Fwd};
+use super::feat::Feat;
+use super::ops;
+use crate::arch::{BasicBlockSpec, ConvSpec, EseSpec, RepVggSpec};
+use crate::error::Result;
+
+/// Cache of a RepVgg block.
+#[derive(Debug, Default)]
+pub struct RepVggCache {
+    c1: ConvBnCache,
+    c2: ConvBnCache,
+    sum: Option<Feat>,
+}
+
+/// `swish(BN(conv3x3 x) + BN(conv1x1 x))`.
+pub fn repvgg_forward(ctx: &mut Fwd, s: &RepVggSpec, x: &Feat) -> Result<(Feat, RepVggCache)> {
+    if let Some((w, b)) = ctx.fused.and_then(|f| f.get(crate::fuse::block_name(s))) {
+        let y = ops::conv2d(x, w, Some(b), s.conv1.cout, 3, 1)?;
+        return Ok((ops::silu(&y)?, RepVggCache::default()));
+    }
+    let (mut a, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
+    let (b, c2) = conv_bn::forward(ctx, &s.conv2, x)?;
+    a.add_assign(&b);
+    let y = ops::silu(&a)?;
+    let sum = ctx.training().then_some(a);
+    Ok((y, RepVggCache { c1, c2, sum }))
+}
+
+/// Backward of [`repvgg_forward`].
+pub fn repvgg_backward(ctx: &mut Bwd, s: &RepVggSpec, c: &RepVggCache, dy: &Feat) -> Result<Feat> {
+    let sum = c
+        .sum
+        .as_ref()
+        .ok_or_else(|| crate::DetectError::Input("repvgg backward without cache".into()))?;
+    let mut ds = dy.zeros_like();
+    ops::silu_backward(&mut ds, dy, sum)?;
+    // Backward runs in reverse: the 1×1 branch (used last) first.
+    let dx2 = conv_bn::backward(ctx, &s.conv2, &c.c2, &ds, true)?;
+    let mut dx =
+        conv_bn::backward(ctx, &s.conv1, &c.c1, &ds, true)?.unwrap_or_else(|| ds.zeros_like());
+    if let Some(d) = dx2 {
+        dx.add_assign(&d);
+    }
+    Ok(dx)
+}
+
+/// Cache of a BasicBlock.
+#[derive(Debug, Default)]
+pub struct BasicBlockCache {
+    c1: ConvBnCache,
+    rep: RepVggCache,
+}
+
+/// `RepVgg(ConvBN3x3+swish(x))` (+ x with shortcut).
+pub fn basic_forward(
+    ctx: &mut Fwd,
+    s: &BasicBlockSpec,
+    x: &Feat,
+) -> Result<(Feat, BasicBlockCache)> {
+    let (h, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
+    let (mut y, rep) = repvgg_forward(ctx, &s.conv2, &h)?;
+    if s.shortcut {
+        y.add_assign(x);
+    }
+    Ok((y, BasicBlockCache { c1, rep }))
+}
+
+/// Backward of [`basic_forward`].
+pub fn basic_backward(
+    ctx: &mut Bwd,
+    s: &BasicBlockSpec,
+    c: &BasicBlockCache,
+    dy: &Feat,
+) -> Result<Feat> {
+    let dh = repvgg_backward(ctx, &s.conv2, &c.rep, dy)?;
+    let mut dx =
+        conv_bn::backward(ctx, &s.conv1, &c.c1, &dh, true)?.unwrap_or_else(|| dy.zeros_like());
+    if s.shortcut {
+        dx.add_assign(dy);
+    }
+    Ok(dx)
+}
+
+/// Cache of a channel gate `x · gate(fc(avg))`.
+#[derive(Debug, Default)]
+pub struct GateCache {
+    x: Option<Feat>,
+    avg: Option<Feat>,
+    gate: Option<Feat>,
+}
+
+/// Which squashing function a gate uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateFn {
+    /// Backbone ESE.
+    HardSigmoid,
+    /// Head ESEAttn.
+    Sigmoid,
+}
+
+/// `x · g(fc(avg))` where `avg` is the global average of `x` (or given); returns the gated map.
+pub fn gate_forward(
+    ctx: &Fwd,
+    fc: &ConvSpec,
+    f: GateFn,
+    x: &Feat,
+    avg: &Feat,
+) -> Result<(Feat, GateCache)> {
+    let w = ctx.param(&format!("{}.weight", fc.name))?;
+    let b = ctx.param(&format!("{}.bias", fc.name))?;
+    let z = ops::conv2d(avg, w, Some(b), fc.cout, 1, 1)?;
+    let g = match f {
+        GateFn::HardSigmoid => ops::hardsigmoid(&z.data)?,
+        GateFn::Sigmoid => ops::sigmoid(&z.data)?,
+    };
+    let gate = Feat::from_vec(g, z.n, z.c, 1, 1)?;
+    let y = ops::mul_channel(x, &gate)?;
+    let cache = if ctx.training() {
+        GateCache {
+            x: Some(x.clone()),
+            avg: Some(avg.clone()),
+            gate: Some(gate),
+        }
+    } else {
+        GateCache::default()
+    };
+    Ok((y, cache))
+}
+
+/// Backward of [`gate_forward`]: returns `(dx, davg)` (the caller routes `davg` to the pooling).
+pub fn gate_backward(
+    ctx: &mut Bwd,
+    fc: &ConvSpec,
+    f: GateFn,
+    c: &GateCache,
+    dy: &Feat,
+) -> Result<(Feat, Feat)> {
+    let (Some(x), Some(avg), Some(gate)) = (&c.x, &c.avg, &c.gate) else {
+        return Err(crate::DetectError::Input(format!(
+            "{}: backward without cache",
+            fc.name
+        )));
+    };
+    let mut dx = x.zeros_like();
+    let mut dgate = gate.zeros_like();
+    ops::mul_channel_backward(&mut dx, &mut dgate, dy, x, gate)?;
+    let mut dz = gate.zeros_like();
+    match f {
+        GateFn::HardSigmoid => ops::hardsigmoid_backward(&mut dz.data, &dgate.data, &gate.data)?,
+        GateFn::Sigmoid => ops::sigmoid_backward(&mut dz.data, &dgate.data, &gate.data)?,
+    }
+    let w = ctx.param(&format!("{}.weight", fc.name))?;
+    let mut db = vec![0.0f32; fc.cout];
+    let dw = ctx.grad(&format!("{}.weight", fc.name))?;
+    let davg = ops::conv2d_backward(&dz, avg, w, dw, Some(&mut db), 1, 1, true)?
+        .unwrap_or_else(|| avg.zeros_like());
+    ctx.add_grad(&format!("{}.bias", fc.name), &db)?;
+    Ok((dx, davg))
+}
+
+/// Backbone ESE: gate with hardsigmoid on the input's own average.
+pub fn ese_forward(ctx: &Fwd, s: &EseSpec, x: &Feat) -> Result<(Feat, GateCache)> {
+    let avg = ops::global_avg_pool(x)?;
+    gate_forward(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
+}
+
+/// Backward of [`ese_forward`].
+pub fn ese_backward(ctx: &mut Bwd, s: &EseSpec, c: &GateCache, dy: &Feat) -> Result<Feat> {
+    let (mut dx, davg) = gate_backward(ctx, &s.fc, GateFn::HardSigmoid, c, dy)?;
+    ops::global_avg_pool_backward(&mut dx, &davg)?;
+    Ok(dx)
+}

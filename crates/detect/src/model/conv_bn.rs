@@ -1,0 +1,91 @@
+//! ConvBNLayer forward and backward: conv (no bias) → BN → optional swish.
+
+use super::ctx::{Bwd, Fwd};
+use super::feat::Feat;
+use super::{norm, ops};
+use crate::arch::{Act, ConvBnSpec};
+use crate::error::Result;
+
+/// What the backward of one ConvBN needs (empty in eval).
+#[derive(Debug, Default)]
+pub struct ConvBnCache {
+    x: Option<Feat>,
+    conv: Option<Feat>,
+    saved: Vec<f32>,
+    pre_act: Option<Feat>,
+}
+
+/// Forward; in training keeps the cache.
+pub fn forward(ctx: &mut Fwd, s: &ConvBnSpec, x: &Feat) -> Result<(Feat, ConvBnCache)> {
+    let n = &s.name;
+    let w = ctx.param(&format!("{n}.conv.weight"))?;
+    let conv = ops::conv2d(x, w, None, s.cout, s.kernel, s.stride)?;
+    let gamma = ctx.param(&format!("{n}.bn.weight"))?;
+    let beta = ctx.param(&format!("{n}.bn.bias"))?;
+    let bn_name = format!("{n}.bn");
+    let (bn_out, saved) = match ctx.running_mut(&bn_name)? {
+        Some((mean, var, replicas)) => norm::bn_train(&conv, gamma, beta, mean, var, replicas)?,
+        None => {
+            let (mean, var) = ctx.running(&bn_name)?;
+            (norm::bn_eval(&conv, gamma, beta, mean, var)?, Vec::new())
+        }
+    };
+    let train = ctx.training();
+    let (y, pre_act) = match s.act {
+        Act::Swish => (ops::silu(&bn_out)?, train.then_some(bn_out)),
+        Act::Identity => (bn_out, None),
+    };
+    let cache = if train {
+        ConvBnCache {
+            x: Some(x.clone()),
+            conv: Some(conv),
+            saved,
+            pre_act,
+        }
+    } else {
+        ConvBnCache::default()
+    };
+    Ok((y, cache))
+}
+
+/// Backward from the gradient of the output; returns the input gradient when `want_dx`.
+pub fn backward(
+    ctx: &mut Bwd,
+    s: &ConvBnSpec,
+    cache: &ConvBnCache,
+    dy: &Feat,
+    want_dx: bool,
+) -> Result<Option<Feat>> {
+    let (Some(x), Some(conv)) = (&cache.x, &cache.conv) else {
+        return Err(crate::DetectError::Input(format!(
+            "{}: backward without a training forward",
+            s.name
+        )));
+    };
+    let n = &s.name;
+    let d_bn = match (&s.act, &cache.pre_act) {
+        (Act::Swish, Some(pre)) => {
+            let mut d = dy.zeros_like();
+            ops::silu_backward(&mut d, dy, pre)?;
+            d
+        }
+        _ => dy.clone(),
+    };
+    let gamma = ctx.param(&format!("{n}.bn.weight"))?;
+    let mut dgamma = vec![0.0f32; s.cout];
+    let mut dbeta = vec![0.0f32; s.cout];
+    let d_conv = norm::bn_train_backward(
+        &d_bn,
+        conv,
+        &cache.saved,
+        gamma,
+        &mut dgamma,
+        &mut dbeta,
+        ctx.replicas,
+    )?;
+    ctx.add_grad(&format!("{n}.bn.weight"), &dgamma)?;
+    ctx.add_grad(&format!("{n}.bn.bias"), &dbeta)?;
+    let w = ctx.param(&format!("{n}.conv.weight"))?;
+    let dw = ctx.grad(&format!("{n}.conv.weight"))?;
+    ops::conv2d_backward(&d_conv, x, w, dw, None, s.kernel, s.stride, want_dx)
+}

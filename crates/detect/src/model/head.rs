@@ -1,0 +1,128 @@
+//! PPYOLOEHead forward and backward up to the raw per-level logits (class and distribution).
+
+use super::blocks::{self, GateCache, GateFn};
+use super::conv_bn::{self, ConvBnCache};
+use super::ctx::{Bwd, Fwd};
+use super::feat::Feat;
+use super::ops;
+use crate::arch::{ConvSpec, HeadSpec};
+use crate::error::{DetectError, Result};
+
+fn missing() -> DetectError {
+    DetectError::Input("head backward: a value that must exist is missing".into())
+}
+
+/// Raw head outputs of one level.
+#[derive(Clone, Debug)]
+pub struct LevelLogits {
+    /// `pred_cls` output `[n, classes, h, w]` (pre-sigmoid).
+    pub cls: Feat,
+    /// `pred_reg` output `[n, 4·bins, h, w]`, side-major.
+    pub reg: Feat,
+}
+
+/// Cache of one level.
+#[derive(Debug, Default)]
+pub struct LevelCache {
+    feat: Option<Feat>,
+    cls_gate: GateCache,
+    cls_conv: ConvBnCache,
+    cls_in: Option<Feat>,
+    reg_gate: GateCache,
+    reg_conv: ConvBnCache,
+    reg_in: Option<Feat>,
+}
+
+fn pred(ctx: &Fwd, s: &ConvSpec, x: &Feat) -> Result<Feat> {
+    let w = ctx.param(&format!("{}.weight", s.name))?;
+    let b = ctx.param(&format!("{}.bias", s.name))?;
+    ops::conv2d(x, w, Some(b), s.cout, s.kernel, 1)
+}
+
+/// Neck outputs (deepest first) → logits per level.
+pub fn forward(
+    ctx: &mut Fwd,
+    s: &HeadSpec,
+    feats: &[Feat],
+) -> Result<(Vec<LevelLogits>, Vec<LevelCache>)> {
+    if feats.len() != s.strides.len() {
+        return Err(DetectError::Input(format!(
+            "head expects {} levels, got {}",
+            s.strides.len(),
+            feats.len()
+        )));
+    }
+    let train = ctx.training();
+    let mut outs = Vec::with_capacity(feats.len());
+    let mut caches = Vec::with_capacity(feats.len());
+    for (i, f) in feats.iter().enumerate() {
+        let avg = ops::global_avg_pool(f)?;
+        let (g, cls_gate) = blocks::gate_forward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, f, &avg)?;
+        let (mut cls_in, cls_conv) = conv_bn::forward(ctx, &s.stem_cls[i].conv, &g)?;
+        cls_in.add_assign(f);
+        let cls = pred(ctx, &s.pred_cls[i], &cls_in)?;
+        let (g2, reg_gate) =
+            blocks::gate_forward(ctx, &s.stem_reg[i].fc, GateFn::Sigmoid, f, &avg)?;
+        let (reg_in, reg_conv) = conv_bn::forward(ctx, &s.stem_reg[i].conv, &g2)?;
+        let reg = pred(ctx, &s.pred_reg[i], &reg_in)?;
+        outs.push(LevelLogits { cls, reg });
+        caches.push(LevelCache {
+            feat: train.then(|| f.clone()),
+            cls_gate,
+            cls_conv,
+            cls_in: train.then_some(cls_in),
+            reg_gate,
+            reg_conv,
+            reg_in: train.then_some(reg_in),
+        });
+    }
+    Ok((outs, caches))
+}
+
+fn pred_backward(ctx: &mut Bwd, s: &ConvSpec, x: &Feat, dy: &Feat) -> Result<Feat> {
+    let w = ctx.param(&format!("{}.weight", s.name))?;
+    let mut db = vec![0.0f32; s.cout];
+    let dw = ctx.grad(&format!("{}.weight", s.name))?;
+    let dx = ops::conv2d_backward(dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
+        .ok_or_else(missing)?;
+    ctx.add_grad(&format!("{}.bias", s.name), &db)?;
+    Ok(dx)
+}
+
+/// Backward from the logit gradients per level; returns the gradients of the neck outputs.
+pub fn backward(
+    ctx: &mut Bwd,
+    s: &HeadSpec,
+    caches: &[LevelCache],
+    dlogits: &[LevelLogits],
+) -> Result<Vec<Feat>> {
+    let mut douts: Vec<Feat> = Vec::with_capacity(caches.len());
+    for i in (0..caches.len()).rev() {
+        let c = &caches[i];
+        let d = &dlogits[i];
+        let (Some(f), Some(cls_in), Some(reg_in)) = (&c.feat, &c.cls_in, &c.reg_in) else {
+            return Err(missing());
+        };
+        // Regression branch (used last).
+        let d_reg_in = pred_backward(ctx, &s.pred_reg[i], reg_in, &d.reg)?;
+        let dg2 = conv_bn::backward(ctx, &s.stem_reg[i].conv, &c.reg_conv, &d_reg_in, true)?
+            .ok_or_else(missing)?;
+        let (df_reg, mut davg) =
+            blocks::gate_backward(ctx, &s.stem_reg[i].fc, GateFn::Sigmoid, &c.reg_gate, &dg2)?;
+        // Classification branch with its residual.
+        let d_cls_in = pred_backward(ctx, &s.pred_cls[i], cls_in, &d.cls)?;
+        let dg = conv_bn::backward(ctx, &s.stem_cls[i].conv, &c.cls_conv, &d_cls_in, true)?
+            .ok_or_else(missing)?;
+        let (df_cls, davg_cls) =
+            blocks::gate_backward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, &c.cls_gate, &dg)?;
+        let mut df = d_cls_in;
+        df.add_assign(&df_reg);
+        df.add_assign(&df_cls);
+        davg.add_assign(&davg_cls);
+        ops::global_avg_pool_backward(&mut df, &davg)?;
+        debug_assert_eq!(df.shape(), f.shape());
+        douts.push(df);
+    }
+    douts.reverse();
+    Ok(douts)
+}

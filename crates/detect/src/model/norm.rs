@@ -1,0 +1,100 @@
+//! BatchNorm through the kernels: eval with running statistics; training with batch statistics
+//! combined across replicas (SyncBN: per-rank means averaged with equal weight, as Paddle's 2022
+//! SyncBatchNorm does), biased variance, running stats updated with momentum 0.9.
+
+use ringdet_kernels::KernelError;
+use ringdet_kernels::batchnorm::{BatchNormParams, cpu as bn};
+
+use super::feat::Feat;
+use crate::cross_replica::CrossReplica;
+use crate::error::{DetectError, Result};
+
+fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
+}
+
+fn params(x: &Feat) -> BatchNormParams {
+    BatchNormParams::new(x.n, x.c, x.hw())
+}
+
+/// `y = γ (x − μ_run) / sqrt(σ²_run + eps) + β`.
+pub fn bn_eval(x: &Feat, gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) -> Result<Feat> {
+    let mut y = x.zeros_like();
+    bn::batchnorm_forward_inference(&mut y.data, &x.data, gamma, beta, mean, var, &params(x))
+        .map_err(k("batchnorm_forward_inference"))?;
+    Ok(y)
+}
+
+/// Training BN; returns the output and `saved` = (mean, inverse std) for the backward.
+pub fn bn_train(
+    x: &Feat,
+    gamma: &[f32],
+    beta: &[f32],
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+    replicas: &dyn CrossReplica,
+) -> Result<(Feat, Vec<f32>)> {
+    let p = params(x);
+    let mut stats = vec![0.0f32; 2 * x.c];
+    bn::batchnorm_stats_forward(&mut stats, &x.data, &p).map_err(k("batchnorm_stats_forward"))?;
+    // Local (Σx, Σx²) → local (E[x], E[x²]) → mean over ranks with equal weight; count 1.
+    let n = p.count() as f32;
+    stats.iter_mut().for_each(|v| *v /= n);
+    replicas.all_reduce_mean(&mut stats)?;
+    let mut y = x.zeros_like();
+    let mut saved = vec![0.0f32; 2 * x.c];
+    bn::batchnorm_forward_train(
+        &mut y.data,
+        &mut saved,
+        running_mean,
+        running_var,
+        &x.data,
+        gamma,
+        beta,
+        &stats,
+        1,
+        &p,
+    )
+    .map_err(k("batchnorm_forward_train"))?;
+    Ok((y, saved))
+}
+
+/// Training BN backward: `dγ += …`, `dβ += …`, returns `dx`. The statistics gradient is summed across
+/// replicas; each rank's elements weigh `1 / (world · local count)` in the equal-weight mean.
+#[allow(clippy::too_many_arguments)]
+pub fn bn_train_backward(
+    dy: &Feat,
+    x: &Feat,
+    saved: &[f32],
+    gamma: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+    replicas: &dyn CrossReplica,
+) -> Result<Feat> {
+    let p = params(x);
+    let mut local = vec![0.0f32; 2 * x.c];
+    bn::batchnorm_stats_backward(&mut local, &dy.data, &x.data, saved, &p)
+        .map_err(k("batchnorm_stats_backward"))?;
+    let mut global = local.clone();
+    replicas.all_reduce_sum(&mut global)?;
+    let count = p.count() * replicas.world_size().max(1);
+    let mut dx = x.zeros_like();
+    bn::batchnorm_backward(
+        &mut dx.data,
+        dgamma,
+        dbeta,
+        &dy.data,
+        &x.data,
+        saved,
+        gamma,
+        &local,
+        &global,
+        count,
+        &p,
+    )
+    .map_err(k("batchnorm_backward"))?;
+    Ok(dx)
+}

@@ -1,0 +1,430 @@
+//! Parity against a directory laid out like `reference/ppyoloe-golden/`: evaluation (backbone, neck,
+//! head, DFL, decoded boxes, NMS as sets) and both training paths (intermediates, losses,
+//! assignments, gradients). Sizes, batch, epochs, class count, multipliers and NMS settings all come
+//! from the files; only the tolerances (the golden README's) are fixed here.
+
+use std::path::Path;
+
+use ringdet_tensor::{DType, SafeTensors};
+use serde_json::Value;
+
+use crate::arch::{Arch, ModelConfig};
+use crate::checkpoint;
+use crate::compare::{RefRow, match_nms, rel_l2};
+use crate::cross_replica::SingleReplica;
+use crate::detector::{eval_forward, postprocess};
+use crate::error::{DetectError, Result};
+use crate::model::Feat;
+use crate::nms::NmsParams;
+use crate::state::ModelState;
+use crate::step::{TrainBatch, TrainSettings, forward_backward};
+
+/// One compared quantity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParityRow {
+    /// What was compared (the reference tensor's name).
+    pub name: String,
+    /// Measured error (relative L2, relative scalar error, or a mismatch count).
+    pub error: f64,
+    /// Tolerance.
+    pub tolerance: f64,
+    /// What `error` means.
+    pub metric: &'static str,
+}
+
+impl ParityRow {
+    /// Whether the error is within tolerance (NaN fails).
+    pub fn pass(&self) -> bool {
+        self.error <= self.tolerance
+    }
+}
+
+struct Files {
+    inputs: SafeTensors,
+    eval: SafeTensors,
+    train: SafeTensors,
+    meta: Value,
+}
+
+fn open(dir: &Path, name: &str) -> Result<SafeTensors> {
+    let p = dir.join(name);
+    SafeTensors::open(&p).map_err(|e| DetectError::Input(format!("{}: {e}", p.display())))
+}
+
+fn f32s(f: &SafeTensors, name: &str) -> Result<Vec<f32>> {
+    let t = f
+        .tensor(name)
+        .map_err(|e| DetectError::Input(format!("{}: {e}", f.path().display())))?;
+    if t.dtype() == DType::I32 {
+        let v = t
+            .to_vec::<i32>()
+            .map_err(|e| DetectError::Input(format!("{}: {name}: {e}", f.path().display())))?;
+        return Ok(v.into_iter().map(|x| x as f32).collect());
+    }
+    t.to_vec::<f32>()
+        .map_err(|e| DetectError::Input(format!("{}: {name}: {e}", f.path().display())))
+}
+
+fn shape(f: &SafeTensors, name: &str) -> Result<Vec<usize>> {
+    f.info(name).map(|i| i.shape.clone()).ok_or_else(|| {
+        DetectError::Input(format!("{}: missing tensor `{name}`", f.path().display()))
+    })
+}
+
+fn field<'a>(v: &'a Value, path: &[&str]) -> Result<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p).ok_or_else(|| {
+            DetectError::Input(format!(
+                "golden_meta.json: missing field `{}`",
+                path.join(".")
+            ))
+        })?;
+    }
+    Ok(cur)
+}
+
+fn num(v: &Value, path: &[&str]) -> Result<f64> {
+    field(v, path)?.as_f64().ok_or_else(|| {
+        DetectError::Input(format!(
+            "golden_meta.json: `{}` is not a number",
+            path.join(".")
+        ))
+    })
+}
+
+/// The model configuration a golden set was made with.
+fn config(meta: &Value) -> Result<ModelConfig> {
+    Ok(ModelConfig::new(
+        num(meta, &["cfg", "width_mult"])?,
+        num(meta, &["cfg", "depth_mult"])?,
+    )
+    .with_classes(num(meta, &["cfg", "num_classes"])? as usize))
+}
+
+fn rel(name: impl Into<String>, ours: &[f32], reference: &[f32], tolerance: f64) -> ParityRow {
+    ParityRow {
+        name: name.into(),
+        error: rel_l2(ours, reference).unwrap_or(f64::INFINITY),
+        tolerance,
+        metric: "rel L2",
+    }
+}
+
+fn exact(name: impl Into<String>, ours: &[f32], reference: &[f32]) -> ParityRow {
+    let diff = if ours.len() == reference.len() {
+        ours.iter().zip(reference).filter(|(a, b)| a != b).count()
+    } else {
+        ours.len().max(reference.len())
+    };
+    ParityRow {
+        name: name.into(),
+        error: diff as f64,
+        tolerance: 0.0,
+        metric: "mismatches",
+    }
+}
+
+/// Run every comparison of a golden directory.
+pub fn run(dir: impl AsRef<Path>) -> Result<Vec<ParityRow>> {
+    let dir = dir.as_ref();
+    let meta_path = dir.join("golden_meta.json");
+    let meta_text = std::fs::read_to_string(&meta_path)
+        .map_err(|e| DetectError::Input(format!("{}: {e}", meta_path.display())))?;
+    let meta: Value = serde_json::from_str(&meta_text)
+        .map_err(|e| DetectError::Input(format!("{}: {e}", meta_path.display())))?;
+    let files = Files {
+        inputs: open(dir, "inputs.safetensors")?,
+        eval: open(dir, "eval.safetensors")?,
+        train: open(dir, "train.safetensors")?,
+        meta,
+    };
+    let arch = Arch::new(config(&files.meta)?)?;
+    let mut weights = ModelState::zeros(&arch)?;
+    checkpoint::load(&mut weights, dir.join("weights.safetensors"))?;
+    let s = shape(&files.inputs, "image")?;
+    if s.len() != 4 {
+        return Err(DetectError::Input(format!(
+            "inputs.safetensors: image has shape {s:?}, expected [n, 3, h, w]"
+        )));
+    }
+    let image = Feat::from_vec(f32s(&files.inputs, "image")?, s[0], s[1], s[2], s[3])?;
+    let mut rows = eval_rows(&arch, &weights, &image, &files)?;
+    rows.extend(train_rows(&arch, &weights, &image, &files)?);
+    Ok(rows)
+}
+
+fn eval_rows(arch: &Arch, weights: &ModelState, image: &Feat, f: &Files) -> Result<Vec<ParityRow>> {
+    let out = eval_forward(arch, weights, image)?;
+    let e = &f.eval;
+    let mut rows = Vec::new();
+    for (i, x) in out.backbone.iter().enumerate() {
+        rows.push(rel(
+            format!("backbone.out{i}"),
+            &x.data,
+            &f32s(e, &format!("backbone.out{i}"))?,
+            1e-4,
+        ));
+    }
+    for (i, x) in out.neck.iter().enumerate() {
+        rows.push(rel(
+            format!("neck.out{i}"),
+            &x.data,
+            &f32s(e, &format!("neck.out{i}"))?,
+            5e-4,
+        ));
+    }
+    for (i, lv) in out.logits.iter().enumerate() {
+        rows.push(rel(
+            format!("head.cls_logits.l{i}"),
+            &lv.cls.data,
+            &f32s(e, &format!("head.cls_logits.l{i}"))?,
+            5e-4,
+        ));
+        rows.push(rel(
+            format!("head.reg_logits.l{i}"),
+            &lv.reg.data,
+            &f32s(e, &format!("head.reg_logits.l{i}"))?,
+            5e-4,
+        ));
+        rows.push(rel(
+            format!("head.reg_softmax.l{i}"),
+            &out.reg_softmax[i],
+            &f32s(e, &format!("head.reg_softmax.l{i}"))?,
+            5e-4,
+        ));
+    }
+    rows.push(rel(
+        "head.cls_score",
+        &out.scores,
+        &f32s(e, "head.cls_score")?,
+        5e-4,
+    ));
+    let dist: Vec<f32> = out.dist.iter().flatten().copied().collect();
+    rows.push(rel("head.reg_dfl", &dist, &f32s(e, "head.reg_dfl")?, 1e-4));
+    rows.push(rel(
+        "decoded.boxes_input_px",
+        &out.boxes_input_px.concat(),
+        &f32s(e, "decoded.boxes_input_px")?,
+        1e-4,
+    ));
+    let sf: Vec<[f32; 2]> = f32s(&f.inputs, "scale_factor")?
+        .chunks_exact(2)
+        .map(|c| [c[0], c[1]])
+        .collect();
+    let classes = arch.head.num_classes;
+    let l = out.anchors.len();
+    let settings = field(&f.meta, &["nms_settings"])?
+        .as_object()
+        .ok_or_else(|| {
+            DetectError::Input("golden_meta.json: `nms_settings` is not an object".into())
+        })?;
+    let mut boxes_row_done = false;
+    for (tag, ns) in settings {
+        let p = NmsParams {
+            score_threshold: num(ns, &["score_threshold"])? as f32,
+            nms_top_k: num(ns, &["nms_top_k"])? as i64,
+            keep_top_k: num(ns, &["keep_top_k"])? as i64,
+            nms_threshold: num(ns, &["nms_threshold"])? as f32,
+        };
+        let (boxes, dets) = postprocess(&out, classes, &sf, &p)?;
+        if !boxes_row_done {
+            rows.push(rel(
+                "decoded.boxes",
+                &boxes.concat(),
+                &f32s(e, "decoded.boxes")?,
+                1e-4,
+            ));
+            boxes_row_done = true;
+        }
+        let counts = f32s(e, &format!("{tag}.bbox_num"))?;
+        let table = f32s(e, &format!("{tag}.bbox"))?;
+        let index = match e.info(&format!("{tag}.index")) {
+            Some(_) => Some(f32s(e, &format!("{tag}.index"))?),
+            None => None,
+        };
+        let mut refs = Vec::new();
+        let mut row = 0usize;
+        for (b, &n) in counts.iter().enumerate() {
+            for _ in 0..n as usize {
+                let r = table.get(row * 6..row * 6 + 6).ok_or_else(|| {
+                    DetectError::Input(format!(
+                        "eval.safetensors: `{tag}.bbox` has fewer rows than `{tag}.bbox_num` says"
+                    ))
+                })?;
+                let idx = index
+                    .as_ref()
+                    .and_then(|ix| ix.get(row))
+                    .map(|&v| v as usize - b * l);
+                refs.push(RefRow {
+                    image: b,
+                    class: r[0] as usize,
+                    score: r[1],
+                    bbox: [r[2], r[3], r[4], r[5]],
+                    index: idx,
+                });
+                row += 1;
+            }
+        }
+        let m = match_nms(&dets, &refs);
+        let mismatched = m.unmatched as f64 + m.count_difference.unsigned_abs() as f64;
+        rows.push(ParityRow {
+            name: format!("{tag} (as sets)"),
+            error: mismatched,
+            tolerance: 0.0,
+            metric: "unmatched rows",
+        });
+        rows.push(ParityRow {
+            name: format!("{tag} scores"),
+            error: m.max_score_diff as f64,
+            tolerance: 1e-4,
+            metric: "max abs",
+        });
+        rows.push(ParityRow {
+            name: format!("{tag} boxes"),
+            error: m.max_box_diff as f64,
+            tolerance: 0.05,
+            metric: "max abs px",
+        });
+    }
+    Ok(rows)
+}
+
+fn train_rows(
+    arch: &Arch,
+    weights: &ModelState,
+    image: &Feat,
+    f: &Files,
+) -> Result<Vec<ParityRow>> {
+    let t = &f.train;
+    let gshape = shape(&f.inputs, "gt_bbox")?;
+    let max_boxes = gshape.get(1).copied().unwrap_or(0);
+    let gt_boxes: Vec<[f32; 4]> = f32s(&f.inputs, "gt_bbox")?
+        .chunks_exact(4)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect();
+    let gt_labels: Vec<usize> = f32s(&f.inputs, "gt_class")?
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let pad_mask = f32s(&f.inputs, "pad_gt_mask")?;
+    let batch = TrainBatch {
+        image,
+        gt_boxes: &gt_boxes,
+        gt_labels: &gt_labels,
+        pad_mask: &pad_mask,
+        max_boxes,
+    };
+    let settings = TrainSettings {
+        static_assigner_epoch: num(&f.meta, &["cfg", "PPYOLOEHead", "static_assigner_epoch"])?
+            as usize,
+        ..TrainSettings::default()
+    };
+    let mut rows = Vec::new();
+    let paths = field(&f.meta, &["losses"])?
+        .as_object()
+        .ok_or_else(|| DetectError::Input("golden_meta.json: `losses` is not an object".into()))?;
+    let mut intermediates_done = false;
+    for (tag, info) in paths {
+        let epoch = num(info, &["epoch_id"])? as usize;
+        let mut state = weights.clone();
+        let out = forward_backward(arch, &mut state, &batch, epoch, &settings, &SingleReplica)?;
+        if !intermediates_done {
+            for (i, x) in out.backbone.iter().enumerate() {
+                rows.push(rel(
+                    format!("train.backbone.out{i}"),
+                    &x.data,
+                    &f32s(t, &format!("train.backbone.out{i}"))?,
+                    5e-4,
+                ));
+            }
+            for (i, x) in out.neck.iter().enumerate() {
+                rows.push(rel(
+                    format!("train.neck.out{i}"),
+                    &x.data,
+                    &f32s(t, &format!("train.neck.out{i}"))?,
+                    5e-4,
+                ));
+            }
+            for (i, lv) in out.logits.iter().enumerate() {
+                let c = f32s(t, &format!("train.head.cls_logits.l{i}"))?;
+                rows.push(rel(
+                    format!("train.head.cls_logits.l{i}"),
+                    &lv.cls.data,
+                    &c,
+                    5e-4,
+                ));
+                let r = f32s(t, &format!("train.head.reg_logits.l{i}"))?;
+                rows.push(rel(
+                    format!("train.head.reg_logits.l{i}"),
+                    &lv.reg.data,
+                    &r,
+                    5e-4,
+                ));
+            }
+            intermediates_done = true;
+        }
+        let labels: Vec<f32> = out
+            .assignments
+            .iter()
+            .flat_map(|a| a.labels.iter().map(|&v| v as f32))
+            .collect();
+        rows.push(exact(
+            format!("{tag}.assign.labels"),
+            &labels,
+            &f32s(t, &format!("{tag}.assign.labels"))?,
+        ));
+        let mask: Vec<f32> = out
+            .assignments
+            .iter()
+            .flat_map(|a| a.mask_positive.iter().copied())
+            .collect();
+        rows.push(exact(
+            format!("{tag}.assign.mask_positive"),
+            &mask,
+            &f32s(t, &format!("{tag}.assign.mask_positive"))?,
+        ));
+        let scores: Vec<f32> = out
+            .assignments
+            .iter()
+            .flat_map(|a| a.scores.iter().copied())
+            .collect();
+        rows.push(rel(
+            format!("{tag}.assign.scores"),
+            &scores,
+            &f32s(t, &format!("{tag}.assign.scores"))?,
+            1e-4,
+        ));
+        let l = &out.losses;
+        for (name, v) in [
+            ("loss", l.loss),
+            ("loss_cls", l.cls),
+            ("loss_iou", l.iou),
+            ("loss_dfl", l.dfl),
+            ("loss_l1", l.l1),
+        ] {
+            let r = *f32s(t, &format!("{tag}.{name}"))?
+                .first()
+                .unwrap_or(&f32::NAN);
+            let err = if r == 0.0 {
+                (v - r).abs() as f64
+            } else {
+                ((v - r) / r).abs() as f64
+            };
+            rows.push(ParityRow {
+                name: format!("{tag}.{name}"),
+                error: err,
+                tolerance: 1e-4,
+                metric: "rel",
+            });
+        }
+        let prefix = format!("{tag}.grad.");
+        let mut names: Vec<&str> = t.names().filter(|n| n.starts_with(&prefix)).collect();
+        names.sort_unstable();
+        for key in names {
+            let ours = state.grad(&key[prefix.len()..])?;
+            rows.push(rel(key, ours, &f32s(t, key)?, 2e-3));
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,256 @@
+//! One training forward and backward: network with batch-statistic BN (SyncBN through
+//! [`CrossReplica`]), ATSS before `static_assigner_epoch` then TAL, the head loss with its
+//! normaliser through the same trait, and the backward into the flat gradient buffer.
+
+use std::sync::Arc;
+
+use crate::anchors::Anchors;
+use crate::arch::Arch;
+use crate::assign::{Assignment, AtssParams, GroundTruth, TalParams, atss_assign, tal_assign};
+use crate::boxes::Box4;
+use crate::cross_replica::{CrossReplica, loss_normalizer};
+use crate::decode::{DflShape, boxes_grid, dfl_level};
+use crate::detector::check_image;
+use crate::error::{DetectError, Result};
+use crate::loss::{LossValues, LossWeights, Predictions, head_loss};
+use crate::model::{Bwd, Feat, Fwd, LevelLogits, backbone, head, neck, ops};
+use crate::state::ModelState;
+
+/// A padded training batch (PaddleDetection's `PadGT` layout).
+#[derive(Clone, Copy, Debug)]
+pub struct TrainBatch<'a> {
+    /// Normalised images `[n, 3, h, w]`.
+    pub image: &'a Feat,
+    /// `[n × max_boxes]` boxes in input pixels.
+    pub gt_boxes: &'a [Box4],
+    /// `[n × max_boxes]` classes.
+    pub gt_labels: &'a [usize],
+    /// `[n × max_boxes]` 1 real / 0 padding.
+    pub pad_mask: &'a [f32],
+    /// Boxes per image after padding.
+    pub max_boxes: usize,
+}
+
+/// Assigner and loss settings of the recipe.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainSettings {
+    /// Epochs below this use ATSS, the others TAL (100 for 300e).
+    pub static_assigner_epoch: usize,
+    /// ATSS candidates per level.
+    pub atss_topk: usize,
+    /// TAL candidates.
+    pub tal_topk: usize,
+    /// TAL score exponent.
+    pub tal_alpha: f32,
+    /// TAL IoU exponent.
+    pub tal_beta: f32,
+    /// Loss weights.
+    pub weights: LossWeights,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            static_assigner_epoch: 100,
+            atss_topk: 9,
+            tal_topk: 13,
+            tal_alpha: 1.0,
+            tal_beta: 6.0,
+            weights: LossWeights::default(),
+        }
+    }
+}
+
+/// What a training step produced besides the gradients.
+#[derive(Clone, Debug)]
+pub struct StepOutputs {
+    /// Loss values.
+    pub losses: LossValues,
+    /// Whether ATSS (true) or TAL ran.
+    pub used_atss: bool,
+    /// Per-image assignments.
+    pub assignments: Vec<Assignment>,
+    /// Train-mode backbone features.
+    pub backbone: Vec<Feat>,
+    /// Train-mode neck features.
+    pub neck: Vec<Feat>,
+    /// Train-mode head logits.
+    pub logits: Vec<LevelLogits>,
+}
+
+fn check_batch(b: &TrainBatch) -> Result<()> {
+    check_image(b.image)?;
+    let want = b.image.n * b.max_boxes;
+    if b.gt_boxes.len() != want || b.gt_labels.len() != want || b.pad_mask.len() != want {
+        return Err(DetectError::Input(format!(
+            "batch of {} images × {} boxes has {} boxes, {} labels, {} mask entries",
+            b.image.n,
+            b.max_boxes,
+            b.gt_boxes.len(),
+            b.gt_labels.len(),
+            b.pad_mask.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Forward, assignment, loss and backward for one batch. Gradients are **added** to `state.grads`
+/// (zero them first for a fresh step); BN running statistics are updated.
+pub fn forward_backward(
+    arch: &Arch,
+    state: &mut ModelState,
+    batch: &TrainBatch,
+    epoch: usize,
+    settings: &TrainSettings,
+    replicas: &dyn CrossReplica,
+) -> Result<StepOutputs> {
+    check_batch(batch)?;
+    let layout = Arc::clone(&state.layout);
+    let mut ctx = Fwd::train(&layout, &state.params, &mut state.stats, replicas);
+    let (bb, bb_cache) = backbone::forward(&mut ctx, &arch.backbone, batch.image)?;
+    let (nk, nk_cache) = neck::forward(&mut ctx, &arch.neck, &bb)?;
+    let (logits, head_cache) = head::forward(&mut ctx, &arch.head, &nk)?;
+    let sizes: Vec<(usize, usize)> = nk.iter().map(|f| (f.h, f.w)).collect();
+    let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
+
+    let n = batch.image.n;
+    let l = anchors.len();
+    let c = arch.head.num_classes;
+    let bins = arch.config.reg_bins();
+    // Anchor-major predictions.
+    let mut scores = vec![0.0f32; n * l * c];
+    let mut softmax = vec![0.0f32; n * l * 4 * bins];
+    let mut reg_logits = vec![0.0f32; n * l * 4 * bins];
+    let mut dist = vec![[0.0f32; 4]; n * l];
+    let mut offset = 0;
+    for lv in &logits {
+        let hw = lv.cls.hw();
+        let p = ops::sigmoid(&lv.cls.data)?;
+        let mut sm = vec![0.0f32; lv.reg.data.len()];
+        let shape = DflShape {
+            batch: n,
+            bins,
+            hw,
+            total_anchors: l,
+            anchor_offset: offset,
+        };
+        dfl_level(&lv.reg.data, shape, Some(&mut sm), &mut dist)?;
+        for b in 0..n {
+            for i in 0..hw {
+                let a = b * l + offset + i;
+                for k in 0..c {
+                    scores[a * c + k] = p[(b * c + k) * hw + i];
+                }
+                for j in 0..4 * bins {
+                    softmax[a * 4 * bins + j] = sm[(b * 4 * bins + j) * hw + i];
+                    reg_logits[a * 4 * bins + j] = lv.reg.data[(b * 4 * bins + j) * hw + i];
+                }
+            }
+        }
+        offset += hw;
+    }
+    let grid = boxes_grid(&anchors, &dist, n);
+    let used_atss = epoch < settings.static_assigner_epoch;
+    let mut assignments = Vec::with_capacity(n);
+    for b in 0..n {
+        let r = b * batch.max_boxes..(b + 1) * batch.max_boxes;
+        let gt = GroundTruth {
+            boxes: &batch.gt_boxes[r.clone()],
+            labels: &batch.gt_labels[r.clone()],
+            pad_mask: &batch.pad_mask[r],
+        };
+        let px: Vec<Box4> = (0..l)
+            .map(|a| grid[b * l + a].map(|v| v * anchors.strides[a]))
+            .collect();
+        let asg = if used_atss {
+            atss_assign(
+                &anchors,
+                &gt,
+                &px,
+                &AtssParams {
+                    topk: settings.atss_topk,
+                    num_classes: c,
+                },
+            )?
+        } else {
+            let p = TalParams {
+                topk: settings.tal_topk,
+                alpha: settings.tal_alpha,
+                beta: settings.tal_beta,
+                num_classes: c,
+            };
+            tal_assign(&anchors, &gt, &scores[b * l * c..(b + 1) * l * c], &px, &p)?
+        };
+        assignments.push(asg);
+    }
+    let local_sum: f32 = assignments.iter().map(Assignment::score_sum).sum();
+    let normalizer = loss_normalizer(local_sum, replicas)?;
+    let pred = Predictions {
+        batch: n,
+        classes: c,
+        bins,
+        scores: &scores,
+        softmax: &softmax,
+        reg_logits: &reg_logits,
+        boxes_grid: &grid,
+    };
+    let (losses, grads) = head_loss(&pred, &anchors, &assignments, normalizer, &settings.weights)?;
+
+    // Back to per-level NCHW logit gradients.
+    let mut dlogits = Vec::with_capacity(logits.len());
+    let mut offset = 0;
+    for lv in &logits {
+        let hw = lv.cls.hw();
+        let p = ops::sigmoid(&lv.cls.data)?;
+        let mut dp = vec![0.0f32; p.len()];
+        let mut dreg = lv.reg.zeros_like();
+        for b in 0..n {
+            for i in 0..hw {
+                let a = b * l + offset + i;
+                for k in 0..c {
+                    dp[(b * c + k) * hw + i] = grads.dscores[a * c + k];
+                }
+                for j in 0..4 * bins {
+                    dreg.data[(b * 4 * bins + j) * hw + i] = grads.dreg_logits[a * 4 * bins + j];
+                }
+            }
+        }
+        let mut dcls = lv.cls.zeros_like();
+        ops::sigmoid_backward(&mut dcls.data, &dp, &p)?;
+        dlogits.push(LevelLogits {
+            cls: dcls,
+            reg: dreg,
+        });
+        offset += hw;
+    }
+    let mut bwd = Bwd::new(&layout, &state.params, &mut state.grads, replicas);
+    let dneck = head::backward(&mut bwd, &arch.head, &head_cache, &dlogits)?;
+    let dbb = neck::backward(&mut bwd, &arch.neck, &nk_cache, dneck)?;
+    backbone::backward(&mut bwd, &arch.backbone, &bb_cache, dbb)?;
+    Ok(StepOutputs {
+        losses,
+        used_atss,
+        assignments,
+        backbone: bb,
+        neck: nk,
+        logits,
+    })
+}
+
+/// A whole optimizer step: zero the gradients, [`forward_backward`], then SGD at `lr`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    arch: &Arch,
+    state: &mut ModelState,
+    sgd: &mut crate::train::sgd::Sgd,
+    batch: &TrainBatch,
+    epoch: usize,
+    lr: f64,
+    settings: &TrainSettings,
+    replicas: &dyn CrossReplica,
+) -> Result<StepOutputs> {
+    state.grads.fill(0.0);
+    let out = forward_backward(arch, state, batch, epoch, settings, replicas)?;
+    sgd.step(&mut state.params, &state.grads, lr)?;
+    Ok(out)
+}
