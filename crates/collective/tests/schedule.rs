@@ -33,18 +33,18 @@ fn simulate(ranks: &mut [Rank], seed: u64) {
         let mut moved = false;
         // Try a send of rank i.
         let r = &mut ranks[i];
-        if let Some(f) = r.plan.sends.get(r.sent) {
-            if f.after.is_none_or(|d| d < r.recvd) {
-                let src = if f.buf == Buf::Data {
-                    &r.data
-                } else {
-                    &r.scratch
-                };
-                let payload = src[f.range.start / 8..f.range.end / 8].to_vec();
-                wires[(i + 1) % n].push_back((r.sent, payload));
-                r.sent += 1;
-                moved = true;
-            }
+        if let Some(f) = r.plan.sends.get(r.sent)
+            && f.after.is_none_or(|d| d < r.recvd)
+        {
+            let src = if f.buf == Buf::Data {
+                &r.data
+            } else {
+                &r.scratch
+            };
+            let payload = src[f.range.start / 8..f.range.end / 8].to_vec();
+            wires[(i + 1) % n].push_back((r.sent, payload));
+            r.sent += 1;
+            moved = true;
         }
         // Try a receive of rank i.
         if let Some((seq, payload)) = wires[i].pop_front() {

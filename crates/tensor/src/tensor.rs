@@ -56,7 +56,7 @@ impl Tensor {
     /// `numel * dtype.size()` bytes.
     pub fn from_host_storage(storage: HostStorage, dtype: DType, shape: &[usize]) -> Result<Self> {
         let elems = storage.as_bytes().len() / dtype.size();
-        if storage.as_bytes().len() % dtype.size() != 0 {
+        if !storage.as_bytes().len().is_multiple_of(dtype.size()) {
             return Err(TensorError::InvalidShape {
                 op: "from_host_storage",
                 shape: shape.to_vec(),

@@ -80,7 +80,7 @@ fn background(rng: &mut AugRng, w: usize, h: usize) -> Vec<f32> {
         for x in 0..w {
             let t = ((x as f32 * dx + y as f32 * dy) / span + 0.5).clamp(0.0, 1.0);
             let texture = if checker {
-                if (x / cell + y / cell) % 2 == 0 {
+                if (x / cell + y / cell).is_multiple_of(2) {
                     stripe_amp
                 } else {
                     -stripe_amp

@@ -44,7 +44,7 @@ pub fn global_avg_pool_backward<T: Real>(
 }
 
 fn check_max(op: &'static str, p: &PoolParams) -> Result<(), KernelError> {
-    if p.kernel % 2 == 0 {
+    if p.kernel.is_multiple_of(2) {
         return Err(param(
             op,
             format!(

@@ -69,7 +69,7 @@ pub fn global_avg_pool_backward(
 }
 
 fn geometry(op: &'static str, p: &PoolParams) -> Result<(i32, i32, i32), KernelError> {
-    if p.kernel % 2 == 0 {
+    if p.kernel.is_multiple_of(2) {
         return Err(param(
             op,
             format!(

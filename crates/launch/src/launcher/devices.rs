@@ -49,13 +49,13 @@ pub fn local_devices(
             }
         },
     };
-    if let Some(n) = nproc_per_node {
-        if n != devices.len() {
-            bail!(
-                "--nproc_per_node {n} but --gpus lists {} devices: give one or make them agree",
-                devices.len()
-            );
-        }
+    if let Some(n) = nproc_per_node
+        && n != devices.len()
+    {
+        bail!(
+            "--nproc_per_node {n} but --gpus lists {} devices: give one or make them agree",
+            devices.len()
+        );
     }
     if devices.is_empty() {
         bail!("no workers to start: --nproc_per_node must be at least 1");

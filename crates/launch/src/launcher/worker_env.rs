@@ -256,14 +256,14 @@ fn check(env: &WorkerEnv) -> Result<(), WorkerEnvError> {
             env.local_rank, env.local_world_size
         ));
     }
-    if let Some(eps) = &env.endpoints {
-        if eps.len() != env.world_size {
-            return fail(format!(
-                "{} endpoints for world size {}",
-                eps.len(),
-                env.world_size
-            ));
-        }
+    if let Some(eps) = &env.endpoints
+        && eps.len() != env.world_size
+    {
+        return fail(format!(
+            "{} endpoints for world size {}",
+            eps.len(),
+            env.world_size
+        ));
     }
     Ok(())
 }

@@ -144,10 +144,10 @@ pub fn wait_gone(pids: &[u32], secs: f64) -> Vec<u32> {
 pub fn read_pid(dir: &Path, name: &str, secs: f64) -> u32 {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     loop {
-        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
-            if let Ok(pid) = text.trim().parse() {
-                return pid;
-            }
+        if let Ok(text) = std::fs::read_to_string(dir.join(name))
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
         }
         assert!(Instant::now() < until, "no pid in {name} after {secs} s");
         std::thread::sleep(Duration::from_millis(20));
