@@ -2,6 +2,7 @@
 //! with `--origins` to show which file set each value.
 
 use crate::config::{Config, TrainRecipe};
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `ringdet config`.
@@ -24,15 +25,23 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::load(&args.config)?;
     cfg.apply_overrides(&args.overrides)?;
+    let mut text = String::new();
     if args.origins {
         for (key, origin) in cfg.origins() {
-            println!("{key}\t{origin}");
+            text.push_str(&format!("{key}\t{origin}\n"));
         }
     } else {
-        print!("{}", cfg.to_yaml());
+        text.push_str(&cfg.to_yaml());
     }
     if args.recipe {
-        println!("# recipe: {:#?}", TrainRecipe::from_config(&cfg)?);
+        text.push_str(&format!(
+            "# recipe: {:#?}\n",
+            TrainRecipe::from_config(&cfg)?
+        ));
     }
-    Ok(())
+    // A reader that stops early (`| head`) is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
