@@ -12,6 +12,10 @@ pub struct Config {
     pub data_timeout: Duration,
     /// Largest frame payload: the pipelining granularity of the ring.
     pub segment_bytes: usize,
+    /// Ring steps overlap by segment: a received segment is forwarded this many frames later
+    /// (at least 1). Small values keep the forwarded data in cache; `usize::MAX` runs the steps
+    /// one after another.
+    pub ring_lag: usize,
     /// TCP connections per neighbour; frames are spread round-robin over them.
     pub streams: usize,
     /// All-reduces up to this many bytes take the latency path (all-gather the whole buffers in
@@ -38,6 +42,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(60),
             data_timeout: Duration::from_secs(120),
             segment_bytes: 256 << 10,
+            ring_lag: 8,
             streams: 1,
             small_bytes: 64 << 10,
             spin: Duration::ZERO,
