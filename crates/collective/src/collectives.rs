@@ -72,7 +72,10 @@ impl Communicator {
             }
             return Ok(());
         }
-        if n == self.world_size && !self.pairs.is_empty() {
+        if n == self.world_size
+            && !self.pairs.is_empty()
+            && bytes < self.config.halving_doubling_max_bytes
+        {
             return self.halving_doubling(data, op, op_id);
         }
         let plan = schedule::ring_all_reduce(r, n, data.len(), elem, seg, true, lag);
