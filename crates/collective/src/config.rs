@@ -49,7 +49,7 @@ impl Default for Config {
             streams: 1,
             small_bytes: 64 << 10,
             spin: Duration::ZERO,
-            sender_thread_bytes: 1 << 20,
+            sender_thread_bytes: 4 << 20,
             halving_doubling: true,
             halving_doubling_max_bytes: 32 << 20,
             hierarchical: false,
