@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side all-reduce measurement on loopback: raw TCP ring-pattern ceiling (tcp_bw.c),
 # torch gloo, and `ringdet allreduce-perf`, interleaved per repetition so that all of them see
-# the same background load. Prints one line per measurement; summarize.py takes medians.
+# the same background load (HIER=1 adds ringdet's shared-memory hierarchical mode). Prints one line per measurement; summarize.py takes medians.
 #
 #   PY=/path/to/python-with-torch PEERS=../shared/reference/allreduce-peers \
 #   RINGDET=target/release/ringdet REPS=3 bash crates/collective/perf/compare_peers.sh > out.txt
@@ -20,9 +20,14 @@ for rep in $(seq "$REPS"); do
   load
   for n in 2 4; do
     echo "ceiling $(timeout 30 "$WORK/tcp_bw" ring $n 3 131072 $((20000 + RANDOM % 30000)))"
+    # Same pattern with 64 MiB messages: the copies stream from DRAM as an all-reduce's do.
+    echo "ceiling-dram $(timeout 30 "$WORK/tcp_bw" ring $n 3 67108864 $((20000 + RANDOM % 30000)))"
     timeout 300 $PY "$PEERS/gloo_allreduce_bench.py" --world $n --sizes 4K,64M,256M 2>/dev/null | grep '^gloo' | sed 's/^/gloo /'
     timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 4K -e 4K -n 200 -w 20 --json | sed 's/^/ringdet /'
     timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 64M -e 256M -f 4 -n 4 -w 1 --json | sed 's/^/ringdet /'
+    if [ "${HIER:-0}" = 1 ]; then
+      timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 64M -e 256M -f 4 -n 4 -w 1 --hierarchical --json | sed 's/^/ringdet-hier /'
+    fi
   done
 done
 load

@@ -10,13 +10,20 @@ from collections import defaultdict
 
 rows = defaultdict(list)
 for line in open(sys.argv[1]):
-    if line.startswith("ceiling"):
+    if line.startswith("ceiling-dram"):
+        m = re.search(r"n=(\d+).*per_link_avg_GB/s=([\d.]+)", line)
+        if m:
+            rows[("tcp ring-pattern, 64 MiB messages (per link)", int(m.group(1)), 0)].append((0.0, float(m.group(2))))
+    elif line.startswith("ceiling"):
         m = re.search(r"n=(\d+).*per_link_avg_GB/s=([\d.]+)", line)
         if m:
             rows[("tcp ring-pattern ceiling (per link)", int(m.group(1)), 0)].append((0.0, float(m.group(2))))
     elif line.startswith("gloo "):
         _, world, nbytes, _, t, _, busbw = line.split()[1].split(",")
         rows[("torch gloo", int(world), int(nbytes))].append((float(t), float(busbw)))
+    elif line.startswith("ringdet-hier "):
+        d = json.loads(line.split(" ", 1)[1])
+        rows[("ringdet hierarchical (shm, not TCP)", d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
     elif line.startswith("ringdet "):
         d = json.loads(line.split(" ", 1)[1])
         rows[("ringdet (mean of calls)", d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
@@ -31,3 +38,18 @@ for (impl, n, b), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], 
     t = statistics.median(x[0] for x in v)
     bw = statistics.median(x[1] for x in v)
     print(f"| {impl} | {n} | {size} | {t:.0f} | {bw:.3f} | {max(x[1] for x in v):.3f} | {len(v)} |")
+
+print()
+print("| ranks | size | ringdet / gloo | ringdet / tcp ceiling (128 KiB msgs) | ringdet / tcp 64 MiB msgs |")
+print("|---|---|---|---|---|")
+for (impl, n, b), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+    if impl != "ringdet (mean of calls)" or b < 1 << 20:
+        continue
+    ours = statistics.median(x[1] for x in v)
+    gloo = rows.get(("torch gloo", n, b))
+    ceil = rows.get(("tcp ring-pattern ceiling (per link)", n, 0))
+    g = f"{ours / statistics.median(x[1] for x in gloo):.2f}x" if gloo else "-"
+    c = f"{ours / statistics.median(x[1] for x in ceil):.2f}x" if ceil else "-"
+    dram = rows.get(("tcp ring-pattern, 64 MiB messages (per link)", n, 0))
+    d = f"{ours / statistics.median(x[1] for x in dram):.2f}x" if dram else "-"
+    print(f"| {n} | {b >> 20} MiB | {g} | {c} | {d} |")

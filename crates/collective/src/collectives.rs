@@ -56,10 +56,10 @@ impl Communicator {
         }
         let elem = size_of::<T>();
         let bytes = std::mem::size_of_val(data);
-        let seg = self.config.segment_bytes;
+        let (seg, lag) = (self.config.segment_bytes, self.config.ring_lag.max(1));
         if bytes <= self.config.small_bytes {
             let blocks: Vec<Range<usize>> = (0..n).map(|i| i * bytes..(i + 1) * bytes).collect();
-            let plan = schedule::ring_all_gather(r, n, &blocks, Buf::Scratch, seg, elem);
+            let plan = schedule::ring_all_gather(r, n, &blocks, Buf::Scratch, seg, elem, lag);
             self.scratch_mut(n * bytes)[blocks[r].clone()]
                 .copy_from_slice(bytemuck::cast_slice(data));
             self.run_plan(Kind::AllReduce, op_id, &plan, &mut [], &no_reduce)?;
@@ -72,10 +72,13 @@ impl Communicator {
             }
             return Ok(());
         }
-        if n == self.world_size && !self.pairs.is_empty() {
+        if n == self.world_size
+            && !self.pairs.is_empty()
+            && bytes < self.config.halving_doubling_max_bytes
+        {
             return self.halving_doubling(data, op, op_id);
         }
-        let plan = schedule::ring_all_reduce(r, n, data.len(), elem, seg, true);
+        let plan = schedule::ring_all_reduce(r, n, data.len(), elem, seg, true, lag);
         self.run_plan(
             Kind::AllReduce,
             op_id,
@@ -200,12 +203,12 @@ impl Communicator {
     /// rank, in rank order, identical on every rank.
     pub fn all_gather<T: Element>(&mut self, mine: &[T]) -> Result<Vec<Vec<T>>> {
         let (n, r, elem) = (self.world_size, self.rank, size_of::<T>());
-        let seg = self.config.segment_bytes;
+        let (seg, lag) = (self.config.segment_bytes, self.config.ring_lag.max(1));
         let op_id = self.begin(Kind::Lengths)?;
         let len_blocks: Vec<Range<usize>> = (0..n).map(|i| i * 8..(i + 1) * 8).collect();
         self.scratch_mut(8 * n)[r * 8..(r + 1) * 8]
             .copy_from_slice(&(mine.len() as u64).to_le_bytes());
-        let plan = schedule::ring_all_gather(r, n, &len_blocks, Buf::Scratch, seg, 8);
+        let plan = schedule::ring_all_gather(r, n, &len_blocks, Buf::Scratch, seg, 8, lag);
         self.run_plan(Kind::Lengths, op_id, &plan, &mut [], &no_reduce)?;
         let lens: Vec<u64> = bytemuck::cast_slice::<u64, u8>(&self.scratch)[..8 * n]
             .chunks_exact(8)
@@ -229,7 +232,7 @@ impl Communicator {
         bytemuck::cast_slice_mut::<T, u8>(&mut out)[blocks[r].clone()]
             .copy_from_slice(bytemuck::cast_slice(mine));
         let op_id = self.begin(Kind::AllGather)?;
-        let plan = schedule::ring_all_gather(r, n, &blocks, Buf::Data, seg, elem);
+        let plan = schedule::ring_all_gather(r, n, &blocks, Buf::Data, seg, elem, lag);
         self.run_plan(
             Kind::AllGather,
             op_id,
@@ -266,6 +269,7 @@ impl Communicator {
             size_of::<T>(),
             self.config.segment_bytes,
             false,
+            self.config.ring_lag.max(1),
         );
         self.run_plan(
             Kind::ReduceScatter,
@@ -287,7 +291,7 @@ impl Communicator {
         let blocks: Vec<Range<usize>> = (0..n).map(|i| i..i + 1).collect();
         self.scratch_mut(n)[r] = 1;
         let plan =
-            schedule::ring_all_gather(r, n, &blocks, Buf::Scratch, self.config.segment_bytes, 1);
+            schedule::ring_all_gather(r, n, &blocks, Buf::Scratch, self.config.segment_bytes, 1, 1);
         self.run_plan(Kind::Barrier, op_id, &plan, &mut [], &no_reduce)
     }
 }

@@ -49,7 +49,7 @@ pub fn parse_endpoints(list: &str) -> std::result::Result<Vec<SocketAddr>, Strin
 }
 
 /// Reads optional tunables: `RINGDET_SEGMENT_BYTES`, `RINGDET_STREAMS`, `RINGDET_SMALL_BYTES`,
-/// `RINGDET_SPIN_US`, `RINGDET_SENDER_THREAD_BYTES`, `RINGDET_HALVING_DOUBLING` (1/0),
+/// `RINGDET_SPIN_US`, `RINGDET_SENDER_THREAD_BYTES`, `RINGDET_RING_LAG`, `RINGDET_HALVING_DOUBLING` (1/0), `RINGDET_HALVING_DOUBLING_MAX_BYTES`,
 /// `RINGDET_HANDSHAKE_TIMEOUT_S`, `RINGDET_DATA_TIMEOUT_S`,
 /// `RINGDET_HIERARCHICAL` (1/0) on top of `base`.
 pub fn config_from_env(base: Config) -> Result<Config> {
@@ -82,8 +82,14 @@ pub fn config_from_env(base: Config) -> Result<Config> {
     if let Some(v) = opt("RINGDET_SENDER_THREAD_BYTES")? {
         c.sender_thread_bytes = v;
     }
+    if let Some(v) = opt("RINGDET_RING_LAG")? {
+        c.ring_lag = v.max(1);
+    }
     if let Some(v) = opt("RINGDET_HALVING_DOUBLING")? {
         c.halving_doubling = v != 0;
+    }
+    if let Some(v) = opt("RINGDET_HALVING_DOUBLING_MAX_BYTES")? {
+        c.halving_doubling_max_bytes = v;
     }
     if let Some(v) = opt("RINGDET_HIERARCHICAL")? {
         c.hierarchical = v != 0;

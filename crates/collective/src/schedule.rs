@@ -85,42 +85,77 @@ fn elem_seg(seg: usize, elem: usize) -> usize {
     (seg / elem).max(1) * elem
 }
 
-/// Appends the steps of a ring in which step `t` sends block `send_block(t)` and receives block
-/// `recv_block(t)`; every send of step `t > 0` waits for the same segment of step `t - 1`
-/// (which carried the same block), except in step 0 or when `fresh` says the sent block is the
-/// rank's own.
+/// One step of a ring: the frames it sends and receives, and whether its sends forward what the
+/// previous step received (segment `k` waits for receive segment `k` of the previous step).
+struct RingStep {
+    sends: Vec<(Buf, Range<usize>)>,
+    recvs: Vec<RecvFrame>,
+    chained: bool,
+}
+
+/// Collects the steps of a ring in which step `t` sends block `send` and receives block `recv`,
+/// then orders the frames as a wavefront (see [`RingBuilder::finish`]).
 struct RingBuilder<'a> {
-    plan: Plan,
     blocks: &'a [Range<usize>],
     seg: usize,
-    /// Receive frame indices of the previous step, per segment.
-    prev: Vec<usize>,
+    steps: Vec<RingStep>,
 }
 
 impl<'a> RingBuilder<'a> {
     fn new(blocks: &'a [Range<usize>], seg: usize) -> Self {
         RingBuilder {
-            plan: Plan::default(),
             blocks,
             seg,
-            prev: Vec::new(),
+            steps: Vec::new(),
         }
     }
 
     fn step(&mut self, buf: Buf, send: usize, recv: usize, action: Action, first: bool) {
-        for (k, range) in segments(self.blocks[send].clone(), self.seg).enumerate() {
-            let after = if first {
-                None
+        let sends = segments(self.blocks[send].clone(), self.seg)
+            .map(|range| (buf, range))
+            .collect();
+        let recvs = segments(self.blocks[recv].clone(), self.seg)
+            .map(|range| RecvFrame { buf, range, action })
+            .collect();
+        self.steps.push(RingStep {
+            sends,
+            recvs,
+            chained: !first,
+        });
+    }
+
+    /// Interleaves the steps: frame `k` of step `t` goes out in round `k + t * lag`, so a segment
+    /// is forwarded `lag` frames after it arrived instead of after the whole step. The data it
+    /// forwards is then still in cache (the box is memory-bound at large sizes) and every step
+    /// keeps the link busy. Receives use the same order as the left neighbour's sends (the
+    /// order depends only on the per-step frame counts, which both ends share).
+    fn finish(self, lag: usize) -> Plan {
+        let order = |counts: Vec<usize>| {
+            let mut frames: Vec<(usize, usize)> = counts
+                .iter()
+                .enumerate()
+                .flat_map(|(t, &c)| (0..c).map(move |k| (t, k)))
+                .collect();
+            frames.sort_by_key(|&(t, k)| (k.saturating_add(t.saturating_mul(lag)), t));
+            frames
+        };
+        let mut plan = Plan::default();
+        let mut recv_index: Vec<Vec<usize>> =
+            self.steps.iter().map(|s| vec![0; s.recvs.len()]).collect();
+        for (t, k) in order(self.steps.iter().map(|s| s.recvs.len()).collect()) {
+            recv_index[t][k] = plan.recvs.len();
+            plan.recvs.push(self.steps[t].recvs[k].clone());
+        }
+        for (t, k) in order(self.steps.iter().map(|s| s.sends.len()).collect()) {
+            let (buf, range) = self.steps[t].sends[k].clone();
+            let after = if self.steps[t].chained && t > 0 {
+                recv_index[t - 1].get(k).copied()
             } else {
-                self.prev.get(k).copied()
+                None
             };
-            self.plan.sends.push(SendFrame { buf, range, after });
+            plan.sends.push(SendFrame { buf, range, after });
         }
-        self.prev.clear();
-        for range in segments(self.blocks[recv].clone(), self.seg) {
-            self.prev.push(self.plan.recvs.len());
-            self.plan.recvs.push(RecvFrame { buf, range, action });
-        }
+        plan
     }
 }
 
@@ -137,7 +172,9 @@ fn byte_chunks(len: usize, n: usize, elem: usize) -> Vec<Range<usize>> {
 
 /// Reduce-scatter of `len` elements of `elem` bytes over `n` ranks: afterwards rank `r` holds the
 /// fully reduced chunk `chunks(len, n)[r]` in its data buffer. With `then_gather` the reduced
-/// chunks are passed around once more (ring all-reduce: `2(n-1)` steps).
+/// chunks are passed around once more (ring all-reduce: `2(n-1)` steps). Steps overlap by
+/// segment: segment `k` of step `t` is sent in round `k + t * lag` (`lag >= 1`; a huge `lag`
+/// runs the steps one after another).
 pub fn ring_all_reduce(
     r: usize,
     n: usize,
@@ -145,6 +182,7 @@ pub fn ring_all_reduce(
     elem: usize,
     seg: usize,
     then_gather: bool,
+    lag: usize,
 ) -> Plan {
     if n < 2 {
         return Plan::default();
@@ -162,11 +200,12 @@ pub fn ring_all_reduce(
             b.step(Buf::Data, send, recv, Action::Copy, false);
         }
     }
-    b.plan
+    b.finish(lag)
 }
 
 /// All-gather of per-rank byte blocks (`blocks[i]` is where rank `i`'s data lives in `buf`,
-/// lengths may differ): `n - 1` steps around the ring.
+/// lengths may differ): `n - 1` steps around the ring, overlapped by segment as in
+/// [`ring_all_reduce`].
 pub fn ring_all_gather(
     r: usize,
     n: usize,
@@ -174,6 +213,7 @@ pub fn ring_all_gather(
     buf: Buf,
     seg: usize,
     elem: usize,
+    lag: usize,
 ) -> Plan {
     if n < 2 {
         return Plan::default();
@@ -184,7 +224,7 @@ pub fn ring_all_gather(
         let (send, recv) = (modn(r - s, n), modn(r - s - 1, n));
         b.step(buf, send, recv, Action::Copy, s == 0);
     }
-    b.plan
+    b.finish(lag)
 }
 
 /// Broadcast of `bytes` from `root` along the ring, pipelined by segment: every rank but the

@@ -31,7 +31,7 @@ fn ring_all_reduce_over_memory_pipes() {
                         s.spawn(move || {
                             let mut data: Vec<f32> =
                                 (0..len).map(|i| (i % 13 + r) as f32).collect();
-                            let plan = schedule::ring_all_reduce(r, n, len, 4, 1000, true);
+                            let plan = schedule::ring_all_reduce(r, n, len, 4, 1000, true, 2);
                             let aborted = AtomicBool::new(false);
                             let ctx = OpCtx {
                                 kind: Kind::AllReduce,

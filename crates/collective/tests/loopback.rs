@@ -116,6 +116,12 @@ fn halving_doubling_for_power_of_two_worlds() {
     for n in [4, 8] {
         check_all_reduce::<f32>(|x| x as f32, cfg.clone(), &[1, 3, 1001, 200_003], n);
     }
+    // Both algorithms on one communicator: 1001 f32 take the ring, shorter buffers halving-doubling.
+    let split = Config {
+        halving_doubling_max_bytes: 4000,
+        ..cfg.clone()
+    };
+    check_all_reduce::<f32>(|x| x as f32, split, &[3, 1001, 999], 4);
     let off = Config {
         halving_doubling: false,
         ..cfg

@@ -82,12 +82,12 @@ fn input(rank: usize, len: usize) -> Vec<i64> {
 fn ring_all_reduce_matches_naive_sum() {
     for n in 1..=6 {
         for len in [0, 1, 2, 5, 7, 13, 64, 1001] {
-            for seg in [8, 24, 4096] {
+            for (seg, lag) in [(8, 1), (8, 2), (24, 3), (24, usize::MAX), (4096, 2)] {
                 let mut ranks: Vec<Rank> = (0..n)
                     .map(|r| Rank {
                         data: input(r, len),
                         scratch: vec![],
-                        plan: schedule::ring_all_reduce(r, n, len, 8, seg, true),
+                        plan: schedule::ring_all_reduce(r, n, len, 8, seg, true, lag),
                         sent: 0,
                         recvd: 0,
                     })
@@ -97,7 +97,7 @@ fn ring_all_reduce_matches_naive_sum() {
                     .map(|i| (0..n).map(|r| input(r, len)[i]).sum())
                     .collect();
                 for r in &ranks {
-                    assert_eq!(r.data, want, "n={n} len={len} seg={seg}");
+                    assert_eq!(r.data, want, "n={n} len={len} seg={seg} lag={lag}");
                 }
             }
         }
@@ -112,7 +112,7 @@ fn reduce_scatter_leaves_each_rank_its_chunk() {
                 .map(|r| Rank {
                     data: input(r, len),
                     scratch: vec![],
-                    plan: schedule::ring_all_reduce(r, n, len, 8, 16, false),
+                    plan: schedule::ring_all_reduce(r, n, len, 8, 16, false, 1),
                     sent: 0,
                     recvd: 0,
                 })
@@ -166,7 +166,7 @@ fn broadcast_and_variable_all_gather() {
                 Rank {
                     data,
                     scratch: vec![],
-                    plan: schedule::ring_all_gather(r, n, &blocks, Buf::Data, 16, 8),
+                    plan: schedule::ring_all_gather(r, n, &blocks, Buf::Data, 16, 8, 2),
                     sent: 0,
                     recvd: 0,
                 }
