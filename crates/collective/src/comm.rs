@@ -381,9 +381,23 @@ impl Communicator {
                 }
             }
         }
-        self.right.iter().chain(&self.left).for_each(Link::shutdown);
+        // Write side only, then wait (bounded) for each peer to close its side: the report must be
+        // read before this rank's links can close under it.
+        self.right
+            .iter()
+            .chain(&self.left)
+            .for_each(Link::shutdown_write);
         for (send, recv) in &self.pairs {
-            send.iter().chain(recv).for_each(Link::shutdown);
+            send.iter().chain(recv).for_each(Link::shutdown_write);
+        }
+        let linger = Instant::now() + Duration::from_millis(500);
+        for link in self.right.iter_mut().chain(self.left.iter_mut()) {
+            poll::drain_until_eof(link, linger);
+        }
+        for (send, recv) in self.pairs.iter_mut() {
+            for link in send.iter_mut().chain(recv.iter_mut()) {
+                poll::drain_until_eof(link, linger);
+            }
         }
         if let Some(h) = &self.hier {
             h.shutdown();

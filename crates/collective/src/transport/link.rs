@@ -71,6 +71,17 @@ impl Link {
         };
     }
 
+    /// Shuts the sending direction only: the peer reads everything sent so far (an abort report
+    /// included), then end of file. Shutting both directions with the peer's data still unread
+    /// makes the kernel answer with a reset, and a reset discards what the peer has not read yet,
+    /// so a survivor could lose the report that names the rank that really failed.
+    pub fn shutdown_write(&self) {
+        let _ = match &self.stream {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+
     /// A second handle on the same socket (for [`AbortHandle`](crate::AbortHandle)).
     pub fn try_clone_stream(&self) -> io::Result<Stream> {
         Ok(match &self.stream {

@@ -77,3 +77,23 @@ pub fn write_all(link: &mut Link, buf: &[u8], deadline: Instant) -> io::Result<(
     }
     Ok(())
 }
+
+/// Reads and discards until the peer closes its side, an error, or `deadline`: after reporting a
+/// failure, a rank keeps its links open for a moment so the report is read before its process can
+/// exit (closing a socket with unread data sends a reset, which discards the peer's unread data).
+pub fn drain_until_eof(link: &mut Link, deadline: Instant) {
+    let mut sink = [0u8; 64 * 1024];
+    loop {
+        match link.read(&mut sink) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if wait_one(link, READ, deadline).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
+}
