@@ -3,7 +3,7 @@
 use super::ScaleParams;
 use crate::KernelError;
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, PushKernelArg};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("scale/scale.cu");
 
@@ -22,12 +22,7 @@ pub fn scale(
         return Ok(());
     }
     let f = rt.function(&SOURCE, "scale_f32")?;
-    let blocks = n.div_ceil(256).min(65_535 * 8) as u32;
-    let cfg = LaunchConfig {
-        grid_dim: (blocks, 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = crate::launch::grid_1d(x.len());
     let mut launch = rt.stream().launch_builder(&f);
     launch.arg(out).arg(x).arg(&p.alpha).arg(&n);
     // SAFETY: the kernel's signature is (float*, const float*, float, unsigned long long) and
