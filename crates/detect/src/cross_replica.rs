@@ -2,7 +2,11 @@
 //! ranks through this trait. `detect` knows nothing of sockets; the launcher implements it with the
 //! collective crate, and [`SingleReplica`] is the identity for one rank.
 
-use crate::error::Result;
+use std::any::TypeId;
+
+use ringdet_kernels::Real;
+
+use crate::error::{DetectError, Result};
 
 /// Element-wise sum of f32 slices over all ranks, in place, identical on every rank afterwards.
 pub trait CrossReplica {
@@ -33,6 +37,29 @@ impl CrossReplica for SingleReplica {
     fn all_reduce_sum(&self, _values: &mut [f32]) -> Result<()> {
         Ok(())
     }
+}
+
+/// [`CrossReplica::all_reduce_mean`] for the forward's float type. Replicas exchange f32: an f32
+/// slice goes through them unchanged; a wider type (an f64 forward, for numerical checks) runs on
+/// one replica only, where the mean over ranks is the value itself, and is refused on several.
+pub fn all_reduce_mean_real<T: Real>(replicas: &dyn CrossReplica, values: &mut [T]) -> Result<()> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return match replicas.world_size() {
+            0 | 1 => Ok(()),
+            w => Err(DetectError::Input(format!(
+                "a {}-byte float forward with batch statistics runs on one replica, not {w}",
+                std::mem::size_of::<T>()
+            ))),
+        };
+    }
+    // f32 → f64 → f32 is exact, so this is the f32 reduction itself.
+    let mut v32: Vec<f32> = values.iter().map(|v| v.to_f64() as f32).collect();
+    replicas.all_reduce_mean(&mut v32)?;
+    values
+        .iter_mut()
+        .zip(&v32)
+        .for_each(|(o, &v)| *o = T::from_f64(f64::from(v)));
+    Ok(())
 }
 
 /// The loss normaliser: `max(Σ_ranks S / world_size, 1)` of the local soft-target sums `S`.
@@ -69,6 +96,24 @@ mod tests {
             self.barrier.wait();
             Ok(())
         }
+    }
+
+    #[test]
+    fn wide_floats_reduce_on_one_replica_only() {
+        let mut v = [1.5f64, -2.0];
+        all_reduce_mean_real(&SingleReplica, &mut v).unwrap();
+        assert_eq!(v, [1.5, -2.0]);
+        let two = Threads {
+            world: 2,
+            acc: Arc::new(Mutex::new(Vec::new())),
+            barrier: Arc::new(Barrier::new(1)),
+        };
+        let e = all_reduce_mean_real(&two, &mut v).unwrap_err().to_string();
+        assert!(e.contains("one replica, not 2"), "{e}");
+        // f32 goes through the replicas (here one thread standing for both ranks: sum / 2).
+        let mut w = [3.0f32, 5.0];
+        all_reduce_mean_real(&two, &mut w).unwrap();
+        assert_eq!(w, [1.5, 2.5]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! kernels' `softmax_bins_forward` / `dfl_integral_forward`), boxes around anchor points, and the
 //! mapping back to original-image pixels by per-axis scale factors.
 
+use ringdet_kernels::Real;
 use ringdet_kernels::dfl::{DflParams, cpu as dk};
 
 use crate::anchors::Anchors;
@@ -26,11 +27,11 @@ pub struct DflShape {
 /// Softmax over `bins` and its expectation, for one level's regression logits `[B, 4·bins, HW]`
 /// (side-major channels). Writes the distribution `[B, 4, bins, HW]` (if given) and the
 /// distances `dist[b][a_offset + i] = [l, t, r, b]` into `dist` laid out `[B, total_anchors]`.
-pub fn dfl_level(
-    logits: &[f32],
+pub fn dfl_level<T: Real>(
+    logits: &[T],
     shape: DflShape,
-    softmax_out: Option<&mut [f32]>,
-    dist: &mut [[f32; 4]],
+    softmax_out: Option<&mut [T]>,
+    dist: &mut [[T; 4]],
 ) -> Result<()> {
     let DflShape {
         batch,
@@ -62,9 +63,9 @@ pub fn dfl_level(
         bins,
         inner: hw,
     };
-    let mut probs = vec![0.0f32; logits.len()];
+    let mut probs = vec![T::ZERO; logits.len()];
     dk::softmax_bins_forward(&mut probs, logits, &p).map_err(kerr("softmax_bins_forward"))?;
-    let mut d = vec![0.0f32; batch * 4 * hw];
+    let mut d = vec![T::ZERO; batch * 4 * hw];
     dk::dfl_integral_forward(&mut d, &probs, &p).map_err(kerr("dfl_integral_forward"))?;
     for b in 0..batch {
         for side in 0..4 {
@@ -87,14 +88,15 @@ pub fn dfl_level(
 }
 
 /// Boxes in input pixels: `((ax − l), (ay − t), (ax + r), (ay + b)) · stride`, anchors in grid units.
-pub fn boxes_input_px(anchors: &Anchors, dist: &[[f32; 4]], batch: usize) -> Vec<Box4> {
+pub fn boxes_input_px<T: Real>(anchors: &Anchors, dist: &[[T; 4]], batch: usize) -> Vec<[T; 4]> {
     let l = anchors.len();
     let mut out = Vec::with_capacity(batch * l);
+    let t = |v: f32| T::from_f64(f64::from(v));
     for b in 0..batch {
         for a in 0..l {
-            let [px, py] = anchors.points_grid[a];
+            let [px, py] = anchors.points_grid[a].map(t);
             let d = dist[b * l + a];
-            let s = anchors.strides[a];
+            let s = t(anchors.strides[a]);
             out.push([
                 (px - d[0]) * s,
                 (py - d[1]) * s,

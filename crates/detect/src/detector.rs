@@ -1,42 +1,46 @@
 //! The detector as a whole: evaluation forward (backbone → neck → head → decode) and
 //! post-processing (rescale + NMS).
 
+use ringdet_kernels::Real;
+
 use crate::anchors::Anchors;
 use crate::arch::Arch;
 use crate::decode::{DflShape, boxes_input_px, dfl_level, rescale};
 use crate::error::{DetectError, Result};
+use crate::fuse::FusedRepVgg;
+use crate::layout::ParamLayout;
 use crate::model::{Feat, Fwd, LevelLogits, backbone, head, neck, ops};
 use crate::nms::{Detection, NmsParams, multiclass_nms};
 use crate::state::ModelState;
 
 /// Scores `[n, classes, anchors]`, distances `[n, anchors]`, DFL softmax per level.
-pub type DecodedLogits = (Vec<f32>, Vec<[f32; 4]>, Vec<Vec<f32>>);
+pub type DecodedLogits<T = f32> = (Vec<T>, Vec<[T; 4]>, Vec<Vec<T>>);
 /// Boxes in original pixels `[n, anchors]` and the detections of each image.
 pub type Postprocessed = (Vec<[f32; 4]>, Vec<Vec<Detection>>);
 
-/// Everything an evaluation forward produces.
+/// Everything an evaluation forward produces (f32 unless run with [`eval_forward_as`]).
 #[derive(Clone, Debug)]
-pub struct EvalOutputs {
+pub struct EvalOutputs<T: Real = f32> {
     /// Backbone features, strides 8, 16, 32.
-    pub backbone: Vec<Feat>,
+    pub backbone: Vec<Feat<T>>,
     /// Neck features, strides 32, 16, 8.
-    pub neck: Vec<Feat>,
+    pub neck: Vec<Feat<T>>,
     /// Raw head logits per level.
-    pub logits: Vec<LevelLogits>,
+    pub logits: Vec<LevelLogits<T>>,
     /// DFL softmax per level `[n, 4, bins, h·w]`.
-    pub reg_softmax: Vec<Vec<f32>>,
+    pub reg_softmax: Vec<Vec<T>>,
     /// Class probabilities `[n, classes, anchors]`.
-    pub scores: Vec<f32>,
+    pub scores: Vec<T>,
     /// Distances (l, t, r, b) in stride units `[n, anchors]`.
-    pub dist: Vec<[f32; 4]>,
+    pub dist: Vec<[T; 4]>,
     /// Boxes in input pixels `[n, anchors]`.
-    pub boxes_input_px: Vec<[f32; 4]>,
+    pub boxes_input_px: Vec<[T; 4]>,
     /// Anchors of this input size.
     pub anchors: Anchors,
 }
 
 /// Check an NCHW image batch.
-pub fn check_image(image: &Feat) -> Result<()> {
+pub fn check_image<T: Real>(image: &Feat<T>) -> Result<()> {
     if image.c != 3 || image.n == 0 || image.h == 0 || image.w == 0 {
         return Err(DetectError::Input(format!(
             "image batch must be [n, 3, h, w], got {:?}",
@@ -55,11 +59,44 @@ pub fn eval_forward(arch: &Arch, state: &ModelState, image: &Feat) -> Result<Eva
 pub fn eval_forward_fused(
     arch: &Arch,
     state: &ModelState,
-    fused: Option<&crate::fuse::FusedRepVgg>,
+    fused: Option<&FusedRepVgg>,
     image: &Feat,
 ) -> Result<EvalOutputs> {
+    eval_forward_on(
+        arch,
+        &state.layout,
+        &state.params,
+        &state.stats,
+        fused,
+        image,
+    )
+}
+
+/// [`eval_forward_fused`] in another float type, on a copy of the parameters and running statistics
+/// converted to it: `f64` runs the same model without float32 rounding, to check numerics (e.g. that
+/// fusion is exact) apart from float32 noise. Fused convs from [`crate::fuse::fuse_repvgg_as`].
+pub fn eval_forward_as<T: Real>(
+    arch: &Arch,
+    state: &ModelState,
+    fused: Option<&FusedRepVgg<T>>,
+    image: &Feat<T>,
+) -> Result<EvalOutputs<T>> {
+    let cast = |v: &[f32]| -> Vec<T> { v.iter().map(|&x| T::from_f64(f64::from(x))).collect() };
+    let (params, stats) = (cast(&state.params), cast(&state.stats));
+    eval_forward_on(arch, &state.layout, &params, &stats, fused, image)
+}
+
+/// The evaluation forward on parameter and statistics buffers laid out by `layout`.
+fn eval_forward_on<T: Real>(
+    arch: &Arch,
+    layout: &ParamLayout,
+    params: &[T],
+    stats: &[T],
+    fused: Option<&FusedRepVgg<T>>,
+    image: &Feat<T>,
+) -> Result<EvalOutputs<T>> {
     check_image(image)?;
-    let mut ctx = Fwd::eval(&state.layout, &state.params, &state.stats);
+    let mut ctx = Fwd::eval(layout, params, stats);
     ctx.fused = fused;
     let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, image)?;
     let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
@@ -81,17 +118,17 @@ pub fn eval_forward_fused(
 }
 
 /// Scores `[n, classes, anchors]`, distances `[n, anchors]` and the DFL softmax of each level.
-pub fn decode_logits(
+pub fn decode_logits<T: Real>(
     arch: &Arch,
-    logits: &[LevelLogits],
+    logits: &[LevelLogits<T>],
     anchors: &Anchors,
-) -> Result<DecodedLogits> {
+) -> Result<DecodedLogits<T>> {
     let n = logits.first().map(|l| l.cls.n).unwrap_or(0);
     let l = anchors.len();
     let c = arch.head.num_classes;
     let bins = arch.config.reg_bins();
-    let mut scores = vec![0.0f32; n * c * l];
-    let mut dist = vec![[0.0f32; 4]; n * l];
+    let mut scores = vec![T::ZERO; n * c * l];
+    let mut dist = vec![[T::ZERO; 4]; n * l];
     let mut softmax = Vec::with_capacity(logits.len());
     let mut offset = 0;
     for lv in logits {
@@ -104,7 +141,7 @@ pub fn decode_logits(
                     .copy_from_slice(src);
             }
         }
-        let mut sm = vec![0.0f32; lv.reg.data.len()];
+        let mut sm = vec![T::ZERO; lv.reg.data.len()];
         let shape = DflShape {
             batch: n,
             bins,

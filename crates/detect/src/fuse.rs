@@ -1,9 +1,13 @@
 //! RepVGG fusion for inference: each RepVgg block's two conv+BN branches become one 3×3 conv with
 //! bias (`W = W3' + pad(W1')`, `b = b3' + b1'`, BN folded with the running statistics). The eval
 //! forward uses the fused convs when given them.
+//!
+//! The folding runs in f64 and rounds once to the target type, so f32 fused weights are the
+//! nearest f32 values of the exact fused ones.
 
 use std::collections::HashMap;
 
+use ringdet_kernels::Real;
 use ringdet_kernels::fuse::{FoldParams, RepVggParams, cpu as fk};
 
 use crate::arch::{Arch, ConvBnSpec, CspItemSpec, RepVggSpec};
@@ -11,8 +15,8 @@ use crate::error::{DetectError, Result};
 use crate::state::ModelState;
 
 /// Fused 3×3 weight and bias of every RepVgg block, keyed by the block's name prefix
-/// (e.g. `backbone.stages.0.blocks.0.conv2`).
-pub type FusedRepVgg = HashMap<String, (Vec<f32>, Vec<f32>)>;
+/// (e.g. `backbone.stages.0.blocks.0.conv2`); f32 unless asked otherwise.
+pub type FusedRepVgg<T = f32> = HashMap<String, (Vec<T>, Vec<T>)>;
 
 /// Name prefix of a RepVgg block from its spec.
 pub fn block_name(s: &RepVggSpec) -> &str {
@@ -26,12 +30,16 @@ fn kerr(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectErro
     }
 }
 
-fn fold(state: &ModelState, c: &ConvBnSpec) -> Result<(Vec<f32>, Vec<f32>)> {
+fn wide(state: &ModelState, name: &str) -> Result<Vec<f64>> {
+    Ok(state.get(name)?.iter().map(|&v| f64::from(v)).collect())
+}
+
+fn fold(state: &ModelState, c: &ConvBnSpec) -> Result<(Vec<f64>, Vec<f64>)> {
     let n = &c.name;
-    let w = state.get(&format!("{n}.conv.weight"))?;
+    let w = wide(state, &format!("{n}.conv.weight"))?;
     let per_out = c.cin * c.kernel * c.kernel;
-    let mut wo = vec![0.0f32; w.len()];
-    let mut bo = vec![0.0f32; c.cout];
+    let mut wo = vec![0.0; w.len()];
+    let mut bo = vec![0.0; c.cout];
     let p = FoldParams {
         out_channels: c.cout,
         per_out,
@@ -40,35 +48,42 @@ fn fold(state: &ModelState, c: &ConvBnSpec) -> Result<(Vec<f32>, Vec<f32>)> {
     fk::fold_conv_bn(
         &mut wo,
         &mut bo,
-        w,
+        &w,
         None,
-        state.get(&format!("{n}.bn.weight"))?,
-        state.get(&format!("{n}.bn.bias"))?,
-        state.get(&format!("{n}.bn._mean"))?,
-        state.get(&format!("{n}.bn._variance"))?,
+        &wide(state, &format!("{n}.bn.weight"))?,
+        &wide(state, &format!("{n}.bn.bias"))?,
+        &wide(state, &format!("{n}.bn._mean"))?,
+        &wide(state, &format!("{n}.bn._variance"))?,
         &p,
     )
     .map_err(kerr("fold_conv_bn"))?;
     Ok((wo, bo))
 }
 
-fn fuse_block(state: &ModelState, s: &RepVggSpec, out: &mut FusedRepVgg) -> Result<()> {
+fn fuse_block<T: Real>(state: &ModelState, s: &RepVggSpec, out: &mut FusedRepVgg<T>) -> Result<()> {
     let (w3, b3) = fold(state, &s.conv1)?;
     let (w1, b1) = fold(state, &s.conv2)?;
-    let mut w = vec![0.0f32; w3.len()];
-    let mut b = vec![0.0f32; b3.len()];
+    let mut w = vec![0.0; w3.len()];
+    let mut b = vec![0.0; b3.len()];
     let p = RepVggParams {
         out_channels: s.conv1.cout,
         in_channels: s.conv1.cin,
         alpha: 1.0,
     };
     fk::repvgg_fuse(&mut w, &mut b, &w3, &b3, &w1, &b1, &p).map_err(kerr("repvgg_fuse"))?;
-    out.insert(block_name(s).to_string(), (w, b));
+    let narrow = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect();
+    out.insert(block_name(s).to_string(), (narrow(w), narrow(b)));
     Ok(())
 }
 
-/// Fuse every RepVgg block of the model (6 in the backbone and 5 in the neck of s).
+/// Fuse every RepVgg block of the model (6 in the backbone and 5 in the neck of s) into f32 convs.
 pub fn fuse_repvgg(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg> {
+    fuse_repvgg_as(arch, state)
+}
+
+/// [`fuse_repvgg`] into convs of any float type (f64 for the exactness check of
+/// [`crate::detector::eval_forward_as`]).
+pub fn fuse_repvgg_as<T: Real>(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg<T>> {
     let mut out = FusedRepVgg::new();
     for st in &arch.backbone.stages {
         for b in &st.blocks {

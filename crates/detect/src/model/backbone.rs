@@ -1,5 +1,7 @@
 //! CSPResNet forward and backward.
 
+use ringdet_kernels::Real;
+
 use super::blocks::{self, BasicBlockCache, GateCache};
 use super::conv_bn::{self, ConvBnCache};
 use super::ctx::{Bwd, Fwd};
@@ -10,16 +12,20 @@ use crate::error::Result;
 
 /// Cache of one CSPResStage.
 #[derive(Debug, Default)]
-pub struct StageCache {
-    down: ConvBnCache,
-    c1: ConvBnCache,
-    c2: ConvBnCache,
-    blocks: Vec<BasicBlockCache>,
-    attn: GateCache,
-    c3: ConvBnCache,
+pub struct StageCache<T: Real = f32> {
+    down: ConvBnCache<T>,
+    c1: ConvBnCache<T>,
+    c2: ConvBnCache<T>,
+    blocks: Vec<BasicBlockCache<T>>,
+    attn: GateCache<T>,
+    c3: ConvBnCache<T>,
 }
 
-fn stage_forward(ctx: &mut Fwd, s: &CspResStageSpec, x: &Feat) -> Result<(Feat, StageCache)> {
+fn stage_forward<T: Real>(
+    ctx: &mut Fwd<T>,
+    s: &CspResStageSpec,
+    x: &Feat<T>,
+) -> Result<(Feat<T>, StageCache<T>)> {
     let (xd, down) = conv_bn::forward(ctx, &s.conv_down, x)?;
     let (y1, c1) = conv_bn::forward(ctx, &s.conv1, &xd)?;
     let (mut y2, c2) = conv_bn::forward(ctx, &s.conv2, &xd)?;
@@ -72,17 +78,17 @@ fn missing() -> crate::DetectError {
 
 /// Cache of the backbone.
 #[derive(Debug, Default)]
-pub struct BackboneCache {
-    stem: Vec<ConvBnCache>,
-    stages: Vec<StageCache>,
+pub struct BackboneCache<T: Real = f32> {
+    stem: Vec<ConvBnCache<T>>,
+    stages: Vec<StageCache<T>>,
 }
 
 /// Image `[n, 3, H, W]` → features of `return_idx` stages (strides 8, 16, 32).
-pub fn forward(
-    ctx: &mut Fwd,
+pub fn forward<T: Real>(
+    ctx: &mut Fwd<T>,
     s: &BackboneSpec,
-    image: &Feat,
-) -> Result<(Vec<Feat>, BackboneCache)> {
+    image: &Feat<T>,
+) -> Result<(Vec<Feat<T>>, BackboneCache<T>)> {
     let mut cache = BackboneCache::default();
     let mut x = image.clone();
     for c in &s.stem {

@@ -1,6 +1,8 @@
 //! RepVgg block, BasicBlock and the two channel gates (backbone ESE with hardsigmoid, shared by
 //! nothing else), forward and backward.
 
+use ringdet_kernels::Real;
+
 use super::conv_bn::{self, ConvBnCache};
 use super::ctx::{Bwd, Fwd};
 use super::feat::Feat;
@@ -10,14 +12,22 @@ use crate::error::Result;
 
 /// Cache of a RepVgg block.
 #[derive(Debug, Default)]
-pub struct RepVggCache {
-    c1: ConvBnCache,
-    c2: ConvBnCache,
-    sum: Option<Feat>,
+pub struct RepVggCache<T: Real = f32> {
+    c1: ConvBnCache<T>,
+    c2: ConvBnCache<T>,
+    sum: Option<Feat<T>>,
 }
 
-/// `swish(BN(conv3x3 x) + BN(conv1x1 x))`.
-pub fn repvgg_forward(ctx: &mut Fwd, s: &RepVggSpec, x: &Feat) -> Result<(Feat, RepVggCache)> {
+/// `swish(BN(conv3x3 x) + BN(conv1x1 x))`, or `swish(conv3x3_fused x + b)` when the context holds
+/// this block's fused conv.
+pub fn repvgg_forward<T: Real>(
+    ctx: &mut Fwd<T>,
+    s: &RepVggSpec,
+    x: &Feat<T>,
+) -> Result<(Feat<T>, RepVggCache<T>)> {
+    if let Some(rec) = ctx.repvgg_inputs.as_mut() {
+        rec.push((crate::fuse::block_name(s).to_string(), x.clone()));
+    }
     if let Some((w, b)) = ctx.fused.and_then(|f| f.get(crate::fuse::block_name(s))) {
         let y = ops::conv2d(x, w, Some(b), s.conv1.cout, 3, 1)?;
         return Ok((ops::silu(&y)?, RepVggCache::default()));
@@ -50,17 +60,17 @@ pub fn repvgg_backward(ctx: &mut Bwd, s: &RepVggSpec, c: &RepVggCache, dy: &Feat
 
 /// Cache of a BasicBlock.
 #[derive(Debug, Default)]
-pub struct BasicBlockCache {
-    c1: ConvBnCache,
-    rep: RepVggCache,
+pub struct BasicBlockCache<T: Real = f32> {
+    c1: ConvBnCache<T>,
+    rep: RepVggCache<T>,
 }
 
 /// `RepVgg(ConvBN3x3+swish(x))` (+ x with shortcut).
-pub fn basic_forward(
-    ctx: &mut Fwd,
+pub fn basic_forward<T: Real>(
+    ctx: &mut Fwd<T>,
     s: &BasicBlockSpec,
-    x: &Feat,
-) -> Result<(Feat, BasicBlockCache)> {
+    x: &Feat<T>,
+) -> Result<(Feat<T>, BasicBlockCache<T>)> {
     let (h, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
     let (mut y, rep) = repvgg_forward(ctx, &s.conv2, &h)?;
     if s.shortcut {
@@ -87,10 +97,10 @@ pub fn basic_backward(
 
 /// Cache of a channel gate `x · gate(fc(avg))`.
 #[derive(Debug, Default)]
-pub struct GateCache {
-    x: Option<Feat>,
-    avg: Option<Feat>,
-    gate: Option<Feat>,
+pub struct GateCache<T: Real = f32> {
+    x: Option<Feat<T>>,
+    avg: Option<Feat<T>>,
+    gate: Option<Feat<T>>,
 }
 
 /// Which squashing function a gate uses.
@@ -103,13 +113,13 @@ pub enum GateFn {
 }
 
 /// `x · g(fc(avg))` where `avg` is the global average of `x` (or given); returns the gated map.
-pub fn gate_forward(
-    ctx: &Fwd,
+pub fn gate_forward<T: Real>(
+    ctx: &Fwd<T>,
     fc: &ConvSpec,
     f: GateFn,
-    x: &Feat,
-    avg: &Feat,
-) -> Result<(Feat, GateCache)> {
+    x: &Feat<T>,
+    avg: &Feat<T>,
+) -> Result<(Feat<T>, GateCache<T>)> {
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let b = ctx.param(&format!("{}.bias", fc.name))?;
     let z = ops::conv2d(avg, w, Some(b), fc.cout, 1, 1)?;
@@ -163,7 +173,11 @@ pub fn gate_backward(
 }
 
 /// Backbone ESE: gate with hardsigmoid on the input's own average.
-pub fn ese_forward(ctx: &Fwd, s: &EseSpec, x: &Feat) -> Result<(Feat, GateCache)> {
+pub fn ese_forward<T: Real>(
+    ctx: &Fwd<T>,
+    s: &EseSpec,
+    x: &Feat<T>,
+) -> Result<(Feat<T>, GateCache<T>)> {
     let avg = ops::global_avg_pool(x)?;
     gate_forward(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
 }

@@ -1,5 +1,7 @@
 //! ConvBNLayer forward and backward: conv (no bias) → BN → optional swish.
 
+use ringdet_kernels::Real;
+
 use super::ctx::{Bwd, Fwd};
 use super::feat::Feat;
 use super::{norm, ops};
@@ -8,15 +10,19 @@ use crate::error::Result;
 
 /// What the backward of one ConvBN needs (empty in eval).
 #[derive(Debug, Default)]
-pub struct ConvBnCache {
-    x: Option<Feat>,
-    conv: Option<Feat>,
-    saved: Vec<f32>,
-    pre_act: Option<Feat>,
+pub struct ConvBnCache<T: Real = f32> {
+    x: Option<Feat<T>>,
+    conv: Option<Feat<T>>,
+    saved: Vec<T>,
+    pre_act: Option<Feat<T>>,
 }
 
 /// Forward; in training keeps the cache.
-pub fn forward(ctx: &mut Fwd, s: &ConvBnSpec, x: &Feat) -> Result<(Feat, ConvBnCache)> {
+pub fn forward<T: Real>(
+    ctx: &mut Fwd<T>,
+    s: &ConvBnSpec,
+    x: &Feat<T>,
+) -> Result<(Feat<T>, ConvBnCache<T>)> {
     let n = &s.name;
     let w = ctx.param(&format!("{n}.conv.weight"))?;
     let conv = ops::conv2d(x, w, None, s.cout, s.kernel, s.stride)?;

@@ -1,32 +1,39 @@
 //! What a forward or backward pass reads and writes: parameters by name, BN statistics (read in eval,
 //! updated in training), gradients by name, and the cross-replica channel for SyncBN.
 
+use ringdet_kernels::Real;
+
+use super::feat::Feat;
 use crate::cross_replica::CrossReplica;
 use crate::error::Result;
 use crate::layout::ParamLayout;
 
-/// Forward-pass context.
-pub struct Fwd<'a> {
+/// Forward-pass context over parameters of the float type `T` (f32 unless asked otherwise).
+pub struct Fwd<'a, T: Real = f32> {
     /// Fused RepVgg convs to use instead of the two branches (eval only).
-    pub fused: Option<&'a crate::fuse::FusedRepVgg>,
+    pub fused: Option<&'a crate::fuse::FusedRepVgg<T>>,
+    /// When set, every RepVgg block appends its name and input here (to check the fusion block by
+    /// block on the inputs the blocks really see).
+    pub repvgg_inputs: Option<Vec<(String, Feat<T>)>>,
     layout: &'a ParamLayout,
-    params: &'a [f32],
-    stats: StatsAccess<'a>,
+    params: &'a [T],
+    stats: StatsAccess<'a, T>,
 }
 
-enum StatsAccess<'a> {
-    Eval(&'a [f32]),
+enum StatsAccess<'a, T> {
+    Eval(&'a [T]),
     Train {
-        stats: &'a mut [f32],
+        stats: &'a mut [T],
         replicas: &'a dyn CrossReplica,
     },
 }
 
-impl<'a> Fwd<'a> {
+impl<'a, T: Real> Fwd<'a, T> {
     /// Evaluation: BN uses the running statistics.
-    pub fn eval(layout: &'a ParamLayout, params: &'a [f32], stats: &'a [f32]) -> Self {
+    pub fn eval(layout: &'a ParamLayout, params: &'a [T], stats: &'a [T]) -> Self {
         Self {
             fused: None,
+            repvgg_inputs: None,
             layout,
             params,
             stats: StatsAccess::Eval(stats),
@@ -35,12 +42,13 @@ impl<'a> Fwd<'a> {
     /// Training: BN uses batch statistics (summed across `replicas`) and updates the running ones.
     pub fn train(
         layout: &'a ParamLayout,
-        params: &'a [f32],
-        stats: &'a mut [f32],
+        params: &'a [T],
+        stats: &'a mut [T],
         replicas: &'a dyn CrossReplica,
     ) -> Self {
         Self {
             fused: None,
+            repvgg_inputs: None,
             layout,
             params,
             stats: StatsAccess::Train { stats, replicas },
@@ -51,22 +59,22 @@ impl<'a> Fwd<'a> {
         matches!(self.stats, StatsAccess::Train { .. })
     }
     /// A parameter's values.
-    pub fn param(&self, name: &str) -> Result<&'a [f32]> {
+    pub fn param(&self, name: &str) -> Result<&'a [T]> {
         let s = self.layout.slot(name)?;
         Ok(&self.params[s.range()])
     }
     /// Running mean and variance of the BN named `prefix` (e.g. `x.bn`) in eval.
-    pub fn running(&self, prefix: &str) -> Result<(&[f32], &[f32])> {
+    pub fn running(&self, prefix: &str) -> Result<(&[T], &[T])> {
         let m = self.layout.slot(&format!("{prefix}._mean"))?.range();
         let v = self.layout.slot(&format!("{prefix}._variance"))?.range();
-        let stats: &[f32] = match &self.stats {
+        let stats: &[T] = match &self.stats {
             StatsAccess::Eval(s) => s,
             StatsAccess::Train { stats, .. } => stats,
         };
         Ok((&stats[m], &stats[v]))
     }
     /// Running mean and variance (writable) and the replicas, in training.
-    pub fn running_mut(&mut self, prefix: &str) -> Result<Option<TrainStats<'_>>> {
+    pub fn running_mut(&mut self, prefix: &str) -> Result<Option<TrainStats<'_, T>>> {
         let m = self.layout.slot(&format!("{prefix}._mean"))?.range();
         let v = self.layout.slot(&format!("{prefix}._variance"))?.range();
         match &mut self.stats {
@@ -87,7 +95,7 @@ impl<'a> Fwd<'a> {
 }
 
 /// Running mean, running variance (both writable) and the replicas of one BN in training.
-pub type TrainStats<'s> = (&'s mut [f32], &'s mut [f32], &'s dyn CrossReplica);
+pub type TrainStats<'s, T = f32> = (&'s mut [T], &'s mut [T], &'s dyn CrossReplica);
 
 /// Backward-pass context: parameters to read, gradients to accumulate into, replicas for SyncBN.
 pub struct Bwd<'a> {

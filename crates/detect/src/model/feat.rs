@@ -1,12 +1,15 @@
-//! An NCHW f32 activation owned by the forward pass.
+//! An NCHW activation owned by the forward pass: f32 for training and inference, f64 for
+//! checking the numerics of the evaluation forward (e.g. RepVGG fusion) without float32 noise.
+
+use ringdet_kernels::Real;
 
 use crate::error::{DetectError, Result};
 
-/// A dense `[n, c, h, w]` f32 feature map.
+/// A dense `[n, c, h, w]` feature map (f32 unless asked otherwise).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Feat {
+pub struct Feat<T: Real = f32> {
     /// Values, NCHW.
-    pub data: Vec<f32>,
+    pub data: Vec<T>,
     /// Images.
     pub n: usize,
     /// Channels.
@@ -17,11 +20,11 @@ pub struct Feat {
     pub w: usize,
 }
 
-impl Feat {
+impl<T: Real> Feat<T> {
     /// Zeros of a shape.
     pub fn zeros(n: usize, c: usize, h: usize, w: usize) -> Self {
         Self {
-            data: vec![0.0; n * c * h * w],
+            data: vec![T::ZERO; n * c * h * w],
             n,
             c,
             h,
@@ -29,7 +32,7 @@ impl Feat {
         }
     }
     /// Wrap values, checking the length.
-    pub fn from_vec(data: Vec<f32>, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
+    pub fn from_vec(data: Vec<T>, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
         if data.len() != n * c * h * w {
             return Err(DetectError::Input(format!(
                 "{} values for a [{n}, {c}, {h}, {w}] feature map",
@@ -51,10 +54,20 @@ impl Feat {
         self.h * self.w
     }
     /// Element-wise `self += other`.
-    pub fn add_assign(&mut self, other: &Feat) {
+    pub fn add_assign(&mut self, other: &Feat<T>) {
         self.data
             .iter_mut()
             .zip(&other.data)
-            .for_each(|(a, b)| *a += b);
+            .for_each(|(a, &b)| *a += b);
+    }
+    /// The same map in another float type (`f32` ↔ `f64`).
+    pub fn cast<U: Real>(&self) -> Feat<U> {
+        Feat {
+            data: self.data.iter().map(|&v| U::from_f64(v.to_f64())).collect(),
+            n: self.n,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+        }
     }
 }

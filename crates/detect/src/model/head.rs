@@ -1,5 +1,7 @@
 //! PPYOLOEHead forward and backward up to the raw per-level logits (class and distribution).
 
+use ringdet_kernels::Real;
+
 use super::blocks::{self, GateCache, GateFn};
 use super::conv_bn::{self, ConvBnCache};
 use super::ctx::{Bwd, Fwd};
@@ -14,37 +16,40 @@ fn missing() -> DetectError {
 
 /// Raw head outputs of one level.
 #[derive(Clone, Debug)]
-pub struct LevelLogits {
+pub struct LevelLogits<T: Real = f32> {
     /// `pred_cls` output `[n, classes, h, w]` (pre-sigmoid).
-    pub cls: Feat,
+    pub cls: Feat<T>,
     /// `pred_reg` output `[n, 4·bins, h, w]`, side-major.
-    pub reg: Feat,
+    pub reg: Feat<T>,
 }
 
 /// Cache of one level.
 #[derive(Debug, Default)]
-pub struct LevelCache {
-    feat: Option<Feat>,
-    cls_gate: GateCache,
-    cls_conv: ConvBnCache,
-    cls_in: Option<Feat>,
-    reg_gate: GateCache,
-    reg_conv: ConvBnCache,
-    reg_in: Option<Feat>,
+pub struct LevelCache<T: Real = f32> {
+    feat: Option<Feat<T>>,
+    cls_gate: GateCache<T>,
+    cls_conv: ConvBnCache<T>,
+    cls_in: Option<Feat<T>>,
+    reg_gate: GateCache<T>,
+    reg_conv: ConvBnCache<T>,
+    reg_in: Option<Feat<T>>,
 }
 
-fn pred(ctx: &Fwd, s: &ConvSpec, x: &Feat) -> Result<Feat> {
+/// Logits and caches of every level.
+pub type HeadOutputs<T = f32> = (Vec<LevelLogits<T>>, Vec<LevelCache<T>>);
+
+fn pred<T: Real>(ctx: &Fwd<T>, s: &ConvSpec, x: &Feat<T>) -> Result<Feat<T>> {
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let b = ctx.param(&format!("{}.bias", s.name))?;
     ops::conv2d(x, w, Some(b), s.cout, s.kernel, 1)
 }
 
 /// Neck outputs (deepest first) → logits per level.
-pub fn forward(
-    ctx: &mut Fwd,
+pub fn forward<T: Real>(
+    ctx: &mut Fwd<T>,
     s: &HeadSpec,
-    feats: &[Feat],
-) -> Result<(Vec<LevelLogits>, Vec<LevelCache>)> {
+    feats: &[Feat<T>],
+) -> Result<HeadOutputs<T>> {
     if feats.len() != s.strides.len() {
         return Err(DetectError::Input(format!(
             "head expects {} levels, got {}",

@@ -1,5 +1,7 @@
 //! CustomCSPPAN forward and backward (FPN top-down with SPP on the deepest stage, then PAN bottom-up).
 
+use ringdet_kernels::Real;
+
 use super::blocks::{self, BasicBlockCache};
 use super::conv_bn::{self, ConvBnCache};
 use super::ctx::{Bwd, Fwd};
@@ -14,19 +16,23 @@ fn missing() -> DetectError {
 
 /// Cache of an SPP block.
 #[derive(Debug, Default)]
-pub struct SppCache {
-    x: Option<Feat>,
-    pools: Vec<Feat>,
-    conv: ConvBnCache,
+pub struct SppCache<T: Real = f32> {
+    x: Option<Feat<T>>,
+    pools: Vec<Feat<T>>,
+    conv: ConvBnCache<T>,
 }
 
-fn spp_forward(ctx: &mut Fwd, s: &SppSpec, x: &Feat) -> Result<(Feat, SppCache)> {
+fn spp_forward<T: Real>(
+    ctx: &mut Fwd<T>,
+    s: &SppSpec,
+    x: &Feat<T>,
+) -> Result<(Feat<T>, SppCache<T>)> {
     let pools = s
         .pool_sizes
         .iter()
         .map(|&k| ops::max_pool(x, k))
         .collect::<Result<Vec<_>>>()?;
-    let mut parts: Vec<&Feat> = vec![x];
+    let mut parts: Vec<&Feat<T>> = vec![x];
     parts.extend(pools.iter());
     let cat = ops::concat(&parts)?;
     let (y, conv) = conv_bn::forward(ctx, &s.conv, &cat)?;
@@ -55,23 +61,27 @@ fn spp_backward(ctx: &mut Bwd, s: &SppSpec, c: &SppCache, dy: &Feat) -> Result<F
 
 /// Cache of one item of a CSPStage.
 #[derive(Debug)]
-pub enum ItemCache {
+pub enum ItemCache<T: Real = f32> {
     /// BasicBlock.
-    Block(Box<BasicBlockCache>),
+    Block(Box<BasicBlockCache<T>>),
     /// SPP.
-    Spp(Box<SppCache>),
+    Spp(Box<SppCache<T>>),
 }
 
 /// Cache of a CSPStage.
 #[derive(Debug, Default)]
-pub struct CspStageCache {
-    c1: ConvBnCache,
-    c2: ConvBnCache,
-    items: Vec<ItemCache>,
-    c3: ConvBnCache,
+pub struct CspStageCache<T: Real = f32> {
+    c1: ConvBnCache<T>,
+    c2: ConvBnCache<T>,
+    items: Vec<ItemCache<T>>,
+    c3: ConvBnCache<T>,
 }
 
-fn csp_forward(ctx: &mut Fwd, s: &CspStageSpec, x: &Feat) -> Result<(Feat, CspStageCache)> {
+fn csp_forward<T: Real>(
+    ctx: &mut Fwd<T>,
+    s: &CspStageSpec,
+    x: &Feat<T>,
+) -> Result<(Feat<T>, CspStageCache<T>)> {
     let (y1, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
     let (mut y2, c2) = conv_bn::forward(ctx, &s.conv2, x)?;
     let mut items = Vec::with_capacity(s.convs.len());
@@ -119,16 +129,20 @@ fn csp_backward(ctx: &mut Bwd, s: &CspStageSpec, c: &CspStageCache, dy: &Feat) -
 
 /// Cache of the neck.
 #[derive(Debug, Default)]
-pub struct NeckCache {
-    fpn: Vec<CspStageCache>,
-    fpn_routes: Vec<(ConvBnCache, Feat)>,
-    pan: Vec<Option<CspStageCache>>,
-    pan_routes: Vec<Option<ConvBnCache>>,
+pub struct NeckCache<T: Real = f32> {
+    fpn: Vec<CspStageCache<T>>,
+    fpn_routes: Vec<(ConvBnCache<T>, Feat<T>)>,
+    pan: Vec<Option<CspStageCache<T>>>,
+    pan_routes: Vec<Option<ConvBnCache<T>>>,
     lateral_channels: Vec<usize>,
 }
 
 /// Backbone features (shallowest first) → neck outputs (deepest first).
-pub fn forward(ctx: &mut Fwd, s: &NeckSpec, feats: &[Feat]) -> Result<(Vec<Feat>, NeckCache)> {
+pub fn forward<T: Real>(
+    ctx: &mut Fwd<T>,
+    s: &NeckSpec,
+    feats: &[Feat<T>],
+) -> Result<(Vec<Feat<T>>, NeckCache<T>)> {
     let levels = s.fpn_stages.len();
     if feats.len() != levels {
         return Err(DetectError::Input(format!(
@@ -137,8 +151,8 @@ pub fn forward(ctx: &mut Fwd, s: &NeckSpec, feats: &[Feat]) -> Result<(Vec<Feat>
         )));
     }
     let mut cache = NeckCache::default();
-    let mut fpn_feats: Vec<Feat> = Vec::with_capacity(levels);
-    let mut route: Option<Feat> = None;
+    let mut fpn_feats: Vec<Feat<T>> = Vec::with_capacity(levels);
+    let mut route: Option<Feat<T>> = None;
     for i in 0..levels {
         let lateral = &feats[levels - 1 - i];
         cache.lateral_channels.push(lateral.c);

@@ -2,11 +2,11 @@
 //! combined across replicas (SyncBN: per-rank means averaged with equal weight, as Paddle's 2022
 //! SyncBatchNorm does), biased variance, running stats updated with momentum 0.9.
 
-use ringdet_kernels::KernelError;
 use ringdet_kernels::batchnorm::{BatchNormParams, cpu as bn};
+use ringdet_kernels::{KernelError, Real};
 
 use super::feat::Feat;
-use crate::cross_replica::CrossReplica;
+use crate::cross_replica::{CrossReplica, all_reduce_mean_real};
 use crate::error::{DetectError, Result};
 
 fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
@@ -16,12 +16,18 @@ fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
     }
 }
 
-fn params(x: &Feat) -> BatchNormParams {
+fn params<T: Real>(x: &Feat<T>) -> BatchNormParams {
     BatchNormParams::new(x.n, x.c, x.hw())
 }
 
 /// `y = γ (x − μ_run) / sqrt(σ²_run + eps) + β`.
-pub fn bn_eval(x: &Feat, gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32]) -> Result<Feat> {
+pub fn bn_eval<T: Real>(
+    x: &Feat<T>,
+    gamma: &[T],
+    beta: &[T],
+    mean: &[T],
+    var: &[T],
+) -> Result<Feat<T>> {
     let mut y = x.zeros_like();
     bn::batchnorm_forward_inference(&mut y.data, &x.data, gamma, beta, mean, var, &params(x))
         .map_err(k("batchnorm_forward_inference"))?;
@@ -29,23 +35,23 @@ pub fn bn_eval(x: &Feat, gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32])
 }
 
 /// Training BN; returns the output and `saved` = (mean, inverse std) for the backward.
-pub fn bn_train(
-    x: &Feat,
-    gamma: &[f32],
-    beta: &[f32],
-    running_mean: &mut [f32],
-    running_var: &mut [f32],
+pub fn bn_train<T: Real>(
+    x: &Feat<T>,
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &mut [T],
+    running_var: &mut [T],
     replicas: &dyn CrossReplica,
-) -> Result<(Feat, Vec<f32>)> {
+) -> Result<(Feat<T>, Vec<T>)> {
     let p = params(x);
-    let mut stats = vec![0.0f32; 2 * x.c];
+    let mut stats = vec![T::ZERO; 2 * x.c];
     bn::batchnorm_stats_forward(&mut stats, &x.data, &p).map_err(k("batchnorm_stats_forward"))?;
     // Local (Σx, Σx²) → local (E[x], E[x²]) → mean over ranks with equal weight; count 1.
-    let n = p.count() as f32;
+    let n = T::from_usize(p.count());
     stats.iter_mut().for_each(|v| *v /= n);
-    replicas.all_reduce_mean(&mut stats)?;
+    all_reduce_mean_real(replicas, &mut stats)?;
     let mut y = x.zeros_like();
-    let mut saved = vec![0.0f32; 2 * x.c];
+    let mut saved = vec![T::ZERO; 2 * x.c];
     bn::batchnorm_forward_train(
         &mut y.data,
         &mut saved,

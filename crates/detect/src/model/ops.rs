@@ -1,13 +1,13 @@
 //! Thin wrappers over the CPU kernels of `ringdet-kernels`: shapes from [`Feat`]s, errors mapped to
 //! [`DetectError`]. Every backward accumulates (`+=`) like the kernels.
 
-use ringdet_kernels::KernelError;
 use ringdet_kernels::activation::cpu as act;
 use ringdet_kernels::concat::{ConcatParams, cpu as cat};
 use ringdet_kernels::conv::{Conv2dParams, cpu as conv};
 use ringdet_kernels::elementwise::{BroadcastParams, cpu as ew};
 use ringdet_kernels::pool::{PoolParams, cpu as pool};
 use ringdet_kernels::resize::{UpsampleParams, cpu as resize};
+use ringdet_kernels::{KernelError, Real};
 
 use super::feat::Feat;
 use crate::error::{DetectError, Result};
@@ -20,22 +20,27 @@ fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
 }
 
 /// Conv geometry for an input.
-pub fn conv_params(x: &Feat, cout: usize, kernel: usize, stride: usize) -> Conv2dParams {
+pub fn conv_params<T: Real>(
+    x: &Feat<T>,
+    cout: usize,
+    kernel: usize,
+    stride: usize,
+) -> Conv2dParams {
     Conv2dParams::square(x.n, x.c, cout, x.h, x.w, kernel, stride, kernel / 2)
 }
 
 /// `conv(x, w) + b`.
-pub fn conv2d(
-    x: &Feat,
-    w: &[f32],
-    b: Option<&[f32]>,
+pub fn conv2d<T: Real>(
+    x: &Feat<T>,
+    w: &[T],
+    b: Option<&[T]>,
     cout: usize,
     kernel: usize,
     stride: usize,
-) -> Result<Feat> {
+) -> Result<Feat<T>> {
     let p = conv_params(x, cout, kernel, stride);
     let mut y = Feat::zeros(x.n, cout, p.out_h(), p.out_w());
-    let mut ws = vec![0.0f32; p.workspace_len()];
+    let mut ws = vec![T::ZERO; p.workspace_len()];
     conv::conv2d_forward(&mut y.data, &mut ws, &x.data, w, b, &p).map_err(k("conv2d_forward"))?;
     Ok(y)
 }
@@ -66,7 +71,7 @@ pub fn conv2d_backward(
 }
 
 /// Swish / SiLU.
-pub fn silu(x: &Feat) -> Result<Feat> {
+pub fn silu<T: Real>(x: &Feat<T>) -> Result<Feat<T>> {
     let mut y = x.zeros_like();
     act::silu_forward(&mut y.data, &x.data).map_err(k("silu_forward"))?;
     Ok(y)
@@ -78,8 +83,8 @@ pub fn silu_backward(dx: &mut Feat, dy: &Feat, x: &Feat) -> Result<()> {
 }
 
 /// Sigmoid of a slice.
-pub fn sigmoid(x: &[f32]) -> Result<Vec<f32>> {
-    let mut y = vec![0.0; x.len()];
+pub fn sigmoid<T: Real>(x: &[T]) -> Result<Vec<T>> {
+    let mut y = vec![T::ZERO; x.len()];
     act::sigmoid_forward(&mut y, x).map_err(k("sigmoid_forward"))?;
     Ok(y)
 }
@@ -90,8 +95,8 @@ pub fn sigmoid_backward(dx: &mut [f32], dy: &[f32], y: &[f32]) -> Result<()> {
 }
 
 /// Paddle hardsigmoid of a slice.
-pub fn hardsigmoid(x: &[f32]) -> Result<Vec<f32>> {
-    let mut y = vec![0.0; x.len()];
+pub fn hardsigmoid<T: Real>(x: &[T]) -> Result<Vec<T>> {
+    let mut y = vec![T::ZERO; x.len()];
     act::hardsigmoid_forward(&mut y, x).map_err(k("hardsigmoid_forward"))?;
     Ok(y)
 }
@@ -101,7 +106,7 @@ pub fn hardsigmoid_backward(dx: &mut [f32], dy: &[f32], y: &[f32]) -> Result<()>
     act::hardsigmoid_backward(dx, dy, y).map_err(k("hardsigmoid_backward"))
 }
 
-fn pool_params(x: &Feat, kernel: usize) -> PoolParams {
+fn pool_params<T: Real>(x: &Feat<T>, kernel: usize) -> PoolParams {
     PoolParams {
         batch: x.n,
         channels: x.c,
@@ -112,7 +117,7 @@ fn pool_params(x: &Feat, kernel: usize) -> PoolParams {
 }
 
 /// Mean over H·W: `[n, c, 1, 1]`.
-pub fn global_avg_pool(x: &Feat) -> Result<Feat> {
+pub fn global_avg_pool<T: Real>(x: &Feat<T>) -> Result<Feat<T>> {
     let mut y = Feat::zeros(x.n, x.c, 1, 1);
     pool::global_avg_pool_forward(&mut y.data, &x.data, &pool_params(x, 1))
         .map_err(k("global_avg_pool_forward"))?;
@@ -127,9 +132,9 @@ pub fn global_avg_pool_backward(dx: &mut Feat, dy: &Feat) -> Result<()> {
 }
 
 /// Max pool `k×k`, stride 1, padding `k/2`.
-pub fn max_pool(x: &Feat, kernel: usize) -> Result<Feat> {
+pub fn max_pool<T: Real>(x: &Feat<T>, kernel: usize) -> Result<Feat<T>> {
     let mut y = x.zeros_like();
-    let mut ws = vec![0.0f32; x.data.len()];
+    let mut ws = vec![T::ZERO; x.data.len()];
     pool::max_pool_forward(&mut y.data, &mut ws, &x.data, &pool_params(x, kernel))
         .map_err(k("max_pool_forward"))?;
     Ok(y)
@@ -149,7 +154,7 @@ pub fn max_pool_backward(
 }
 
 /// Nearest ×2 upsample.
-pub fn upsample2x(x: &Feat) -> Result<Feat> {
+pub fn upsample2x<T: Real>(x: &Feat<T>) -> Result<Feat<T>> {
     let mut y = Feat::zeros(x.n, x.c, x.h * 2, x.w * 2);
     let p = UpsampleParams {
         batch: x.n,
@@ -175,11 +180,11 @@ pub fn upsample2x_backward(dx: &mut Feat, dy: &Feat) -> Result<()> {
 }
 
 /// Channel concat of maps of equal n, h, w.
-pub fn concat(xs: &[&Feat]) -> Result<Feat> {
+pub fn concat<T: Real>(xs: &[&Feat<T>]) -> Result<Feat<T>> {
     let f = xs[0];
     let channels: Vec<usize> = xs.iter().map(|x| x.c).collect();
     let mut y = Feat::zeros(f.n, channels.iter().sum(), f.h, f.w);
-    let slices: Vec<&[f32]> = xs.iter().map(|x| x.data.as_slice()).collect();
+    let slices: Vec<&[T]> = xs.iter().map(|x| x.data.as_slice()).collect();
     let p = ConcatParams {
         batch: f.n,
         spatial: f.hw(),
@@ -207,7 +212,7 @@ pub fn concat_backward(dy: &Feat, channels: &[usize]) -> Result<Vec<Feat>> {
 }
 
 /// `x · s` with `s` `[n, c, 1, 1]` broadcast over H·W.
-pub fn mul_channel(x: &Feat, s: &Feat) -> Result<Feat> {
+pub fn mul_channel<T: Real>(x: &Feat<T>, s: &Feat<T>) -> Result<Feat<T>> {
     let mut y = x.zeros_like();
     let p = BroadcastParams {
         a: x.shape(),
