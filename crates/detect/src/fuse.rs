@@ -3,7 +3,8 @@
 //! forward uses the fused convs when given them.
 //!
 //! The folding runs in f64 and rounds once to the target type, so f32 fused weights are the
-//! nearest f32 values of the exact fused ones.
+//! nearest f32 values of the exact fused ones. `tests/fuse_golden.rs` proves the fusion exact in
+//! f64 and within one conv's rounding per block in f32.
 
 use std::collections::HashMap;
 
