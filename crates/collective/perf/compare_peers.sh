@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side all-reduce measurement on loopback: raw TCP ring-pattern ceiling (tcp_bw.c),
 # torch gloo, and `ringdet allreduce-perf`, interleaved per repetition so that all of them see
-# the same background load (HIER=1 adds ringdet's shared-memory hierarchical mode). Prints one line per measurement; summarize.py takes medians.
+# the same background load. "ringdet" is the default (ranks of one host reduce large buffers by
+# reading each other's memory), "ringdet-tcp" the TCP ring alone (--no-hierarchical). MPI=1 adds
+# Open MPI 4.1 (mpi4py) over TCP only and with its default shared-memory transport.
+# Prints one line per measurement; summarize.py takes medians.
 #
 #   PY=/path/to/python-with-torch PEERS=../shared/reference/allreduce-peers \
 #   RINGDET=target/release/ringdet REPS=3 bash crates/collective/perf/compare_peers.sh > out.txt
@@ -25,8 +28,12 @@ for rep in $(seq "$REPS"); do
     timeout 300 $PY "$PEERS/gloo_allreduce_bench.py" --world $n --sizes 4K,64M,256M 2>/dev/null | grep '^gloo' | sed 's/^/gloo /'
     timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 4K -e 4K -n 200 -w 20 --json | sed 's/^/ringdet /'
     timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 64M -e 256M -f 4 -n 4 -w 1 --json | sed 's/^/ringdet /'
-    if [ "${HIER:-0}" = 1 ]; then
-      timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 64M -e 256M -f 4 -n 4 -w 1 --hierarchical --json | sed 's/^/ringdet-hier /'
+    timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 64M -e 256M -f 4 -n 4 -w 1 --no-hierarchical --json | sed 's/^/ringdet-tcp /'
+    if [ "${MPI:-0}" = 1 ]; then
+      MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
+      timeout 300 $MPIRUN --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include lo -np $n \
+        $PY "$PEERS/mpi_allreduce_bench.py" --sizes 4K,64M,256M --tag tcp 2>/dev/null | grep '^tcp,' | sed 's/^/mpi-tcp /'
+      timeout 300 $MPIRUN -np $n $PY "$PEERS/mpi_allreduce_bench.py" --sizes 4K,64M,256M --tag default 2>/dev/null | grep '^default,' | sed 's/^/mpi-shm /'
     fi
   done
 done

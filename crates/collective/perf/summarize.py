@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Medians over repetitions of compare_peers.sh output: time (us) and busbw (GB/s) per
-implementation, ranks and size. gloo and "ringdet (mean of calls)" time the mean of back-to-back
-calls (nccl-tests style); "ringdet (median call)" is the median single call."""
+implementation, ranks and size. gloo, Open MPI and ringdet "(mean of calls)" time the mean of
+back-to-back calls (nccl-tests style); "ringdet default (median call)" is the median single call."""
 import json
 import re
 import statistics
 import sys
 from collections import defaultdict
 
+DEFAULT = "ringdet default (mean of calls)"
+TCP = "ringdet TCP ring only, --no-hierarchical (mean of calls)"
+MPI_TCP = "Open MPI 4.1, TCP BTL only"
+MPI_SHM = "Open MPI 4.1, default (shared memory)"
 rows = defaultdict(list)
 for line in open(sys.argv[1]):
     if line.startswith("ceiling-dram"):
@@ -21,15 +25,19 @@ for line in open(sys.argv[1]):
     elif line.startswith("gloo "):
         _, world, nbytes, _, t, _, busbw = line.split()[1].split(",")
         rows[("torch gloo", int(world), int(nbytes))].append((float(t), float(busbw)))
-    elif line.startswith("ringdet-hier "):
+    elif line.startswith("mpi-tcp ") or line.startswith("mpi-shm "):
+        _, world, nbytes, _, t, _, busbw = line.split()[1].split(",")
+        impl = MPI_TCP if line.startswith("mpi-tcp") else MPI_SHM
+        rows[(impl, int(world), int(nbytes))].append((float(t), float(busbw)))
+    elif line.startswith("ringdet-tcp "):
         d = json.loads(line.split(" ", 1)[1])
-        rows[("ringdet hierarchical (shm, not TCP)", d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
+        rows[(TCP, d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
     elif line.startswith("ringdet "):
         d = json.loads(line.split(" ", 1)[1])
-        rows[("ringdet (mean of calls)", d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
+        rows[(DEFAULT, d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
         if d["bytes"] <= 65536:
             med_bw = d["bytes"] / d["median_us"] / 1e3 * 2 * (d["ranks"] - 1) / d["ranks"]
-            rows[("ringdet (median call)", d["ranks"], d["bytes"])].append((d["median_us"], med_bw))
+            rows[("ringdet default (median call)", d["ranks"], d["bytes"])].append((d["median_us"], med_bw))
 
 print("| impl | ranks | size | median time (us) | median busbw (GB/s) | best busbw | reps |")
 print("|---|---|---|---|---|---|---|")
@@ -40,16 +48,20 @@ for (impl, n, b), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], 
     print(f"| {impl} | {n} | {size} | {t:.0f} | {bw:.3f} | {max(x[1] for x in v):.3f} | {len(v)} |")
 
 print()
-print("| ranks | size | ringdet / gloo | ringdet / tcp ceiling (128 KiB msgs) | ringdet / tcp 64 MiB msgs |")
-print("|---|---|---|---|---|")
-for (impl, n, b), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2])):
-    if impl != "ringdet (mean of calls)" or b < 1 << 20:
+print("| ringdet path | ranks | size | / gloo | / Open MPI TCP | / Open MPI default | / tcp ceiling (128 KiB msgs) | / tcp 64 MiB msgs |")
+print("|---|---|---|---|---|---|---|---|")
+
+
+def ratio(ours, key):
+    peer = rows.get(key)
+    return f"{ours / statistics.median(x[1] for x in peer):.2f}x" if peer else "-"
+
+
+for (impl, n, b), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+    if impl not in (DEFAULT, TCP) or b < 1 << 20:
         continue
     ours = statistics.median(x[1] for x in v)
-    gloo = rows.get(("torch gloo", n, b))
-    ceil = rows.get(("tcp ring-pattern ceiling (per link)", n, 0))
-    g = f"{ours / statistics.median(x[1] for x in gloo):.2f}x" if gloo else "-"
-    c = f"{ours / statistics.median(x[1] for x in ceil):.2f}x" if ceil else "-"
-    dram = rows.get(("tcp ring-pattern, 64 MiB messages (per link)", n, 0))
-    d = f"{ours / statistics.median(x[1] for x in dram):.2f}x" if dram else "-"
-    print(f"| {n} | {b >> 20} MiB | {g} | {c} | {d} |")
+    print(f"| {'default' if impl == DEFAULT else 'TCP only'} | {n} | {b >> 20} MiB | "
+          f"{ratio(ours, ('torch gloo', n, b))} | {ratio(ours, (MPI_TCP, n, b))} | {ratio(ours, (MPI_SHM, n, b))} | "
+          f"{ratio(ours, ('tcp ring-pattern ceiling (per link)', n, 0))} | "
+          f"{ratio(ours, ('tcp ring-pattern, 64 MiB messages (per link)', n, 0))} |")

@@ -137,12 +137,44 @@ impl Communicator {
         if data.is_empty() {
             return Ok(());
         }
+        let Some(h) = &self.hier else {
+            return Ok(());
+        };
+        let direct = cfg!(target_os = "linux")
+            && h.host_size() > 1
+            && std::mem::size_of_val(data) >= self.config.hier_direct_bytes;
+        if !direct && h.leaders().len() == 1 {
+            // One host and a small buffer: the ring among all ranks has the lowest latency.
+            return self.flat_all_reduce(data, op, op_id, self.world_size, self.rank);
+        }
         let name = format!("all_reduce #{op_id}");
         let deadline = Instant::now() + self.config.data_timeout;
         let Some(mut h) = self.hier.take() else {
             return Ok(());
         };
         let result = (|| {
+            if direct {
+                let elem = size_of::<T>();
+                let slices: Vec<Range<usize>> = schedule::chunks(data.len(), h.host_size())
+                    .into_iter()
+                    .map(|c| c.start * elem..c.end * elem)
+                    .collect();
+                let bytes = bytemuck::cast_slice_mut(data);
+                let reduce = reducer::<T>(op);
+                h.direct_all_reduce(bytes, &slices, &reduce, &name, op_id, deadline)?;
+                let leaders = h.leaders();
+                if leaders.len() == 1 || !h.is_leader() {
+                    return Ok(());
+                }
+                let r = leaders.iter().position(|&x| x == self.rank).unwrap_or(0);
+                std::mem::swap(&mut self.right, &mut h.ring_right);
+                std::mem::swap(&mut self.left, &mut h.ring_left);
+                let res = self.flat_all_reduce(data, op, op_id, leaders.len(), r);
+                std::mem::swap(&mut self.right, &mut h.ring_right);
+                std::mem::swap(&mut self.left, &mut h.ring_left);
+                res?;
+                return h.share_result(bytemuck::cast_slice(data), &name, op_id, deadline);
+            }
             if !h.is_leader() {
                 h.publish(bytemuck::cast_slice(data), &name, op_id, deadline)?;
                 return h.fetch(bytemuck::cast_slice_mut(data), &name, op_id, deadline);

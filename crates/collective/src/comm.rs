@@ -133,8 +133,11 @@ impl Communicator {
         let mut accept: Vec<Want> = (0..streams)
             .map(|s| Want::new(ring_l, Purpose::Ring, s))
             .collect();
-        let hier_plan = config
-            .hierarchical
+        let shared_host = endpoints
+            .iter()
+            .enumerate()
+            .any(|(i, e)| endpoints[..i].iter().any(|f| f.ip() == e.ip()));
+        let hier_plan = (config.hierarchical && shared_host)
             .then(|| crate::hier::Wiring::new(rank, endpoints, config.streams));
         if let Some(w) = &hier_plan {
             dial.extend(w.dial.iter().map(|&want| (want, endpoints[want.rank])));

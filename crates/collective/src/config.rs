@@ -33,8 +33,14 @@ pub struct Config {
     /// All-reduces of at least this many bytes use the ring even where halving-doubling is on:
     /// with its steps overlapped by segment the ring measured as fast or faster at 64-256 MiB.
     pub halving_doubling_max_bytes: usize,
-    /// Ranks with the same IP reduce through shared memory; one leader per host runs the ring.
+    /// Ranks with the same IP form a host: large all-reduces are reduced inside the host by
+    /// reading the other ranks' buffers directly (one slice per rank), and one leader per host
+    /// runs the TCP ring between hosts. Only takes effect when some IP has two or more ranks.
     pub hierarchical: bool,
+    /// In hierarchical mode, all-reduces of at least this many bytes take the direct path
+    /// inside a host; smaller ones take the TCP ring (one host) or go through the host leader
+    /// and `/dev/shm` (several hosts).
+    pub hier_direct_bytes: usize,
     /// Upper bound on the total bytes an `all_gather` may receive (guards against corrupt lengths).
     pub max_gather_bytes: usize,
 }
@@ -52,7 +58,8 @@ impl Default for Config {
             sender_thread_bytes: 4 << 20,
             halving_doubling: true,
             halving_doubling_max_bytes: 32 << 20,
-            hierarchical: false,
+            hierarchical: true,
+            hier_direct_bytes: 2 << 20,
             max_gather_bytes: 8 << 30,
         }
     }

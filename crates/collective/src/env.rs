@@ -51,7 +51,7 @@ pub fn parse_endpoints(list: &str) -> std::result::Result<Vec<SocketAddr>, Strin
 /// Reads optional tunables: `RINGDET_SEGMENT_BYTES`, `RINGDET_STREAMS`, `RINGDET_SMALL_BYTES`,
 /// `RINGDET_SPIN_US`, `RINGDET_SENDER_THREAD_BYTES`, `RINGDET_RING_LAG`, `RINGDET_HALVING_DOUBLING` (1/0), `RINGDET_HALVING_DOUBLING_MAX_BYTES`,
 /// `RINGDET_HANDSHAKE_TIMEOUT_S`, `RINGDET_DATA_TIMEOUT_S`,
-/// `RINGDET_HIERARCHICAL` (1/0) on top of `base`.
+/// `RINGDET_HIERARCHICAL` (1/0), `RINGDET_HIER_DIRECT_BYTES` on top of `base`.
 pub fn config_from_env(base: Config) -> Result<Config> {
     let mut c = base;
     let opt = |name: &str| -> Result<Option<usize>> {
@@ -93,6 +93,9 @@ pub fn config_from_env(base: Config) -> Result<Config> {
     }
     if let Some(v) = opt("RINGDET_HIERARCHICAL")? {
         c.hierarchical = v != 0;
+    }
+    if let Some(v) = opt("RINGDET_HIER_DIRECT_BYTES")? {
+        c.hier_direct_bytes = v;
     }
     Ok(c)
 }

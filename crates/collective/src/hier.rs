@@ -8,6 +8,8 @@
 //! the previous operation, and the leader rewrites its file only after every rank's "ready" of
 //! the next, so no region is read while it is written.
 
+mod direct;
+
 use crate::error::{CommError, Result};
 use crate::rendezvous::Want;
 use crate::shm::ShmBuf;
@@ -118,6 +120,7 @@ impl Hierarchy {
                 (false, _) => local.push(link),
             }
         }
+        crate::peer_mem::allow_same_user_reads();
         let own = ShmBuf::create(shm_path(&prefix, w.rank))?;
         let peers = (0..local.len()).map(|_| None).collect();
         Ok(Hierarchy {
@@ -154,15 +157,28 @@ impl Hierarchy {
         len: usize,
         deadline: Instant,
     ) -> Result<()> {
+        self.send_notice(i, 0, op, op_id, &(len as u64).to_le_bytes(), deadline)
+    }
+
+    /// Sends a hand-off notice for `step` of operation `op_id` on local link `i`.
+    fn send_notice(
+        &mut self,
+        i: usize,
+        step: u32,
+        op: &str,
+        op_id: u64,
+        payload: &[u8],
+        deadline: Instant,
+    ) -> Result<()> {
         let mut frame = Header {
             kind: Kind::Local,
             op_id,
-            seq: 0,
-            len: 8,
+            seq: step,
+            len: payload.len() as u32,
         }
         .encode()
         .to_vec();
-        frame.extend_from_slice(&(len as u64).to_le_bytes());
+        frame.extend_from_slice(payload);
         let link = &mut self.local[i];
         poll::write_all(link, &frame, deadline).map_err(|e| crate::engine::link_error(op, link, &e))
     }
@@ -175,6 +191,45 @@ impl Hierarchy {
         len: usize,
         deadline: Instant,
     ) -> Result<()> {
+        self.expect_notice(i, 0, op, op_id, &(len as u64).to_le_bytes(), deadline)
+    }
+
+    /// Waits for a notice that must carry exactly `want` (the length, so ranks that passed
+    /// different lengths fail instead of reading past a buffer).
+    fn expect_notice(
+        &mut self,
+        i: usize,
+        step: u32,
+        op: &str,
+        op_id: u64,
+        want: &[u8],
+        deadline: Instant,
+    ) -> Result<()> {
+        let got = self.recv_notice(i, step, op, op_id, want.len(), deadline)?;
+        if got != want {
+            let link = &self.local[i];
+            return Err(CommError::Protocol {
+                op: op.to_string(),
+                rank: link.peer_rank,
+                addr: link.peer_addr.clone(),
+                detail: "hand-off for a buffer of another length (ranks passed different lengths?)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the notice for `step` of operation `op_id` on local link `i`; its payload must be
+    /// `len` bytes.
+    fn recv_notice(
+        &mut self,
+        i: usize,
+        step: u32,
+        op: &str,
+        op_id: u64,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<Vec<u8>> {
         let link = &mut self.local[i];
         let mut hb = [0u8; HEADER_LEN];
         poll::read_exact(link, &mut hb, deadline)
@@ -186,22 +241,23 @@ impl Hierarchy {
             addr: peer_addr.clone(),
             detail,
         };
-        let h = Header::decode(&hb, 8).map_err(|e| bad(e.to_string()))?;
+        let h = Header::decode(&hb, len as u32).map_err(|e| bad(e.to_string()))?;
         if h.kind == Kind::Abort {
             return Err(crate::engine::read_abort(op, link, &h));
         }
-        let mut p = [0u8; 8];
-        poll::read_exact(link, &mut p[..h.len as usize], deadline)
+        let mut payload = vec![0u8; h.len as usize];
+        poll::read_exact(link, &mut payload, deadline)
             .map_err(|e| crate::engine::link_error(op, link, &e))?;
-        let got = u64::from_le_bytes(p) as usize;
-        if h.kind != Kind::Local || h.op_id != op_id || got != len {
+        if h.kind != Kind::Local || h.op_id != op_id || h.seq != step || payload.len() != len {
             return Err(bad(format!(
-                "hand-off {} #{} of {got} bytes, expected #{op_id} of {len} bytes",
+                "hand-off {} #{} step {} of {} bytes, expected #{op_id} step {step} of {len} bytes",
                 h.kind.name(),
-                h.op_id
+                h.op_id,
+                h.seq,
+                payload.len()
             )));
         }
-        Ok(())
+        Ok(payload)
     }
 
     /// Step 1 on a non-leader: publish `data`, tell the leader.

@@ -1,7 +1,8 @@
 //! Collective communication over raw TCP for data-parallel trainers: ring all-reduce,
 //! broadcast, all-gather (variable lengths), reduce-scatter and barrier on `&mut [T]` host
 //! buffers, with an HMAC-authenticated handshake, deadlines on every wait, failures reported on
-//! every rank by name, an asynchronous front end and a shared-memory hierarchical mode.
+//! every rank by name, an asynchronous front end, and a host path where ranks of one machine
+//! reduce large buffers by reading each other's memory (one leader per host runs the ring).
 //!
 //! ```no_run
 //! use ringdet_collective::{Communicator, Config, ReduceOp};
@@ -27,6 +28,7 @@ pub mod env;
 pub mod error;
 mod hier;
 mod master;
+mod peer_mem;
 pub mod rendezvous;
 pub mod schedule;
 mod shm;

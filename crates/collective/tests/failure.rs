@@ -49,6 +49,13 @@ fn worker_process() {
 
 #[test]
 fn killed_rank_makes_every_survivor_fail_naming_it() {
+    // The TCP ring alone, then the default, where the ranks of this one host reduce by reading
+    // each other's memory.
+    kill_one_rank("0");
+    kill_one_rank("1");
+}
+
+fn kill_one_rank(hierarchical: &str) {
     let n = 4;
     let victim = 2;
     let (ls, eps) = common::listeners(&["127.0.0.1"], n);
@@ -72,6 +79,7 @@ fn killed_rank_makes_every_survivor_fail_naming_it() {
             .env("RINGDET_JOB_TOKEN", "kill-test")
             .env("RINGDET_DATA_TIMEOUT_S", "60")
             .env("RINGDET_HANDSHAKE_TIMEOUT_S", "20")
+            .env("RINGDET_HIERARCHICAL", hierarchical)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -110,7 +118,7 @@ fn killed_rank_makes_every_survivor_fail_naming_it() {
         let _ = c.wait();
     }
     for (r, line, after) in results {
-        println!("rank {r} after {after:?}: {line}");
+        println!("hierarchical={hierarchical}: rank {r} after {after:?}: {line}");
         assert_ne!(r, victim);
         assert!(after < Duration::from_secs(10), "rank {r} took {after:?}");
         assert!(

@@ -12,6 +12,8 @@ pub fn config() -> Config {
     Config {
         handshake_timeout: Duration::from_secs(20),
         data_timeout: Duration::from_secs(20),
+        // These tests are about the TCP ring; tests/hierarchical.rs covers the host paths.
+        hierarchical: false,
         ..Config::default()
     }
 }

@@ -50,9 +50,10 @@ pub struct Args {
     /// Microseconds to poll before blocking.
     #[arg(long)]
     pub spin_us: Option<u64>,
-    /// Hierarchical mode (shared memory inside a host).
+    /// Use only the TCP ring, also between ranks of one host (by default ranks that share an
+    /// IP reduce large buffers by reading each other's memory).
     #[arg(long)]
-    pub hierarchical: bool,
+    pub no_hierarchical: bool,
 }
 
 fn parse_size(s: &str) -> std::result::Result<usize, String> {
@@ -98,7 +99,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(v) = args.spin_us {
         config.spin = Duration::from_micros(v);
     }
-    config.hierarchical |= args.hierarchical;
+    config.hierarchical &= !args.no_hierarchical;
     let mut comm =
         Communicator::from_env_with(config).context("joining the job (RINGDET_* environment)")?;
     match dtype {
