@@ -140,7 +140,7 @@ impl Communicator {
         let Some(h) = &self.hier else {
             return Ok(());
         };
-        let direct = cfg!(target_os = "linux")
+        let direct = h.direct_reads
             && h.host_size() > 1
             && std::mem::size_of_val(data) >= self.config.hier_direct_bytes;
         if !direct && h.leaders().len() == 1 {

@@ -202,9 +202,14 @@ impl Communicator {
             }
         }
         let hier = match hier_plan {
-            Some(w) => Some(crate::hier::Hierarchy::new(
-                w, host_links, token, endpoints,
-            )?),
+            Some(w) => {
+                let mut h = crate::hier::Hierarchy::new(w, host_links, token, endpoints)?;
+                if h.host_size() > 1 {
+                    let deadline = Instant::now() + config.handshake_timeout;
+                    h.direct_reads = h.probe_direct_reads(deadline)?;
+                }
+                Some(h)
+            }
             None => None,
         };
         Ok(Communicator {
@@ -245,6 +250,18 @@ impl Communicator {
     /// The settings in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How all-reduces of at least `config().hier_direct_bytes` run inside this rank's host:
+    /// `"direct reads"` (ranks read each other's buffers), `"shared memory"` (the start-up check
+    /// found direct reads refused, so they go through `/dev/shm` and the host leader), or
+    /// `"TCP ring"` (hierarchical mode off, or no other rank on this IP).
+    pub fn host_path(&self) -> &'static str {
+        match &self.hier {
+            Some(h) if h.direct_reads => "direct reads",
+            Some(_) => "shared memory",
+            None => "TCP ring",
+        }
     }
 
     /// A handle that aborts this communicator from another thread.

@@ -85,6 +85,8 @@ pub struct Hierarchy {
     /// Leader ring, receiving side.
     pub ring_left: Vec<Link>,
     own: ShmBuf,
+    /// Ranks of this host can read each other's memory (checked at start-up, same on all).
+    pub direct_reads: bool,
     /// Leader: the other ranks' files; others: the leader's file.
     peers: Vec<Option<ShmBuf>>,
     prefix: String,
@@ -129,6 +131,7 @@ impl Hierarchy {
             ring_right,
             ring_left,
             own,
+            direct_reads: false,
             peers,
             prefix,
         })

@@ -22,8 +22,59 @@ const REDUCED: u32 = 3;
 const COLLECTED: u32 = 4;
 const RESULT: u32 = 5;
 const FETCHED: u32 = 6;
+/// Steps of the start-up check that direct reads work between this host's processes.
+const PROBE: u32 = 7;
+const PROBE_VERDICT: u32 = 8;
+
+/// Bytes every rank exposes for the start-up check.
+const PROBE_BYTES: usize = 64;
 
 impl Hierarchy {
+    /// Start-up check, run once by every rank of the host: the leader reads each rank's probe
+    /// buffer, each rank reads the leader's, and the leader tells everyone whether all reads
+    /// worked. Where they do not (another user, a seccomp filter), large all-reduces stay on
+    /// the `/dev/shm` path instead of failing; the verdict is the same on every rank.
+    pub fn probe_direct_reads(&mut self, deadline: Instant) -> Result<bool> {
+        const OP: &str = "start-up check";
+        let probe: Vec<u8> = (0..PROBE_BYTES)
+            .map(|i| (i * 7 + self.w.rank) as u8)
+            .collect();
+        let works = |peer: &PeerBuf, rank: usize| {
+            let mut got = vec![0u8; PROBE_BYTES];
+            let want: Vec<u8> = (0..PROBE_BYTES).map(|i| (i * 7 + rank) as u8).collect();
+            peer.read(0, &mut got, rank, OP).is_ok() && got == want
+        };
+        let mine = PeerBuf::of(&probe).encode();
+        if self.is_leader() {
+            let mut ok = true;
+            for i in 0..self.local.len() {
+                let b = self.recv_notice(i, PROBE, OP, 0, 20, deadline)?;
+                let mut a = [0u8; 20];
+                a.copy_from_slice(&b);
+                ok &= works(&PeerBuf::decode(&a), self.w.host[i + 1]);
+            }
+            for i in 0..self.local.len() {
+                self.send_notice(i, PROBE, OP, 0, &mine, deadline)?;
+            }
+            for i in 0..self.local.len() {
+                ok &= self.recv_notice(i, PROBE_VERDICT, OP, 0, 1, deadline)? == [1];
+            }
+            for i in 0..self.local.len() {
+                self.send_notice(i, PROBE_VERDICT, OP, 0, &[u8::from(ok)], deadline)?;
+            }
+            Ok(ok)
+        } else {
+            self.send_notice(0, PROBE, OP, 0, &mine, deadline)?;
+            let b = self.recv_notice(0, PROBE, OP, 0, 20, deadline)?;
+            let mut a = [0u8; 20];
+            a.copy_from_slice(&b);
+            let ok = works(&PeerBuf::decode(&a), self.w.leader);
+            self.send_notice(0, PROBE_VERDICT, OP, 0, &[u8::from(ok)], deadline)?;
+            // `probe` stays alive until the leader has read it: the verdict comes after.
+            Ok(self.recv_notice(0, PROBE_VERDICT, OP, 0, 1, deadline)? == [1])
+        }
+    }
+
     /// Position of this rank among the host's ranks.
     fn position(&self) -> usize {
         self.w

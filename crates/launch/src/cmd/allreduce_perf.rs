@@ -138,13 +138,13 @@ fn sweep<T: Element>(
     let elem = size_of::<T>();
     if rank == 0 && !args.json {
         println!(
-            "# ringdet allreduce-perf: {n} ranks, dtype {}, op {:?}, segment {} B, {} stream(s), small path <= {} B, hierarchical {}",
+            "# ringdet allreduce-perf: {n} ranks, dtype {}, op {:?}, segment {} B, {} stream(s), small path <= {} B, large buffers inside a host: {}",
             T::DTYPE.name(),
             op,
             comm.config().segment_bytes,
             comm.config().streams,
             comm.config().small_bytes,
-            comm.config().hierarchical
+            comm.host_path()
         );
         println!(
             "{:>12} {:>12} {:>6} {:>11} {:>11} {:>9} {:>9} {:>7}",
