@@ -162,17 +162,10 @@ impl Communicator {
                 let bytes = bytemuck::cast_slice_mut(data);
                 let reduce = reducer::<T>(op);
                 h.direct_all_reduce(bytes, &slices, &reduce, &name, op_id, deadline)?;
-                let leaders = h.leaders();
-                if leaders.len() == 1 || !h.is_leader() {
+                if h.leaders().len() == 1 || !h.is_leader() {
                     return Ok(());
                 }
-                let r = leaders.iter().position(|&x| x == self.rank).unwrap_or(0);
-                std::mem::swap(&mut self.right, &mut h.ring_right);
-                std::mem::swap(&mut self.left, &mut h.ring_left);
-                let res = self.flat_all_reduce(data, op, op_id, leaders.len(), r);
-                std::mem::swap(&mut self.right, &mut h.ring_right);
-                std::mem::swap(&mut self.left, &mut h.ring_left);
-                res?;
+                self.leader_ring(&mut h, data, op, op_id)?;
                 return h.share_result(bytemuck::cast_slice(data), &name, op_id, deadline);
             }
             if !h.is_leader() {
@@ -186,15 +179,8 @@ impl Communicator {
                 op_id,
                 deadline,
             )?;
-            let leaders = h.leaders();
-            if leaders.len() > 1 {
-                let r = leaders.iter().position(|&x| x == self.rank).unwrap_or(0);
-                std::mem::swap(&mut self.right, &mut h.ring_right);
-                std::mem::swap(&mut self.left, &mut h.ring_left);
-                let res = self.flat_all_reduce(data, op, op_id, leaders.len(), r);
-                std::mem::swap(&mut self.right, &mut h.ring_right);
-                std::mem::swap(&mut self.left, &mut h.ring_left);
-                res?;
+            if h.leaders().len() > 1 {
+                self.leader_ring(&mut h, data, op, op_id)?;
             }
             h.scatter(bytemuck::cast_slice(data), &name, op_id, deadline)
         })();
@@ -202,6 +188,24 @@ impl Communicator {
         // Tell everyone (the full ring, the host, the leader ring), even if the leader ring
         // already failed and reported inside `run_plan`.
         result.map_err(|e| self.fail(e, op_id, &[]))
+    }
+
+    /// All-reduce among the host leaders over their own ring links (this rank is a leader).
+    fn leader_ring<T: Element>(
+        &mut self,
+        h: &mut crate::hier::Hierarchy,
+        data: &mut [T],
+        op: ReduceOp,
+        op_id: u64,
+    ) -> Result<()> {
+        let leaders = h.leaders();
+        let r = leaders.iter().position(|&x| x == self.rank).unwrap_or(0);
+        std::mem::swap(&mut self.right, &mut h.ring_right);
+        std::mem::swap(&mut self.left, &mut h.ring_left);
+        let res = self.flat_all_reduce(data, op, op_id, leaders.len(), r);
+        std::mem::swap(&mut self.right, &mut h.ring_right);
+        std::mem::swap(&mut self.left, &mut h.ring_left);
+        res
     }
 
     /// Copies `data` of rank `root` into `data` of every rank (all ranks pass the same length).
