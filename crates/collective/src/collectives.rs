@@ -143,8 +143,9 @@ impl Communicator {
         let direct = h.direct_reads
             && h.host_size() > 1
             && std::mem::size_of_val(data) >= self.config.hier_direct_bytes;
-        if !direct && h.leaders().len() == 1 {
-            // One host and a small buffer: the ring among all ranks has the lowest latency.
+        let bytes = std::mem::size_of_val(data);
+        if !direct && h.leaders().len() == 1 && !(h.host_size() > 1 && h.fast_fits(bytes)) {
+            // One host, a mid-sized buffer: the TCP ring among all ranks.
             return self.flat_all_reduce(data, op, op_id, self.world_size, self.rank);
         }
         let name = format!("all_reduce #{op_id}");
@@ -153,6 +154,21 @@ impl Communicator {
             return Ok(());
         };
         let result = (|| {
+            if !direct && h.leaders().len() == 1 {
+                // One host, a small buffer: shared-memory slots, no sockets.
+                let reduce = reducer::<T>(op);
+                let aborted = &self.abort.flag;
+                let (right, left) = (&mut self.right, &mut self.left);
+                // A ring neighbour that aborted or died shows on the (otherwise idle) ring links.
+                let mut links = || {
+                    for link in right.iter_mut().chain(left.iter_mut()) {
+                        crate::engine::check_idle_link(&name, link)?;
+                    }
+                    Ok(())
+                };
+                let bytes = bytemuck::cast_slice_mut(data);
+                return h.fast_all_reduce(bytes, &reduce, &name, aborted, &mut links, deadline);
+            }
             if direct {
                 let elem = size_of::<T>();
                 let slices: Vec<Range<usize>> = schedule::chunks(data.len(), h.host_size())

@@ -28,7 +28,7 @@ pub struct Communicator {
     staging: Vec<Vec<u64>>,
     next_op: u64,
     failed: Option<CommError>,
-    abort: AbortHandle,
+    pub(crate) abort: AbortHandle,
     pub(crate) hier: Option<crate::hier::Hierarchy>,
     /// Halving-doubling partners by bit: (send links, receive links) to/from `rank ^ (1 << bit)`.
     pub(crate) pairs: Vec<(Vec<Link>, Vec<Link>)>,
@@ -37,7 +37,7 @@ pub struct Communicator {
 /// Unblocks and fails every operation of a communicator, from any thread.
 #[derive(Clone)]
 pub struct AbortHandle {
-    flag: Arc<AtomicBool>,
+    pub(crate) flag: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<Stream>>>,
 }
 
@@ -203,7 +203,13 @@ impl Communicator {
         }
         let hier = match hier_plan {
             Some(w) => {
-                let mut h = crate::hier::Hierarchy::new(w, host_links, token, endpoints)?;
+                let mut h = crate::hier::Hierarchy::new(
+                    w,
+                    host_links,
+                    token,
+                    endpoints,
+                    config.small_bytes,
+                )?;
                 if h.host_size() > 1 {
                     let deadline = Instant::now() + config.handshake_timeout;
                     h.direct_reads = h.probe_direct_reads(deadline)?;

@@ -78,6 +78,32 @@ pub fn link_error(op: &str, link: &Link, e: &io::Error) -> CommError {
     }
 }
 
+/// For a link that should be quiet during `op` (no bytes of this operation travel on it): fails
+/// if the peer closed it or sent an abort report; bytes of a later operation are left queued.
+pub fn check_idle_link(op: &str, link: &mut Link) -> Result<()> {
+    let mut hb = [0u8; HEADER_LEN];
+    match link.peek(&mut hb) {
+        Ok(0) => Err(link_error(op, link, &io::ErrorKind::UnexpectedEof.into())),
+        Ok(n) if n == HEADER_LEN => match Header::decode(&hb, 0) {
+            Ok(h) if h.kind == Kind::Abort => {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                if let Err(e) = poll::read_exact(link, &mut hb, deadline) {
+                    return Err(link_error(op, link, &e));
+                }
+                Err(read_abort(op, link, &h))
+            }
+            _ => Ok(()),
+        },
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(link_error(op, link, &e)),
+    }
+}
+
 /// Reads the payload of an abort frame whose header arrived on `link` and turns it into the
 /// error it reports.
 pub fn read_abort(op: &str, link: &mut Link, header: &Header) -> CommError {

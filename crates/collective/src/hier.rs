@@ -9,6 +9,7 @@
 //! the next, so no region is read while it is written.
 
 mod direct;
+mod fast;
 
 use crate::error::{CommError, Result};
 use crate::rendezvous::Want;
@@ -87,6 +88,8 @@ pub struct Hierarchy {
     own: ShmBuf,
     /// Ranks of this host can read each other's memory (checked at start-up, same on all).
     pub direct_reads: bool,
+    /// Slots for small all-reduces on a single host.
+    fast: fast::FastFiles,
     /// Leader: the other ranks' files; others: the leader's file.
     peers: Vec<Option<ShmBuf>>,
     prefix: String,
@@ -103,6 +106,7 @@ impl Hierarchy {
         links: Vec<(Want, bool, Link)>,
         token: &[u8],
         endpoints: &[SocketAddr],
+        fast_slot_bytes: usize,
     ) -> Result<Hierarchy> {
         let mut h = Sha256::new();
         h.update(token);
@@ -124,6 +128,8 @@ impl Hierarchy {
         }
         crate::peer_mem::allow_same_user_reads();
         let own = ShmBuf::create(shm_path(&prefix, w.rank))?;
+        let me = w.host.iter().position(|&r| r == w.rank).unwrap_or(0);
+        let fast = fast::FastFiles::create(&prefix, w.rank, me, w.host.len(), fast_slot_bytes)?;
         let peers = (0..local.len()).map(|_| None).collect();
         Ok(Hierarchy {
             w,
@@ -132,6 +138,7 @@ impl Hierarchy {
             ring_left,
             own,
             direct_reads: false,
+            fast,
             peers,
             prefix,
         })
@@ -317,6 +324,7 @@ impl Hierarchy {
 
     /// Forwards an abort frame to the local ranks and the leader ring.
     pub fn report(&mut self, frame: &[u8], failed: Option<usize>, deadline: Instant) {
+        self.mark_failed(failed);
         let skip = failed.unwrap_or(usize::MAX);
         for link in self
             .local

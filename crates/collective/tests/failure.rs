@@ -31,7 +31,11 @@ fn worker_process() {
             return;
         }
     };
-    let mut v = vec![1.0f32; 1 << 20];
+    let len = std::env::var("RINGDET_TEST_LEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20);
+    let mut v = vec![1.0f32; len];
     let start = Instant::now();
     let mut i = 0;
     while start.elapsed() < Duration::from_secs(60) {
@@ -49,13 +53,14 @@ fn worker_process() {
 
 #[test]
 fn killed_rank_makes_every_survivor_fail_naming_it() {
-    // The TCP ring alone, then the default, where the ranks of this one host reduce by reading
-    // each other's memory.
-    kill_one_rank("0");
-    kill_one_rank("1");
+    // The TCP ring alone; the default, where the ranks of this one host reduce 4 MiB by reading
+    // each other's memory; and 4 KiB through the host's shared-memory slots.
+    kill_one_rank("0", 1 << 20);
+    kill_one_rank("1", 1 << 20);
+    kill_one_rank("1", 1 << 10);
 }
 
-fn kill_one_rank(hierarchical: &str) {
+fn kill_one_rank(hierarchical: &str, len: usize) {
     let n = 4;
     let victim = 2;
     let (ls, eps) = common::listeners(&["127.0.0.1"], n);
@@ -80,6 +85,7 @@ fn kill_one_rank(hierarchical: &str) {
             .env("RINGDET_DATA_TIMEOUT_S", "60")
             .env("RINGDET_HANDSHAKE_TIMEOUT_S", "20")
             .env("RINGDET_HIERARCHICAL", hierarchical)
+            .env("RINGDET_TEST_LEN", len.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -118,7 +124,7 @@ fn kill_one_rank(hierarchical: &str) {
         let _ = c.wait();
     }
     for (r, line, after) in results {
-        println!("hierarchical={hierarchical}: rank {r} after {after:?}: {line}");
+        println!("hierarchical={hierarchical} len={len}: rank {r} after {after:?}: {line}");
         assert_ne!(r, victim);
         assert!(after < Duration::from_secs(10), "rank {r} took {after:?}");
         assert!(
@@ -129,10 +135,23 @@ fn kill_one_rank(hierarchical: &str) {
     }
 }
 
+/// One host with the host paths on (shared-memory slots for small buffers).
+fn host_config() -> Config {
+    Config {
+        hierarchical: true,
+        ..config()
+    }
+}
+
 #[test]
 fn abort_unblocks_a_waiting_operation() {
+    abort_unblocks(config(), 1 << 18);
+    abort_unblocks(host_config(), 1 << 10);
+}
+
+fn abort_unblocks(cfg: Config, len: usize) {
     let (tx, rx) = crossbeam_channel();
-    let out = run_ranks(2, config(), |r, c| {
+    let out = run_ranks(2, cfg, |r, c| {
         if r == 1 {
             // Never joins the all-reduce; waits until rank 0 is done.
             let _ = rx.lock().map(|rx| rx.recv_timeout(Duration::from_secs(20)));
@@ -144,7 +163,7 @@ fn abort_unblocks_a_waiting_operation() {
             handle.abort();
         });
         let t = Instant::now();
-        let res = c.all_reduce(&mut vec![0f32; 1 << 18], ReduceOp::Sum);
+        let res = c.all_reduce(&mut vec![0f32; len], ReduceOp::Sum);
         let took = t.elapsed();
         aborter.join().expect("aborter");
         let _ = tx.clone().send(());
@@ -164,13 +183,21 @@ fn abort_unblocks_a_waiting_operation() {
 
 #[test]
 fn a_neighbour_that_aborts_is_named_by_the_others() {
-    let out = run_ranks(3, config(), |r, c| {
+    neighbour_aborts(config(), 100_000);
+    neighbour_aborts(host_config(), 1000);
+}
+
+fn neighbour_aborts(cfg: Config, len: usize) {
+    let out = run_ranks(3, cfg, |r, c| {
         if r == 0 {
             std::thread::sleep(Duration::from_millis(200));
             c.abort();
             return Ok(None);
         }
-        Ok(Some(c.all_reduce(&mut vec![1i64; 100_000], ReduceOp::Sum)))
+        let t = Instant::now();
+        let res = c.all_reduce(&mut vec![1i64; len], ReduceOp::Sum);
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        Ok(Some(res))
     });
     for (r, res) in out.into_iter().enumerate().skip(1) {
         let e = res.expect("thread").expect("some").expect_err("must fail");

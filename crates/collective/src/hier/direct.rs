@@ -76,7 +76,7 @@ impl Hierarchy {
     }
 
     /// Position of this rank among the host's ranks.
-    fn position(&self) -> usize {
+    pub(super) fn position(&self) -> usize {
         self.w
             .host
             .iter()

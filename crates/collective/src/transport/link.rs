@@ -55,6 +55,25 @@ impl Link {
         }
     }
 
+    /// Non-blocking look at incoming bytes without consuming them; `Ok(0)` means closed.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.as_raw_fd();
+        // SAFETY: `buf` is a valid writable slice; MSG_PEEK leaves the bytes queued.
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     /// Non-blocking vectored write (`writev`): header and payload leave in one call.
     pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match &mut self.stream {
