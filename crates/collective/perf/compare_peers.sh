@@ -27,6 +27,7 @@ for rep in $(seq "$REPS"); do
     echo "ceiling-dram $(timeout 30 "$WORK/tcp_bw" ring $n 3 67108864 $((20000 + RANDOM % 30000)))"
     timeout 300 $PY "$PEERS/gloo_allreduce_bench.py" --world $n --sizes 4K,64M,256M 2>/dev/null | grep '^gloo' | sed 's/^/gloo /'
     timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 4K -e 4K -n 200 -w 20 --json | sed 's/^/ringdet /'
+    timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 4K -e 4K -n 200 -w 20 --no-hierarchical --json | sed 's/^/ringdet-tcp /'
     timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 64M -e 256M -f 4 -n 4 -w 1 --json | sed 's/^/ringdet /'
     timeout 300 "$RINGDET" allreduce-perf --nproc $n -b 64M -e 256M -f 4 -n 4 -w 1 --no-hierarchical --json | sed 's/^/ringdet-tcp /'
     if [ "${MPI:-0}" = 1 ]; then

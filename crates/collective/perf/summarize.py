@@ -29,15 +29,14 @@ for line in open(sys.argv[1]):
         _, world, nbytes, _, t, _, busbw = line.split()[1].split(",")
         impl = MPI_TCP if line.startswith("mpi-tcp") else MPI_SHM
         rows[(impl, int(world), int(nbytes))].append((float(t), float(busbw)))
-    elif line.startswith("ringdet-tcp "):
+    elif line.startswith("ringdet-tcp ") or line.startswith("ringdet "):
+        tcp = line.startswith("ringdet-tcp ")
         d = json.loads(line.split(" ", 1)[1])
-        rows[(TCP, d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
-    elif line.startswith("ringdet "):
-        d = json.loads(line.split(" ", 1)[1])
-        rows[(DEFAULT, d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
+        rows[(TCP if tcp else DEFAULT, d["ranks"], d["bytes"])].append((d["time_us"], d["busbw"]))
         if d["bytes"] <= 65536:
             med_bw = d["bytes"] / d["median_us"] / 1e3 * 2 * (d["ranks"] - 1) / d["ranks"]
-            rows[("ringdet default (median call)", d["ranks"], d["bytes"])].append((d["median_us"], med_bw))
+            label = "ringdet TCP ring only (median call)" if tcp else "ringdet default (median call)"
+            rows[(label, d["ranks"], d["bytes"])].append((d["median_us"], med_bw))
 
 print("| impl | ranks | size | median time (us) | median busbw (GB/s) | best busbw | reps |")
 print("|---|---|---|---|---|---|---|")

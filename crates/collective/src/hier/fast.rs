@@ -7,8 +7,8 @@
 //! rewrites a slot only in operation `j + 2`, after operation `j + 1` completed, which needs
 //! every rank to have arrived at `j + 1`, which it does only after reading the slots of `j`.
 //!
-//! Waiting yields the core a few times (busy spinning measured far slower: with two cores the
-//! spinning rank keeps the one it waits for off the CPU), then sleeps on a futex in short
+//! Waiting yields the core for up to 100 µs (busy spinning measured far slower: with two cores
+//! the spinning rank keeps the one it waits for off the CPU), then sleeps on a futex in short
 //! slices, checking between them for `abort()`, the deadline, a peer that exited, and a peer
 //! that failed (it sets a flag in its file when it reports a failure).
 
@@ -37,9 +37,9 @@ pub struct FastFiles {
     pub slot_bytes: usize,
     /// Operations done so far.
     done: u32,
-    /// How many times a waiter yields its core before it sleeps on the futex
-    /// (`RINGDET_FAST_YIELDS`, default 20; see `docs/performance.md` for the A/B).
-    yields: u32,
+    /// How long a waiter keeps yielding its core before it sleeps on the futex
+    /// (`RINGDET_FAST_YIELD_US`; see `docs/performance.md` for the A/B).
+    yield_for: Duration,
 }
 
 fn path(prefix: &str, rank: usize) -> std::path::PathBuf {
@@ -64,15 +64,15 @@ impl FastFiles {
         bytes[PID..PID + 4].copy_from_slice(&std::process::id().to_le_bytes());
         let mut files: Vec<Option<ShmBuf>> = (0..k).map(|_| None).collect();
         files[me] = Some(own);
-        let yields = std::env::var("RINGDET_FAST_YIELDS")
+        let yield_us = std::env::var("RINGDET_FAST_YIELD_US")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(20);
+            .unwrap_or(100);
         Ok(FastFiles {
             files,
             slot_bytes,
             done: 0,
-            yields,
+            yield_for: Duration::from_micros(yield_us),
         })
     }
 }
@@ -205,8 +205,7 @@ impl Hierarchy {
         deadline: Instant,
     ) -> Result<()> {
         let reached = |v: u32| v.wrapping_sub(target) as i32 >= 0;
-        let max_yields = self.fast.yields;
-        let mut yields = 0u32;
+        let (start, yield_for) = (Instant::now(), self.fast.yield_for);
         loop {
             let leader = self.fast_file(0)?;
             let counter = atomic(leader, COUNTER);
@@ -214,8 +213,7 @@ impl Hierarchy {
             if reached(v) {
                 return Ok(());
             }
-            if yields < max_yields {
-                yields += 1;
+            if start.elapsed() < yield_for {
                 std::thread::yield_now();
                 continue;
             }
@@ -223,7 +221,7 @@ impl Hierarchy {
             if reached(counter.load(Ordering::Acquire)) {
                 return Ok(());
             }
-            self.check_peers(j, op, aborted, deadline)?;
+            self.check_peers(j, op, aborted, deadline, start)?;
             links()?;
             self.check_local_links(op)?;
         }
@@ -246,6 +244,7 @@ impl Hierarchy {
         op: &str,
         aborted: &AtomicBool,
         deadline: Instant,
+        start: Instant,
     ) -> Result<()> {
         if aborted.load(Ordering::Relaxed) {
             return Err(CommError::Aborted { op: op.to_string() });
@@ -295,7 +294,7 @@ impl Hierarchy {
                         op: op.to_string(),
                         rank,
                         addr: "shared memory".into(),
-                        waited: Duration::ZERO,
+                        waited: start.elapsed(),
                     });
                 }
             }
