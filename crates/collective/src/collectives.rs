@@ -6,7 +6,6 @@ use crate::error::{CommError, Result};
 use crate::schedule::{self, Buf};
 use crate::wire::frame::Kind;
 use std::ops::Range;
-use std::time::Instant;
 
 fn reducer<T: Element>(op: ReduceOp) -> impl Fn(&mut [u8], &[u8]) {
     move |dst: &mut [u8], src: &[u8]| {
@@ -21,6 +20,8 @@ fn reducer<T: Element>(op: ReduceOp) -> impl Fn(&mut [u8], &[u8]) {
 }
 
 fn no_reduce(_: &mut [u8], _: &[u8]) {}
+
+mod host;
 
 impl Communicator {
     /// Reduces `data` element-wise over all ranks; every rank ends with the same result.
@@ -126,102 +127,6 @@ impl Communicator {
         let (send, recv) = &mut self.pairs[bit];
         std::mem::swap(&mut self.right, send);
         std::mem::swap(&mut self.left, recv);
-    }
-
-    fn hier_all_reduce<T: Element>(
-        &mut self,
-        data: &mut [T],
-        op: ReduceOp,
-        op_id: u64,
-    ) -> Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let Some(h) = &self.hier else {
-            return Ok(());
-        };
-        let direct = h.direct_reads
-            && h.host_size() > 1
-            && std::mem::size_of_val(data) >= self.config.hier_direct_bytes;
-        let bytes = std::mem::size_of_val(data);
-        if !direct && h.leaders().len() == 1 && !(h.host_size() > 1 && h.fast_fits(bytes)) {
-            // One host, a mid-sized buffer: the TCP ring among all ranks.
-            return self.flat_all_reduce(data, op, op_id, self.world_size, self.rank);
-        }
-        let name = format!("all_reduce #{op_id}");
-        let deadline = Instant::now() + self.config.data_timeout;
-        let Some(mut h) = self.hier.take() else {
-            return Ok(());
-        };
-        let result = (|| {
-            if !direct && h.leaders().len() == 1 {
-                // One host, a small buffer: shared-memory slots, no sockets.
-                let reduce = reducer::<T>(op);
-                let aborted = &self.abort.flag;
-                let (right, left) = (&mut self.right, &mut self.left);
-                // A ring neighbour that aborted or died shows on the (otherwise idle) ring links.
-                let mut links = || {
-                    for link in right.iter_mut().chain(left.iter_mut()) {
-                        crate::engine::check_idle_link(&name, link)?;
-                    }
-                    Ok(())
-                };
-                let bytes = bytemuck::cast_slice_mut(data);
-                return h.fast_all_reduce(bytes, &reduce, &name, aborted, &mut links, deadline);
-            }
-            if direct {
-                let elem = size_of::<T>();
-                let slices: Vec<Range<usize>> = schedule::chunks(data.len(), h.host_size())
-                    .into_iter()
-                    .map(|c| c.start * elem..c.end * elem)
-                    .collect();
-                let bytes = bytemuck::cast_slice_mut(data);
-                let reduce = reducer::<T>(op);
-                h.direct_all_reduce(bytes, &slices, &reduce, &name, op_id, deadline)?;
-                if h.leaders().len() == 1 || !h.is_leader() {
-                    return Ok(());
-                }
-                self.leader_ring(&mut h, data, op, op_id)?;
-                return h.share_result(bytemuck::cast_slice(data), &name, op_id, deadline);
-            }
-            if !h.is_leader() {
-                h.publish(bytemuck::cast_slice(data), &name, op_id, deadline)?;
-                return h.fetch(bytemuck::cast_slice_mut(data), &name, op_id, deadline);
-            }
-            h.gather(
-                bytemuck::cast_slice_mut(data),
-                &reducer::<T>(op),
-                &name,
-                op_id,
-                deadline,
-            )?;
-            if h.leaders().len() > 1 {
-                self.leader_ring(&mut h, data, op, op_id)?;
-            }
-            h.scatter(bytemuck::cast_slice(data), &name, op_id, deadline)
-        })();
-        self.hier = Some(h);
-        // Tell everyone (the full ring, the host, the leader ring), even if the leader ring
-        // already failed and reported inside `run_plan`.
-        result.map_err(|e| self.fail(e, op_id, &[]))
-    }
-
-    /// All-reduce among the host leaders over their own ring links (this rank is a leader).
-    fn leader_ring<T: Element>(
-        &mut self,
-        h: &mut crate::hier::Hierarchy,
-        data: &mut [T],
-        op: ReduceOp,
-        op_id: u64,
-    ) -> Result<()> {
-        let leaders = h.leaders();
-        let r = leaders.iter().position(|&x| x == self.rank).unwrap_or(0);
-        std::mem::swap(&mut self.right, &mut h.ring_right);
-        std::mem::swap(&mut self.left, &mut h.ring_left);
-        let res = self.flat_all_reduce(data, op, op_id, leaders.len(), r);
-        std::mem::swap(&mut self.right, &mut h.ring_right);
-        std::mem::swap(&mut self.left, &mut h.ring_left);
-        res
     }
 
     /// Copies `data` of rank `root` into `data` of every rank (all ranks pass the same length).

@@ -21,6 +21,7 @@ pub mod async_comm;
 mod collectives;
 pub mod comm;
 pub mod config;
+pub mod control;
 pub mod dtype;
 mod duplex;
 pub mod engine;
