@@ -9,6 +9,7 @@ use crate::wire::frame::{HEADER_LEN, Header, Kind};
 use std::time::Instant;
 
 impl Hierarchy {
+    /// The small path's notice on local link `i`: step 0, carrying the buffer length.
     pub(super) fn notify(
         &mut self,
         i: usize,
@@ -43,6 +44,7 @@ impl Hierarchy {
         poll::write_all(link, &frame, deadline).map_err(|e| crate::engine::link_error(op, link, &e))
     }
 
+    /// Waits for the small path's notice on local link `i` (step 0, this buffer length).
     pub(super) fn wait_notice(
         &mut self,
         i: usize,
