@@ -95,6 +95,46 @@ pub struct Hierarchy {
     prefix: String,
 }
 
+/// Path prefix of a job's shared-memory files: `/dev/shm/ringdet-<tag>`, the tag hashing the job
+/// token and the endpoint list, so that jobs never share files.
+fn shm_prefix(token: &[u8], endpoints: &[SocketAddr]) -> String {
+    let mut h = Sha256::new();
+    h.update(token);
+    endpoints
+        .iter()
+        .for_each(|e| h.update(e.to_string().as_bytes()));
+    let tag: String = h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("/dev/shm/ringdet-{tag}")
+}
+
+/// Removes the shared-memory files a job's ranks on this host left behind (a rank killed before
+/// it could remove its own), given the job's token and endpoint list; returns how many it
+/// removed. A launcher calls it once its workers have exited.
+pub fn remove_host_files(token: &[u8], endpoints: &[SocketAddr]) -> std::io::Result<usize> {
+    let prefix = shm_prefix(token, endpoints);
+    let Some(name) = prefix.strip_prefix("/dev/shm/") else {
+        return Ok(0);
+    };
+    let name = format!("{name}-");
+    let mut removed = 0;
+    let dir = match std::fs::read_dir("/dev/shm") {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in dir {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&name) {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 fn shm_path(prefix: &str, rank: usize) -> PathBuf {
     PathBuf::from(format!("{prefix}-{rank}"))
 }
@@ -108,14 +148,7 @@ impl Hierarchy {
         endpoints: &[SocketAddr],
         fast_slot_bytes: usize,
     ) -> Result<Hierarchy> {
-        let mut h = Sha256::new();
-        h.update(token);
-        endpoints
-            .iter()
-            .for_each(|e| h.update(e.to_string().as_bytes()));
-        let digest = h.finalize();
-        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        let prefix = format!("/dev/shm/ringdet-{tag}");
+        let prefix = shm_prefix(token, endpoints);
         let (mut local, mut ring_right, mut ring_left) = (Vec::new(), Vec::new(), Vec::new());
         let mut sorted = links;
         sorted.sort_by_key(|(want, _, _)| (want.purpose, want.rank, want.stream));
@@ -241,5 +274,26 @@ impl Hierarchy {
     /// One leader per host, ascending.
     pub fn leaders(&self) -> Vec<usize> {
         self.w.leaders.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_files_of_a_job_are_removed_and_others_kept() {
+        let eps: Vec<SocketAddr> = vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        let ours = format!("{}-1-fast", shm_prefix(b"stale-test", &eps));
+        let other = format!("{}-1-fast", shm_prefix(b"another-job", &eps));
+        std::fs::write(&ours, b"x").unwrap();
+        std::fs::write(&other, b"x").unwrap();
+        assert_eq!(remove_host_files(b"stale-test", &eps).unwrap(), 1);
+        assert!(!std::path::Path::new(&ours).exists());
+        assert!(std::path::Path::new(&other).exists());
+        std::fs::remove_file(&other).unwrap();
     }
 }

@@ -42,6 +42,7 @@ pub use config::Config;
 pub use dtype::{DType, Element, ReduceOp};
 pub use error::{CommError, Result};
 pub use half::{bf16, f16};
+pub use hier::remove_host_files;
 
 impl Communicator {
     /// Moves this communicator onto a communication thread (see [`AsyncCommunicator`]).

@@ -123,6 +123,13 @@ fn kill_one_rank(hierarchical: &str, len: usize) {
         let _ = c.kill();
         let _ = c.wait();
     }
+    // The killed rank could not remove its shared-memory files; a launcher does this.
+    let removed =
+        ringdet_collective::remove_host_files(b"kill-test", &eps).expect("clean /dev/shm");
+    assert!(
+        hierarchical == "0" || removed >= 1,
+        "the victim's files were left: {removed}"
+    );
     for (r, line, after) in results {
         println!("hierarchical={hierarchical} len={len}: rank {r} after {after:?}: {line}");
         assert_ne!(r, victim);

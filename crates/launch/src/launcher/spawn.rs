@@ -105,7 +105,12 @@ pub fn run_workers(
         Duration::from_secs_f64(flags.grace_period),
         rx,
     );
-    Ok(supervisor.run())
+    let code = supervisor.run();
+    // Every worker of this host has exited: remove shared-memory files a killed one left.
+    if let Err(e) = ringdet_collective::remove_host_files(token.as_bytes(), &topo.endpoints()) {
+        eprintln!("ringdet launch: could not remove the job's files in /dev/shm: {e}");
+    }
+    Ok(code)
 }
 
 /// Global ranks echoed on this console: `all`, a list, or (default) this host's first worker.
