@@ -59,7 +59,7 @@ impl Default for Config {
             halving_doubling: true,
             halving_doubling_max_bytes: 32 << 20,
             hierarchical: true,
-            hier_direct_bytes: 2 << 20,
+            hier_direct_bytes: 128 << 10,
             max_gather_bytes: 8 << 30,
         }
     }

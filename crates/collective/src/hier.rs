@@ -9,6 +9,7 @@
 //! the next, so no region is read while it is written.
 
 mod direct;
+pub use direct::HostWait;
 mod fast;
 mod notice;
 

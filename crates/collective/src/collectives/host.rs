@@ -6,7 +6,9 @@ use super::reducer;
 use crate::comm::Communicator;
 use crate::dtype::{Element, ReduceOp};
 use crate::error::Result;
+use crate::hier::HostWait;
 use crate::schedule;
+use crate::transport::Link;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -42,13 +44,7 @@ impl Communicator {
                 let reduce = reducer::<T>(op);
                 let aborted = &self.abort.flag;
                 let (right, left) = (&mut self.right, &mut self.left);
-                // A ring neighbour that aborted or died shows on the (otherwise idle) ring links.
-                let mut links = || {
-                    for link in right.iter_mut().chain(left.iter_mut()) {
-                        crate::engine::check_idle_link(&name, link)?;
-                    }
-                    Ok(())
-                };
+                let mut links = || check_ring_links(&name, right, left);
                 let bytes = bytemuck::cast_slice_mut(data);
                 return h.fast_all_reduce(bytes, &reduce, &name, aborted, &mut links, deadline);
             }
@@ -58,14 +54,30 @@ impl Communicator {
                     .into_iter()
                     .map(|c| c.start * elem..c.end * elem)
                     .collect();
-                let bytes = bytemuck::cast_slice_mut(data);
                 let reduce = reducer::<T>(op);
-                h.direct_all_reduce(bytes, &slices, &reduce, &name, op_id, deadline)?;
+                {
+                    let (right, left) = (&mut self.right, &mut self.left);
+                    let mut links = || check_ring_links(&name, right, left);
+                    let mut wait = HostWait {
+                        aborted: &self.abort.flag,
+                        links: &mut links,
+                        deadline,
+                    };
+                    let bytes = bytemuck::cast_slice_mut(data);
+                    h.direct_all_reduce(bytes, &slices, &reduce, &name, &mut wait)?;
+                }
                 if h.leaders().len() == 1 || !h.is_leader() {
                     return Ok(());
                 }
                 self.leader_ring(&mut h, data, op, op_id)?;
-                return h.share_result(bytemuck::cast_slice(data), &name, op_id, deadline);
+                let (right, left) = (&mut self.right, &mut self.left);
+                let mut links = || check_ring_links(&name, right, left);
+                let mut wait = HostWait {
+                    aborted: &self.abort.flag,
+                    links: &mut links,
+                    deadline,
+                };
+                return h.share_result(&name, &mut wait);
             }
             if !h.is_leader() {
                 h.publish(bytemuck::cast_slice(data), &name, op_id, deadline)?;
@@ -106,4 +118,14 @@ impl Communicator {
         std::mem::swap(&mut self.left, &mut h.ring_left);
         res
     }
+}
+
+/// Fails if a ring neighbour closed its link or reported a failure on it: while the ranks of a
+/// host wait for each other, the ring links are idle, so that is how a neighbour that aborted or
+/// died shows.
+fn check_ring_links(op: &str, right: &mut [Link], left: &mut [Link]) -> Result<()> {
+    for link in right.iter_mut().chain(left.iter_mut()) {
+        crate::engine::check_idle_link(op, link)?;
+    }
+    Ok(())
 }

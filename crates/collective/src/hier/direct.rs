@@ -4,24 +4,21 @@
 //! into its own buffer. Each byte crosses between processes once per phase, instead of being
 //! copied into `/dev/shm` and out again, and the reduction runs on every core.
 //!
-//! Barriers (a star through the leader) order the phases: nobody writes a slice another rank may
-//! still read, and nobody returns while another rank still reads its buffer.
+//! Host barriers (a counter in shared memory, see `fast.rs`) order the phases: nobody writes a
+//! slice another rank may still read, and nobody returns while another rank still reads its
+//! buffer. Buffer addresses travel through the same files.
 
 use super::Hierarchy;
+use super::fast::ADDRESS;
 use crate::error::{CommError, Result};
 use crate::peer_mem::PeerBuf;
 use std::ops::Range;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// Bytes reduced at a time (the reduction's inputs stay in cache).
 const PIECE: usize = 128 << 10;
 
-/// Notice steps of the direct path (the small path uses step 0).
-const ADDRESSES: u32 = 1;
-const REDUCED: u32 = 3;
-const COLLECTED: u32 = 4;
-const RESULT: u32 = 5;
-const FETCHED: u32 = 6;
 /// Steps of the start-up check that direct reads work between this host's processes.
 const PROBE: u32 = 7;
 const PROBE_VERDICT: u32 = 8;
@@ -89,84 +86,25 @@ impl Hierarchy {
         self.w.host.len()
     }
 
-    /// Every rank of the host has reached `step` (the others report to the leader, the leader
-    /// answers once all have). The payload is the buffer length, checked on both sides.
-    fn barrier(
-        &mut self,
-        step: u32,
-        op: &str,
-        op_id: u64,
-        len: usize,
-        deadline: Instant,
-    ) -> Result<()> {
-        let want = (len as u64).to_le_bytes();
-        if self.is_leader() {
-            for i in 0..self.local.len() {
-                self.expect_notice(i, step, op, op_id, &want, deadline)?;
-            }
-            for i in 0..self.local.len() {
-                self.send_notice(i, step, op, op_id, &want, deadline)?;
-            }
-            Ok(())
-        } else {
-            self.send_notice(0, step, op, op_id, &want, deadline)?;
-            self.expect_notice(0, step, op, op_id, &want, deadline)
-        }
-    }
-
-    /// Swaps buffer addresses within the host (also the first barrier): the table is indexed by
-    /// host position.
-    fn exchange(
-        &mut self,
-        data: &[u8],
-        op: &str,
-        op_id: u64,
-        deadline: Instant,
-    ) -> Result<Vec<PeerBuf>> {
+    /// Publishes this rank's buffer address in its fast file, waits for every rank of the host,
+    /// and reads the others' (indexed by host position); lengths must agree.
+    fn exchange(&mut self, data: &[u8], op: &str, wait: &mut HostWait<'_>) -> Result<Vec<PeerBuf>> {
         let mine = PeerBuf::of(data);
-        let k = self.host_size();
-        let mut table = vec![mine; k];
-        if self.is_leader() {
-            for i in 0..self.local.len() {
-                let b = self.recv_notice(i, ADDRESSES, op, op_id, 20, deadline)?;
-                let mut a = [0u8; 20];
-                a.copy_from_slice(&b);
-                table[i + 1] = PeerBuf::decode(&a);
-                if table[i + 1].len != mine.len {
-                    let link = &self.local[i];
-                    return Err(CommError::Protocol {
-                        op: op.to_string(),
-                        rank: link.peer_rank,
-                        addr: link.peer_addr.clone(),
-                        detail: format!(
-                            "buffer of {} bytes, this rank has {} (ranks passed different lengths?)",
-                            table[i + 1].len,
-                            mine.len
-                        ),
-                    });
-                }
+        let me = self.position();
+        self.fast_file(me)?[ADDRESS..ADDRESS + 20].copy_from_slice(&mine.encode());
+        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
+        let mut table = Vec::with_capacity(self.host_size());
+        for pos in 0..self.host_size() {
+            let mut a = [0u8; 20];
+            a.copy_from_slice(&self.fast_file(pos)?[ADDRESS..ADDRESS + 20]);
+            let peer = PeerBuf::decode(&a);
+            if peer.len != mine.len {
+                return Err(CommError::Local(format!(
+                    "{op}: rank {} passed {} bytes, this rank {} (ranks passed different lengths?)",
+                    self.w.host[pos], peer.len, mine.len
+                )));
             }
-            let all: Vec<u8> = table.iter().flat_map(|b| b.encode()).collect();
-            for i in 0..self.local.len() {
-                self.send_notice(i, ADDRESSES, op, op_id, &all, deadline)?;
-            }
-        } else {
-            self.send_notice(0, ADDRESSES, op, op_id, &mine.encode(), deadline)?;
-            let all = self.recv_notice(0, ADDRESSES, op, op_id, 20 * k, deadline)?;
-            for (pos, chunk) in all.chunks_exact(20).enumerate() {
-                let mut a = [0u8; 20];
-                a.copy_from_slice(chunk);
-                table[pos] = PeerBuf::decode(&a);
-            }
-            if table[self.position()] != mine || table.iter().any(|b| b.len != mine.len) {
-                let link = &self.local[0];
-                return Err(CommError::Protocol {
-                    op: op.to_string(),
-                    rank: link.peer_rank,
-                    addr: link.peer_addr.clone(),
-                    detail: "address table does not match this rank's buffer (ranks passed different lengths?)".into(),
-                });
-            }
+            table.push(peer);
         }
         Ok(table)
     }
@@ -232,45 +170,41 @@ impl Hierarchy {
         slices: &[Range<usize>],
         reduce: &dyn Fn(&mut [u8], &[u8]),
         op: &str,
-        op_id: u64,
-        deadline: Instant,
+        wait: &mut HostWait<'_>,
     ) -> Result<()> {
-        let len = data.len();
-        let table = self.exchange(data, op, op_id, deadline)?;
+        let table = self.exchange(data, op, wait)?;
         self.reduce_own_slice(data, slices[self.position()].clone(), &table, reduce, op)?;
-        self.barrier(REDUCED, op, op_id, len, deadline)?;
+        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
         let one_host = self.w.leaders.len() == 1;
         if one_host || self.is_leader() {
             self.collect(data, slices, &table, op)?;
             if one_host {
                 // Nobody may change its buffer while another rank still reads it.
-                return self.barrier(COLLECTED, op, op_id, len, deadline);
+                return self.host_barrier(op, wait.aborted, wait.links, wait.deadline);
             }
             return Ok(());
         }
         // Wait for the leader's result, read it, and let the leader go.
-        self.expect_notice(0, RESULT, op, op_id, &(len as u64).to_le_bytes(), deadline)?;
-        let leader = table[0];
-        leader.read(0, data, self.w.leader, op)?;
-        self.send_notice(0, FETCHED, op, op_id, &(len as u64).to_le_bytes(), deadline)
+        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
+        table[0].read(0, data, self.w.leader, op)?;
+        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)
     }
 
     /// Leader of a multi-host job, after the ring: lets the host's ranks read the result from
-    /// `data` and waits until they have.
-    pub fn share_result(
-        &mut self,
-        data: &[u8],
-        op: &str,
-        op_id: u64,
-        deadline: Instant,
-    ) -> Result<()> {
-        let want = (data.len() as u64).to_le_bytes();
-        for i in 0..self.local.len() {
-            self.send_notice(i, RESULT, op, op_id, &want, deadline)?;
-        }
-        for i in 0..self.local.len() {
-            self.expect_notice(i, FETCHED, op, op_id, &want, deadline)?;
-        }
-        Ok(())
+    /// its buffer and waits until they have.
+    pub fn share_result(&mut self, op: &str, wait: &mut HostWait<'_>) -> Result<()> {
+        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
+        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)
     }
+}
+
+/// What a rank checks while it waits for the others of its host: `abort()`, the idle ring
+/// links, and the operation's deadline.
+pub struct HostWait<'a> {
+    /// Set by `abort()`.
+    pub aborted: &'a AtomicBool,
+    /// Fails if a ring link closed or carries an abort report.
+    pub links: &'a mut dyn FnMut() -> Result<()>,
+    /// End of the operation's time.
+    pub deadline: Instant,
 }

@@ -19,16 +19,30 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Layout of a rank's fast file: arrivals counter (leader's file only), failed flag, pid, the
-/// last operation this rank arrived at, slot lengths, slots.
+/// last operation this rank arrived at, slot lengths, barrier counter (leader's file only) and
+/// arrival, buffer address, slots.
 const COUNTER: usize = 0;
 const FAILED: usize = 4;
 const PID: usize = 8;
 const ARRIVED: usize = 12;
 const LEN: usize = 16;
+/// Counter and per-rank arrival of host barriers (the direct path's phases).
+const BARRIER: usize = 32;
+const BARRIER_ARRIVED: usize = 36;
+/// This rank's buffer (pid, address, length) for the direct path.
+pub(super) const ADDRESS: usize = 40;
 const SLOTS: usize = 64;
 
 /// How long one futex sleep lasts before the checks run again.
 const NAP: Duration = Duration::from_millis(5);
+
+/// Which counter an arrival goes to, where the rank records it, and its number.
+#[derive(Clone, Copy)]
+struct Arrival {
+    counter: usize,
+    arrived: usize,
+    seq: u32,
+}
 
 /// The fast files of a host: this rank's and (once opened) the others', by host position.
 pub struct FastFiles {
@@ -37,6 +51,8 @@ pub struct FastFiles {
     pub slot_bytes: usize,
     /// Operations done so far.
     done: u32,
+    /// Host barriers passed so far.
+    barriers: u32,
     /// How long a waiter keeps yielding its core before it sleeps on the futex
     /// (`RINGDET_FAST_YIELD_US`; see `docs/performance.md` for the A/B).
     yield_for: Duration,
@@ -72,6 +88,7 @@ impl FastFiles {
             files,
             slot_bytes,
             done: 0,
+            barriers: 0,
             yield_for: Duration::from_micros(yield_us),
         })
     }
@@ -109,7 +126,7 @@ fn futex(word: &AtomicU32, op: libc::c_int, val: u32, timeout: Option<Duration>)
 
 impl Hierarchy {
     /// The fast file of the rank at host position `pos`, mapped.
-    fn fast_file(&mut self, pos: usize) -> Result<&mut [u8]> {
+    pub(super) fn fast_file(&mut self, pos: usize) -> Result<&mut [u8]> {
         let len = size(self.fast.slot_bytes);
         if self.fast.files[pos].is_none() {
             let f = ShmBuf::open(path(&self.prefix, self.w.host[pos]))?;
@@ -163,17 +180,12 @@ impl Hierarchy {
         let own = self.fast_file(me)?;
         own[slot..slot + data.len()].copy_from_slice(data);
         own[len_at..len_at + 8].copy_from_slice(&(data.len() as u64).to_le_bytes());
-        atomic(own, ARRIVED).store(j, Ordering::Release);
-        // Every rank adds 1 per operation, so operation j is complete at j·k arrivals.
-        let target = j.wrapping_mul(k as u32);
-        let leader = self.fast_file(0)?;
-        let counter = atomic(leader, COUNTER);
-        let arrived = counter.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        if arrived == target {
-            futex(counter, libc::FUTEX_WAKE, i32::MAX as u32, None);
-        } else {
-            self.wait_arrivals(j, target, op, aborted, links, deadline)?;
-        }
+        let arrival = Arrival {
+            counter: COUNTER,
+            arrived: ARRIVED,
+            seq: j,
+        };
+        self.arrive_and_wait(arrival, op, aborted, links, deadline)?;
         for pos in 0..k {
             let file = self.fast_file(pos)?;
             let len = u64::from_le_bytes(file[len_at..len_at + 8].try_into().unwrap_or([0; 8]));
@@ -194,21 +206,50 @@ impl Hierarchy {
         Ok(())
     }
 
-    /// Waits until the leader's counter reaches `target` (wrapping), checking for failures.
-    fn wait_arrivals(
+    /// Every rank of the host has reached the point where the host paths call this (the next
+    /// barrier in a sequence all ranks share); sleeps on the futex like the slots path.
+    pub(super) fn host_barrier(
         &mut self,
-        j: u32,
-        target: u32,
         op: &str,
         aborted: &AtomicBool,
         links: &mut dyn FnMut() -> Result<()>,
         deadline: Instant,
     ) -> Result<()> {
+        self.fast.barriers = self.fast.barriers.wrapping_add(1);
+        let arrival = Arrival {
+            counter: BARRIER,
+            arrived: BARRIER_ARRIVED,
+            seq: self.fast.barriers,
+        };
+        self.arrive_and_wait(arrival, op, aborted, links, deadline)
+    }
+
+    /// Records this rank's arrival number `a.seq`, adds one to the leader's counter and waits
+    /// until every rank has (the counter reaches `seq · k`, wrapping), checking for failures.
+    fn arrive_and_wait(
+        &mut self,
+        a: Arrival,
+        op: &str,
+        aborted: &AtomicBool,
+        links: &mut dyn FnMut() -> Result<()>,
+        deadline: Instant,
+    ) -> Result<()> {
+        let k = self.host_size() as u32;
+        let me = self.position();
+        let own = self.fast_file(me)?;
+        atomic(own, a.arrived).store(a.seq, Ordering::Release);
+        let target = a.seq.wrapping_mul(k);
+        let leader = self.fast_file(0)?;
+        let counter = atomic(leader, a.counter);
+        if counter.fetch_add(1, Ordering::AcqRel).wrapping_add(1) == target {
+            futex(counter, libc::FUTEX_WAKE, i32::MAX as u32, None);
+            return Ok(());
+        }
         let reached = |v: u32| v.wrapping_sub(target) as i32 >= 0;
         let (start, yield_for) = (Instant::now(), self.fast.yield_for);
         loop {
             let leader = self.fast_file(0)?;
-            let counter = atomic(leader, COUNTER);
+            let counter = atomic(leader, a.counter);
             let v = counter.load(Ordering::Acquire);
             if reached(v) {
                 return Ok(());
@@ -221,7 +262,7 @@ impl Hierarchy {
             if reached(counter.load(Ordering::Acquire)) {
                 return Ok(());
             }
-            self.check_peers(j, op, aborted, deadline, start)?;
+            self.check_peers(a, op, aborted, deadline, start)?;
             links()?;
             self.check_local_links(op)?;
         }
@@ -240,7 +281,7 @@ impl Hierarchy {
     /// reported a failure.
     fn check_peers(
         &mut self,
-        j: u32,
+        a: Arrival,
         op: &str,
         aborted: &AtomicBool,
         deadline: Instant,
@@ -285,9 +326,9 @@ impl Hierarchy {
             for pos in 0..self.host_size() {
                 let rank = self.w.host[pos];
                 let file = self.fast_file(pos)?;
-                if (atomic(file, ARRIVED)
+                if (atomic(file, a.arrived)
                     .load(Ordering::Acquire)
-                    .wrapping_sub(j) as i32)
+                    .wrapping_sub(a.seq) as i32)
                     < 0
                 {
                     return Err(CommError::Timeout {
