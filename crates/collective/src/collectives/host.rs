@@ -8,7 +8,6 @@ use crate::dtype::{Element, ReduceOp};
 use crate::error::Result;
 use crate::hier::HostWait;
 use crate::schedule;
-use crate::transport::Link;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -42,11 +41,9 @@ impl Communicator {
             if !direct && h.leaders().len() == 1 {
                 // One host, a small buffer: shared-memory slots, no sockets.
                 let reduce = reducer::<T>(op);
-                let aborted = &self.abort.flag;
-                let (right, left) = (&mut self.right, &mut self.left);
-                let mut links = || check_ring_links(&name, right, left);
+                let mut wait = self.host_wait(deadline);
                 let bytes = bytemuck::cast_slice_mut(data);
-                return h.fast_all_reduce(bytes, &reduce, &name, aborted, &mut links, deadline);
+                return h.fast_all_reduce(bytes, &reduce, &name, &mut wait);
             }
             if direct {
                 let elem = size_of::<T>();
@@ -55,28 +52,14 @@ impl Communicator {
                     .map(|c| c.start * elem..c.end * elem)
                     .collect();
                 let reduce = reducer::<T>(op);
-                {
-                    let (right, left) = (&mut self.right, &mut self.left);
-                    let mut links = || check_ring_links(&name, right, left);
-                    let mut wait = HostWait {
-                        aborted: &self.abort.flag,
-                        links: &mut links,
-                        deadline,
-                    };
-                    let bytes = bytemuck::cast_slice_mut(data);
-                    h.direct_all_reduce(bytes, &slices, &reduce, &name, &mut wait)?;
-                }
+                let mut wait = self.host_wait(deadline);
+                let bytes = bytemuck::cast_slice_mut(data);
+                h.direct_all_reduce(bytes, &slices, &reduce, &name, &mut wait)?;
                 if h.leaders().len() == 1 || !h.is_leader() {
                     return Ok(());
                 }
                 self.leader_ring(&mut h, data, op, op_id)?;
-                let (right, left) = (&mut self.right, &mut self.left);
-                let mut links = || check_ring_links(&name, right, left);
-                let mut wait = HostWait {
-                    aborted: &self.abort.flag,
-                    links: &mut links,
-                    deadline,
-                };
+                let mut wait = self.host_wait(deadline);
                 return h.share_result(&name, &mut wait);
             }
             if !h.is_leader() {
@@ -101,6 +84,16 @@ impl Communicator {
         result.map_err(|e| self.fail(e, op_id, &[]))
     }
 
+    /// What a rank checks while it waits for the other ranks of its host.
+    fn host_wait(&mut self, deadline: Instant) -> HostWait<'_> {
+        HostWait {
+            aborted: &self.abort.flag,
+            right: &mut self.right,
+            left: &mut self.left,
+            deadline,
+        }
+    }
+
     /// All-reduce among the host leaders over their own ring links (this rank is a leader).
     fn leader_ring<T: Element>(
         &mut self,
@@ -118,14 +111,4 @@ impl Communicator {
         std::mem::swap(&mut self.left, &mut h.ring_left);
         res
     }
-}
-
-/// Fails if a ring neighbour closed its link or reported a failure on it: while the ranks of a
-/// host wait for each other, the ring links are idle, so that is how a neighbour that aborted or
-/// died shows.
-fn check_ring_links(op: &str, right: &mut [Link], left: &mut [Link]) -> Result<()> {
-    for link in right.iter_mut().chain(left.iter_mut()) {
-        crate::engine::check_idle_link(op, link)?;
-    }
-    Ok(())
 }

@@ -12,6 +12,7 @@ use super::Hierarchy;
 use super::fast::ADDRESS;
 use crate::error::{CommError, Result};
 use crate::peer_mem::PeerBuf;
+use crate::transport::Link;
 use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -92,7 +93,7 @@ impl Hierarchy {
         let mine = PeerBuf::of(data);
         let me = self.position();
         self.fast_file(me)?[ADDRESS..ADDRESS + 20].copy_from_slice(&mine.encode());
-        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
+        self.host_barrier(op, wait)?;
         let mut table = Vec::with_capacity(self.host_size());
         for pos in 0..self.host_size() {
             let mut a = [0u8; 20];
@@ -174,37 +175,50 @@ impl Hierarchy {
     ) -> Result<()> {
         let table = self.exchange(data, op, wait)?;
         self.reduce_own_slice(data, slices[self.position()].clone(), &table, reduce, op)?;
-        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
+        self.host_barrier(op, wait)?;
         let one_host = self.w.leaders.len() == 1;
         if one_host || self.is_leader() {
             self.collect(data, slices, &table, op)?;
             if one_host {
                 // Nobody may change its buffer while another rank still reads it.
-                return self.host_barrier(op, wait.aborted, wait.links, wait.deadline);
+                return self.host_barrier(op, wait);
             }
             return Ok(());
         }
         // Wait for the leader's result, read it, and let the leader go.
-        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
+        self.host_barrier(op, wait)?;
         table[0].read(0, data, self.w.leader, op)?;
-        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)
+        self.host_barrier(op, wait)
     }
 
     /// Leader of a multi-host job, after the ring: lets the host's ranks read the result from
     /// its buffer and waits until they have.
     pub fn share_result(&mut self, op: &str, wait: &mut HostWait<'_>) -> Result<()> {
-        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)?;
-        self.host_barrier(op, wait.aborted, wait.links, wait.deadline)
+        self.host_barrier(op, wait)?;
+        self.host_barrier(op, wait)
     }
 }
 
-/// What a rank checks while it waits for the others of its host: `abort()`, the idle ring
-/// links, and the operation's deadline.
+/// What a rank checks while it waits for the others of its host: `abort()`, the ring links
+/// (idle meanwhile, so a neighbour that aborted or died shows there as a close or an abort
+/// report), and the operation's deadline.
 pub struct HostWait<'a> {
     /// Set by `abort()`.
     pub aborted: &'a AtomicBool,
-    /// Fails if a ring link closed or carries an abort report.
-    pub links: &'a mut dyn FnMut() -> Result<()>,
+    /// Ring links to the right neighbour.
+    pub right: &'a mut [Link],
+    /// Ring links from the left neighbour.
+    pub left: &'a mut [Link],
     /// End of the operation's time.
     pub deadline: Instant,
+}
+
+impl HostWait<'_> {
+    /// Fails if a ring link closed or carries an abort report.
+    pub fn check_links(&mut self, op: &str) -> Result<()> {
+        for link in self.right.iter_mut().chain(self.left.iter_mut()) {
+            crate::engine::check_idle_link(op, link)?;
+        }
+        Ok(())
+    }
 }

@@ -12,7 +12,7 @@
 //! slices, checking between them for `abort()`, the deadline, a peer that exited, and a peer
 //! that failed (it sets a flag in its file when it reports a failure).
 
-use super::Hierarchy;
+use super::{Hierarchy, HostWait};
 use crate::error::{CommError, Result};
 use crate::shm::ShmBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -167,9 +167,7 @@ impl Hierarchy {
         data: &mut [u8],
         reduce: &dyn Fn(&mut [u8], &[u8]),
         op: &str,
-        aborted: &AtomicBool,
-        links: &mut dyn FnMut() -> Result<()>,
-        deadline: Instant,
+        wait: &mut HostWait<'_>,
     ) -> Result<()> {
         let k = self.host_size();
         let me = self.position();
@@ -185,7 +183,7 @@ impl Hierarchy {
             arrived: ARRIVED,
             seq: j,
         };
-        self.arrive_and_wait(arrival, op, aborted, links, deadline)?;
+        self.arrive_and_wait(arrival, op, wait)?;
         for pos in 0..k {
             let file = self.fast_file(pos)?;
             let len = u64::from_le_bytes(file[len_at..len_at + 8].try_into().unwrap_or([0; 8]));
@@ -208,32 +206,19 @@ impl Hierarchy {
 
     /// Every rank of the host has reached the point where the host paths call this (the next
     /// barrier in a sequence all ranks share); sleeps on the futex like the slots path.
-    pub(super) fn host_barrier(
-        &mut self,
-        op: &str,
-        aborted: &AtomicBool,
-        links: &mut dyn FnMut() -> Result<()>,
-        deadline: Instant,
-    ) -> Result<()> {
+    pub(super) fn host_barrier(&mut self, op: &str, wait: &mut HostWait<'_>) -> Result<()> {
         self.fast.barriers = self.fast.barriers.wrapping_add(1);
         let arrival = Arrival {
             counter: BARRIER,
             arrived: BARRIER_ARRIVED,
             seq: self.fast.barriers,
         };
-        self.arrive_and_wait(arrival, op, aborted, links, deadline)
+        self.arrive_and_wait(arrival, op, wait)
     }
 
     /// Records this rank's arrival number `a.seq`, adds one to the leader's counter and waits
     /// until every rank has (the counter reaches `seq · k`, wrapping), checking for failures.
-    fn arrive_and_wait(
-        &mut self,
-        a: Arrival,
-        op: &str,
-        aborted: &AtomicBool,
-        links: &mut dyn FnMut() -> Result<()>,
-        deadline: Instant,
-    ) -> Result<()> {
+    fn arrive_and_wait(&mut self, a: Arrival, op: &str, wait: &mut HostWait<'_>) -> Result<()> {
         let k = self.host_size() as u32;
         let me = self.position();
         let own = self.fast_file(me)?;
@@ -262,8 +247,8 @@ impl Hierarchy {
             if reached(counter.load(Ordering::Acquire)) {
                 return Ok(());
             }
-            self.check_peers(a, op, aborted, deadline, start)?;
-            links()?;
+            self.check_peers(a, op, wait.aborted, wait.deadline, start)?;
+            wait.check_links(op)?;
             self.check_local_links(op)?;
         }
     }
