@@ -193,6 +193,25 @@ impl Hierarchy {
         }
     }
 
+    /// Opens the files of the host's other ranks that this rank will read, once they all exist:
+    /// a file stays readable through an open handle after its owner removes it, so a rank that
+    /// finishes first and drops its communicator cannot pull it from under a slower one.
+    pub fn open_host_files(&mut self) -> Result<()> {
+        for pos in 0..self.host_size() {
+            self.fast_file(pos)?;
+        }
+        if self.is_leader() {
+            for i in 0..self.local.len() {
+                let rank = self.w.host[i + 1];
+                self.peer_buf(i, rank, 0)?;
+            }
+        } else {
+            let leader = self.w.leader;
+            self.peer_buf(0, leader, 0)?;
+        }
+        Ok(())
+    }
+
     /// Step 1 on a non-leader: publish `data`, tell the leader.
     pub fn publish(&mut self, data: &[u8], op: &str, op_id: u64, deadline: Instant) -> Result<()> {
         self.own.bytes(data.len())?.copy_from_slice(data);

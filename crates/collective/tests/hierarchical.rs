@@ -64,3 +64,33 @@ fn uneven_hosts_and_a_single_host() {
     check(&["127.0.0.1"], 3);
     check(&["127.0.0.1", "127.0.0.2", "127.0.0.3"], 3);
 }
+
+#[test]
+fn f32_sums_on_the_host_paths_are_deterministic_and_identical_on_all_ranks() {
+    // Slots (3001 floats, one host), direct reads (300_001 floats, one host and two hosts), and
+    // the leader path (two hosts, small buffers).
+    let cases: [(&[&str], usize, usize); 4] = [
+        (&["127.0.0.1"], 3001, 128 << 10),
+        (&["127.0.0.1"], 300_001, 128 << 10),
+        (&["127.0.0.1", "127.0.0.2"], 300_001, 0),
+        (&["127.0.0.1", "127.0.0.2"], 3001, usize::MAX),
+    ];
+    for (ips, len, slice_bytes) in cases {
+        let run = || {
+            run_ranks_on(ips, 4, hier(slice_bytes), |r, c| {
+                let mut v: Vec<f32> = (0..len)
+                    .map(|i| ((i * 31 + r * 17) as f32).sin() * 1e-3 + 1e3)
+                    .collect();
+                c.all_reduce(&mut v, ReduceOp::Sum)?;
+                Ok(v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+            })
+        };
+        let a: Vec<Vec<u32>> = run().into_iter().map(|r| r.expect("run a")).collect();
+        let b: Vec<Vec<u32>> = run().into_iter().map(|r| r.expect("run b")).collect();
+        assert!(
+            a.iter().all(|x| *x == a[0]),
+            "{ips:?} len {len}: ranks agree bit for bit"
+        );
+        assert_eq!(a, b, "{ips:?} len {len}: two runs agree bit for bit");
+    }
+}

@@ -170,6 +170,9 @@ impl Communicator {
                 if h.host_size() > 1 {
                     let deadline = Instant::now() + config.handshake_timeout;
                     h.direct_reads = h.probe_direct_reads(deadline)?;
+                    // Every rank of the host has created its files by now (the check went
+                    // through all of them); map them before any rank can finish and remove its.
+                    h.open_host_files()?;
                 }
                 Some(h)
             }
