@@ -38,8 +38,9 @@ pub struct Config {
     /// runs the TCP ring between hosts. Only takes effect when some IP has two or more ranks.
     pub hierarchical: bool,
     /// In hierarchical mode, all-reduces of at least this many bytes take the direct path
-    /// inside a host; smaller ones take the TCP ring (one host) or go through the host leader
-    /// and `/dev/shm` (several hosts).
+    /// inside a host; smaller ones go through shared-memory slots of this size (one host; at
+    /// most 1 MiB, larger ones take the TCP ring) or through the host leader and `/dev/shm`
+    /// (several hosts).
     pub hier_direct_bytes: usize,
     /// Upper bound on the total bytes an `all_gather` may receive (guards against corrupt lengths).
     pub max_gather_bytes: usize,

@@ -165,7 +165,7 @@ impl Communicator {
                     host_links,
                     token,
                     endpoints,
-                    config.small_bytes.min(1 << 20),
+                    config.hier_direct_bytes.clamp(4 << 10, 1 << 20),
                 )?;
                 if h.host_size() > 1 {
                     let deadline = Instant::now() + config.handshake_timeout;
