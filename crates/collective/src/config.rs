@@ -65,3 +65,26 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// A fingerprint of the settings every rank of a job must share (they decide how buffers are
+    /// cut into frames and which path a collective takes): exchanged in the handshake, so a rank
+    /// started with other tunables is refused by name instead of failing mid-collective.
+    /// Timeouts, spinning and the sender-thread threshold may differ between ranks.
+    pub fn fingerprint(&self) -> u64 {
+        use sha2::{Digest, Sha256};
+        let shared = format!(
+            "segment={} lag={} streams={} small={} hd={} hd_max={} hier={} hier_direct={}",
+            self.segment_bytes,
+            self.ring_lag,
+            self.streams,
+            self.small_bytes,
+            self.halving_doubling,
+            self.halving_doubling_max_bytes,
+            self.hierarchical,
+            self.hier_direct_bytes
+        );
+        let digest = Sha256::digest(shared.as_bytes());
+        u64::from_le_bytes(digest[..8].try_into().unwrap_or([0; 8]))
+    }
+}

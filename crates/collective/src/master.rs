@@ -55,6 +55,7 @@ impl Communicator {
             rank,
             world_size,
             token,
+            settings: config.fingerprint(),
         };
         let own = if rank == 0 {
             master

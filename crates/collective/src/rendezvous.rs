@@ -46,6 +46,8 @@ pub struct Identity<'a> {
     pub world_size: usize,
     /// Job token.
     pub token: &'a [u8],
+    /// [`Config::fingerprint`](crate::Config::fingerprint) of this rank's settings.
+    pub settings: u64,
 }
 
 fn timeouts(s: &TcpStream, deadline: Instant) -> std::io::Result<()> {
@@ -82,6 +84,7 @@ pub fn dial(
             from_rank: me.rank as u32,
             to_rank: want.rank as u32,
             nonce: handshake::nonce().map_err(|e| CommError::Local(e.to_string()))?,
+            settings: me.settings,
         };
         let attempt = timeouts(&s, deadline)
             .map_err(|e| HandshakeError::Io(e.to_string()))
@@ -166,6 +169,14 @@ pub fn accept_all(
                 return Err(format!(
                     "world size {} (this job has {})",
                     h.world_size, me.world_size
+                ));
+            }
+            if h.settings != me.settings {
+                return Err(format!(
+                    "rank {} has other settings than this rank {} (segment size, streams, \
+                     small-message size, ring lag, halving-doubling or host-path settings: \
+                     every rank must set the same RINGDET_* tunables)",
+                    h.from_rank, me.rank
                 ));
             }
             if h.to_rank as usize != me.rank {

@@ -1,5 +1,6 @@
 //! Strangers are refused while the job goes on: a wrong job token, a wrong world size, a rank
-//! number that is not expected, and plain garbage.
+//! number that is not expected, and plain garbage; a rank started with other tunables is refused
+//! by name.
 
 mod common;
 
@@ -16,6 +17,7 @@ fn intruder(target: SocketAddr, rank: usize, world: usize, token: &[u8]) -> Comm
         rank,
         world_size: world,
         token,
+        settings: config().fingerprint(),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     match dial(&me, Want::new(0, Purpose::Ring, 0), target, deadline) {
@@ -105,6 +107,38 @@ fn a_rank_with_the_wrong_token_cannot_join() {
         let e = r.expect_err("mismatched tokens must not connect");
         assert!(matches!(e, CommError::Rendezvous(_)), "{e}");
     }
+}
+
+#[test]
+fn a_rank_with_other_settings_is_refused_by_name() {
+    let (ls, eps) = listeners(&["127.0.0.1"], 2);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = ls
+            .into_iter()
+            .enumerate()
+            .map(|(r, l)| {
+                let cfg = ringdet_collective::Config {
+                    handshake_timeout: Duration::from_secs(2),
+                    segment_bytes: if r == 0 { 256 << 10 } else { 1 << 20 },
+                    ..config()
+                };
+                let eps = &eps;
+                s.spawn(move || Communicator::from_listener(l, r, eps, TOKEN, cfg).map(|_| ()))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("rank")).collect()
+    });
+    let msgs: Vec<String> = results
+        .into_iter()
+        .map(|r| {
+            r.expect_err("mismatched settings must not connect")
+                .to_string()
+        })
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.contains("other settings")),
+        "one rank names the mismatch: {msgs:?}"
+    );
 }
 
 #[test]

@@ -81,6 +81,7 @@ impl Communicator {
             rank,
             world_size: n,
             token,
+            settings: config.fingerprint(),
         };
         let (ring_r, ring_l) = ((rank + 1) % n, (rank + n - 1) % n);
         let streams = if n > 1 { config.streams } else { 0 };

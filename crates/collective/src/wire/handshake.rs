@@ -1,7 +1,7 @@
 //! Connection handshake: both ends prove they hold the job token without sending it.
 //!
 //! The connector sends a `Hello` (protocol version, world size, both ranks, what the connection is
-//! for, a random nonce). The acceptor checks the fields, answers with its own nonce and
+//! for, a random nonce, a fingerprint of its job-wide settings). The acceptor checks the fields, answers with its own nonce and
 //! `HMAC-SHA256(token, "acceptor" | hello | nonce_a)`; the connector checks that proof and answers
 //! `HMAC-SHA256(token, "connector" | hello | nonce_a)`; the acceptor checks it and accepts. Fresh
 //! nonces on both sides make a recorded exchange useless for a replay. A refusal carries its
@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 
 const HELLO_MAGIC: u32 = 0x5244_4831;
 /// Bytes of a hello message.
-pub const HELLO_LEN: usize = 52;
+pub const HELLO_LEN: usize = 60;
 const NONCE_LEN: usize = 32;
 const MAC_LEN: usize = 32;
 const MAX_REASON: usize = 512;
@@ -50,6 +50,9 @@ pub struct Hello {
     pub to_rank: u32,
     /// Connector's random nonce.
     pub nonce: [u8; NONCE_LEN],
+    /// Fingerprint of the connector's job-wide settings
+    /// ([`Config::fingerprint`](crate::Config::fingerprint)).
+    pub settings: u64,
 }
 
 /// Why a handshake failed.
@@ -94,6 +97,7 @@ impl Hello {
         b[12..16].copy_from_slice(&self.from_rank.to_le_bytes());
         b[16..20].copy_from_slice(&self.to_rank.to_le_bytes());
         b[20..52].copy_from_slice(&self.nonce);
+        b[52..60].copy_from_slice(&self.settings.to_le_bytes());
         b
     }
 
@@ -115,6 +119,8 @@ impl Hello {
         };
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&b[20..52]);
+        let mut settings = [0u8; 8];
+        settings.copy_from_slice(&b[52..60]);
         Ok(Hello {
             version: u16::from_le_bytes([b[4], b[5]]),
             purpose,
@@ -123,6 +129,7 @@ impl Hello {
             from_rank: u32_at(12),
             to_rank: u32_at(16),
             nonce,
+            settings: u64::from_le_bytes(settings),
         })
     }
 }
