@@ -13,7 +13,7 @@ pub use direct::HostWait;
 mod fast;
 mod notice;
 
-use crate::error::{CommError, Result};
+use crate::error::Result;
 use crate::rendezvous::Want;
 use crate::shm::ShmBuf;
 use crate::transport::Link;
@@ -184,13 +184,7 @@ impl Hierarchy {
     }
 
     fn peer_buf(&mut self, i: usize, rank: usize, len: usize) -> Result<&mut [u8]> {
-        if self.peers[i].is_none() {
-            self.peers[i] = Some(ShmBuf::open(shm_path(&self.prefix, rank))?);
-        }
-        match &mut self.peers[i] {
-            Some(b) => b.bytes(len),
-            None => Err(CommError::Local("shared memory not open".into())),
-        }
+        crate::shm::open_mapped(&mut self.peers[i], shm_path(&self.prefix, rank), len)
     }
 
     /// Opens the files of the host's other ranks that this rank will read, once they all exist:
@@ -294,6 +288,11 @@ impl Hierarchy {
     /// One leader per host, ascending.
     pub fn leaders(&self) -> Vec<usize> {
         self.w.leaders.clone()
+    }
+
+    /// Whether the whole job runs on this one host.
+    pub fn single_host(&self) -> bool {
+        self.w.leaders.len() == 1
     }
 }
 

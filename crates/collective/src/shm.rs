@@ -84,6 +84,15 @@ impl ShmBuf {
     }
 }
 
+/// The first `len` bytes of another rank's file in `slot`, opening it at `path` on first use.
+pub fn open_mapped(slot: &mut Option<ShmBuf>, path: PathBuf, len: usize) -> Result<&mut [u8]> {
+    let buf = match slot {
+        Some(b) => b,
+        None => slot.insert(ShmBuf::open(path)?),
+    };
+    buf.bytes(len)
+}
+
 impl Drop for ShmBuf {
     fn drop(&mut self) {
         if self.owner {

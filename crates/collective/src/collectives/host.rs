@@ -24,12 +24,13 @@ impl Communicator {
         let Some(h) = &self.hier else {
             return Ok(());
         };
-        let direct = h.direct_reads
-            && h.host_size() > 1
-            && std::mem::size_of_val(data) >= self.config.hier_direct_bytes;
         let bytes = std::mem::size_of_val(data);
-        if !direct && h.leaders().len() == 1 && !(h.host_size() > 1 && h.fast_fits(bytes)) {
-            // One host, a mid-sized buffer: the TCP ring among all ranks.
+        let one_host = h.single_host();
+        let shared = h.host_size() > 1;
+        let direct = h.direct_reads && shared && bytes >= self.config.hier_direct_bytes;
+        let slots = !direct && one_host && shared && h.fast_fits(bytes);
+        if one_host && !direct && !slots {
+            // One host and neither host path applies: the TCP ring among all ranks.
             return self.flat_all_reduce(data, op, op_id, self.world_size, self.rank);
         }
         let name = format!("all_reduce #{op_id}");
@@ -38,7 +39,7 @@ impl Communicator {
             return Ok(());
         };
         let result = (|| {
-            if !direct && h.leaders().len() == 1 {
+            if slots {
                 // One host, a small buffer: shared-memory slots, no sockets.
                 let reduce = reducer::<T>(op);
                 let mut wait = self.host_wait(deadline);
@@ -55,7 +56,7 @@ impl Communicator {
                 let mut wait = self.host_wait(deadline);
                 let bytes = bytemuck::cast_slice_mut(data);
                 h.direct_all_reduce(bytes, &slices, &reduce, &name, &mut wait)?;
-                if h.leaders().len() == 1 || !h.is_leader() {
+                if one_host || !h.is_leader() {
                     return Ok(());
                 }
                 self.leader_ring(&mut h, data, op, op_id)?;
@@ -73,7 +74,7 @@ impl Communicator {
                 op_id,
                 deadline,
             )?;
-            if h.leaders().len() > 1 {
+            if !one_host {
                 self.leader_ring(&mut h, data, op, op_id)?;
             }
             h.scatter(bytemuck::cast_slice(data), &name, op_id, deadline)

@@ -176,7 +176,7 @@ impl Hierarchy {
         let table = self.exchange(data, op, wait)?;
         self.reduce_own_slice(data, slices[self.position()].clone(), &table, reduce, op)?;
         self.host_barrier(op, wait)?;
-        let one_host = self.w.leaders.len() == 1;
+        let one_host = self.single_host();
         if one_host || self.is_leader() {
             self.collect(data, slices, &table, op)?;
             if one_host {

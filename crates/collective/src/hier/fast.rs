@@ -128,14 +128,8 @@ impl Hierarchy {
     /// The fast file of the rank at host position `pos`, mapped.
     pub(super) fn fast_file(&mut self, pos: usize) -> Result<&mut [u8]> {
         let len = size(self.fast.slot_bytes);
-        if self.fast.files[pos].is_none() {
-            let f = ShmBuf::open(path(&self.prefix, self.w.host[pos]))?;
-            self.fast.files[pos] = Some(f);
-        }
-        match &mut self.fast.files[pos] {
-            Some(f) => f.bytes(len),
-            None => Err(CommError::Local("shared memory not open".into())),
-        }
+        let file = path(&self.prefix, self.w.host[pos]);
+        crate::shm::open_mapped(&mut self.fast.files[pos], file, len)
     }
 
     /// Marks this rank failed (because of `failed_rank`, when known) for host peers waiting in
