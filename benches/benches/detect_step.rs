@@ -1,6 +1,6 @@
 //! PP-YOLOE-s on the CPU: one training step (forward, TAL assignment, loss, backward, SGD) at batch 2,
 //! 320×320, and one evaluation forward at batch 1, 640×640 (no NMS). The PaddlePaddle peer is
-//! `shared/reference/ppyoloe-golden/time_paddle_cpu.py` (cases a and c_nonms); run it in the same
+//! `testdata/ppyoloe-golden/time_paddle_cpu.py` (cases a and c_nonms); run it in the same
 //! window (`ringdet perf-detect` prints the same two figures as medians).
 
 use std::hint::black_box;
@@ -21,7 +21,7 @@ fn model() -> (Arch, ModelState) {
     let mut state = ModelState::zeros(&arch).expect("state");
     let golden = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/ppyoloe-golden/weights.safetensors"
+        "/../testdata/ppyoloe-golden/weights.safetensors"
     );
     if ringdet_detect::checkpoint::load(&mut state, golden).is_err() {
         initialize(&mut state, &mut SeededNormal::new(0));

@@ -7,7 +7,7 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 ITERS=${ITERS:-5}
 PYTHON=${PYTHON:-python3}
-GOLDEN=${GOLDEN:-../shared/reference/ppyoloe-golden}
+GOLDEN=${GOLDEN:-testdata/ppyoloe-golden}
 CFG=${PADDLE_CFG_ROOT:-PaddleDetection}/configs/ppyoloe/ppyoloe_crn_s_300e_coco.yml
 OUT=${OUT:-target/detect-comparison}
 mkdir -p "$OUT"

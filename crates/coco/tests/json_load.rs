@@ -8,7 +8,7 @@ use ringdet_coco::json::{
 
 const CASES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/coco-eval/cases"
+    "/../../testdata/coco-eval/cases"
 );
 
 #[test]

@@ -6,13 +6,13 @@
 # Open MPI 4.1 (mpi4py) over TCP only and with its default shared-memory transport.
 # Prints one line per measurement; summarize.py takes medians.
 #
-#   PY=/path/to/python-with-torch PEERS=../shared/reference/allreduce-peers \
+#   PY=/path/to/python-with-torch PEERS=crates/collective/perf/peers \
 #   RINGDET=target/release/ringdet REPS=3 bash crates/collective/perf/compare_peers.sh > out.txt
 #
 # Only 127.0.0.1 is used; every run is bounded by `timeout`.
 set -u
 PY=${PY:-python3}
-PEERS=${PEERS:-../shared/reference/allreduce-peers}
+PEERS=${PEERS:-crates/collective/perf/peers}
 RINGDET=${RINGDET:-target/release/ringdet}
 REPS=${REPS:-3}
 WORK=$(mktemp -d)

@@ -7,11 +7,11 @@ use ringdet_detect::layout::ParamLayout;
 
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/ppyoloe-golden"
+    "/../../testdata/ppyoloe-golden"
 );
 const TOY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/ppyoloe-toy"
+    "/../../testdata/ppyoloe-toy"
 );
 
 fn parse_shape(s: &str, sep: char) -> Vec<usize> {

@@ -1,11 +1,11 @@
-//! The losses reproduce PaddleDetection's values in ../shared/reference/ppyoloe-toy.
+//! The losses reproduce PaddleDetection's values in testdata/ppyoloe-toy.
 
 use ringdet_kernels::loss::{BoxLossParams, VarifocalParams, dfl as dfl_loss, giou, varifocal};
 use serde_json::Value;
 
 const TOY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/ppyoloe-toy/ppyoloe_golden_toy.json"
+    "/../../testdata/ppyoloe-toy/ppyoloe_golden_toy.json"
 );
 
 fn flat(v: &Value) -> Vec<f32> {

@@ -4,7 +4,7 @@ use std::process::{Command, Output};
 
 const SHARED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/coco-eval/cases"
+    "/../../testdata/coco-eval/cases"
 );
 const OURS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

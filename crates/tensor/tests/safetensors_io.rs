@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/ppyoloe-golden"
+    "/../../testdata/ppyoloe-golden"
 );
 
 #[test]

@@ -1,6 +1,6 @@
 //! Bounding-box evaluation that reproduces pycocotools 2.0.11 `COCOeval(gt, dt, "bbox")`: the 12
 //! stats and per-category AP, every documented quirk included (see
-//! `shared/reference/coco-eval/semantics.md`), computed in parallel without per-detection allocation.
+//! `testdata/coco-eval/semantics.md`), computed in parallel without per-detection allocation.
 
 mod accumulate;
 mod id_index;

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 pub const GOLDEN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/ppyoloe-golden"
+    "/../../testdata/ppyoloe-golden"
 );
 pub const TOY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/ppyoloe-toy"
+    "/../../testdata/ppyoloe-toy"
 );
 
 /// One stored tensor.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 const CONFIGS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/paddledetection-configs"
+    "/../../configs"
 );
 
 fn ppyoloe(name: &str) -> PathBuf {

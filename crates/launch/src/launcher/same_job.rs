@@ -205,7 +205,7 @@ mod tests {
     fn follows_base_includes_of_paddledetection_configs() {
         let configs = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/reference/paddledetection-configs"
+            "/../../configs"
         );
         let hashes = hash_configs(
             Path::new(configs),
