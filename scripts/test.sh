@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs NVRTC 13.0 (a pip wheel, no GPU needed) so every CUDA kernel is
 # compiled in the tests, checks formatting and lints (clippy, warnings as errors), then runs
-# every test of the workspace. Works on a fresh machine with
-# Rust and Python 3.
+# every test of the workspace. Works on a fresh machine with Rust and Python 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
