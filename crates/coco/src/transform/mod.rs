@@ -2,7 +2,8 @@
 //!
 //! Train, per sample: [`decode`](crate::image::read_image) → [`random_distort`] → [`random_expand`] →
 //! [`random_crop`] → [`random_flip`]. Train, per batch: [`batch_random_resize`] →
-//! [`normalize_permute`] (NormalizeImage + Permute) → [`pad_gt`](crate::loader::collate).
+//! [`normalize_permute`] (NormalizeImage + Permute) → PadGT (done by the loader when it collates
+//! the batch; this module does not depend on the loader).
 //! Eval: decode → [`eval_resize`] (640×640 bicubic, ratio not kept) → normalize_permute.
 
 mod crop;
