@@ -51,3 +51,7 @@ impl Communicator {
         AsyncCommunicator::new(self)
     }
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
