@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs NVRTC 13.0 (a pip wheel, no GPU needed) so every CUDA kernel is
-# compiled in the tests, then runs every test of the workspace. Works on a fresh machine with
-# Rust and Python 3.
+# compiled in the tests, checks formatting and lints (clippy, warnings as errors), then runs
+# every test of the workspace. Works on a fresh machine with Rust and Python 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +18,5 @@ export LD_LIBRARY_PATH="$nvrtc_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export REQUIRE_NVRTC=1
 
 cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace "$@"

@@ -15,7 +15,7 @@ use zune_core::options::DecoderOptions;
 /// `uint8` array would hold in PaddleDetection); resizing such an image rounds and saturates the
 /// result as OpenCV does for `uint8`. Float operations (RandomDistort, RandomExpand) clear it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Image {
+pub struct RgbImage {
     /// Rows.
     pub height: usize,
     /// Columns.
@@ -26,9 +26,9 @@ pub struct Image {
     pub integral: bool,
 }
 
-impl Image {
+impl RgbImage {
     /// A `height × width` image filled with one RGB colour.
-    pub fn filled(height: usize, width: usize, rgb: [f32; 3]) -> Image {
+    pub fn filled(height: usize, width: usize, rgb: [f32; 3]) -> RgbImage {
         let mut pixels = Vec::with_capacity(height * width * 3);
         for _ in 0..height * width {
             pixels.extend_from_slice(&rgb);
@@ -36,7 +36,7 @@ impl Image {
         let integral = rgb
             .iter()
             .all(|v| v.fract() == 0.0 && (0.0..=255.0).contains(v));
-        Image {
+        RgbImage {
             height,
             width,
             pixels,
@@ -45,8 +45,8 @@ impl Image {
     }
 
     /// Wraps 8-bit RGB bytes (`height * width * 3` of them).
-    pub fn from_rgb8(height: usize, width: usize, rgb: &[u8]) -> Image {
-        Image {
+    pub fn from_rgb8(height: usize, width: usize, rgb: &[u8]) -> RgbImage {
+        RgbImage {
             height,
             width,
             pixels: rgb.iter().map(|&v| v as f32).collect(),
@@ -83,7 +83,7 @@ pub enum ImageError {
 }
 
 /// Reads and decodes a JPEG or PNG file to RGB (the `Decode` transform).
-pub fn read_image(path: &Path) -> Result<Image, ImageError> {
+pub fn read_image(path: &Path) -> Result<RgbImage, ImageError> {
     let bytes = std::fs::read(path).map_err(|error| ImageError::Read {
         path: path.to_path_buf(),
         error,
@@ -92,17 +92,17 @@ pub fn read_image(path: &Path) -> Result<Image, ImageError> {
 }
 
 /// Decodes JPEG or PNG bytes to RGB; `path` only names the source in errors.
-pub fn decode_image(bytes: &[u8], path: &Path) -> Result<Image, ImageError> {
+pub fn decode_image(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageError> {
     let fail = |reason: String| ImageError::Decode {
         path: path.to_path_buf(),
         reason,
     };
     if bytes.starts_with(&[0xFF, 0xD8]) {
         let (h, w, rgb) = decode_jpeg(bytes).map_err(fail)?;
-        Ok(Image::from_rgb8(h, w, &rgb))
+        Ok(RgbImage::from_rgb8(h, w, &rgb))
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         let (h, w, rgb) = decode_png(bytes).map_err(fail)?;
-        Ok(Image::from_rgb8(h, w, &rgb))
+        Ok(RgbImage::from_rgb8(h, w, &rgb))
     } else {
         Err(fail(
             "neither a JPEG nor a PNG file (unknown signature)".into(),

@@ -15,7 +15,8 @@ pub mod transform;
 
 pub use eval::{EvalError, Evaluation, UnknownImages, evaluate};
 pub use json::{
-    Annotation, Category, CategoryMap, Detection, Image, Instances, JsonError, load_detections,
+    Annotation, Category, CategoryMap, DetectionRecord, ImageRecord, Instances, JsonError,
+    load_detections,
 };
 
 #[cfg(doctest)]

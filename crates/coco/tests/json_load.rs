@@ -91,7 +91,7 @@ fn parallel_chunks_match_sequential_parse() {
     #[derive(serde::Deserialize)]
     struct Whole {
         annotations: Vec<ringdet_coco::Annotation>,
-        images: Vec<ringdet_coco::Image>,
+        images: Vec<ringdet_coco::ImageRecord>,
     }
     let whole: Whole = serde_json::from_str(&text).unwrap();
     assert_eq!(ours.annotations, whole.annotations);
@@ -219,7 +219,7 @@ fn parallel_detection_parse_equals_serde_bit_for_bit() {
     for case in ["r01_random_small", "t01_single_image"] {
         let text = std::fs::read(format!("{CASES}/{case}/dt.json")).unwrap();
         let ours = detections_from_slice(&text, "dt.json").unwrap();
-        let serde: Vec<ringdet_coco::Detection> = serde_json::from_slice(&text).unwrap();
+        let serde: Vec<ringdet_coco::DetectionRecord> = serde_json::from_slice(&text).unwrap();
         assert_eq!(ours.len(), serde.len());
         for (a, b) in ours.iter().zip(&serde) {
             assert_eq!((a.image_id, a.category_id), (b.image_id, b.category_id));

@@ -1,6 +1,6 @@
 //! Our resize against `cv2.resize` (fixture made by fixtures/make_fixtures.py, OpenCV 5.0).
 
-use ringdet_coco::image::Image;
+use ringdet_coco::image::RgbImage;
 use ringdet_coco::transform::Interp;
 use ringdet_coco::transform::resize::resize_image;
 use serde_json::Value;
@@ -34,7 +34,7 @@ fn every_interpolation_matches_opencv() {
                 .collect::<Vec<_>>()
         };
         let integral = case["kind"] == "u8";
-        let image = Image {
+        let image = RgbImage {
             height: h,
             width: w,
             pixels: floats("input"),

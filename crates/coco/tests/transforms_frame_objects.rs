@@ -2,7 +2,7 @@
 //! still frames the pixels of its object (exactly for pixel-grid transforms, within a pixel for
 //! resizes).
 
-use ringdet_coco::image::Image;
+use ringdet_coco::image::RgbImage;
 use ringdet_coco::transform::{
     AugRng, BATCH_SIZES, IMAGENET_MEAN, IMAGENET_STD, Interp, RandomCrop, RandomDistort,
     RandomExpand, Sample, TrainSampleTransforms, batch_random_resize, eval_resize,
@@ -20,7 +20,7 @@ const COLOURS: [[f32; 3]; 4] = [
 /// 120×160 gray image with three rectangles and a disc; class = colour index.
 fn scene() -> Sample {
     let (h, w) = (120, 160);
-    let mut image = Image::filled(h, w, BACKGROUND);
+    let mut image = RgbImage::filled(h, w, BACKGROUND);
     let rects = [[10, 12, 50, 40], [70, 20, 150, 60], [30, 70, 90, 110]];
     let mut boxes = Vec::new();
     for (k, r) in rects.iter().enumerate() {
@@ -59,7 +59,7 @@ fn dist2(a: [f32; 3], b: [f32; 3]) -> f32 {
 
 /// Tight extent `[x1, y1, x2, y2)` of the pixels nearer to `COLOURS[k]` than to any other colour
 /// or the background (or the expand fill).
-fn extent(image: &Image, k: usize) -> Option<[f32; 4]> {
+fn extent(image: &RgbImage, k: usize) -> Option<[f32; 4]> {
     let fill = RandomExpand::default().fill_value;
     let mut e = [usize::MAX, usize::MAX, 0, 0];
     for y in 0..image.height {
@@ -244,7 +244,7 @@ fn eval_resize_is_640_bicubic_with_per_axis_scale() {
 
 #[test]
 fn normalize_permute_is_chw_imagenet() {
-    let image = Image::from_rgb8(1, 2, &[255, 0, 0, 0, 255, 10]);
+    let image = RgbImage::from_rgb8(1, 2, &[255, 0, 0, 0, 255, 10]);
     let mut out = vec![0.0; 6];
     normalize_permute(&image, IMAGENET_MEAN, IMAGENET_STD, &mut out);
     let want = [

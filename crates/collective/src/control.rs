@@ -2,8 +2,8 @@
 //! peer, abort reports (encoded, decoded, read), header checks against the plan, and the check
 //! of an idle link for a close or a report.
 
-use crate::engine::OpCtx;
 use crate::error::{CommError, Result};
+use crate::op_ctx::OpCtx;
 use crate::transport::Link;
 use crate::transport::poll;
 use crate::wire::frame::{HEADER_LEN, Header, Kind};

@@ -9,33 +9,16 @@
 use crate::control::protocol;
 pub use crate::control::{check_header, check_idle_link, encode_abort, link_error, read_abort};
 use crate::error::{CommError, Result};
+pub use crate::op_ctx::OpCtx;
 use crate::schedule::Plan;
 use crate::transport::Link;
 use crate::transport::poll::{self, BROKEN, READ, WRITE};
-use crate::wire::frame::{HEADER_LEN, Kind};
+use crate::wire::frame::HEADER_LEN;
 
 mod recv;
 mod send;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// What the engine needs to know about the running collective.
-pub struct OpCtx<'a> {
-    /// Kind carried in every frame header.
-    pub kind: Kind,
-    /// Collective number (same on all ranks).
-    pub op_id: u64,
-    /// `all_reduce #12`, for errors.
-    pub name: String,
-    /// Longest time without progress before giving up.
-    pub timeout: Duration,
-    /// How long to keep polling without blocking after the last progress.
-    pub spin: Duration,
-    /// Largest payload a frame may announce.
-    pub max_frame: u32,
-    /// Set by `abort()`.
-    pub aborted: &'a AtomicBool,
-}
 
 /// The buffers a plan refers to, and the reduction for `Action::Reduce`.
 pub struct Buffers<'a> {

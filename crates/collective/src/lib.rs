@@ -29,6 +29,7 @@ pub mod env;
 pub mod error;
 mod hier;
 mod master;
+mod op_ctx;
 mod peer_mem;
 pub mod rendezvous;
 pub mod schedule;
@@ -50,3 +51,7 @@ impl Communicator {
         AsyncCommunicator::new(self)
     }
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

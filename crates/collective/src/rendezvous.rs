@@ -158,9 +158,11 @@ pub fn accept_all(
             .set_nonblocking(false)
             .and_then(|_| timeouts(&s, deadline));
         if let Err(e) = setup {
-            eprintln!(
-                "ringdet-collective: rank {}: dropped connection from {peer}: {e}",
-                me.rank
+            tracing::warn!(
+                rank = me.rank,
+                %peer,
+                error = %e,
+                "dropped incoming connection: could not set its socket options"
             );
             continue;
         }
@@ -216,9 +218,11 @@ pub fn accept_all(
                 tcp::tune(&s).ok();
                 got.insert(w, s);
             }
-            Err(e) => eprintln!(
-                "ringdet-collective: rank {}: refused connection from {peer}: {e}",
-                me.rank
+            Err(e) => tracing::warn!(
+                rank = me.rank,
+                %peer,
+                error = %e,
+                "refused incoming connection: handshake failed"
             ),
         }
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TOKEN, config, run_ranks};
-use ringdet_collective::{CommError, Communicator, Config, ReduceOp};
+use ringdet_collective::{CommError, Config, ReduceOp};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -15,41 +15,8 @@ fn crossbeam_channel() -> (mpsc::SyncSender<()>, std::sync::Mutex<mpsc::Receiver
     (tx, std::sync::Mutex::new(rx))
 }
 
-const WORKER: &str = "RINGDET_TEST_WORKER";
-
-/// Body of a worker process (the test binary started again with `WORKER` set): all-reduces
-/// until something fails, then prints the error.
-#[test]
-fn worker_process() {
-    if std::env::var_os(WORKER).is_none() {
-        return;
-    }
-    let mut c = match Communicator::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            println!("RESULT {e}");
-            return;
-        }
-    };
-    let len = std::env::var("RINGDET_TEST_LEN")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 20);
-    let mut v = vec![1.0f32; len];
-    let start = Instant::now();
-    let mut i = 0;
-    while start.elapsed() < Duration::from_secs(60) {
-        if let Err(e) = c.all_reduce(&mut v, ReduceOp::Max) {
-            println!("RESULT {e}");
-            return;
-        }
-        i += 1;
-        if i == 3 {
-            println!("READY");
-        }
-    }
-    println!("RESULT finished without error");
-}
+/// One rank process: all-reduces until something fails, printing `READY` and then `RESULT ...`.
+const WORKER_EXE: &str = env!("CARGO_BIN_EXE_ringdet-collective-test-worker");
 
 #[test]
 fn killed_rank_makes_every_survivor_fail_naming_it() {
@@ -66,18 +33,11 @@ fn kill_one_rank(hierarchical: &str, len: usize) {
     let (ls, eps) = common::listeners(&["127.0.0.1"], n);
     drop(ls);
     let list: Vec<String> = eps.iter().map(|e| e.to_string()).collect();
-    let exe = std::env::current_exe().expect("test binary");
     let (tx, rx) = mpsc::channel();
     let mut children = Vec::new();
     for r in 0..n {
-        let mut child = Command::new(&exe)
-            .args([
-                "worker_process",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(WORKER, "1")
+        let mut child = Command::new(WORKER_EXE)
+            .arg(len.to_string())
             .env("RINGDET_RANK", r.to_string())
             .env("RINGDET_WORLD_SIZE", n.to_string())
             .env("RINGDET_ENDPOINTS", list.join(","))
@@ -85,7 +45,6 @@ fn kill_one_rank(hierarchical: &str, len: usize) {
             .env("RINGDET_DATA_TIMEOUT_S", "60")
             .env("RINGDET_HANDSHAKE_TIMEOUT_S", "20")
             .env("RINGDET_HIERARCHICAL", hierarchical)
-            .env("RINGDET_TEST_LEN", len.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -94,9 +53,8 @@ fn kill_one_rank(hierarchical: &str, len: usize) {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // The test harness may print its own text before ours on the same line.
-                if let Some(at) = line.find("READY").or_else(|| line.find("RESULT")) {
-                    let _ = tx.send((r, line[at..].to_string(), Instant::now()));
+                if line == "READY" || line.starts_with("RESULT ") {
+                    let _ = tx.send((r, line, Instant::now()));
                 }
             }
         });

@@ -68,9 +68,11 @@ impl CudaStorage {
         Ok(v)
     }
 
+    /// The CUDA device ordinal the bytes are on.
     pub fn ordinal(&self) -> usize {
         self.ordinal
     }
+    /// Size in bytes (the buffer itself is one byte longer when this is 0).
     pub fn byte_len(&self) -> usize {
         self.len
     }
@@ -78,6 +80,7 @@ impl CudaStorage {
     pub fn slice(&self) -> &CudaSlice<u8> {
         &self.buf
     }
+    /// The stream that orders work on the buffer; launches on it need no extra sync.
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }

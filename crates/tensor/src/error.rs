@@ -9,29 +9,41 @@ pub enum TensorError {
     /// Two shapes that had to agree did not.
     #[error("{op}: shape mismatch: {lhs:?} vs {rhs:?}")]
     ShapeMismatch {
+        /// The operation that compared the shapes.
         op: &'static str,
+        /// The first operand's shape.
         lhs: Vec<usize>,
+        /// The second operand's shape.
         rhs: Vec<usize>,
     },
     /// A shape or argument is invalid for the operation.
     #[error("{op}: {msg} (shape {shape:?})")]
     InvalidShape {
+        /// The operation that refused the shape.
         op: &'static str,
+        /// The shape it was given.
         shape: Vec<usize>,
+        /// What is wrong with it.
         msg: String,
     },
     /// The element type asked for differs from the tensor's.
     #[error("{op}: dtype mismatch: tensor holds {actual}, asked for {expected}")]
     DTypeMismatch {
+        /// The operation that checked the dtype.
         op: &'static str,
+        /// The dtype the caller asked for.
         expected: DType,
+        /// The dtype the tensor holds.
         actual: DType,
     },
     /// An operation needs the tensor on another device.
     #[error("{op}: tensor is on {actual}, needs {expected}")]
     DeviceMismatch {
+        /// The operation that checked the device.
         op: &'static str,
+        /// The device the operation needs.
         expected: crate::Device,
+        /// The device the tensor is on.
         actual: crate::Device,
     },
     /// CUDA was asked for but cannot be used here.
@@ -39,14 +51,26 @@ pub enum TensorError {
     CudaUnavailable(String),
     /// A CUDA driver call failed.
     #[error("CUDA error in {op}: {msg}")]
-    Cuda { op: &'static str, msg: String },
+    Cuda {
+        /// The driver operation that failed (`host to device copy`, `synchronize`, ...).
+        op: &'static str,
+        /// The driver's message.
+        msg: String,
+    },
     /// A safetensors file is malformed, or does not hold what was asked.
     #[error("{path}: {msg}")]
-    SafeTensors { path: PathBuf, msg: String },
+    SafeTensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it, naming the tensor or header field.
+        msg: String,
+    },
     /// An I/O error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory the I/O was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

@@ -56,15 +56,19 @@ impl Layout {
         })
     }
 
+    /// Size of each dim, outermost first.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    /// Step in elements between neighbours along each dim (0 along broadcast dims).
     pub fn strides(&self) -> &[usize] {
         &self.strides
     }
+    /// Position of the first element in the storage, in elements.
     pub fn offset(&self) -> usize {
         self.offset
     }
+    /// Number of dims.
     pub fn rank(&self) -> usize {
         self.shape.len()
     }

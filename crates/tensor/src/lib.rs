@@ -36,3 +36,7 @@ pub use rng::Rng;
 pub use safetensors::{SafeTensors, TensorInfo, save};
 pub use storage::{AlignedBytes, HostStorage, Storage};
 pub use tensor::Tensor;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

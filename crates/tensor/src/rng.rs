@@ -69,6 +69,7 @@ fn fill_parallel(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync) {
 }
 
 impl Rng {
+    /// A generator keyed by `seed`, its counter at 0: two generators with one seed draw alike.
     pub fn new(seed: u64) -> Self {
         Rng { seed, counter: 0 }
     }

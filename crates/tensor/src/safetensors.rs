@@ -16,7 +16,9 @@ pub const MAX_HEADER_BYTES: u64 = 100 << 20;
 /// One tensor's entry in the header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
+    /// The element type.
     pub dtype: DType,
+    /// Size of each dim, outermost first.
     pub shape: Vec<usize>,
     /// Byte range inside the data section.
     pub data_offsets: (usize, usize),
@@ -73,6 +75,7 @@ impl SafeTensors {
         })
     }
 
+    /// The file this was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -80,12 +83,15 @@ impl SafeTensors {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(String::as_str)
     }
+    /// Number of tensors in the file.
     pub fn len(&self) -> usize {
         self.names.len()
     }
+    /// Whether the file holds no tensor.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+    /// The header entry of tensor `name`; `None` when the file has none by that name.
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
         self.infos.get(name)
     }

@@ -33,9 +33,11 @@ impl AlignedBytes {
         out.as_mut_bytes().copy_from_slice(bytes);
         out
     }
+    /// The `len` bytes, starting on a [`HOST_ALIGN`] boundary.
     pub fn as_bytes(&self) -> &[u8] {
         &bytemuck::cast_slice(&self.blocks)[..self.len]
     }
+    /// The `len` bytes, writable, starting on a [`HOST_ALIGN`] boundary.
     pub fn as_mut_bytes(&mut self) -> &mut [u8] {
         &mut bytemuck::cast_slice_mut(&mut self.blocks)[..self.len]
     }
@@ -44,15 +46,21 @@ impl AlignedBytes {
 /// Host bytes: owned and aligned, or a range of a shared read-only file mapping (zero copy).
 #[derive(Clone)]
 pub enum HostStorage {
+    /// Bytes this storage owns.
     Owned(AlignedBytes),
+    /// `len` bytes from byte `start` of a read-only file mapping shared with other tensors.
     Mapped {
+        /// The whole file's mapping.
         map: Arc<Mmap>,
+        /// First byte of this storage in the mapping.
         start: usize,
+        /// Size in bytes.
         len: usize,
     },
 }
 
 impl HostStorage {
+    /// The bytes, wherever they live.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             HostStorage::Owned(b) => b.as_bytes(),
@@ -63,11 +71,14 @@ impl HostStorage {
 
 /// The storage of a tensor; views share one through an `Arc`.
 pub enum Storage {
+    /// Bytes in host memory.
     Cpu(HostStorage),
+    /// Bytes on a CUDA device.
     Cuda(CudaStorage),
 }
 
 impl Storage {
+    /// The device the bytes are on.
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,

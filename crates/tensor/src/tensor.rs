@@ -99,9 +99,11 @@ impl Tensor {
         Self::from_host(HostStorage::Owned(bytes), dtype, shape)
     }
 
+    /// A contiguous host tensor of `shape` filled with 0.
     pub fn zeros(shape: &[usize], dtype: DType) -> Self {
         Self::full(0.0, shape, dtype)
     }
+    /// A contiguous host tensor of `shape` filled with 1.
     pub fn ones(shape: &[usize], dtype: DType) -> Self {
         Self::full(1.0, shape, dtype)
     }
@@ -122,24 +124,31 @@ impl Tensor {
         Self::from_vec(data, &[n])
     }
 
+    /// Size of each dim, outermost first.
     pub fn shape(&self) -> &[usize] {
         self.layout.shape()
     }
+    /// Shape, strides and offset of this view into its storage.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
+    /// The element type.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+    /// The device the storage is on.
     pub fn device(&self) -> Device {
         self.storage.device()
     }
+    /// Number of elements of the view (not of the storage).
     pub fn numel(&self) -> usize {
         self.layout.numel()
     }
+    /// Number of dims.
     pub fn rank(&self) -> usize {
         self.layout.rank()
     }
+    /// Whether the elements sit in row-major order with no gaps, starting at the layout offset.
     pub fn is_contiguous(&self) -> bool {
         self.layout.is_contiguous()
     }
@@ -176,9 +185,11 @@ impl Tensor {
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
         Ok(self.view(self.layout.broadcast_to(shape)?))
     }
+    /// A view without `dim`, which must be of size 1.
     pub fn squeeze(&self, dim: usize) -> Result<Tensor> {
         Ok(self.view(self.layout.squeeze(dim)?))
     }
+    /// A view with a new dim of size 1 at position `dim` (at most the rank).
     pub fn unsqueeze(&self, dim: usize) -> Result<Tensor> {
         Ok(self.view(self.layout.unsqueeze(dim)?))
     }

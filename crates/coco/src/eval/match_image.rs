@@ -3,7 +3,7 @@
 
 use super::iou::bbox_iou;
 use super::params::{AREA_RANGES, MAX_DETS, NUM_IOU, iou_thresholds};
-use crate::json::{Annotation, Detection};
+use crate::json::{Annotation, DetectionRecord};
 use std::cmp::Ordering;
 
 /// One kept detection (top 100 of its image and category) after matching.
@@ -53,7 +53,7 @@ pub(crate) fn by_score_desc(a: f64, b: f64) -> Ordering {
 /// Matches the ground truths `gt_items` and detections `dt_items` (index, category rank) of one image.
 pub(crate) fn match_image(
     annotations: &[Annotation],
-    detections: &[Detection],
+    detections: &[DetectionRecord],
     gt_items: &[(u32, u32)],
     dt_items: &[(u32, u32)],
     scratch: &mut Scratch,
@@ -105,7 +105,7 @@ pub(crate) fn match_image(
 /// The GTs and the top detections (sorted by score) of one (image, category).
 struct Category<'a> {
     annotations: &'a [Annotation],
-    detections: &'a [Detection],
+    detections: &'a [DetectionRecord],
     gts: &'a [(u32, u32)],
     dts: &'a [(u32, u32)],
     category: u32,
@@ -117,7 +117,7 @@ impl Category<'_> {
         &self.annotations[self.gts[g].0 as usize]
     }
     #[inline]
-    fn dt(&self, d: usize) -> &Detection {
+    fn dt(&self, d: usize) -> &DetectionRecord {
         &self.detections[self.dts[d].0 as usize]
     }
 }

@@ -13,7 +13,7 @@ mod summary;
 pub use iou::bbox_iou;
 pub use summary::STAT_NAMES;
 
-use crate::json::{Detection, Instances};
+use crate::json::{DetectionRecord, Instances};
 use accumulate::{PRECISION_BLOCK, RECALL_BLOCK};
 use params::{MAX_DETS, NUM_IOU, NUM_RECALL};
 use rayon::prelude::*;
@@ -85,7 +85,7 @@ impl Evaluation {
 /// An empty detection list is valid: 0 where ground truth exists, -1 elsewhere.
 pub fn evaluate(
     gt: &Instances,
-    detections: &[Detection],
+    detections: &[DetectionRecord],
     unknown_images: UnknownImages,
 ) -> Result<Evaluation, EvalError> {
     let prepared = prepare::prepare(gt, detections, unknown_images)?;

@@ -3,7 +3,7 @@
 
 use super::id_index::IdIndex;
 use super::{EvalError, UnknownImages};
-use crate::json::{Detection, Instances};
+use crate::json::{DetectionRecord, Instances};
 use std::collections::HashMap;
 
 /// Ground truths and detections grouped per image (rank in ascending image id).
@@ -40,7 +40,7 @@ fn group_by_image(n_images: usize, items: &[(usize, (u32, u32))]) -> (Vec<usize>
 
 pub(crate) fn prepare(
     gt: &Instances,
-    detections: &[Detection],
+    detections: &[DetectionRecord],
     unknown: UnknownImages,
 ) -> Result<Prepared, EvalError> {
     let images = IdIndex::new(gt.images.iter().map(|im| im.id));

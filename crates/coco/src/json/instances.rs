@@ -7,7 +7,7 @@
 use super::array::{parse_array, parse_value, skip_ws};
 use super::error::{JsonError, invalid};
 use super::source::FileBytes;
-use super::types::{Annotation, Category, Image};
+use super::types::{Annotation, Category, ImageRecord};
 use serde::de::IgnoredAny;
 use std::path::Path;
 
@@ -15,7 +15,7 @@ use std::path::Path;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Instances {
     /// `images`, in file order.
-    pub images: Vec<Image>,
+    pub images: Vec<ImageRecord>,
     /// `annotations`, in file order.
     pub annotations: Vec<Annotation>,
     /// `categories`, in file order.

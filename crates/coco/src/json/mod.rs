@@ -15,4 +15,4 @@ pub use error::{InvalidJson, JsonError};
 pub use instances::Instances;
 pub use results::{detections_from_slice, load_detections, write_detections};
 pub use train_filter::{FilterCounts, TrainSample, training_samples};
-pub use types::{Annotation, Category, Detection, Image};
+pub use types::{Annotation, Category, DetectionRecord, ImageRecord};

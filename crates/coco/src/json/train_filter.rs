@@ -3,13 +3,13 @@
 
 use super::category_map::CategoryMap;
 use super::instances::Instances;
-use super::types::Image;
+use super::types::ImageRecord;
 
 /// One training image with its kept boxes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSample {
     /// The image record (id, size, file name).
-    pub image: Image,
+    pub image: ImageRecord,
     /// Kept boxes as `[x1, y1, x2, y2]`, each coordinate rounded to 3 decimals as PaddleDetection does.
     pub gt_bbox: Vec<[f32; 4]>,
     /// Class index (0..K-1) of each box.

@@ -9,7 +9,7 @@ use std::fmt;
 
 /// One entry of `images`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Image {
+pub struct ImageRecord {
     /// The image id that annotations and detections refer to.
     pub id: i64,
     /// Width in pixels; 0 when the file omits it.
@@ -61,7 +61,7 @@ pub struct Category {
 
 /// One entry of a COCO results file (a detection), as written by `json.dump` of a results list.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Detection {
+pub struct DetectionRecord {
     /// Id of the ground-truth image the detection belongs to.
     pub image_id: i64,
     /// COCO category id.

@@ -28,7 +28,13 @@ fn load_sample(
             }
             Err(e) if config.mode == Mode::Train && config.bad_image == BadImagePolicy::Skip => {
                 let n = stats.bad_images.fetch_add(1, Ordering::Relaxed) + 1;
-                eprintln!("ringdet-coco: skipping image ({n} skipped so far): {e}");
+                tracing::warn!(
+                    image = %r.image_path.display(),
+                    im_id = r.im_id,
+                    skipped_so_far = n,
+                    error = %e,
+                    "skipping unreadable image"
+                );
                 i = (i + 1) % records.len();
             }
             Err(e) => return Err(LoaderError::Image(e)),

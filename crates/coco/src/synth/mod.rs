@@ -67,7 +67,7 @@ pub struct ShapesSummary {
 #[derive(Serialize)]
 struct InstancesFile {
     info: serde_json::Value,
-    images: Vec<json::Image>,
+    images: Vec<json::ImageRecord>,
     annotations: Vec<json::Annotation>,
     categories: Vec<json::Category>,
 }
@@ -95,7 +95,7 @@ pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, Synt
     for (split_idx, (name, split, count, first_id)) in splits.into_iter().enumerate() {
         let dir = config.out.join(name);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let rendered: Vec<(json::Image, Vec<SceneObject>)> = (0..count as u64)
+        let rendered: Vec<(json::ImageRecord, Vec<SceneObject>)> = (0..count as u64)
             .into_par_iter()
             .map(|i| write_one(config, &dir, split, i, first_id + i))
             .collect::<Result<_, _>>()?;
@@ -151,7 +151,7 @@ fn write_one(
     split: u64,
     index: u64,
     id: u64,
-) -> Result<(json::Image, Vec<SceneObject>), SynthError> {
+) -> Result<(json::ImageRecord, Vec<SceneObject>), SynthError> {
     let scene = render_scene(config.seed, split, index, config.size);
     let file_name = format!("{id:012}.jpg");
     let path = dir.join(&file_name);
@@ -161,7 +161,7 @@ fn write_one(
             reason,
         })?;
     std::fs::write(&path, jpeg).map_err(io_err(&path))?;
-    let image = json::Image {
+    let image = json::ImageRecord {
         id: id as i64,
         file_name,
         width: scene.width as u32,

@@ -3,7 +3,7 @@
 //! least one box whose original centre lies inside it.
 
 use super::{AugRng, Sample};
-use crate::image::Image;
+use crate::image::RgbImage;
 
 /// RandomCrop parameters (PaddleDetection defaults).
 #[derive(Clone, Debug)]
@@ -149,14 +149,14 @@ fn boxes_in_crop(boxes: &[[f32; 4]], crop: &CropBox) -> Vec<(usize, [f32; 4])> {
 }
 
 /// Copies `image[y0..y1, x0..x1]`.
-pub fn crop_image(image: &Image, crop: &CropBox) -> Image {
+pub fn crop_image(image: &RgbImage, crop: &CropBox) -> RgbImage {
     let [x0, y0, x1, y1] = *crop;
     let mut pixels = Vec::with_capacity((y1 - y0) * (x1 - x0) * 3);
     for y in y0..y1 {
         let row = y * image.width * 3;
         pixels.extend_from_slice(&image.pixels[row + x0 * 3..row + x1 * 3]);
     }
-    Image {
+    RgbImage {
         height: y1 - y0,
         width: x1 - x0,
         pixels,

@@ -3,7 +3,7 @@
 //! random order, each with probability ½, in float32 without clipping.
 
 use super::AugRng;
-use crate::image::Image;
+use crate::image::RgbImage;
 
 /// Ranges `[low, high]` and skip probability of each op (PaddleDetection defaults).
 #[derive(Clone, Debug)]
@@ -33,7 +33,7 @@ impl Default for RandomDistort {
 ///
 /// Every op is affine in RGB, so the ops that fire are composed into one 3×4 map (in f64) and
 /// applied in a single pass.
-pub fn random_distort(image: &mut Image, params: &RandomDistort, rng: &mut AugRng) {
+pub fn random_distort(image: &mut RgbImage, params: &RandomDistort, rng: &mut AugRng) {
     let mut order = [0usize, 1, 2, 3]; // brightness, contrast, saturation, hue
     rng.shuffle(&mut order);
     let mut map: Affine = [
@@ -109,7 +109,7 @@ fn compose(outer: &Affine, inner: &Affine) -> Affine {
     out
 }
 
-fn apply_affine(image: &mut Image, map: &Affine) {
+fn apply_affine(image: &mut RgbImage, map: &Affine) {
     let m = map.map(|r| r.map(|v| v as f32));
     for px in image.pixels.chunks_exact_mut(3) {
         let (r, g, b) = (px[0], px[1], px[2]);
@@ -166,7 +166,7 @@ mod tests {
     }
 
     /// PaddleDetection's ops one after another, with the same draws, as the reference.
-    fn sequential(image: &Image, params: &RandomDistort, rng: &mut AugRng) -> Vec<f32> {
+    fn sequential(image: &RgbImage, params: &RandomDistort, rng: &mut AugRng) -> Vec<f32> {
         let mut px = image.pixels.clone();
         let mut order = [0usize, 1, 2, 3];
         rng.shuffle(&mut order);
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn composed_map_equals_the_ops_in_sequence() {
-        let mut image = Image::filled(3, 3, [0.0; 3]);
+        let mut image = RgbImage::filled(3, 3, [0.0; 3]);
         for (i, v) in image.pixels.iter_mut().enumerate() {
             *v = (i * 37 % 256) as f32;
         }
@@ -228,7 +228,7 @@ mod tests {
             contrast: [0.5, 1.5, 1.0],
             brightness: [0.5, 1.5, 1.0],
         };
-        let mut image = Image::filled(2, 2, [100.0, 100.0, 100.0]);
+        let mut image = RgbImage::filled(2, 2, [100.0, 100.0, 100.0]);
         random_distort(&mut image, &params, &mut AugRng::from_keys(&[3]));
         assert!(!image.integral);
         // Up to the 3-decimal rounding of the published YIQ matrices.
@@ -245,7 +245,7 @@ mod tests {
             contrast: [0.5, 1.5, 1.0],
             brightness: [0.5, 1.5, 1.0],
         };
-        let mut image = Image::filled(2, 2, [1.0, 2.0, 3.0]);
+        let mut image = RgbImage::filled(2, 2, [1.0, 2.0, 3.0]);
         random_distort(&mut image, &params, &mut AugRng::from_keys(&[1]));
         assert!(image.integral);
         assert_eq!(image.pixels[..3], [1.0, 2.0, 3.0]);

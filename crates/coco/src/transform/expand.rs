@@ -3,7 +3,7 @@
 
 use super::resize::RowSource;
 use super::{AugRng, Sample};
-use crate::image::Image;
+use crate::image::RgbImage;
 
 /// RandomExpand parameters (PaddleDetection defaults).
 #[derive(Clone, Debug)]
@@ -79,7 +79,7 @@ pub fn random_expand(sample: &mut Sample, params: &RandomExpand, rng: &mut AugRn
 #[derive(Clone, Copy, Debug)]
 pub struct CanvasView<'a> {
     /// The image pasted on the canvas.
-    pub image: &'a Image,
+    pub image: &'a RgbImage,
     /// Where it is pasted (`None`: the canvas is the image).
     pub plan: Option<ExpandPlan>,
     /// The part of the canvas kept, `[x0, y0, x1, y1)`.
@@ -120,13 +120,13 @@ impl CanvasView<'_> {
     }
 
     /// Builds the view as an image.
-    pub fn to_image(&self) -> Image {
+    pub fn to_image(&self) -> RgbImage {
         let row_len = self.width() * 3;
         let mut pixels = vec![0.0f32; self.height() * row_len];
         for (r, out) in pixels.chunks_exact_mut(row_len).enumerate() {
             self.write_row(r, out);
         }
-        Image {
+        RgbImage {
             height: self.height(),
             width: self.width(),
             pixels,

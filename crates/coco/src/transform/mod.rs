@@ -2,7 +2,8 @@
 //!
 //! Train, per sample: [`decode`](crate::image::read_image) → [`random_distort`] → [`random_expand`] →
 //! [`random_crop`] → [`random_flip`]. Train, per batch: [`batch_random_resize`] →
-//! [`normalize_permute`] (NormalizeImage + Permute) → [`pad_gt`](crate::loader::collate).
+//! [`normalize_permute`] (NormalizeImage + Permute) → PadGT (done by the loader when it collates
+//! the batch; this module does not depend on the loader).
 //! Eval: decode → [`eval_resize`] (640×640 bicubic, ratio not kept) → normalize_permute.
 
 mod crop;
@@ -24,13 +25,13 @@ pub use resize::{
 };
 pub use rng::AugRng;
 
-use crate::image::Image;
+use crate::image::RgbImage;
 
 /// One image with its ground truth, as the transforms pass it along.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     /// The pixels (RGB, HWC).
-    pub image: Image,
+    pub image: RgbImage,
     /// Boxes as `x1, y1, x2, y2` in pixels of `image`.
     pub gt_bbox: Vec<[f32; 4]>,
     /// Class index (0..K−1) of each box.
@@ -45,7 +46,12 @@ pub struct Sample {
 
 impl Sample {
     /// A freshly decoded sample (`Decode`): `im_shape = [h, w]`, `scale_factor = [1, 1]`.
-    pub fn decoded(image: Image, gt_bbox: Vec<[f32; 4]>, gt_class: Vec<i32>, im_id: i64) -> Sample {
+    pub fn decoded(
+        image: RgbImage,
+        gt_bbox: Vec<[f32; 4]>,
+        gt_class: Vec<i32>,
+        im_id: i64,
+    ) -> Sample {
         let im_shape = [image.height as f32, image.width as f32];
         Sample {
             image,

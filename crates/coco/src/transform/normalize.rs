@@ -1,7 +1,7 @@
 //! NormalizeImage (`x/255`, then `(x − mean)/std` per RGB channel) fused with Permute (HWC → CHW),
 //! writing straight into the batch tensor.
 
-use crate::image::Image;
+use crate::image::RgbImage;
 
 /// ImageNet mean, RGB.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -11,7 +11,7 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// Writes `(v · (1/255) − mean[c]) / std[c]` of `image` into `out` as `3 × H × W` (CHW).
 ///
 /// Panics if `out.len() != 3·H·W` (a caller bug, not an input problem).
-pub fn normalize_permute(image: &Image, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
+pub fn normalize_permute(image: &RgbImage, mean: [f32; 3], std: [f32; 3], out: &mut [f32]) {
     let plane = image.height * image.width;
     assert_eq!(
         out.len(),

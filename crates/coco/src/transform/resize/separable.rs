@@ -3,10 +3,10 @@
 
 use super::Interp;
 use super::tables::{AxisTable, area_table, kernel_table, nearest_table};
-use crate::image::Image;
+use crate::image::RgbImage;
 
 /// `cv2.resize(image, (out_w, out_h), interpolation)` on an RGB image.
-pub fn resize_image(image: &Image, out_h: usize, out_w: usize, interp: Interp) -> Image {
+pub fn resize_image(image: &RgbImage, out_h: usize, out_w: usize, interp: Interp) -> RgbImage {
     resize_rows(&ImageRows(image), out_h, out_w, interp)
 }
 
@@ -22,7 +22,7 @@ pub trait RowSource {
     fn row<'a>(&'a self, y: usize, scratch: &'a mut [f32]) -> &'a [f32];
 }
 
-struct ImageRows<'a>(&'a Image);
+struct ImageRows<'a>(&'a RgbImage);
 
 impl RowSource for ImageRows<'_> {
     fn height(&self) -> usize {
@@ -41,7 +41,7 @@ impl RowSource for ImageRows<'_> {
 }
 
 /// `cv2.resize` of any [`RowSource`].
-pub fn resize_rows(src: &dyn RowSource, out_h: usize, out_w: usize, interp: Interp) -> Image {
+pub fn resize_rows(src: &dyn RowSource, out_h: usize, out_w: usize, interp: Interp) -> RgbImage {
     let (h, w) = (src.height(), src.width());
     let inv_x = out_w as f64 / w as f64;
     let inv_y = out_h as f64 / h as f64;
@@ -63,7 +63,7 @@ pub fn resize_rows(src: &dyn RowSource, out_h: usize, out_w: usize, interp: Inte
             *v = v.round_ties_even().clamp(0.0, 255.0);
         }
     }
-    Image {
+    RgbImage {
         height: out_h,
         width: out_w,
         pixels,
