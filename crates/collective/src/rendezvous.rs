@@ -105,7 +105,8 @@ pub fn dial(
                 return Ok(s);
             }
             Err(HandshakeError::Io(e)) if Instant::now() < deadline => {
-                let _ = e;
+                // Closed or cut early: the other rank may have been busy or restarting.
+                tracing::debug!(rank = me.rank, %addr, error = %e, "handshake failed, retrying");
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => {
