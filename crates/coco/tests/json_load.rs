@@ -172,6 +172,29 @@ fn errors_name_file_record_and_field() {
 }
 
 #[test]
+fn an_instances_file_without_images_is_an_error_naming_the_file_and_the_field() {
+    for text in [
+        "{}",
+        "{\"annotations\": [], \"categories\": []}",
+        "{\"info\": {\"year\": 2017}, \"annotations\": [{\"id\": 1, \"image_id\": 1, \
+         \"category_id\": 1, \"bbox\": [0, 0, 1, 1], \"area\": 1.0, \"iscrowd\": 0}]}",
+    ] {
+        let err = error_of(text);
+        assert!(
+            err.starts_with("bad.json: missing field `images`"),
+            "{text}: {err}"
+        );
+    }
+    // `images` alone is enough (pycocotools indexes a file without annotations or categories).
+    let only_images = Instances::from_slice(b"{\"images\": []}", "ok.json").unwrap();
+    assert!(only_images.images.is_empty() && only_images.annotations.is_empty());
+    let err = Instances::load(format!("{CASES}/r01_random_small/dt.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected a JSON object"), "{err}");
+}
+
+#[test]
 fn category_ids_map_to_classes_in_ascending_order() {
     let gt = Instances::load(format!("{CASES}/t01_single_image/gt.json")).unwrap();
     let map = CategoryMap::new(&gt.categories);

@@ -3,6 +3,11 @@
 //! The top-level object is walked by hand; `images`, `annotations` and `categories` are parsed in
 //! parallel chunks straight into compact records, every other key (info, licenses, ...) and every
 //! other field (segmentation, ...) is skipped without being built in memory.
+//!
+//! `images` is required (an empty list is fine): a ground-truth file without it is almost always
+//! the wrong file (a results list wrapped in an object, a truncated export), and pycocotools
+//! cannot evaluate against it either (`COCO.loadRes` reads `dataset['images']`). `annotations`
+//! and `categories` may be absent, as pycocotools' `COCO` index allows.
 
 use super::array::{parse_array, parse_value, skip_ws};
 use super::error::{JsonError, invalid};
@@ -58,7 +63,7 @@ fn parse_instances(file: &FileBytes) -> Result<Instances, JsonError> {
     }
     pos = skip_ws(bytes, pos + 1);
     if bytes.get(pos) == Some(&b'}') {
-        return finish(file, pos + 1, out);
+        return finish(file, pos, &seen, out);
     }
     loop {
         if bytes.get(pos) != Some(&b'"') {
@@ -102,16 +107,33 @@ fn parse_instances(file: &FileBytes) -> Result<Instances, JsonError> {
         pos = skip_ws(bytes, after_value);
         match bytes.get(pos) {
             Some(b',') => pos = skip_ws(bytes, pos + 1),
-            Some(b'}') => return finish(file, pos + 1, out),
+            Some(b'}') => return finish(file, pos, &seen, out),
             _ => return Err(fail(pos, "", "expected `,` or `}` after a top-level value")),
         }
     }
 }
 
-/// Checks that only whitespace follows the top-level value.
-fn finish(file: &FileBytes, end: usize, out: Instances) -> Result<Instances, JsonError> {
+/// Checks that the top-level object, closed by the `}` at `close`, had the required `images`
+/// and that only whitespace follows it.
+fn finish(
+    file: &FileBytes,
+    close: usize,
+    seen: &[String],
+    out: Instances,
+) -> Result<Instances, JsonError> {
     let bytes = file.bytes();
-    let rest = skip_ws(bytes, end);
+    if !seen.iter().any(|k| k == "images") {
+        return Err(invalid(
+            &file.name,
+            bytes,
+            close,
+            String::new(),
+            "missing field `images` (a COCO instances file lists its images, even as `[]`; \
+             is this a results file or another JSON file?)"
+                .into(),
+        ));
+    }
+    let rest = skip_ws(bytes, close + 1);
     if rest != bytes.len() {
         return Err(invalid(
             &file.name,

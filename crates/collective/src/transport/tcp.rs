@@ -1,8 +1,9 @@
 //! TCP socket setup: bind to the given IP (never 0.0.0.0 unless asked), `TCP_NODELAY`, optional
-//! fixed buffers, connect with retries.
+//! fixed buffers, connect with retries, and blocking reads and writes that must all end by one
+//! deadline (for handshakes, which a peer must not stretch by trickling bytes).
 
 use socket2::{Domain, Protocol, Socket, Type};
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -64,5 +65,49 @@ pub fn connect_retry(addr: SocketAddr, deadline: Instant) -> io::Result<TcpStrea
                 backoff = (backoff * 2).min(Duration::from_millis(200));
             }
         }
+    }
+}
+
+/// A blocking TCP stream whose every read and write must end by one `deadline`: before each call
+/// the time left becomes the socket's timeout, so a peer that sends or takes one byte at a time
+/// cannot stretch the exchange past the deadline (a per-call timeout would restart with every
+/// byte). Past the deadline every call fails with [`io::ErrorKind::TimedOut`].
+pub struct DeadlineStream<'a> {
+    stream: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl<'a> DeadlineStream<'a> {
+    /// Wraps a blocking `stream` (the caller resets its timeouts once done with this).
+    pub fn new(stream: &'a TcpStream, deadline: Instant) -> DeadlineStream<'a> {
+        DeadlineStream { stream, deadline }
+    }
+
+    fn time_left(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+        }
+        Ok(left)
+    }
+}
+
+impl Read for DeadlineStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.time_left()?))?;
+        let mut s = self.stream;
+        s.read(buf)
+    }
+}
+
+impl Write for DeadlineStream<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.time_left()?))?;
+        let mut s = self.stream;
+        s.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -1,11 +1,16 @@
 //! Connection handshake: both ends prove they hold the job token without sending it.
 //!
 //! The connector sends a `Hello` (protocol version, world size, both ranks, what the connection is
-//! for, a random nonce, a fingerprint of its job-wide settings). The acceptor checks the fields, answers with its own nonce and
-//! `HMAC-SHA256(token, "acceptor" | hello | nonce_a)`; the connector checks that proof and answers
-//! `HMAC-SHA256(token, "connector" | hello | nonce_a)`; the acceptor checks it and accepts. Fresh
-//! nonces on both sides make a recorded exchange useless for a replay. A refusal carries its
-//! reason so the refused peer can report it.
+//! for, a random nonce, a fingerprint of its job-wide settings). The acceptor answers with its own
+//! nonce and `HMAC-SHA256(token, "acceptor" | hello | nonce_a)`; the connector checks that proof
+//! and answers `HMAC-SHA256(token, "connector" | hello | nonce_a)`; the acceptor checks it, and
+//! only then the hello's fields, and accepts. Fresh nonces on both sides make a recorded exchange
+//! useless for a replay. A refusal carries its reason so the refused peer can report it, but the
+//! acceptor says nothing about the job (version, ranks, world size, settings) to a peer that has
+//! not proved the token: a stranger hears at most a challenge and "wrong job token".
+//!
+//! Every length read here is bounded before anything is allocated: a hello is [`HELLO_LEN`]
+//! bytes, a refusal's reason at most [`MAX_REASON`] bytes whatever its length field says.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -16,7 +21,8 @@ const HELLO_MAGIC: u32 = 0x5244_4831;
 pub const HELLO_LEN: usize = 60;
 const NONCE_LEN: usize = 32;
 const MAC_LEN: usize = 32;
-const MAX_REASON: usize = 512;
+/// Most bytes of a refusal's reason that are read (and allocated), whatever its length field says.
+pub const MAX_REASON: usize = 512;
 
 /// What a connection will be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,8 +220,10 @@ pub fn connect<S: Read + Write>(
     read_status(s)
 }
 
-/// Acceptor side: reads a hello, lets `check` vet its fields, challenges, verifies the proof.
-/// Returns the accepted hello; on refusal the reason was already sent to the peer.
+/// Acceptor side: reads a hello, challenges, verifies the proof of the token, and only then lets
+/// `check` vet the hello's fields (the protocol version is checked here). Returns the accepted
+/// hello; on refusal the reason was already sent to the peer. Before the proof the peer is told
+/// nothing but the challenge and, if its proof is wrong, "wrong job token".
 pub fn accept<S: Read + Write>(
     s: &mut S,
     token: &[u8],
@@ -224,20 +232,8 @@ pub fn accept<S: Read + Write>(
     let mut hb = [0u8; HELLO_LEN];
     s.read_exact(&mut hb)
         .map_err(|e| io_err("reading hello", e))?;
+    // Garbage (bad magic, unknown purpose) is dropped without an answer.
     let hello = Hello::decode(&hb)?;
-    let vetted = if hello.version != super::frame::VERSION as u16 {
-        Err(format!(
-            "protocol version {} (this rank speaks {})",
-            hello.version,
-            super::frame::VERSION
-        ))
-    } else {
-        check(&hello)
-    };
-    if let Err(reason) = vetted {
-        send_refusal(s, &reason);
-        return Err(HandshakeError::Refused(reason));
-    }
     let nonce_a = nonce()?;
     let proof = mac(token, b"ringdet-acceptor", &hb, &nonce_a)?
         .finalize()
@@ -257,6 +253,20 @@ pub fn accept<S: Read + Write>(
         .is_err()
     {
         let reason = "wrong job token".to_string();
+        send_refusal(s, &reason);
+        return Err(HandshakeError::Refused(reason));
+    }
+    // The peer holds the token: it may now hear what is wrong with its hello.
+    let vetted = if hello.version != super::frame::VERSION as u16 {
+        Err(format!(
+            "protocol version {} (this rank speaks {})",
+            hello.version,
+            super::frame::VERSION
+        ))
+    } else {
+        check(&hello)
+    };
+    if let Err(reason) = vetted {
         send_refusal(s, &reason);
         return Err(HandshakeError::Refused(reason));
     }
