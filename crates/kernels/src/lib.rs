@@ -22,6 +22,7 @@ mod matmul;
 mod par;
 
 pub mod activation;
+pub mod backend;
 pub mod batchnorm;
 pub mod cast;
 pub mod concat;
@@ -36,4 +37,5 @@ pub mod resize;
 pub mod scale;
 
 pub use error::KernelError;
+pub use backend::{Backend, Cpu, Cuda, HostBackend};
 pub use real::Real;

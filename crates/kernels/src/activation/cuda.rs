@@ -4,7 +4,7 @@ use super::{HARDSIGMOID_OFFSET, HARDSIGMOID_SLOPE};
 use crate::KernelError;
 use crate::launch::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("activation/activation.cu");
 
@@ -19,8 +19,8 @@ fn same(op: &'static str, a: usize, b: usize) -> Result<(), KernelError> {
 /// `y = x·sigmoid(x)`.
 pub fn silu_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     same("silu_forward", y.len(), x.len())?;
     let n = ll(x.len());
@@ -30,9 +30,9 @@ pub fn silu_forward(
 /// `dx += dy·s·(1 + x·(1 − s))`, `s = sigmoid(x)`.
 pub fn silu_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     same("silu_backward", dx.len(), dy.len())?;
     same("silu_backward", dx.len(), x.len())?;
@@ -52,8 +52,8 @@ pub fn silu_backward(
 /// `y = 1 / (1 + e^−x)`.
 pub fn sigmoid_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     same("sigmoid_forward", y.len(), x.len())?;
     let n = ll(x.len());
@@ -71,9 +71,9 @@ pub fn sigmoid_forward(
 /// `dx += dy·y·(1 − y)`.
 pub fn sigmoid_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    y: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    y: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     same("sigmoid_backward", dx.len(), dy.len())?;
     same("sigmoid_backward", dx.len(), y.len())?;
@@ -93,8 +93,8 @@ pub fn sigmoid_backward(
 /// `y = clip(slope·x + offset, 0, 1)` (Paddle's constants).
 pub fn hardsigmoid_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     same("hardsigmoid_forward", y.len(), x.len())?;
     let (n, a, b) = (
@@ -118,9 +118,9 @@ pub fn hardsigmoid_forward(
 /// `dx += dy·slope` where `0 < y < 1`.
 pub fn hardsigmoid_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    y: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    y: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     same("hardsigmoid_backward", dx.len(), dy.len())?;
     same("hardsigmoid_backward", dx.len(), y.len())?;

@@ -6,7 +6,7 @@ use crate::KernelError;
 use crate::error::{check_len, param};
 use crate::launch::{block_rows, grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("batchnorm/batchnorm.cu");
 
@@ -17,8 +17,8 @@ fn dims(p: &BatchNormParams) -> (i64, i64, i64) {
 /// This rank's per-channel `[Σx, Σx²]` into `stats` `[2, C]` (overwritten).
 pub fn batchnorm_stats_forward(
     rt: &KernelRuntime,
-    stats: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    stats: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_forward";
@@ -46,14 +46,14 @@ pub fn batchnorm_stats_forward(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_train(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    saved: &mut CudaSlice<f32>,
-    running_mean: &mut CudaSlice<f32>,
-    running_var: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    stats: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    saved: &mut CudaViewMut<'_, f32>,
+    running_mean: &mut CudaViewMut<'_, f32>,
+    running_var: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    stats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
@@ -121,12 +121,12 @@ pub fn batchnorm_forward_train(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_inference(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    running_mean: &CudaSlice<f32>,
-    running_var: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    running_mean: &CudaView<'_, f32>,
+    running_var: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_forward_inference";
@@ -167,10 +167,10 @@ pub fn batchnorm_forward_inference(
 /// This rank's per-channel `[Σdy, Σdy·x̂]` into `dstats` `[2, C]` (overwritten).
 pub fn batchnorm_stats_backward(
     rt: &KernelRuntime,
-    dstats: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
+    dstats: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_backward";
@@ -202,15 +202,15 @@ pub fn batchnorm_stats_backward(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dgamma: &mut CudaSlice<f32>,
-    dbeta: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    dstats_local: &CudaSlice<f32>,
-    dstats: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dgamma: &mut CudaViewMut<'_, f32>,
+    dbeta: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    dstats_local: &CudaView<'_, f32>,
+    dstats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {

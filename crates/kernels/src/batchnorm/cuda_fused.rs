@@ -10,7 +10,7 @@ use crate::KernelError;
 use crate::error::{check_len, param};
 use crate::launch::{block_rows, grid_1d, launch, ll};
 use crate::runtime::KernelRuntime;
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::cuda::SOURCE;
 
@@ -28,14 +28,14 @@ fn check_channel_vecs(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_silu_forward_train(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    saved: &mut CudaSlice<f32>,
-    running_mean: &mut CudaSlice<f32>,
-    running_var: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    stats: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    saved: &mut CudaViewMut<'_, f32>,
+    running_mean: &mut CudaViewMut<'_, f32>,
+    running_var: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    stats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
@@ -80,6 +80,7 @@ pub fn batchnorm_silu_forward_train(
         return Ok(());
     }
     let n = ll(y.len());
+    let saved_view = saved.as_view();
     launch!(
         rt,
         SOURCE,
@@ -89,7 +90,7 @@ pub fn batchnorm_silu_forward_train(
         x,
         gamma,
         beta,
-        &*saved,
+        &saved_view,
         &c,
         &s,
         &n
@@ -100,12 +101,12 @@ pub fn batchnorm_silu_forward_train(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_silu_stats_backward(
     rt: &KernelRuntime,
-    dstats: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
+    dstats: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_silu_stats_backward";
@@ -140,16 +141,16 @@ pub fn batchnorm_silu_stats_backward(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_silu_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dgamma: &mut CudaSlice<f32>,
-    dbeta: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    dstats_local: &CudaSlice<f32>,
-    dstats: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dgamma: &mut CudaViewMut<'_, f32>,
+    dbeta: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    dstats_local: &CudaView<'_, f32>,
+    dstats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {

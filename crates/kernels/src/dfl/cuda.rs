@@ -5,7 +5,7 @@ use crate::KernelError;
 use crate::error::{check_len, param};
 use crate::launch::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("dfl/dfl.cu");
 
@@ -20,8 +20,8 @@ fn dims(op: &'static str, p: &DflParams) -> Result<Option<(i64, i32, i64, usize)
 /// Stable softmax over the bins.
 pub fn softmax_bins_forward(
     rt: &KernelRuntime,
-    prob: &mut CudaSlice<f32>,
-    logits: &CudaSlice<f32>,
+    prob: &mut CudaViewMut<'_, f32>,
+    logits: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_forward";
@@ -46,9 +46,9 @@ pub fn softmax_bins_forward(
 /// `dlogits += prob·(dprob − Σ_k prob·dprob)`.
 pub fn softmax_bins_backward(
     rt: &KernelRuntime,
-    dlogits: &mut CudaSlice<f32>,
-    dprob: &CudaSlice<f32>,
-    prob: &CudaSlice<f32>,
+    dlogits: &mut CudaViewMut<'_, f32>,
+    dprob: &CudaView<'_, f32>,
+    prob: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_backward";
@@ -80,8 +80,8 @@ pub fn softmax_bins_backward(
 /// `dist = Σ_k k·prob_k`.
 pub fn dfl_integral_forward(
     rt: &KernelRuntime,
-    dist: &mut CudaSlice<f32>,
-    prob: &CudaSlice<f32>,
+    dist: &mut CudaViewMut<'_, f32>,
+    prob: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_forward";
@@ -106,8 +106,8 @@ pub fn dfl_integral_forward(
 /// `dprob_k += k·ddist`.
 pub fn dfl_integral_backward(
     rt: &KernelRuntime,
-    dprob: &mut CudaSlice<f32>,
-    ddist: &CudaSlice<f32>,
+    dprob: &mut CudaViewMut<'_, f32>,
+    ddist: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_backward";
@@ -132,10 +132,10 @@ pub fn dfl_integral_backward(
 /// Fused decode backward: `dlogits_k += prob_k·(k − dist)·ddist`.
 pub fn dfl_decode_backward(
     rt: &KernelRuntime,
-    dlogits: &mut CudaSlice<f32>,
-    ddist: &CudaSlice<f32>,
-    prob: &CudaSlice<f32>,
-    dist: &CudaSlice<f32>,
+    dlogits: &mut CudaViewMut<'_, f32>,
+    ddist: &CudaView<'_, f32>,
+    prob: &CudaView<'_, f32>,
+    dist: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_decode_backward";

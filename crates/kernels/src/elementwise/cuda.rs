@@ -6,7 +6,7 @@ use crate::KernelError;
 use crate::error::check_len;
 use crate::launch::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, DeviceRepr};
+use cudarc::driver::{CudaView, CudaViewMut, DeviceRepr};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("elementwise/elementwise.cu");
 
@@ -50,9 +50,9 @@ fn forward(
     rt: &KernelRuntime,
     op: &'static str,
     code: i32,
-    y: &mut CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     let out = p.out_shape(op)?;
@@ -80,9 +80,9 @@ fn forward(
 /// `y = a + b`.
 pub fn add_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     forward(rt, "add_forward", 0, y, a, b, p)
@@ -91,9 +91,9 @@ pub fn add_forward(
 /// `y = a · b`.
 pub fn mul_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     forward(rt, "mul_forward", 1, y, a, b, p)
@@ -103,10 +103,10 @@ pub fn mul_forward(
 /// `other` (shape `oshape`) is `None` for add.
 fn reduce_into(
     rt: &KernelRuntime,
-    d: &mut CudaSlice<f32>,
+    d: &mut CudaViewMut<'_, f32>,
     shape: [usize; 4],
-    dy: &CudaSlice<f32>,
-    other: Option<(&CudaSlice<f32>, [usize; 4])>,
+    dy: &CudaView<'_, f32>,
+    other: Option<(&CudaView<'_, f32>, [usize; 4])>,
     out: [usize; 4],
 ) -> Result<(), KernelError> {
     if d.is_empty() || dy.is_empty() {
@@ -185,19 +185,21 @@ fn reduce_into(
 /// `da += Σ dy`, `db += Σ dy` (summed over the axes each one was broadcast along).
 pub fn add_backward(
     rt: &KernelRuntime,
-    da: Option<&mut CudaSlice<f32>>,
-    db: Option<&mut CudaSlice<f32>>,
-    dy: &CudaSlice<f32>,
+    da: Option<&mut CudaViewMut<'_, f32>>,
+    db: Option<&mut CudaViewMut<'_, f32>>,
+    dy: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "add_backward";
     let out = p.out_shape(OP)?;
     check_len(OP, "dy", dy.len(), &out)?;
-    for (d, shape, what) in [(da, p.a, "da"), (db, p.b, "db")] {
-        if let Some(d) = d {
-            check_len(OP, what, d.len(), &shape)?;
-            reduce_into(rt, d, shape, dy, None, out)?;
-        }
+    if let Some(d) = da {
+        check_len(OP, "da", d.len(), &p.a)?;
+        reduce_into(rt, d, p.a, dy, None, out)?;
+    }
+    if let Some(d) = db {
+        check_len(OP, "db", d.len(), &p.b)?;
+        reduce_into(rt, d, p.b, dy, None, out)?;
     }
     Ok(())
 }
@@ -205,11 +207,11 @@ pub fn add_backward(
 /// `da += Σ dy·b`, `db += Σ dy·a` (summed over broadcast axes).
 pub fn mul_backward(
     rt: &KernelRuntime,
-    da: Option<&mut CudaSlice<f32>>,
-    db: Option<&mut CudaSlice<f32>>,
-    dy: &CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    da: Option<&mut CudaViewMut<'_, f32>>,
+    db: Option<&mut CudaViewMut<'_, f32>>,
+    dy: &CudaView<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "mul_backward";
@@ -217,11 +219,13 @@ pub fn mul_backward(
     check_len(OP, "dy", dy.len(), &out)?;
     check_len(OP, "a", a.len(), &p.a)?;
     check_len(OP, "b", b.len(), &p.b)?;
-    for (d, shape, other, oshape, what) in [(da, p.a, b, p.b, "da"), (db, p.b, a, p.a, "db")] {
-        if let Some(d) = d {
-            check_len(OP, what, d.len(), &shape)?;
-            reduce_into(rt, d, shape, dy, Some((other, oshape)), out)?;
-        }
+    if let Some(d) = da {
+        check_len(OP, "da", d.len(), &p.a)?;
+        reduce_into(rt, d, p.a, dy, Some((b, p.b)), out)?;
+    }
+    if let Some(d) = db {
+        check_len(OP, "db", d.len(), &p.b)?;
+        reduce_into(rt, d, p.b, dy, Some((a, p.a)), out)?;
     }
     Ok(())
 }

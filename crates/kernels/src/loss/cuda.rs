@@ -9,7 +9,7 @@ use crate::KernelError;
 use crate::error::{check_len, param};
 use crate::launch::{THREADS, grid_1d, launch, ll, scratch};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, LaunchConfig};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("loss/loss.cu");
 
@@ -25,7 +25,7 @@ fn partial_cfg(n: usize) -> LaunchConfig {
 /// `out[0] = Σ partials / normalizer`.
 fn finish(
     rt: &KernelRuntime,
-    out: &mut CudaSlice<f32>,
+    out: &mut CudaViewMut<'_, f32>,
     partials: &CudaSlice<f64>,
     parts: u32,
     normalizer: f64,
@@ -48,16 +48,16 @@ fn finish(
     )
 }
 
-fn scalar_out(op: &'static str, loss: &CudaSlice<f32>) -> Result<(), KernelError> {
+fn scalar_out(op: &'static str, loss: &CudaViewMut<'_, f32>) -> Result<(), KernelError> {
     check_len(op, "loss", loss.len(), &[1])
 }
 
 /// Elementwise `loss = bce(pred, target)`.
 pub fn bce_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "bce_forward";
     check_len(OP, "pred", pred.len(), &[loss.len()])?;
@@ -81,10 +81,10 @@ pub fn bce_forward(
 /// `dpred += dloss · d bce / d pred`.
 pub fn bce_backward(
     rt: &KernelRuntime,
-    dpred: &mut CudaSlice<f32>,
-    dloss: &CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
+    dpred: &mut CudaViewMut<'_, f32>,
+    dloss: &CudaView<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "bce_backward";
     for (what, len) in [
@@ -114,10 +114,10 @@ pub fn bce_backward(
 /// `loss[0] = Σ w·BCE(p, q) / S`.
 pub fn varifocal_loss_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    label: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    label: &CudaView<'_, f32>,
     p: &VarifocalParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "varifocal_loss_forward";
@@ -147,10 +147,10 @@ pub fn varifocal_loss_forward(
 /// `dpred += dloss / S · (dw/dp · BCE + w · dBCE/dp)`.
 pub fn varifocal_loss_backward(
     rt: &KernelRuntime,
-    dpred: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    label: &CudaSlice<f32>,
+    dpred: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    label: &CudaView<'_, f32>,
     dloss: f32,
     p: &VarifocalParams,
 ) -> Result<(), KernelError> {
@@ -195,9 +195,9 @@ fn check_boxes(
 /// Per-box `1 − GIoU` into `loss` `[P]`.
 pub fn giou_per_box(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "giou_per_box";
     check_len(OP, "pred", pred.len(), &[loss.len(), 4])?;
@@ -221,10 +221,10 @@ pub fn giou_per_box(
 /// `loss[0] = Σ (1 − GIoU)·weight / S`.
 pub fn giou_loss_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "giou_loss_forward";
@@ -250,10 +250,10 @@ pub fn giou_loss_forward(
 /// `dpred += dloss · weight / S · d(1 − GIoU)/d pred`.
 pub fn giou_loss_backward(
     rt: &KernelRuntime,
-    dpred: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    dpred: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     dloss: f32,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
@@ -281,9 +281,9 @@ pub fn giou_loss_backward(
 /// DFL targets `(ax − x1, ay − y1, x2 − ax, y2 − ay)` clipped to `[0, reg_max − 0.01]`.
 pub fn dfl_targets(
     rt: &KernelRuntime,
-    target: &mut CudaSlice<f32>,
-    anchor_points: &CudaSlice<f32>,
-    boxes: &CudaSlice<f32>,
+    target: &mut CudaViewMut<'_, f32>,
+    anchor_points: &CudaView<'_, f32>,
+    boxes: &CudaView<'_, f32>,
     reg_max: usize,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_targets";
@@ -327,10 +327,10 @@ fn check_dfl(
 /// `loss[0] = Σ_a weight_a · mean_sides(dfl_side) / S`.
 pub fn dfl_loss_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    logits: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    logits: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_loss_forward";
@@ -358,10 +358,10 @@ pub fn dfl_loss_forward(
 #[allow(clippy::too_many_arguments)]
 pub fn dfl_loss_backward(
     rt: &KernelRuntime,
-    dlogits: &mut CudaSlice<f32>,
-    logits: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    dlogits: &mut CudaViewMut<'_, f32>,
+    logits: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     dloss: f32,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {

@@ -6,15 +6,15 @@ use crate::KernelError;
 use crate::error::{check_len, check_min_len, param};
 use crate::launch::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("pool/pool.cu");
 
 /// `y[n, c] = mean over H·W of x[n, c]`.
 pub fn global_avg_pool_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_forward";
@@ -42,8 +42,8 @@ pub fn global_avg_pool_forward(
 /// `dx[n, c, :, :] += dy[n, c] / (H·W)`.
 pub fn global_avg_pool_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_backward";
@@ -85,9 +85,9 @@ fn geometry(op: &'static str, p: &PoolParams) -> Result<(i32, i32, i32), KernelE
 /// Max pool `k×k`, stride 1, padding `k/2`; `workspace` holds at least `x.len()` elements.
 pub fn max_pool_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    workspace: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    workspace: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_forward";
@@ -113,13 +113,14 @@ pub fn max_pool_forward(
         &rows,
         &n
     )?;
+    let workspace_view = workspace.as_view();
     launch!(
         rt,
         SOURCE,
         "max_pool_pass_f32",
         cfg,
         y,
-        &*workspace,
+        &workspace_view,
         &h,
         &w,
         &r,
@@ -131,10 +132,10 @@ pub fn max_pool_forward(
 /// Max-pool backward: each output's gradient goes to the first input of its window equal to it.
 pub fn max_pool_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    y: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    y: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_backward";

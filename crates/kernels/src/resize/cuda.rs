@@ -6,15 +6,15 @@ use crate::KernelError;
 use crate::error::check_len;
 use crate::launch::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("resize/resize.cu");
 
 /// `y[.., 2i+a, 2j+b] = x[.., i, j]`.
 pub fn upsample_nearest2x_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_forward";
@@ -40,8 +40,8 @@ pub fn upsample_nearest2x_forward(
 /// `dx[.., i, j] += Σ of the 2×2 block of dy`.
 pub fn upsample_nearest2x_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_backward";

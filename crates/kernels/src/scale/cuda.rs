@@ -3,15 +3,15 @@
 use super::ScaleParams;
 use crate::KernelError;
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
 
 pub static SOURCE: KernelSource = crate::kernel_source!("scale/scale.cu");
 
 /// `out[i] = alpha * x[i]` on the runtime's stream.
 pub fn scale(
     rt: &KernelRuntime,
-    out: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    out: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &ScaleParams,
 ) -> Result<(), KernelError> {
     if out.len() != x.len() {
