@@ -36,6 +36,6 @@ pub mod pool;
 pub mod resize;
 pub mod scale;
 
-pub use error::KernelError;
 pub use backend::{Backend, Cpu, Cuda, HostBackend};
+pub use error::KernelError;
 pub use real::Real;

@@ -35,7 +35,7 @@ fn stage_forward<T: Real>(
         y2 = y;
         caches.push(c);
     }
-    let cat = ops::concat(&[&y1, &y2])?;
+    let cat = ops::concat(ctx.backend(), &[&y1, &y2])?;
     let (a, attn) = blocks::ese_forward(ctx, &s.attn, &cat)?;
     let (y, c3) = conv_bn::forward(ctx, &s.conv3, &a)?;
     Ok((
@@ -61,7 +61,7 @@ fn stage_backward(
     let da = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
     let dcat = blocks::ese_backward(ctx, &s.attn, &c.attn, &da)?;
     let half = s.conv1.cout;
-    let mut parts = ops::concat_backward(&dcat, &[half, half])?;
+    let mut parts = ops::concat_backward(ctx.backend(), &dcat, &[half, half])?;
     let mut dy2 = parts.pop().ok_or_else(missing)?;
     let dy1 = parts.pop().ok_or_else(missing)?;
     for (b, bc) in s.blocks.iter().zip(&c.blocks).rev() {

@@ -29,13 +29,13 @@ pub fn repvgg_forward<T: Real>(
         rec.push((crate::fuse::block_name(s).to_string(), x.clone()));
     }
     if let Some((w, b)) = ctx.fused.and_then(|f| f.get(crate::fuse::block_name(s))) {
-        let y = ops::conv2d(x, w, Some(b), s.conv1.cout, 3, 1)?;
-        return Ok((ops::silu(&y)?, RepVggCache::default()));
+        let y = ops::conv2d(ctx.backend(), x, w, Some(b), s.conv1.cout, 3, 1)?;
+        return Ok((ops::silu(ctx.backend(), &y)?, RepVggCache::default()));
     }
     let (mut a, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
     let (b, c2) = conv_bn::forward(ctx, &s.conv2, x)?;
     a.add_assign(&b);
-    let y = ops::silu(&a)?;
+    let y = ops::silu(ctx.backend(), &a)?;
     let sum = ctx.training().then_some(a);
     Ok((y, RepVggCache { c1, c2, sum }))
 }
@@ -47,7 +47,7 @@ pub fn repvgg_backward(ctx: &mut Bwd, s: &RepVggSpec, c: &RepVggCache, dy: &Feat
         .as_ref()
         .ok_or_else(|| crate::DetectError::Input("repvgg backward without cache".into()))?;
     let mut ds = dy.zeros_like();
-    ops::silu_backward(&mut ds, dy, sum)?;
+    ops::silu_backward(ctx.backend(), &mut ds, dy, sum)?;
     // Backward runs in reverse: the 1×1 branch (used last) first.
     let dx2 = conv_bn::backward(ctx, &s.conv2, &c.c2, &ds, true)?;
     let mut dx =
@@ -122,13 +122,13 @@ pub fn gate_forward<T: Real>(
 ) -> Result<(Feat<T>, GateCache<T>)> {
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let b = ctx.param(&format!("{}.bias", fc.name))?;
-    let z = ops::conv2d(avg, w, Some(b), fc.cout, 1, 1)?;
+    let z = ops::conv2d(ctx.backend(), avg, w, Some(b), fc.cout, 1, 1)?;
     let g = match f {
-        GateFn::HardSigmoid => ops::hardsigmoid(&z.data)?,
-        GateFn::Sigmoid => ops::sigmoid(&z.data)?,
+        GateFn::HardSigmoid => ops::hardsigmoid(ctx.backend(), &z.data)?,
+        GateFn::Sigmoid => ops::sigmoid(ctx.backend(), &z.data)?,
     };
     let gate = Feat::from_vec(g, z.n, z.c, 1, 1)?;
-    let y = ops::mul_channel(x, &gate)?;
+    let y = ops::mul_channel(ctx.backend(), x, &gate)?;
     let cache = if ctx.training() {
         GateCache {
             x: Some(x.clone()),
@@ -149,6 +149,7 @@ pub fn gate_backward(
     c: &GateCache,
     dy: &Feat,
 ) -> Result<(Feat, Feat)> {
+    let be = ctx.backend();
     let (Some(x), Some(avg), Some(gate)) = (&c.x, &c.avg, &c.gate) else {
         return Err(crate::DetectError::Input(format!(
             "{}: backward without cache",
@@ -157,16 +158,20 @@ pub fn gate_backward(
     };
     let mut dx = x.zeros_like();
     let mut dgate = gate.zeros_like();
-    ops::mul_channel_backward(&mut dx, &mut dgate, dy, x, gate)?;
+    ops::mul_channel_backward(ctx.backend(), &mut dx, &mut dgate, dy, x, gate)?;
     let mut dz = gate.zeros_like();
     match f {
-        GateFn::HardSigmoid => ops::hardsigmoid_backward(&mut dz.data, &dgate.data, &gate.data)?,
-        GateFn::Sigmoid => ops::sigmoid_backward(&mut dz.data, &dgate.data, &gate.data)?,
+        GateFn::HardSigmoid => {
+            ops::hardsigmoid_backward(ctx.backend(), &mut dz.data, &dgate.data, &gate.data)?
+        }
+        GateFn::Sigmoid => {
+            ops::sigmoid_backward(ctx.backend(), &mut dz.data, &dgate.data, &gate.data)?
+        }
     }
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let mut db = vec![0.0f32; fc.cout];
     let dw = ctx.grad(&format!("{}.weight", fc.name))?;
-    let davg = ops::conv2d_backward(&dz, avg, w, dw, Some(&mut db), 1, 1, true)?
+    let davg = ops::conv2d_backward(be, &dz, avg, w, dw, Some(&mut db), 1, 1, true)?
         .unwrap_or_else(|| avg.zeros_like());
     ctx.add_grad(&format!("{}.bias", fc.name), &db)?;
     Ok((dx, davg))
@@ -178,13 +183,13 @@ pub fn ese_forward<T: Real>(
     s: &EseSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, GateCache<T>)> {
-    let avg = ops::global_avg_pool(x)?;
+    let avg = ops::global_avg_pool(ctx.backend(), x)?;
     gate_forward(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
 }
 
 /// Backward of [`ese_forward`].
 pub fn ese_backward(ctx: &mut Bwd, s: &EseSpec, c: &GateCache, dy: &Feat) -> Result<Feat> {
     let (mut dx, davg) = gate_backward(ctx, &s.fc, GateFn::HardSigmoid, c, dy)?;
-    ops::global_avg_pool_backward(&mut dx, &davg)?;
+    ops::global_avg_pool_backward(ctx.backend(), &mut dx, &davg)?;
     Ok(dx)
 }

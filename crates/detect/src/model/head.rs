@@ -41,7 +41,7 @@ pub type HeadOutputs<T = f32> = (Vec<LevelLogits<T>>, Vec<LevelCache<T>>);
 fn pred<T: Real>(ctx: &Fwd<T>, s: &ConvSpec, x: &Feat<T>) -> Result<Feat<T>> {
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let b = ctx.param(&format!("{}.bias", s.name))?;
-    ops::conv2d(x, w, Some(b), s.cout, s.kernel, 1)
+    ops::conv2d(ctx.backend(), x, w, Some(b), s.cout, s.kernel, 1)
 }
 
 /// Neck outputs (deepest first) → logits per level.
@@ -61,7 +61,7 @@ pub fn forward<T: Real>(
     let mut outs = Vec::with_capacity(feats.len());
     let mut caches = Vec::with_capacity(feats.len());
     for (i, f) in feats.iter().enumerate() {
-        let avg = ops::global_avg_pool(f)?;
+        let avg = ops::global_avg_pool(ctx.backend(), f)?;
         let (g, cls_gate) = blocks::gate_forward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, f, &avg)?;
         let (mut cls_in, cls_conv) = conv_bn::forward(ctx, &s.stem_cls[i].conv, &g)?;
         cls_in.add_assign(f);
@@ -85,10 +85,11 @@ pub fn forward<T: Real>(
 }
 
 fn pred_backward(ctx: &mut Bwd, s: &ConvSpec, x: &Feat, dy: &Feat) -> Result<Feat> {
+    let be = ctx.backend();
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let mut db = vec![0.0f32; s.cout];
     let dw = ctx.grad(&format!("{}.weight", s.name))?;
-    let dx = ops::conv2d_backward(dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
+    let dx = ops::conv2d_backward(be, dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
         .ok_or_else(missing)?;
     ctx.add_grad(&format!("{}.bias", s.name), &db)?;
     Ok(dx)
@@ -124,7 +125,7 @@ pub fn backward(
         df.add_assign(&df_reg);
         df.add_assign(&df_cls);
         davg.add_assign(&davg_cls);
-        ops::global_avg_pool_backward(&mut df, &davg)?;
+        ops::global_avg_pool_backward(ctx.backend(), &mut df, &davg)?;
         debug_assert_eq!(df.shape(), f.shape());
         douts.push(df);
     }

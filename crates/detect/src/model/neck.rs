@@ -30,11 +30,11 @@ fn spp_forward<T: Real>(
     let pools = s
         .pool_sizes
         .iter()
-        .map(|&k| ops::max_pool(x, k))
+        .map(|&k| ops::max_pool(ctx.backend(), x, k))
         .collect::<Result<Vec<_>>>()?;
     let mut parts: Vec<&Feat<T>> = vec![x];
     parts.extend(pools.iter());
-    let cat = ops::concat(&parts)?;
+    let cat = ops::concat(ctx.backend(), &parts)?;
     let (y, conv) = conv_bn::forward(ctx, &s.conv, &cat)?;
     let train = ctx.training();
     Ok((
@@ -51,10 +51,10 @@ fn spp_backward(ctx: &mut Bwd, s: &SppSpec, c: &SppCache, dy: &Feat) -> Result<F
     let x = c.x.as_ref().ok_or_else(missing)?;
     let dcat = conv_bn::backward(ctx, &s.conv, &c.conv, dy, true)?.ok_or_else(missing)?;
     let channels = vec![x.c; 1 + s.pool_sizes.len()];
-    let mut parts = ops::concat_backward(&dcat, &channels)?.into_iter();
+    let mut parts = ops::concat_backward(ctx.backend(), &dcat, &channels)?.into_iter();
     let mut dx = parts.next().ok_or_else(missing)?;
     for ((dp, &k), y) in parts.zip(&s.pool_sizes).zip(&c.pools) {
-        ops::max_pool_backward(&mut dx, &dp, x, y, k)?;
+        ops::max_pool_backward(ctx.backend(), &mut dx, &dp, x, y, k)?;
     }
     Ok(dx)
 }
@@ -99,14 +99,14 @@ fn csp_forward<T: Real>(
             }
         }
     }
-    let cat = ops::concat(&[&y1, &y2])?;
+    let cat = ops::concat(ctx.backend(), &[&y1, &y2])?;
     let (y, c3) = conv_bn::forward(ctx, &s.conv3, &cat)?;
     Ok((y, CspStageCache { c1, c2, items, c3 }))
 }
 
 fn csp_backward(ctx: &mut Bwd, s: &CspStageSpec, c: &CspStageCache, dy: &Feat) -> Result<Feat> {
     let dcat = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
-    let mut parts = ops::concat_backward(&dcat, &[s.conv1.cout, s.conv2.cout])?;
+    let mut parts = ops::concat_backward(ctx.backend(), &dcat, &[s.conv1.cout, s.conv2.cout])?;
     let mut dy2 = parts.pop().ok_or_else(missing)?;
     let dy1 = parts.pop().ok_or_else(missing)?;
     for (it, ic) in s.convs.iter().zip(&c.items).rev() {
@@ -157,14 +157,14 @@ pub fn forward<T: Real>(
         let lateral = &feats[levels - 1 - i];
         cache.lateral_channels.push(lateral.c);
         let block = match route.take() {
-            Some(r) => ops::concat(&[&r, lateral])?,
+            Some(r) => ops::concat(ctx.backend(), &[&r, lateral])?,
             None => lateral.clone(),
         };
         let (out, c) = csp_forward(ctx, &s.fpn_stages[i], &block)?;
         cache.fpn.push(c);
         if i < levels - 1 {
             let (r, rc) = conv_bn::forward(ctx, &s.fpn_routes[i], &out)?;
-            route = Some(ops::upsample2x(&r)?);
+            route = Some(ops::upsample2x(ctx.backend(), &r)?);
             let shape = Feat::zeros(r.n, r.c, r.h, r.w);
             cache.fpn_routes.push((rc, shape));
         }
@@ -176,7 +176,7 @@ pub fn forward<T: Real>(
     let mut r = fpn_feats[levels - 1].clone();
     for i in (0..levels - 1).rev() {
         let (down, rc) = conv_bn::forward(ctx, &s.pan_routes[i], &r)?;
-        let block = ops::concat(&[&down, &fpn_feats[i]])?;
+        let block = ops::concat(ctx.backend(), &[&down, &fpn_feats[i]])?;
         let (out, c) = csp_forward(ctx, &s.pan_stages[i], &block)?;
         cache.pan_routes[i] = Some(rc);
         cache.pan[i] = Some(c);
@@ -205,8 +205,11 @@ pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) ->
         };
         let d = dpan[i].take().ok_or_else(missing)?;
         let dblock = csp_backward(ctx, &s.pan_stages[i], pc, &d)?;
-        let mut parts =
-            ops::concat_backward(&dblock, &[s.pan_routes[i].cout, s.fpn_stages[i].conv3.cout])?;
+        let mut parts = ops::concat_backward(
+            ctx.backend(),
+            &dblock,
+            &[s.pan_routes[i].cout, s.fpn_stages[i].conv3.cout],
+        )?;
         add(&mut dfpn[i], parts.pop().ok_or_else(missing)?);
         let ddown = parts.pop().ok_or_else(missing)?;
         let dr = conv_bn::backward(ctx, &s.pan_routes[i], rc, &ddown, true)?.ok_or_else(missing)?;
@@ -226,12 +229,12 @@ pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) ->
             continue;
         }
         let route_c = dblock.c - lateral_c;
-        let mut parts = ops::concat_backward(&dblock, &[route_c, lateral_c])?;
+        let mut parts = ops::concat_backward(ctx.backend(), &dblock, &[route_c, lateral_c])?;
         dfeats[levels - 1 - i] = Some(parts.pop().ok_or_else(missing)?);
         let dup = parts.pop().ok_or_else(missing)?;
         let (rc, shape) = &c.fpn_routes[i - 1];
         let mut dr = shape.zeros_like();
-        ops::upsample2x_backward(&mut dr, &dup)?;
+        ops::upsample2x_backward(ctx.backend(), &mut dr, &dup)?;
         let df =
             conv_bn::backward(ctx, &s.fpn_routes[i - 1], rc, &dr, true)?.ok_or_else(missing)?;
         add(&mut dfpn[i - 1], df);
