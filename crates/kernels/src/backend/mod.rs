@@ -149,7 +149,7 @@ pub trait NormOps<T: Real>: Buffers<T> {
         saved: Self::View<'_>,
         p: &BatchNormParams,
     ) -> KResult<()>;
-    /// `dx = …` (overwrites), `dgamma += …`, `dbeta += …`.
+    /// `dx += …`, `dgamma += …`, `dbeta += …`.
     #[allow(clippy::too_many_arguments)]
     fn batchnorm_backward(
         &self,
