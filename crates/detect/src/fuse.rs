@@ -86,7 +86,7 @@ pub fn fuse_repvgg(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg> {
 }
 
 /// [`fuse_repvgg`] into convs of any float type (f64 for the exactness check of
-/// [`crate::detector::eval_forward_as`]).
+/// the detector's f64 evaluation forward, which takes the result).
 pub fn fuse_repvgg_as<T: Real>(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg<T>> {
     let mut out = FusedRepVgg::new();
     for st in &arch.backbone.stages {

@@ -13,11 +13,13 @@
 //! assert_eq!(out, [0.5, 1.0, 2.0]);
 //! # Ok::<(), ringdet_kernels::KernelError>(())
 //! ```
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod real;
 pub mod runtime;
 
-mod launch;
+mod grid;
 mod matmul;
 mod par;
 

@@ -2,10 +2,11 @@
 
 use super::{HARDSIGMOID_OFFSET, HARDSIGMOID_SLOPE};
 use crate::KernelError;
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("activation/activation.cu");
 
 fn same(op: &'static str, a: usize, b: usize) -> Result<(), KernelError> {

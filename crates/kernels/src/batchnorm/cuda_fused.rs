@@ -8,7 +8,7 @@
 use super::BatchNormParams;
 use crate::KernelError;
 use crate::error::{check_len, param};
-use crate::launch::{block_rows, grid_1d, launch, ll};
+use crate::grid::{block_rows, grid_1d, launch, ll};
 use crate::runtime::KernelRuntime;
 use cudarc::driver::{CudaView, CudaViewMut};
 

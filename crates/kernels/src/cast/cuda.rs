@@ -2,11 +2,12 @@
 
 use crate::KernelError;
 use crate::error::check_len;
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
 use half::bf16;
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("cast/cast.cu");
 
 /// `out[i] = bf16(x[i])`, round to nearest even.

@@ -10,10 +10,11 @@
 use super::Conv2dParams;
 use crate::KernelError;
 use crate::error::{check_len, param};
-use crate::launch::{block_rows, launch, ll};
+use crate::grid::{block_rows, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut, DeviceRepr, LaunchConfig};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("conv/conv.cu");
 
 /// Which GEMM engine a convolution runs on.

@@ -3,10 +3,11 @@
 use super::DflParams;
 use crate::KernelError;
 use crate::error::{check_len, param};
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("dfl/dfl.cu");
 
 /// (groups, bins, inner, columns) of the layout, or `None` when there is nothing to do.

@@ -4,10 +4,11 @@
 use super::BroadcastParams;
 use crate::KernelError;
 use crate::error::check_len;
-use crate::launch::{grid_1d, launch, ll, warp_rows};
+use crate::grid::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut, DeviceRepr};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("elementwise/elementwise.cu");
 
 /// The kernels' `Bcast` struct.

@@ -7,10 +7,11 @@
 use super::{BoxLossParams, VarifocalParams, check_normalizer};
 use crate::KernelError;
 use crate::error::{check_len, param};
-use crate::launch::{THREADS, grid_1d, launch, ll, scratch};
+use crate::grid::{THREADS, grid_1d, launch, ll, scratch};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("loss/loss.cu");
 
 /// Blocks of a partial-sum launch (at most this many partials).

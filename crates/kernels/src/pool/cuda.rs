@@ -4,10 +4,11 @@
 use super::PoolParams;
 use crate::KernelError;
 use crate::error::{check_len, check_min_len, param};
-use crate::launch::{grid_1d, launch, ll, warp_rows};
+use crate::grid::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("pool/pool.cu");
 
 /// `y[n, c] = mean over H·W of x[n, c]`.

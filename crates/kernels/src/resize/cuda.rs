@@ -4,10 +4,11 @@
 use super::UpsampleParams;
 use crate::KernelError;
 use crate::error::check_len;
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("resize/resize.cu");
 
 /// `y[.., 2i+a, 2j+b] = x[.., i, j]`.
