@@ -94,6 +94,7 @@ impl Tensor {
                 DType::U8 => fill::<u8>(b, value),
                 DType::I32 => fill::<i32>(b, value),
                 DType::I64 => fill::<i64>(b, value),
+                DType::F64 => fill::<f64>(b, value),
             }
         }
         Self::from_host(HostStorage::Owned(bytes), dtype, shape)
