@@ -1,6 +1,6 @@
 //! Activations on a CUDA device (kernels in `activation.cu`), f32, same contracts as [`super::cpu`].
 
-use super::{HARDSIGMOID_OFFSET, HARDSIGMOID_SLOPE};
+use super::{HARDSIGMOID_OFFSET, HARDSIGMOID_SLOPE, same};
 use crate::KernelError;
 use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
@@ -9,21 +9,13 @@ use cudarc::driver::{CudaView, CudaViewMut};
 /// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("activation/activation.cu");
 
-fn same(op: &'static str, a: usize, b: usize) -> Result<(), KernelError> {
-    if a == b {
-        Ok(())
-    } else {
-        Err(KernelError::shape(op, &[a], &[b]))
-    }
-}
-
 /// `y = x·sigmoid(x)`.
 pub fn silu_forward(
     rt: &KernelRuntime,
     y: &mut CudaViewMut<'_, f32>,
     x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("silu_forward", y.len(), x.len())?;
+    same("silu_forward", ["y", "x"], y.len(), x.len())?;
     let n = ll(x.len());
     launch!(rt, SOURCE, "silu_forward_f32", grid_1d(x.len()), y, x, &n)
 }
@@ -35,8 +27,8 @@ pub fn silu_backward(
     dy: &CudaView<'_, f32>,
     x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("silu_backward", dx.len(), dy.len())?;
-    same("silu_backward", dx.len(), x.len())?;
+    same("silu_backward", ["dx", "dy"], dx.len(), dy.len())?;
+    same("silu_backward", ["dx", "x"], dx.len(), x.len())?;
     let n = ll(x.len());
     launch!(
         rt,
@@ -56,7 +48,7 @@ pub fn sigmoid_forward(
     y: &mut CudaViewMut<'_, f32>,
     x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("sigmoid_forward", y.len(), x.len())?;
+    same("sigmoid_forward", ["y", "x"], y.len(), x.len())?;
     let n = ll(x.len());
     launch!(
         rt,
@@ -76,8 +68,8 @@ pub fn sigmoid_backward(
     dy: &CudaView<'_, f32>,
     y: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("sigmoid_backward", dx.len(), dy.len())?;
-    same("sigmoid_backward", dx.len(), y.len())?;
+    same("sigmoid_backward", ["dx", "dy"], dx.len(), dy.len())?;
+    same("sigmoid_backward", ["dx", "y"], dx.len(), y.len())?;
     let n = ll(y.len());
     launch!(
         rt,
@@ -97,7 +89,7 @@ pub fn hardsigmoid_forward(
     y: &mut CudaViewMut<'_, f32>,
     x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("hardsigmoid_forward", y.len(), x.len())?;
+    same("hardsigmoid_forward", ["y", "x"], y.len(), x.len())?;
     let (n, a, b) = (
         ll(x.len()),
         HARDSIGMOID_SLOPE as f32,
@@ -123,8 +115,8 @@ pub fn hardsigmoid_backward(
     dy: &CudaView<'_, f32>,
     y: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("hardsigmoid_backward", dx.len(), dy.len())?;
-    same("hardsigmoid_backward", dx.len(), y.len())?;
+    same("hardsigmoid_backward", ["dx", "dy"], dx.len(), dy.len())?;
+    same("hardsigmoid_backward", ["dx", "y"], dx.len(), y.len())?;
     let (n, a) = (ll(y.len()), HARDSIGMOID_SLOPE as f32);
     launch!(
         rt,

@@ -1,9 +1,11 @@
 //! Batch norm on a CUDA device (kernels in `batchnorm.cu`), f32, the same SyncBN split and
 //! contracts as [`super::cpu`]: the `[2, C]` sums stay on the device, ready for an all-reduce.
 
-use super::BatchNormParams;
+use super::{
+    BatchNormParams, check_backward, check_forward_inference, check_forward_train,
+    check_stats_backward, check_stats_forward,
+};
 use crate::KernelError;
-use crate::error::{check_len, param};
 use crate::grid::{block_rows, grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
@@ -23,8 +25,7 @@ pub fn batchnorm_stats_forward(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "stats", stats.len(), &[2, p.channels])?;
+    check_stats_forward(OP, p, stats.len(), x.len())?;
     if p.channels == 0 {
         return Ok(());
     }
@@ -60,21 +61,13 @@ pub fn batchnorm_forward_train(
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_forward_train";
     let ch = p.channels;
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, ch])?;
-    check_len(OP, "stats", stats.len(), &[2, ch])?;
-    for (what, len) in [
-        ("running_mean", running_mean.len()),
-        ("running_var", running_var.len()),
-        ("gamma", gamma.len()),
-        ("beta", beta.len()),
-    ] {
-        check_len(OP, what, len, &[ch])?;
-    }
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
+    check_forward_train(
+        OP,
+        p,
+        [y.len(), saved.len(), running_mean.len(), running_var.len()],
+        [x.len(), gamma.len(), beta.len(), stats.len()],
+        count,
+    )?;
     if ch == 0 {
         return Ok(());
     }
@@ -131,16 +124,18 @@ pub fn batchnorm_forward_inference(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_forward_inference";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    for (what, len) in [
-        ("running_mean", running_mean.len()),
-        ("running_var", running_var.len()),
-        ("gamma", gamma.len()),
-        ("beta", beta.len()),
-    ] {
-        check_len(OP, what, len, &[p.channels])?;
-    }
+    check_forward_inference(
+        OP,
+        p,
+        y.len(),
+        [
+            x.len(),
+            gamma.len(),
+            beta.len(),
+            running_mean.len(),
+            running_var.len(),
+        ],
+    )?;
     if y.is_empty() {
         return Ok(());
     }
@@ -175,10 +170,7 @@ pub fn batchnorm_stats_backward(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_backward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, p.channels])?;
-    check_len(OP, "dstats", dstats.len(), &[2, p.channels])?;
+    check_stats_backward(OP, p, dstats.len(), [dy.len(), x.len(), saved.len()], &[])?;
     if p.channels == 0 {
         return Ok(());
     }
@@ -217,26 +209,18 @@ pub fn batchnorm_backward(
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_backward";
     let ch = p.channels;
-    for (what, len) in [("dx", dx.len()), ("dy", dy.len()), ("x", x.len())] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
-    for (what, len) in [
-        ("saved", saved.len()),
-        ("dstats_local", dstats_local.len()),
-        ("dstats", dstats.len()),
-    ] {
-        check_len(OP, what, len, &[2, ch])?;
-    }
-    for (what, len) in [
-        ("dgamma", dgamma.len()),
-        ("dbeta", dbeta.len()),
-        ("gamma", gamma.len()),
-    ] {
-        check_len(OP, what, len, &[ch])?;
-    }
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
+    check_backward(
+        OP,
+        p,
+        [dx.len(), dy.len(), x.len()],
+        [saved.len(), dstats_local.len(), dstats.len()],
+        &[
+            ("dgamma", dgamma.len()),
+            ("dbeta", dbeta.len()),
+            ("gamma", gamma.len()),
+        ],
+        count,
+    )?;
     if ch == 0 {
         return Ok(());
     }

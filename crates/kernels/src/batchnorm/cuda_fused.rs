@@ -5,23 +5,13 @@
 //! sums are those of `dz = dy·silu'(z)`, to be all-reduced between the two backward calls.
 //! The reference is the composition of the CPU ops (BN then SiLU).
 
-use super::BatchNormParams;
+use super::{BatchNormParams, check_backward, check_forward_train, check_stats_backward};
 use crate::KernelError;
-use crate::error::{check_len, param};
 use crate::grid::{block_rows, grid_1d, launch, ll};
 use crate::runtime::KernelRuntime;
 use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::cuda::SOURCE;
-
-fn check_channel_vecs(
-    op: &'static str,
-    p: &BatchNormParams,
-    vecs: &[(&'static str, usize)],
-) -> Result<(), KernelError> {
-    vecs.iter()
-        .try_for_each(|&(what, len)| check_len(op, what, len, &[p.channels]))
-}
 
 /// Training forward `y = silu(BN(x))` with the combined `stats`; writes `saved` and updates
 /// the running statistics exactly as [`super::cuda::batchnorm_forward_train`].
@@ -40,23 +30,13 @@ pub fn batchnorm_silu_forward_train(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_silu_forward_train";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, p.channels])?;
-    check_len(OP, "stats", stats.len(), &[2, p.channels])?;
-    check_channel_vecs(
+    check_forward_train(
         OP,
         p,
-        &[
-            ("running_mean", running_mean.len()),
-            ("running_var", running_var.len()),
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-        ],
+        [y.len(), saved.len(), running_mean.len(), running_var.len()],
+        [x.len(), gamma.len(), beta.len(), stats.len()],
+        count,
     )?;
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
     if p.channels == 0 {
         return Ok(());
     }
@@ -110,11 +90,13 @@ pub fn batchnorm_silu_stats_backward(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_silu_stats_backward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, p.channels])?;
-    check_len(OP, "dstats", dstats.len(), &[2, p.channels])?;
-    check_channel_vecs(OP, p, &[("gamma", gamma.len()), ("beta", beta.len())])?;
+    check_stats_backward(
+        OP,
+        p,
+        dstats.len(),
+        [dy.len(), x.len(), saved.len()],
+        &[("gamma", gamma.len()), ("beta", beta.len())],
+    )?;
     if p.channels == 0 {
         return Ok(());
     }
@@ -155,29 +137,19 @@ pub fn batchnorm_silu_backward(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_silu_backward";
-    for (what, len) in [("dx", dx.len()), ("dy", dy.len()), ("x", x.len())] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
-    for (what, len) in [
-        ("saved", saved.len()),
-        ("dstats_local", dstats_local.len()),
-        ("dstats", dstats.len()),
-    ] {
-        check_len(OP, what, len, &[2, p.channels])?;
-    }
-    check_channel_vecs(
+    check_backward(
         OP,
         p,
+        [dx.len(), dy.len(), x.len()],
+        [saved.len(), dstats_local.len(), dstats.len()],
         &[
             ("dgamma", dgamma.len()),
             ("dbeta", dbeta.len()),
             ("gamma", gamma.len()),
             ("beta", beta.len()),
         ],
+        count,
     )?;
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
     if p.channels == 0 {
         return Ok(());
     }

@@ -48,3 +48,165 @@ impl BatchNormParams {
         [self.batch, self.channels, self.spatial]
     }
 }
+
+/// Lengths of one call's buffers by shape, each with its argument name: NCHW-sized, `[2, C]`
+/// pairs and `[C]` vectors. The CPU and CUDA versions of every op check through this, so a shape
+/// rule is written once.
+pub(crate) struct BufferLens<'a> {
+    /// Buffers of `N·C·H·W` elements.
+    pub elems: &'a [(&'static str, usize)],
+    /// Buffers of `2·C` elements.
+    pub pairs: &'a [(&'static str, usize)],
+    /// Buffers of `C` elements.
+    pub channels: &'a [(&'static str, usize)],
+    /// The combined element count, for the ops that take one (must be positive).
+    pub count: Option<usize>,
+}
+
+/// Checks every buffer of a batch-norm call against `p`.
+pub(crate) fn check_buffers(
+    op: &'static str,
+    p: &BatchNormParams,
+    lens: BufferLens<'_>,
+) -> Result<(), crate::KernelError> {
+    use crate::error::check_len;
+    for &(what, len) in lens.elems {
+        check_len(op, what, len, &p.x_shape())?;
+    }
+    for &(what, len) in lens.pairs {
+        check_len(op, what, len, &[2, p.channels])?;
+    }
+    for &(what, len) in lens.channels {
+        check_len(op, what, len, &[p.channels])?;
+    }
+    if lens.count == Some(0) {
+        return Err(crate::error::param(op, "the combined element count is 0"));
+    }
+    Ok(())
+}
+
+/// Buffers of [`cpu::batchnorm_stats_forward`] and its CUDA twin.
+pub(crate) fn check_stats_forward(
+    op: &'static str,
+    p: &BatchNormParams,
+    stats: usize,
+    x: usize,
+) -> Result<(), crate::KernelError> {
+    let (elems, pairs) = ([("x", x)], [("stats", stats)]);
+    check_buffers(
+        op,
+        p,
+        BufferLens {
+            elems: &elems,
+            pairs: &pairs,
+            channels: &[],
+            count: None,
+        },
+    )
+}
+
+/// Buffers of [`cpu::batchnorm_forward_train`], its CUDA twin and the fused BN + SiLU forward.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_forward_train(
+    op: &'static str,
+    p: &BatchNormParams,
+    [y, saved, running_mean, running_var]: [usize; 4],
+    [x, gamma, beta, stats]: [usize; 4],
+    count: usize,
+) -> Result<(), crate::KernelError> {
+    let elems = [("x", x), ("y", y)];
+    let pairs = [("saved", saved), ("stats", stats)];
+    let channels = [
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("gamma", gamma),
+        ("beta", beta),
+    ];
+    check_buffers(
+        op,
+        p,
+        BufferLens {
+            elems: &elems,
+            pairs: &pairs,
+            channels: &channels,
+            count: Some(count),
+        },
+    )
+}
+
+/// Buffers of [`cpu::batchnorm_forward_inference`] and its CUDA twin.
+pub(crate) fn check_forward_inference(
+    op: &'static str,
+    p: &BatchNormParams,
+    y: usize,
+    [x, gamma, beta, running_mean, running_var]: [usize; 5],
+) -> Result<(), crate::KernelError> {
+    let elems = [("x", x), ("y", y)];
+    let channels = [
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("gamma", gamma),
+        ("beta", beta),
+    ];
+    check_buffers(
+        op,
+        p,
+        BufferLens {
+            elems: &elems,
+            pairs: &[],
+            channels: &channels,
+            count: None,
+        },
+    )
+}
+
+/// Buffers of [`cpu::batchnorm_stats_backward`], its CUDA twin and (with `gamma`, `beta`) the
+/// fused BN + SiLU one.
+pub(crate) fn check_stats_backward(
+    op: &'static str,
+    p: &BatchNormParams,
+    dstats: usize,
+    [dy, x, saved]: [usize; 3],
+    channel_vecs: &[(&'static str, usize)],
+) -> Result<(), crate::KernelError> {
+    let elems = [("x", x), ("dy", dy)];
+    let pairs = [("saved", saved), ("dstats", dstats)];
+    check_buffers(
+        op,
+        p,
+        BufferLens {
+            elems: &elems,
+            pairs: &pairs,
+            channels: channel_vecs,
+            count: None,
+        },
+    )
+}
+
+/// Buffers of [`cpu::batchnorm_backward`], its CUDA twin and (with `beta` among `channel_vecs`)
+/// the fused BN + SiLU one; `channel_vecs` holds `dgamma`, `dbeta`, `gamma` (and `beta`).
+pub(crate) fn check_backward(
+    op: &'static str,
+    p: &BatchNormParams,
+    [dx, dy, x]: [usize; 3],
+    [saved, dstats_local, dstats]: [usize; 3],
+    channel_vecs: &[(&'static str, usize)],
+    count: usize,
+) -> Result<(), crate::KernelError> {
+    let elems = [("dx", dx), ("dy", dy), ("x", x)];
+    let pairs = [
+        ("saved", saved),
+        ("dstats_local", dstats_local),
+        ("dstats", dstats),
+    ];
+    check_buffers(
+        op,
+        p,
+        BufferLens {
+            elems: &elems,
+            pairs: &pairs,
+            channels: channel_vecs,
+            count: Some(count),
+        },
+    )
+}

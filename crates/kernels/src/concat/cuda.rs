@@ -1,38 +1,15 @@
 //! Channel concat/split on a CUDA device (kernel in `concat.cu`): one strided block copy per
 //! part, same contracts as [`super::cpu`] (forward overwrites, backward accumulates).
 
-use super::ConcatParams;
+use super::{ConcatParams, check_parts};
 use crate::KernelError;
-use crate::error::{check_len, param};
+use crate::error::check_len;
 use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
 
 /// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("concat/concat.cu");
-
-fn check_parts(
-    op: &'static str,
-    what: &'static str,
-    lens: impl ExactSizeIterator<Item = usize>,
-    p: &ConcatParams,
-) -> Result<(), KernelError> {
-    if lens.len() != p.channels.len() {
-        return Err(param(
-            op,
-            format!(
-                "{} parts given for {} channel counts {:?}",
-                lens.len(),
-                p.channels.len(),
-                p.channels
-            ),
-        ));
-    }
-    for (len, &c) in lens.zip(p.channels) {
-        check_len(op, what, len, &[p.batch, c, p.spatial])?;
-    }
-    Ok(())
-}
 
 /// Copies part `i` (offset `off` elements into each image of the whole) between a part and the
 /// whole: `into_whole` picks the direction.

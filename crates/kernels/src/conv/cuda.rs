@@ -7,7 +7,7 @@
 //! convs take a fast path with plain strided reads instead of the im2col index arithmetic.
 //! Forward overwrites `y`; the backward functions accumulate, as on the CPU.
 
-use super::Conv2dParams;
+use super::{Conv2dParams, check_common};
 use crate::KernelError;
 use crate::error::{check_len, param};
 use crate::grid::{block_rows, launch, ll};
@@ -171,19 +171,6 @@ fn gemm(
         (Dir::Filter, ConvMath::Bf16TensorCore, false) => go!("conv_bwd_filter_bf16"),
         (Dir::Filter, ConvMath::Bf16TensorCore, true) => go!("conv_bwd_filter_bf16_1x1"),
     }
-}
-
-fn check_common(
-    op: &'static str,
-    x_len: usize,
-    w_len: usize,
-    y_len: usize,
-    p: &Conv2dParams,
-) -> Result<(), KernelError> {
-    p.validate(op)?;
-    check_len(op, "x", x_len, &p.x_shape())?;
-    check_len(op, "w", w_len, &p.w_shape())?;
-    check_len(op, "y", y_len, &p.y_shape())
 }
 
 /// `y = conv(x, w) + bias`. Overwrites `y`.
