@@ -4,7 +4,7 @@
 //! on the device (it would need a copy to the host); out-of-range targets are clamped to the
 //! first/last bin pair instead of being reported.
 
-use super::{BoxLossParams, VarifocalParams, check_normalizer};
+use super::{BoxLossParams, VarifocalParams, check_boxes, check_dfl, check_varifocal};
 use crate::KernelError;
 use crate::error::{check_len, param};
 use crate::grid::{THREADS, grid_1d, launch, ll, scratch};
@@ -123,9 +123,7 @@ pub fn varifocal_loss_forward(
 ) -> Result<(), KernelError> {
     const OP: &str = "varifocal_loss_forward";
     scalar_out(OP, loss)?;
-    check_len(OP, "target", target.len(), &[pred.len()])?;
-    check_len(OP, "label", label.len(), &[pred.len()])?;
-    check_normalizer(OP, p.normalizer)?;
+    check_varifocal(OP, pred.len(), target.len(), label.len(), p)?;
     let cfg = partial_cfg(pred.len());
     let mut parts = scratch::<f64>(rt, OP, cfg.grid_dim.0 as usize)?;
     let (a, g, n) = (p.alpha as f32, p.gamma as f32, ll(pred.len()));
@@ -157,9 +155,7 @@ pub fn varifocal_loss_backward(
 ) -> Result<(), KernelError> {
     const OP: &str = "varifocal_loss_backward";
     check_len(OP, "pred", pred.len(), &[dpred.len()])?;
-    check_len(OP, "target", target.len(), &[pred.len()])?;
-    check_len(OP, "label", label.len(), &[pred.len()])?;
-    check_normalizer(OP, p.normalizer)?;
+    check_varifocal(OP, pred.len(), target.len(), label.len(), p)?;
     if dpred.is_empty() {
         return Ok(());
     }
@@ -179,18 +175,6 @@ pub fn varifocal_loss_backward(
         &scale,
         &n
     )
-}
-
-fn check_boxes(
-    op: &'static str,
-    pred: usize,
-    target: usize,
-    weight: usize,
-    p: &BoxLossParams,
-) -> Result<(), KernelError> {
-    check_len(op, "pred", pred, &[weight, 4])?;
-    check_len(op, "target", target, &[weight, 4])?;
-    check_normalizer(op, p.normalizer)
 }
 
 /// Per-box `1 − GIoU` into `loss` `[P]`.
@@ -309,22 +293,6 @@ pub fn dfl_targets(
     )
 }
 
-fn check_dfl(
-    op: &'static str,
-    logits: usize,
-    target: usize,
-    weight: usize,
-    p: &BoxLossParams,
-) -> Result<i32, KernelError> {
-    check_len(op, "logits", logits, &[weight, 4, p.bins])?;
-    check_len(op, "target", target, &[weight, 4])?;
-    check_normalizer(op, p.normalizer)?;
-    if p.bins < 2 {
-        return Err(param(op, format!("bins must be >= 2, got {}", p.bins)));
-    }
-    i32::try_from(p.bins).map_err(|_| param(op, "bins exceeds i32"))
-}
-
 /// `loss[0] = Σ_a weight_a · mean_sides(dfl_side) / S`.
 pub fn dfl_loss_forward(
     rt: &KernelRuntime,
@@ -336,7 +304,8 @@ pub fn dfl_loss_forward(
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_loss_forward";
     scalar_out(OP, loss)?;
-    let bins = check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    let bins = i32::try_from(p.bins).map_err(|_| param(OP, "bins exceeds i32"))?;
     let cfg = partial_cfg(weight.len());
     let mut parts = scratch::<f64>(rt, OP, cfg.grid_dim.0 as usize)?;
     let n = ll(weight.len());
@@ -367,7 +336,8 @@ pub fn dfl_loss_backward(
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_loss_backward";
-    let bins = check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    let bins = i32::try_from(p.bins).map_err(|_| param(OP, "bins exceeds i32"))?;
     check_len(OP, "dlogits", dlogits.len(), &[weight.len(), 4, p.bins])?;
     if weight.is_empty() {
         return Ok(());

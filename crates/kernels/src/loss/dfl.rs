@@ -39,10 +39,8 @@ fn check<T: Real>(
     weight: &[T],
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
-    let n = weight.len();
-    check_len(op, "logits", logits.len(), &[n, 4, p.bins])?;
-    check_len(op, "target", target.len(), &[n, 4])?;
-    super::check_normalizer(op, p.normalizer)?;
+    super::check_dfl(op, logits.len(), target.len(), weight.len(), p)?;
+    // The host also checks the target values (a device kernel would clamp them silently).
     let hi = T::from_usize(p.bins.saturating_sub(1));
     if let Some(t) = target.iter().find(|&&t| !(t >= T::ZERO && t < hi)) {
         return Err(param(

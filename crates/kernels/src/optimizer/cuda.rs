@@ -1,7 +1,7 @@
 //! SGD and EMA over flat buffers on a CUDA device (kernels in `optimizer.cu`), f32, same
 //! contracts as [`super::cpu`].
 
-use super::{EmaParams, SgdParams};
+use super::{EmaParams, SgdParams, check_sgd};
 use crate::KernelError;
 use crate::error::check_len;
 use crate::grid::{grid_1d, launch, ll};
@@ -22,13 +22,7 @@ pub fn sgd_momentum_step(
 ) -> Result<(), KernelError> {
     const OP: &str = "sgd_momentum_step";
     let n = params.len();
-    for (what, len) in [
-        ("velocity", velocity.len()),
-        ("grads", grads.len()),
-        ("decay_mask", decay_mask.len()),
-    ] {
-        check_len(OP, what, len, &[n])?;
-    }
+    check_sgd(OP, n, velocity.len(), grads.len(), decay_mask.len())?;
     if n == 0 {
         return Ok(());
     }

@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::PoolParams;
-use crate::error::{KernelError, check_len, param};
+use super::{PoolParams, check_max};
+use crate::error::{KernelError, check_len};
 use crate::real::Real;
 
 /// `y[n, c] = mean over H·W of x[n, c]`; `y` is `[N, C]` (= `[N, C, 1, 1]`).
@@ -40,19 +40,6 @@ pub fn global_avg_pool_backward<T: Real>(
             let v = g * inv;
             plane.iter_mut().for_each(|d| *d += v);
         });
-    Ok(())
-}
-
-fn check_max(op: &'static str, p: &PoolParams) -> Result<(), KernelError> {
-    if p.kernel.is_multiple_of(2) {
-        return Err(param(
-            op,
-            format!(
-                "kernel must be odd (stride 1, padding k/2), got {}",
-                p.kernel
-            ),
-        ));
-    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Pooling on a CUDA device (kernels in `pool.cu`), f32, same contracts as [`super::cpu`].
 //! Max-pool backward adds with atomics, so the order of additions (not the set) may vary.
 
-use super::PoolParams;
+use super::{PoolParams, check_max};
 use crate::KernelError;
 use crate::error::{check_len, check_min_len, param};
 use crate::grid::{grid_1d, launch, ll, warp_rows};
@@ -70,15 +70,7 @@ pub fn global_avg_pool_backward(
 }
 
 fn geometry(op: &'static str, p: &PoolParams) -> Result<(i32, i32, i32), KernelError> {
-    if p.kernel.is_multiple_of(2) {
-        return Err(param(
-            op,
-            format!(
-                "kernel must be odd (stride 1, padding k/2), got {}",
-                p.kernel
-            ),
-        ));
-    }
+    check_max(op, p)?;
     let int = |v: usize| i32::try_from(v).map_err(|_| param(op, format!("{v} exceeds i32")));
     Ok((int(p.h)?, int(p.w)?, int(p.kernel / 2)?))
 }

@@ -25,3 +25,18 @@ impl PoolParams {
         [self.batch, self.channels, self.h, self.w]
     }
 }
+
+/// Rejects an even max-pool window (stride 1, padding `k/2` need an odd one); shared by the CPU
+/// and CUDA versions.
+pub(crate) fn check_max(op: &'static str, p: &PoolParams) -> Result<(), crate::KernelError> {
+    if p.kernel.is_multiple_of(2) {
+        return Err(crate::error::param(
+            op,
+            format!(
+                "kernel must be odd (stride 1, padding k/2), got {}",
+                p.kernel
+            ),
+        ));
+    }
+    Ok(())
+}
