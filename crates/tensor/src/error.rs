@@ -27,13 +27,6 @@ pub enum TensorError {
         expected: DType,
         actual: DType,
     },
-    /// An operation needs the tensor on another device.
-    #[error("{op}: tensor is on {actual}, needs {expected}")]
-    DeviceMismatch {
-        op: &'static str,
-        expected: crate::Device,
-        actual: crate::Device,
-    },
     /// CUDA was asked for but cannot be used here.
     #[error("CUDA unavailable: {0}")]
     CudaUnavailable(String),
