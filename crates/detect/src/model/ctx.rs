@@ -53,6 +53,21 @@ impl<'a, T: Real> Fwd<'a, T> {
 }
 
 impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
+    fn with_stats(
+        backend: &'a B,
+        layout: &'a ParamLayout,
+        params: &'a [T],
+        stats: StatsAccess<'a, T>,
+    ) -> Self {
+        Self {
+            fused: None,
+            repvgg_inputs: None,
+            layout,
+            params,
+            stats,
+            backend,
+        }
+    }
     /// Evaluation on `backend`.
     pub fn eval_on(
         backend: &'a B,
@@ -60,14 +75,7 @@ impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
         params: &'a [T],
         stats: &'a [T],
     ) -> Self {
-        Self {
-            fused: None,
-            repvgg_inputs: None,
-            layout,
-            params,
-            stats: StatsAccess::Eval(stats),
-            backend,
-        }
+        Self::with_stats(backend, layout, params, StatsAccess::Eval(stats))
     }
     /// Training on `backend`.
     pub fn train_on(
@@ -77,14 +85,12 @@ impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
         stats: &'a mut [T],
         replicas: &'a dyn CrossReplica,
     ) -> Self {
-        Self {
-            fused: None,
-            repvgg_inputs: None,
+        Self::with_stats(
+            backend,
             layout,
             params,
-            stats: StatsAccess::Train { stats, replicas },
-            backend,
-        }
+            StatsAccess::Train { stats, replicas },
+        )
     }
     /// The backend every op of this pass runs on.
     pub fn backend(&self) -> &'a B {

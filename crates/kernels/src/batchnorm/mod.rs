@@ -49,40 +49,44 @@ impl BatchNormParams {
     }
 }
 
-/// Lengths of one call's buffers by shape, each with its argument name: NCHW-sized, `[2, C]`
-/// pairs and `[C]` vectors. The CPU and CUDA versions of every op check through this, so a shape
-/// rule is written once.
-pub(crate) struct BufferLens<'a> {
-    /// Buffers of `N·C·H·W` elements.
-    pub elems: &'a [(&'static str, usize)],
-    /// Buffers of `2·C` elements.
-    pub pairs: &'a [(&'static str, usize)],
-    /// Buffers of `C` elements.
-    pub channels: &'a [(&'static str, usize)],
-    /// The combined element count, for the ops that take one (must be positive).
-    pub count: Option<usize>,
-}
-
-/// Checks every buffer of a batch-norm call against `p`.
+/// Checks every buffer of a batch-norm call against `p`: NCHW-sized `elems`, `[2, C]` `pairs`
+/// and `[C]` `channels`, each with its argument name and length, and the combined element
+/// `count` of the ops that take one (must be positive). The CPU and CUDA versions of every op
+/// check through this (by way of the per-op functions below), so a shape rule is written once.
 pub(crate) fn check_buffers(
     op: &'static str,
     p: &BatchNormParams,
-    lens: BufferLens<'_>,
+    elems: &[(&'static str, usize)],
+    pairs: &[(&'static str, usize)],
+    channels: &[(&'static str, usize)],
+    count: Option<usize>,
 ) -> Result<(), crate::KernelError> {
     use crate::error::check_len;
-    for &(what, len) in lens.elems {
+    for &(what, len) in elems {
         check_len(op, what, len, &p.x_shape())?;
     }
-    for &(what, len) in lens.pairs {
+    for &(what, len) in pairs {
         check_len(op, what, len, &[2, p.channels])?;
     }
-    for &(what, len) in lens.channels {
+    for &(what, len) in channels {
         check_len(op, what, len, &[p.channels])?;
     }
-    if lens.count == Some(0) {
+    if count == Some(0) {
         return Err(crate::error::param(op, "the combined element count is 0"));
     }
     Ok(())
+}
+
+/// The running statistics and the affine parameters, named (`[C]` each).
+fn running_and_affine(
+    [running_mean, running_var, gamma, beta]: [usize; 4],
+) -> [(&'static str, usize); 4] {
+    [
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("gamma", gamma),
+        ("beta", beta),
+    ]
 }
 
 /// Buffers of [`cpu::batchnorm_stats_forward`] and its CUDA twin.
@@ -92,21 +96,10 @@ pub(crate) fn check_stats_forward(
     stats: usize,
     x: usize,
 ) -> Result<(), crate::KernelError> {
-    let (elems, pairs) = ([("x", x)], [("stats", stats)]);
-    check_buffers(
-        op,
-        p,
-        BufferLens {
-            elems: &elems,
-            pairs: &pairs,
-            channels: &[],
-            count: None,
-        },
-    )
+    check_buffers(op, p, &[("x", x)], &[("stats", stats)], &[], None)
 }
 
 /// Buffers of [`cpu::batchnorm_forward_train`], its CUDA twin and the fused BN + SiLU forward.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_forward_train(
     op: &'static str,
     p: &BatchNormParams,
@@ -114,24 +107,9 @@ pub(crate) fn check_forward_train(
     [x, gamma, beta, stats]: [usize; 4],
     count: usize,
 ) -> Result<(), crate::KernelError> {
-    let elems = [("x", x), ("y", y)];
+    let channels = running_and_affine([running_mean, running_var, gamma, beta]);
     let pairs = [("saved", saved), ("stats", stats)];
-    let channels = [
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-        ("gamma", gamma),
-        ("beta", beta),
-    ];
-    check_buffers(
-        op,
-        p,
-        BufferLens {
-            elems: &elems,
-            pairs: &pairs,
-            channels: &channels,
-            count: Some(count),
-        },
-    )
+    check_buffers(op, p, &[("x", x), ("y", y)], &pairs, &channels, Some(count))
 }
 
 /// Buffers of [`cpu::batchnorm_forward_inference`] and its CUDA twin.
@@ -141,27 +119,12 @@ pub(crate) fn check_forward_inference(
     y: usize,
     [x, gamma, beta, running_mean, running_var]: [usize; 5],
 ) -> Result<(), crate::KernelError> {
-    let elems = [("x", x), ("y", y)];
-    let channels = [
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-        ("gamma", gamma),
-        ("beta", beta),
-    ];
-    check_buffers(
-        op,
-        p,
-        BufferLens {
-            elems: &elems,
-            pairs: &[],
-            channels: &channels,
-            count: None,
-        },
-    )
+    let channels = running_and_affine([running_mean, running_var, gamma, beta]);
+    check_buffers(op, p, &[("x", x), ("y", y)], &[], &channels, None)
 }
 
-/// Buffers of [`cpu::batchnorm_stats_backward`], its CUDA twin and (with `gamma`, `beta`) the
-/// fused BN + SiLU one.
+/// Buffers of [`cpu::batchnorm_stats_backward`], its CUDA twin and (with `gamma`, `beta` in
+/// `channel_vecs`) the fused BN + SiLU one.
 pub(crate) fn check_stats_backward(
     op: &'static str,
     p: &BatchNormParams,
@@ -169,22 +132,12 @@ pub(crate) fn check_stats_backward(
     [dy, x, saved]: [usize; 3],
     channel_vecs: &[(&'static str, usize)],
 ) -> Result<(), crate::KernelError> {
-    let elems = [("x", x), ("dy", dy)];
     let pairs = [("saved", saved), ("dstats", dstats)];
-    check_buffers(
-        op,
-        p,
-        BufferLens {
-            elems: &elems,
-            pairs: &pairs,
-            channels: channel_vecs,
-            count: None,
-        },
-    )
+    check_buffers(op, p, &[("x", x), ("dy", dy)], &pairs, channel_vecs, None)
 }
 
-/// Buffers of [`cpu::batchnorm_backward`], its CUDA twin and (with `beta` among `channel_vecs`)
-/// the fused BN + SiLU one; `channel_vecs` holds `dgamma`, `dbeta`, `gamma` (and `beta`).
+/// Buffers of [`cpu::batchnorm_backward`], its CUDA twin and the fused BN + SiLU one;
+/// `channel_vecs` holds `dgamma`, `dbeta`, `gamma` (and `beta` for the fused one).
 pub(crate) fn check_backward(
     op: &'static str,
     p: &BatchNormParams,
@@ -199,14 +152,5 @@ pub(crate) fn check_backward(
         ("dstats_local", dstats_local),
         ("dstats", dstats),
     ];
-    check_buffers(
-        op,
-        p,
-        BufferLens {
-            elems: &elems,
-            pairs: &pairs,
-            channels: channel_vecs,
-            count: Some(count),
-        },
-    )
+    check_buffers(op, p, &elems, &pairs, channel_vecs, Some(count))
 }
