@@ -1,6 +1,7 @@
 //! `ringdet-kernels`: the ops PP-YOLOE training needs, each with a CPU implementation (the
 //! numerical reference) and a CUDA one of the same signature: outputs first, then inputs, then a
-//! params struct.
+//! params struct; argument checks live once in each op's module. Models call them through the
+//! [`backend`] seam (`Cpu` for f32/f64, `Cuda` for f32), which owns the buffers.
 //!
 //! CUDA kernels are `.cu` files next to their Rust module, embedded at build time and compiled by
 //! NVRTC at run time for the device's compute capability (see [`runtime`]). Nothing needs a GPU

@@ -980,7 +980,7 @@ fn cuda_bf16_conv_matches_cpu() {
 
 /// The views of one flat buffer reach the ops: sub-ranges, and two disjoint writable ranges.
 #[test]
-fn ops_run_on_sub_ranges_of_one_flat_buffer() {
+fn ops_run_on_sub_ranges_of_one_flat_buffer_cpu_and_cuda() {
     fn go<B: Backend<f32>>(be: &B) -> Vec<f32> {
         let mut flat = be
             .upload(&[1.0, -2.0, 3.0, -4.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0])
@@ -1001,7 +1001,7 @@ fn ops_run_on_sub_ranges_of_one_flat_buffer() {
         assert!((got[4 + k] - silu(got[k])).abs() < 1e-6);
     }
     assert_eq!(&got[8..], &[0.0, 0.0]);
-    if let Some(rt) = gpu_or_skip("ops_run_on_sub_ranges_of_one_flat_buffer (cuda)") {
+    if let Some(rt) = gpu_or_skip("ops_run_on_sub_ranges_of_one_flat_buffer_cpu_and_cuda") {
         assert_eq!(go(&Cuda::new(rt)), got);
     }
 }
