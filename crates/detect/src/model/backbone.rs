@@ -1,6 +1,6 @@
 //! CSPResNet forward and backward.
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, BasicBlockCache, GateCache};
 use super::conv_bn::{self, ConvBnCache};
@@ -21,8 +21,8 @@ pub struct StageCache<T: Real = f32> {
     c3: ConvBnCache<T>,
 }
 
-fn stage_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+fn stage_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &CspResStageSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, StageCache<T>)> {
@@ -51,8 +51,8 @@ fn stage_forward<T: Real>(
     ))
 }
 
-fn stage_backward(
-    ctx: &mut Bwd,
+fn stage_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &CspResStageSpec,
     c: &StageCache,
     dy: &Feat,
@@ -84,8 +84,8 @@ pub struct BackboneCache<T: Real = f32> {
 }
 
 /// Image `[n, 3, H, W]` → features of `return_idx` stages (strides 8, 16, 32).
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &BackboneSpec,
     image: &Feat<T>,
 ) -> Result<(Vec<Feat<T>>, BackboneCache<T>)> {
@@ -109,8 +109,8 @@ pub fn forward<T: Real>(
 }
 
 /// Backward from the gradients of the returned features (same order); the image gets no gradient.
-pub fn backward(
-    ctx: &mut Bwd,
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &BackboneSpec,
     c: &BackboneCache,
     douts: Vec<Feat>,

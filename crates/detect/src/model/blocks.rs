@@ -1,7 +1,7 @@
 //! RepVgg block, BasicBlock and the two channel gates (backbone ESE with hardsigmoid, shared by
 //! nothing else), forward and backward.
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::conv_bn::{self, ConvBnCache};
 use super::ctx::{Bwd, Fwd};
@@ -20,8 +20,8 @@ pub struct RepVggCache<T: Real = f32> {
 
 /// `swish(BN(conv3x3 x) + BN(conv1x1 x))`, or `swish(conv3x3_fused x + b)` when the context holds
 /// this block's fused conv.
-pub fn repvgg_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn repvgg_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &RepVggSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, RepVggCache<T>)> {
@@ -41,7 +41,12 @@ pub fn repvgg_forward<T: Real>(
 }
 
 /// Backward of [`repvgg_forward`].
-pub fn repvgg_backward(ctx: &mut Bwd, s: &RepVggSpec, c: &RepVggCache, dy: &Feat) -> Result<Feat> {
+pub fn repvgg_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &RepVggSpec,
+    c: &RepVggCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let sum = c
         .sum
         .as_ref()
@@ -66,8 +71,8 @@ pub struct BasicBlockCache<T: Real = f32> {
 }
 
 /// `RepVgg(ConvBN3x3+swish(x))` (+ x with shortcut).
-pub fn basic_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn basic_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &BasicBlockSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, BasicBlockCache<T>)> {
@@ -80,8 +85,8 @@ pub fn basic_forward<T: Real>(
 }
 
 /// Backward of [`basic_forward`].
-pub fn basic_backward(
-    ctx: &mut Bwd,
+pub fn basic_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &BasicBlockSpec,
     c: &BasicBlockCache,
     dy: &Feat,
@@ -113,8 +118,8 @@ pub enum GateFn {
 }
 
 /// `x · g(fc(avg))` where `avg` is the global average of `x` (or given); returns the gated map.
-pub fn gate_forward<T: Real>(
-    ctx: &Fwd<T>,
+pub fn gate_forward<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
     fc: &ConvSpec,
     f: GateFn,
     x: &Feat<T>,
@@ -142,8 +147,8 @@ pub fn gate_forward<T: Real>(
 }
 
 /// Backward of [`gate_forward`]: returns `(dx, davg)` (the caller routes `davg` to the pooling).
-pub fn gate_backward(
-    ctx: &mut Bwd,
+pub fn gate_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     fc: &ConvSpec,
     f: GateFn,
     c: &GateCache,
@@ -178,8 +183,8 @@ pub fn gate_backward(
 }
 
 /// Backbone ESE: gate with hardsigmoid on the input's own average.
-pub fn ese_forward<T: Real>(
-    ctx: &Fwd<T>,
+pub fn ese_forward<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
     s: &EseSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, GateCache<T>)> {
@@ -188,7 +193,12 @@ pub fn ese_forward<T: Real>(
 }
 
 /// Backward of [`ese_forward`].
-pub fn ese_backward(ctx: &mut Bwd, s: &EseSpec, c: &GateCache, dy: &Feat) -> Result<Feat> {
+pub fn ese_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &EseSpec,
+    c: &GateCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let (mut dx, davg) = gate_backward(ctx, &s.fc, GateFn::HardSigmoid, c, dy)?;
     ops::global_avg_pool_backward(ctx.backend(), &mut dx, &davg)?;
     Ok(dx)

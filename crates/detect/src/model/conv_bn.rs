@@ -1,6 +1,6 @@
 //! ConvBNLayer forward and backward: conv (no bias) → BN → optional swish.
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::ctx::{Bwd, Fwd};
 use super::feat::Feat;
@@ -18,8 +18,8 @@ pub struct ConvBnCache<T: Real = f32> {
 }
 
 /// Forward; in training keeps the cache.
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &ConvBnSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, ConvBnCache<T>)> {
@@ -59,8 +59,8 @@ pub fn forward<T: Real>(
 }
 
 /// Backward from the gradient of the output; returns the input gradient when `want_dx`.
-pub fn backward(
-    ctx: &mut Bwd,
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &ConvBnSpec,
     cache: &ConvBnCache,
     dy: &Feat,

@@ -1,6 +1,6 @@
 //! PPYOLOEHead forward and backward up to the raw per-level logits (class and distribution).
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, GateCache, GateFn};
 use super::conv_bn::{self, ConvBnCache};
@@ -38,15 +38,15 @@ pub struct LevelCache<T: Real = f32> {
 /// Logits and caches of every level.
 pub type HeadOutputs<T = f32> = (Vec<LevelLogits<T>>, Vec<LevelCache<T>>);
 
-fn pred<T: Real>(ctx: &Fwd<T>, s: &ConvSpec, x: &Feat<T>) -> Result<Feat<T>> {
+fn pred<T: Real, B: HostBackend<T>>(ctx: &Fwd<T, B>, s: &ConvSpec, x: &Feat<T>) -> Result<Feat<T>> {
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let b = ctx.param(&format!("{}.bias", s.name))?;
     ops::conv2d(ctx.backend(), x, w, Some(b), s.cout, s.kernel, 1)
 }
 
 /// Neck outputs (deepest first) → logits per level.
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &HeadSpec,
     feats: &[Feat<T>],
 ) -> Result<HeadOutputs<T>> {
@@ -84,7 +84,12 @@ pub fn forward<T: Real>(
     Ok((outs, caches))
 }
 
-fn pred_backward(ctx: &mut Bwd, s: &ConvSpec, x: &Feat, dy: &Feat) -> Result<Feat> {
+fn pred_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &ConvSpec,
+    x: &Feat,
+    dy: &Feat,
+) -> Result<Feat> {
     let be = ctx.backend();
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let mut db = vec![0.0f32; s.cout];
@@ -96,8 +101,8 @@ fn pred_backward(ctx: &mut Bwd, s: &ConvSpec, x: &Feat, dy: &Feat) -> Result<Fea
 }
 
 /// Backward from the logit gradients per level; returns the gradients of the neck outputs.
-pub fn backward(
-    ctx: &mut Bwd,
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &HeadSpec,
     caches: &[LevelCache],
     dlogits: &[LevelLogits],

@@ -1,6 +1,6 @@
 //! CustomCSPPAN forward and backward (FPN top-down with SPP on the deepest stage, then PAN bottom-up).
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, BasicBlockCache};
 use super::conv_bn::{self, ConvBnCache};
@@ -22,8 +22,8 @@ pub struct SppCache<T: Real = f32> {
     conv: ConvBnCache<T>,
 }
 
-fn spp_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+fn spp_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &SppSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, SppCache<T>)> {
@@ -47,7 +47,12 @@ fn spp_forward<T: Real>(
     ))
 }
 
-fn spp_backward(ctx: &mut Bwd, s: &SppSpec, c: &SppCache, dy: &Feat) -> Result<Feat> {
+fn spp_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &SppSpec,
+    c: &SppCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let x = c.x.as_ref().ok_or_else(missing)?;
     let dcat = conv_bn::backward(ctx, &s.conv, &c.conv, dy, true)?.ok_or_else(missing)?;
     let channels = vec![x.c; 1 + s.pool_sizes.len()];
@@ -77,8 +82,8 @@ pub struct CspStageCache<T: Real = f32> {
     c3: ConvBnCache<T>,
 }
 
-fn csp_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+fn csp_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &CspStageSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, CspStageCache<T>)> {
@@ -104,7 +109,12 @@ fn csp_forward<T: Real>(
     Ok((y, CspStageCache { c1, c2, items, c3 }))
 }
 
-fn csp_backward(ctx: &mut Bwd, s: &CspStageSpec, c: &CspStageCache, dy: &Feat) -> Result<Feat> {
+fn csp_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &CspStageSpec,
+    c: &CspStageCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let dcat = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
     let mut parts = ops::concat_backward(ctx.backend(), &dcat, &[s.conv1.cout, s.conv2.cout])?;
     let mut dy2 = parts.pop().ok_or_else(missing)?;
@@ -138,8 +148,8 @@ pub struct NeckCache<T: Real = f32> {
 }
 
 /// Backbone features (shallowest first) → neck outputs (deepest first).
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &NeckSpec,
     feats: &[Feat<T>],
 ) -> Result<(Vec<Feat<T>>, NeckCache<T>)> {
@@ -189,7 +199,12 @@ pub fn forward<T: Real>(
 
 /// Backward from the gradients of the outputs (deepest first); returns the gradients of the
 /// backbone features (shallowest first).
-pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) -> Result<Vec<Feat>> {
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &NeckSpec,
+    c: &NeckCache,
+    douts: Vec<Feat>,
+) -> Result<Vec<Feat>> {
     let levels = s.fpn_stages.len();
     let mut dpan: Vec<Option<Feat>> = douts.into_iter().map(Some).collect();
     // Gradients of the FPN outputs F_i collected from the PAN path.
