@@ -1,8 +1,8 @@
 //! DFL decode on a CUDA device (kernels in `dfl.cu`), f32, same contracts as [`super::cpu`].
 
-use super::DflParams;
+use super::{DflParams, check_dfl_buffers};
 use crate::KernelError;
-use crate::error::{check_len, param};
+use crate::error::param;
 use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
@@ -26,8 +26,12 @@ pub fn softmax_bins_forward(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_forward";
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "logits", logits.len(), &p.logits_shape())?;
+    check_dfl_buffers(
+        OP,
+        p,
+        &[("prob", prob.len()), ("logits", logits.len())],
+        &[],
+    )?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -53,13 +57,12 @@ pub fn softmax_bins_backward(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_backward";
-    for (what, len) in [
+    let logits_like = [
         ("dlogits", dlogits.len()),
         ("dprob", dprob.len()),
         ("prob", prob.len()),
-    ] {
-        check_len(OP, what, len, &p.logits_shape())?;
-    }
+    ];
+    check_dfl_buffers(OP, p, &logits_like, &[])?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -86,8 +89,7 @@ pub fn dfl_integral_forward(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_forward";
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "dist", dist.len(), &p.dist_shape())?;
+    check_dfl_buffers(OP, p, &[("prob", prob.len())], &[("dist", dist.len())])?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -112,8 +114,7 @@ pub fn dfl_integral_backward(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_backward";
-    check_len(OP, "dprob", dprob.len(), &p.logits_shape())?;
-    check_len(OP, "ddist", ddist.len(), &p.dist_shape())?;
+    check_dfl_buffers(OP, p, &[("dprob", dprob.len())], &[("ddist", ddist.len())])?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -140,10 +141,13 @@ pub fn dfl_decode_backward(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_decode_backward";
-    check_len(OP, "dlogits", dlogits.len(), &p.logits_shape())?;
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "ddist", ddist.len(), &p.dist_shape())?;
-    check_len(OP, "dist", dist.len(), &p.dist_shape())?;
+    let logits_like = [("dlogits", dlogits.len()), ("prob", prob.len())];
+    check_dfl_buffers(
+        OP,
+        p,
+        &logits_like,
+        &[("ddist", ddist.len()), ("dist", dist.len())],
+    )?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };

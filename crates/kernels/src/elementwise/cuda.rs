@@ -1,9 +1,8 @@
 //! Broadcast add/mul on a CUDA device (kernels in `elementwise.cu`), f32, same contracts as
 //! [`super::cpu`]: forward overwrites, backward accumulates.
 
-use super::BroadcastParams;
+use super::{BroadcastParams, check_backward, check_forward};
 use crate::KernelError;
-use crate::error::check_len;
 use crate::grid::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut, DeviceRepr};
@@ -56,10 +55,7 @@ fn forward(
     b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
-    let out = p.out_shape(op)?;
-    check_len(op, "a", a.len(), &p.a)?;
-    check_len(op, "b", b.len(), &p.b)?;
-    check_len(op, "y", y.len(), &out)?;
+    let out = check_forward(op, p, y.len(), a.len(), b.len())?;
     if y.is_empty() {
         return Ok(());
     }
@@ -192,14 +188,17 @@ pub fn add_backward(
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "add_backward";
-    let out = p.out_shape(OP)?;
-    check_len(OP, "dy", dy.len(), &out)?;
+    let out = check_backward(
+        OP,
+        p,
+        dy.len(),
+        [da.as_ref().map(|d| d.len()), db.as_ref().map(|d| d.len())],
+        None,
+    )?;
     if let Some(d) = da {
-        check_len(OP, "da", d.len(), &p.a)?;
         reduce_into(rt, d, p.a, dy, None, out)?;
     }
     if let Some(d) = db {
-        check_len(OP, "db", d.len(), &p.b)?;
         reduce_into(rt, d, p.b, dy, None, out)?;
     }
     Ok(())
@@ -216,16 +215,17 @@ pub fn mul_backward(
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "mul_backward";
-    let out = p.out_shape(OP)?;
-    check_len(OP, "dy", dy.len(), &out)?;
-    check_len(OP, "a", a.len(), &p.a)?;
-    check_len(OP, "b", b.len(), &p.b)?;
+    let out = check_backward(
+        OP,
+        p,
+        dy.len(),
+        [da.as_ref().map(|d| d.len()), db.as_ref().map(|d| d.len())],
+        Some((a.len(), b.len())),
+    )?;
     if let Some(d) = da {
-        check_len(OP, "da", d.len(), &p.a)?;
         reduce_into(rt, d, p.a, dy, Some((b, p.b)), out)?;
     }
     if let Some(d) = db {
-        check_len(OP, "db", d.len(), &p.b)?;
         reduce_into(rt, d, p.b, dy, Some((a, p.a)), out)?;
     }
     Ok(())

@@ -4,7 +4,10 @@
 //! on the device (it would need a copy to the host); out-of-range targets are clamped to the
 //! first/last bin pair instead of being reported.
 
-use super::{BoxLossParams, VarifocalParams, check_boxes, check_dfl, check_varifocal};
+use super::{
+    BoxLossParams, VarifocalParams, check_bce, check_boxes, check_dfl, check_dfl_targets,
+    check_giou_per_box, check_varifocal,
+};
 use crate::KernelError;
 use crate::error::{check_len, param};
 use crate::grid::{THREADS, grid_1d, launch, ll, scratch};
@@ -61,8 +64,11 @@ pub fn bce_forward(
     target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "bce_forward";
-    check_len(OP, "pred", pred.len(), &[loss.len()])?;
-    check_len(OP, "target", target.len(), &[loss.len()])?;
+    check_bce(
+        OP,
+        loss.len(),
+        &[("pred", pred.len()), ("target", target.len())],
+    )?;
     if loss.is_empty() {
         return Ok(());
     }
@@ -88,13 +94,12 @@ pub fn bce_backward(
     target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "bce_backward";
-    for (what, len) in [
+    let lens = [
         ("dloss", dloss.len()),
         ("pred", pred.len()),
         ("target", target.len()),
-    ] {
-        check_len(OP, what, len, &[dpred.len()])?;
-    }
+    ];
+    check_bce(OP, dpred.len(), &lens)?;
     if dpred.is_empty() {
         return Ok(());
     }
@@ -185,8 +190,7 @@ pub fn giou_per_box(
     target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "giou_per_box";
-    check_len(OP, "pred", pred.len(), &[loss.len(), 4])?;
-    check_len(OP, "target", target.len(), &[loss.len(), 4])?;
+    check_giou_per_box(OP, loss.len(), pred.len(), target.len())?;
     if loss.is_empty() {
         return Ok(());
     }
@@ -272,10 +276,7 @@ pub fn dfl_targets(
     reg_max: usize,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_targets";
-    let n = anchor_points.len() / 2;
-    check_len(OP, "anchor_points", anchor_points.len(), &[n, 2])?;
-    check_len(OP, "boxes", boxes.len(), &[n, 4])?;
-    check_len(OP, "target", target.len(), &[n, 4])?;
+    let n = check_dfl_targets(OP, target.len(), anchor_points.len(), boxes.len())?;
     if n == 0 {
         return Ok(());
     }

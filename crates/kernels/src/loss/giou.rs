@@ -3,7 +3,7 @@
 //! `GIoULoss` eps 1e-10 in the union and the enclosing area. Gradients of min/max/clip follow
 //! Paddle's rules (the predicted box gets the gradient only where it strictly wins).
 
-use super::BoxLossParams;
+use super::{BoxLossParams, check_giou_per_box};
 use crate::error::{KernelError, check_len};
 use crate::real::Real;
 
@@ -66,8 +66,7 @@ fn giou_box<T: Real>(b: &[T], g: &[T]) -> (T, [T; 4]) {
 /// Per-box `1 − GIoU` (unweighted) into `loss` `[P]`.
 pub fn giou_per_box<T: Real>(loss: &mut [T], pred: &[T], target: &[T]) -> Result<(), KernelError> {
     const OP: &str = "giou_per_box";
-    check_len(OP, "pred", pred.len(), &[loss.len(), 4])?;
-    check_len(OP, "target", target.len(), &[loss.len(), 4])?;
+    check_giou_per_box(OP, loss.len(), pred.len(), target.len())?;
     for (i, l) in loss.iter_mut().enumerate() {
         *l = giou_box(&pred[4 * i..4 * i + 4], &target[4 * i..4 * i + 4]).0;
     }

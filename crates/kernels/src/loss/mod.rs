@@ -108,3 +108,38 @@ pub(crate) fn check_dfl(
     }
     Ok(())
 }
+
+/// Checks that the other buffers of an elementwise BCE call hold `n` elements; shared by the
+/// CPU and CUDA versions.
+pub(crate) fn check_bce(
+    op: &'static str,
+    n: usize,
+    lens: &[(&'static str, usize)],
+) -> Result<(), crate::KernelError> {
+    crate::error::check_lens(op, &[n], lens)
+}
+
+/// Checks per-box GIoU losses (`[P]`) against their `[P, 4]` boxes; shared by the CPU and CUDA
+/// versions.
+pub(crate) fn check_giou_per_box(
+    op: &'static str,
+    loss: usize,
+    pred: usize,
+    target: usize,
+) -> Result<(), crate::KernelError> {
+    crate::error::check_lens(op, &[loss, 4], &[("pred", pred), ("target", target)])
+}
+
+/// Checks DFL targets (`[P, 4]`) against anchor points (`[P, 2]`) and boxes (`[P, 4]`); shared
+/// by the CPU and CUDA versions. Returns `P`.
+pub(crate) fn check_dfl_targets(
+    op: &'static str,
+    target: usize,
+    anchor_points: usize,
+    boxes: usize,
+) -> Result<usize, crate::KernelError> {
+    let n = anchor_points / 2;
+    crate::error::check_len(op, "anchor_points", anchor_points, &[n, 2])?;
+    crate::error::check_lens(op, &[n, 4], &[("boxes", boxes), ("target", target)])?;
+    Ok(n)
+}

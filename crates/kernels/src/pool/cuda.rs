@@ -1,9 +1,9 @@
 //! Pooling on a CUDA device (kernels in `pool.cu`), f32, same contracts as [`super::cpu`].
 //! Max-pool backward adds with atomics, so the order of additions (not the set) may vary.
 
-use super::{PoolParams, check_max};
+use super::{PoolParams, check_gap, check_max, check_max_pool};
 use crate::KernelError;
-use crate::error::{check_len, check_min_len, param};
+use crate::error::{check_min_len, param};
 use crate::grid::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
@@ -19,8 +19,7 @@ pub fn global_avg_pool_forward(
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &[p.batch, p.channels])?;
+    check_gap(OP, p, ("x", x.len()), ("y", y.len()))?;
     if y.is_empty() {
         return Ok(());
     }
@@ -48,8 +47,7 @@ pub fn global_avg_pool_backward(
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_backward";
-    check_len(OP, "dx", dx.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &[p.batch, p.channels])?;
+    check_gap(OP, p, ("dx", dx.len()), ("dy", dy.len()))?;
     if dx.is_empty() {
         return Ok(());
     }
@@ -85,8 +83,7 @@ pub fn max_pool_forward(
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_forward";
     let (h, w, r) = geometry(OP, p)?;
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
+    check_max_pool(OP, p, &[("x", x.len()), ("y", y.len())])?;
     check_min_len(OP, "workspace", workspace.len(), x.len())?;
     if x.is_empty() {
         return Ok(());
@@ -133,14 +130,16 @@ pub fn max_pool_backward(
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_backward";
     let (h, w, r) = geometry(OP, p)?;
-    for (what, len) in [
-        ("dx", dx.len()),
-        ("dy", dy.len()),
-        ("x", x.len()),
-        ("y", y.len()),
-    ] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
+    check_max_pool(
+        OP,
+        p,
+        &[
+            ("dx", dx.len()),
+            ("dy", dy.len()),
+            ("x", x.len()),
+            ("y", y.len()),
+        ],
+    )?;
     if x.is_empty() {
         return Ok(());
     }

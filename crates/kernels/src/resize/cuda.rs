@@ -1,9 +1,8 @@
 //! Nearest ×2 upsampling on a CUDA device (kernels in `resize.cu`), same contracts as
 //! [`super::cpu`].
 
-use super::UpsampleParams;
+use super::{UpsampleParams, check_resize};
 use crate::KernelError;
-use crate::error::check_len;
 use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
 use cudarc::driver::{CudaView, CudaViewMut};
@@ -19,8 +18,7 @@ pub fn upsample_nearest2x_forward(
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.y_shape())?;
+    check_resize(OP, p, ("x", x.len()), ("y", y.len()))?;
     if y.is_empty() {
         return Ok(());
     }
@@ -46,8 +44,7 @@ pub fn upsample_nearest2x_backward(
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_backward";
-    check_len(OP, "dx", dx.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.y_shape())?;
+    check_resize(OP, p, ("dx", dx.len()), ("dy", dy.len()))?;
     if dx.is_empty() {
         return Ok(());
     }
