@@ -84,8 +84,8 @@ fn bf16_gemm_rate(rt: &KernelRuntime, rng: &mut Rng) -> Res<f64> {
     let b = random(rt, rng, d * d)?;
     let mut ab = rt.stream().alloc_zeros::<bf16>(d * d)?;
     let mut bb = rt.stream().alloc_zeros::<bf16>(d * d)?;
-    cast::f32_to_bf16(rt, &mut ab, &a)?;
-    cast::f32_to_bf16(rt, &mut bb, &b)?;
+    cast::f32_to_bf16(rt, &mut ab.as_view_mut(), &a.as_view())?;
+    cast::f32_to_bf16(rt, &mut bb.as_view_mut(), &b.as_view())?;
     let mut c = rt.stream().alloc_zeros::<bf16>(d * d)?;
     let blas = CudaBlas::new(rt.stream().clone())?;
     let cfg = GemmConfig {
@@ -143,10 +143,14 @@ fn main() -> Res<()> {
 
     let n = 64 << 20;
     let (x, mut y) = (random(rt, &mut rng, n)?, random(rt, &mut rng, n)?);
-    let ms = time_ms(rt, || Ok(act::silu_forward(rt, &mut y, &x)?))?;
+    let ms = time_ms(rt, || {
+        Ok(act::silu_forward(rt, &mut y.as_view_mut(), &x.as_view())?)
+    })?;
     row("silu forward, 64 Mi f32", ms, 8.0 * n as f64, 0.0, &c);
     let mut xb = rt.stream().alloc_zeros::<bf16>(n)?;
-    let ms = time_ms(rt, || Ok(cast::f32_to_bf16(rt, &mut xb, &x)?))?;
+    let ms = time_ms(rt, || {
+        Ok(cast::f32_to_bf16(rt, &mut xb.as_view_mut(), &x.as_view())?)
+    })?;
     row("f32 -> bf16, 64 Mi", ms, 6.0 * n as f64, 0.0, &c);
 
     let p = BatchNormParams::new(8, 64, 160 * 160);
@@ -156,20 +160,25 @@ fn main() -> Res<()> {
     let (mut stats, mut saved) = (random(rt, &mut rng, 128)?, random(rt, &mut rng, 128)?);
     let (mut rm, mut rv) = (random(rt, &mut rng, 64)?, random(rt, &mut rng, 64)?);
     let ms = time_ms(rt, || {
-        Ok(bn::batchnorm_stats_forward(rt, &mut stats, &bx, &p)?)
+        Ok(bn::batchnorm_stats_forward(
+            rt,
+            &mut stats.as_view_mut(),
+            &bx.as_view(),
+            &p,
+        )?)
     })?;
     row("BN stats fwd [8,64,160,160]", ms, 4.0 * m as f64, 0.0, &c);
     let ms = time_ms(rt, || {
         Ok(bn_fused::batchnorm_silu_forward_train(
             rt,
-            &mut by,
-            &mut saved,
-            &mut rm,
-            &mut rv,
-            &bx,
-            &g,
-            &b,
-            &stats,
+            &mut by.as_view_mut(),
+            &mut saved.as_view_mut(),
+            &mut rm.as_view_mut(),
+            &mut rv.as_view_mut(),
+            &bx.as_view(),
+            &g.as_view(),
+            &b.as_view(),
+            &stats.as_view(),
             p.count(),
             &p,
         )?)
@@ -196,7 +205,13 @@ fn main() -> Res<()> {
         random(rt, &mut rng, q)?,
     );
     let ms = time_ms(rt, || {
-        Ok(pool::max_pool_forward(rt, &mut py, &mut pws, &px, &pp)?)
+        Ok(pool::max_pool_forward(
+            rt,
+            &mut py.as_view_mut(),
+            &mut pws.as_view_mut(),
+            &px.as_view(),
+            &pp,
+        )?)
     })?;
     row("max pool 13 [8,256,20,20]", ms, 8.0 * q as f64, 0.0, &c);
 
@@ -210,7 +225,12 @@ fn main() -> Res<()> {
     let sp = SgdParams::ppyoloe(0.01);
     let ms = time_ms(rt, || {
         Ok(opt::sgd_momentum_step(
-            rt, &mut th, &mut vel, &gr, &mask, &sp,
+            rt,
+            &mut th.as_view_mut(),
+            &mut vel.as_view_mut(),
+            &gr.as_view(),
+            &mask.as_view(),
+            &sp,
         )?)
     })?;
     row("SGD step, 8 Mi params", ms, 21.0 * np as f64, 0.0, &c);
@@ -255,11 +275,26 @@ fn main() -> Res<()> {
         let flops = p.flops() as f64;
         for math in [ConvMath::F32, ConvMath::Bf16TensorCore] {
             let ms = time_ms(rt, || {
-                Ok(conv::conv2d_forward(rt, &mut y, &x, &w, None, &p, math)?)
+                Ok(conv::conv2d_forward(
+                    rt,
+                    &mut y.as_view_mut(),
+                    &x.as_view(),
+                    &w.as_view(),
+                    None,
+                    &p,
+                    math,
+                )?)
             })?;
             row(&format!("conv fwd {name} {math:?}"), ms, bytes, flops, &c);
             let ms = time_ms(rt, || {
-                Ok(conv::conv2d_backward_data(rt, &mut dx, &dy, &w, &p, math)?)
+                Ok(conv::conv2d_backward_data(
+                    rt,
+                    &mut dx.as_view_mut(),
+                    &dy.as_view(),
+                    &w.as_view(),
+                    &p,
+                    math,
+                )?)
             })?;
             row(
                 &format!("conv bwd-data {name} {math:?}"),
@@ -270,7 +305,13 @@ fn main() -> Res<()> {
             );
             let ms = time_ms(rt, || {
                 Ok(conv::conv2d_backward_filter(
-                    rt, &mut dw, None, &dy, &x, &p, math,
+                    rt,
+                    &mut dw.as_view_mut(),
+                    None,
+                    &dy.as_view(),
+                    &x.as_view(),
+                    &p,
+                    math,
                 )?)
             })?;
             row(

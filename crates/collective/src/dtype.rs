@@ -16,63 +16,9 @@ pub enum ReduceOp {
     Min,
 }
 
-/// Element type tags, used in messages and by `allreduce-perf`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DType {
-    /// `f32`
-    F32,
-    /// `f64`
-    F64,
-    /// `i32`
-    I32,
-    /// `i64`
-    I64,
-    /// `u8`
-    U8,
-    /// `half::bf16`
-    BF16,
-    /// `half::f16`
-    F16,
-}
-
-impl DType {
-    /// Size of one element in bytes.
-    pub fn size(self) -> usize {
-        match self {
-            DType::F32 | DType::I32 => 4,
-            DType::F64 | DType::I64 => 8,
-            DType::U8 => 1,
-            DType::BF16 | DType::F16 => 2,
-        }
-    }
-
-    /// Lower-case name (`f32`, `bf16`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "f32",
-            DType::F64 => "f64",
-            DType::I32 => "i32",
-            DType::I64 => "i64",
-            DType::U8 => "u8",
-            DType::BF16 => "bf16",
-            DType::F16 => "f16",
-        }
-    }
-
-    /// Parses a name as printed by [`DType::name`] (also `float`, `half`, ...).
-    pub fn parse(name: &str) -> Option<DType> {
-        Some(match name {
-            "f32" | "float" | "float32" => DType::F32,
-            "f64" | "double" | "float64" => DType::F64,
-            "i32" | "int32" | "int" => DType::I32,
-            "i64" | "int64" => DType::I64,
-            "u8" | "uint8" => DType::U8,
-            "bf16" | "bfloat16" => DType::BF16,
-            "f16" | "half" | "float16" => DType::F16,
-            _ => return None,
-        })
-    }
-}
+/// Element type tags, used in messages and by `allreduce-perf`: the workspace's one `DType`
+/// (defined by `ringdet-tensor`, shared with the kernels).
+pub use ringdet_tensor::DType;
 
 /// A type that collectives can carry: plain old data with the four reductions.
 ///

@@ -2,8 +2,10 @@
 //! kernels' `softmax_bins_forward` / `dfl_integral_forward`), boxes around anchor points, and the
 //! mapping back to original-image pixels by per-axis scale factors.
 
+use ringdet_kernels::Cpu;
 use ringdet_kernels::Real;
-use ringdet_kernels::dfl::{DflParams, cpu as dk};
+use ringdet_kernels::backend::DflOps;
+use ringdet_kernels::dfl::DflParams;
 
 use crate::anchors::Anchors;
 use crate::boxes::Box4;
@@ -64,9 +66,11 @@ pub fn dfl_level<T: Real>(
         inner: hw,
     };
     let mut probs = vec![T::ZERO; logits.len()];
-    dk::softmax_bins_forward(&mut probs, logits, &p).map_err(kerr("softmax_bins_forward"))?;
+    Cpu.softmax_bins_forward(&mut probs, logits, &p)
+        .map_err(kerr("softmax_bins_forward"))?;
     let mut d = vec![T::ZERO; batch * 4 * hw];
-    dk::dfl_integral_forward(&mut d, &probs, &p).map_err(kerr("dfl_integral_forward"))?;
+    Cpu.dfl_integral_forward(&mut d, &probs, &p)
+        .map_err(kerr("dfl_integral_forward"))?;
     for b in 0..batch {
         for side in 0..4 {
             for i in 0..hw {

@@ -1,7 +1,7 @@
 //! The detector as a whole: evaluation forward (backbone → neck → head → decode) and
 //! post-processing (rescale + NMS).
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{Cpu, Real};
 
 use crate::anchors::Anchors;
 use crate::arch::Arch;
@@ -133,7 +133,7 @@ pub fn decode_logits<T: Real>(
     let mut offset = 0;
     for lv in logits {
         let hw = lv.cls.hw();
-        let s = ops::sigmoid(&lv.cls.data)?;
+        let s = ops::sigmoid(&Cpu, &lv.cls.data)?;
         for b in 0..n {
             for k in 0..c {
                 let src = &s[(b * c + k) * hw..(b * c + k + 1) * hw];

@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 
+use ringdet_kernels::Cpu;
 use ringdet_kernels::Real;
-use ringdet_kernels::fuse::{FoldParams, RepVggParams, cpu as fk};
+use ringdet_kernels::backend::FuseOps;
+use ringdet_kernels::fuse::{FoldParams, RepVggParams};
 
 use crate::arch::{Arch, ConvBnSpec, CspItemSpec, RepVggSpec};
 use crate::error::{DetectError, Result};
@@ -46,7 +48,7 @@ fn fold(state: &ModelState, c: &ConvBnSpec) -> Result<(Vec<f64>, Vec<f64>)> {
         per_out,
         eps: 1e-5,
     };
-    fk::fold_conv_bn(
+    Cpu.fold_conv_bn(
         &mut wo,
         &mut bo,
         &w,
@@ -71,7 +73,8 @@ fn fuse_block<T: Real>(state: &ModelState, s: &RepVggSpec, out: &mut FusedRepVgg
         in_channels: s.conv1.cin,
         alpha: 1.0,
     };
-    fk::repvgg_fuse(&mut w, &mut b, &w3, &b3, &w1, &b1, &p).map_err(kerr("repvgg_fuse"))?;
+    Cpu.repvgg_fuse(&mut w, &mut b, &w3, &b3, &w1, &b1, &p)
+        .map_err(kerr("repvgg_fuse"))?;
     let narrow = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect();
     out.insert(block_name(s).to_string(), (narrow(w), narrow(b)));
     Ok(())
@@ -83,7 +86,7 @@ pub fn fuse_repvgg(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg> {
 }
 
 /// [`fuse_repvgg`] into convs of any float type (f64 for the exactness check of
-/// [`crate::detector::eval_forward_as`]).
+/// the detector's f64 evaluation forward, which takes the result).
 pub fn fuse_repvgg_as<T: Real>(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg<T>> {
     let mut out = FusedRepVgg::new();
     for st in &arch.backbone.stages {

@@ -10,7 +10,6 @@ pub mod init;
 pub mod layout;
 pub mod loss;
 pub mod model;
-pub mod parity;
 pub mod state;
 pub mod step;
 pub mod synthetic;

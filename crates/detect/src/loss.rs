@@ -3,8 +3,10 @@
 //! `max(Σ soft targets averaged over ranks, 1)`; L1 is computed for logging only.
 //! Total = 1.0·cls + 2.5·iou + 0.5·dfl.
 
-use ringdet_kernels::dfl::{DflParams, cpu as dk};
-use ringdet_kernels::loss::{BoxLossParams, VarifocalParams, dfl, giou, varifocal as vf};
+use ringdet_kernels::Cpu;
+use ringdet_kernels::backend::{DflOps, LossOps};
+use ringdet_kernels::dfl::DflParams;
+use ringdet_kernels::loss::{BoxLossParams, VarifocalParams};
 
 use crate::anchors::Anchors;
 use crate::assign::Assignment;
@@ -157,10 +159,13 @@ pub fn head_loss(
         normalizer: s,
         ..VarifocalParams::default()
     };
-    v.cls = vf::varifocal_loss_forward(pred.scores, &target, &label, &vp)
+    // The losses run on the host: assignment and the positive gather above are host logic.
+    let mut out = [0.0f32];
+    Cpu.varifocal_loss_forward(&mut out, pred.scores, &target, &label, &vp)
         .map_err(kerr("varifocal_loss_forward"))?;
+    v.cls = out[0];
     let mut dscores = vec![0.0f32; b * l * c];
-    vf::varifocal_loss_backward(
+    Cpu.varifocal_loss_backward(
         &mut dscores,
         pred.scores,
         &target,
@@ -175,15 +180,17 @@ pub fn head_loss(
             bins,
             normalizer: s,
         };
-        v.iou = giou::giou_loss_forward(&pboxes, &gboxes, &pweights, &bp)
+        Cpu.giou_loss_forward(&mut out, &pboxes, &gboxes, &pweights, &bp)
             .map_err(kerr("giou_loss_forward"))?;
-        v.dfl = dfl::dfl_loss_forward(&plogits, &ptargets, &pweights, &bp)
+        v.iou = out[0];
+        Cpu.dfl_loss_forward(&mut out, &plogits, &ptargets, &pweights, &bp)
             .map_err(kerr("dfl_loss_forward"))?;
+        v.dfl = out[0];
         let mut dbox = vec![0.0f32; pboxes.len()];
-        giou::giou_loss_backward(&mut dbox, &pboxes, &gboxes, &pweights, weights.iou, &bp)
+        Cpu.giou_loss_backward(&mut dbox, &pboxes, &gboxes, &pweights, weights.iou, &bp)
             .map_err(kerr("giou_loss_backward"))?;
         let mut dlog = vec![0.0f32; plogits.len()];
-        dfl::dfl_loss_backward(&mut dlog, &plogits, &ptargets, &pweights, weights.dfl, &bp)
+        Cpu.dfl_loss_backward(&mut dlog, &plogits, &ptargets, &pweights, weights.dfl, &bp)
             .map_err(kerr("dfl_loss_backward"))?;
         // Box gradient → distances (x1 = ax − l, y1 = ay − t, x2 = ax + r, y2 = ay + b) → logits
         // through the expectation Σ k·p_k.
@@ -202,8 +209,9 @@ pub fn head_loss(
             inner: 1,
         };
         let mut dist = vec![0.0f32; pos.len() * 4];
-        dk::dfl_integral_forward(&mut dist, &probs, &dp).map_err(kerr("dfl_integral_forward"))?;
-        dk::dfl_decode_backward(&mut dlog, &ddist, &probs, &dist, &dp)
+        Cpu.dfl_integral_forward(&mut dist, &probs, &dp)
+            .map_err(kerr("dfl_integral_forward"))?;
+        Cpu.dfl_decode_backward(&mut dlog, &ddist, &probs, &dist, &dp)
             .map_err(kerr("dfl_decode_backward"))?;
         for (i, &a) in pos.iter().enumerate() {
             dreg[a * 4 * bins..(a + 1) * 4 * bins]

@@ -23,7 +23,8 @@ pub struct ModelState {
 }
 
 impl ModelState {
-    /// Zero-filled buffers for an architecture (call [`crate::init::initialize`] or load weights next).
+    /// Zero-filled buffers for an architecture (initialise them, see the `init` module, or load
+    /// weights next).
     pub fn zeros(arch: &Arch) -> Result<Self> {
         let layout = Arc::new(ParamLayout::new(arch)?);
         Ok(Self {

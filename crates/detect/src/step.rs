@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use ringdet_kernels::Cpu;
+
 use crate::anchors::Anchors;
 use crate::arch::Arch;
 use crate::assign::{Assignment, AtssParams, GroundTruth, TalParams, atss_assign, tal_assign};
@@ -125,7 +127,7 @@ pub fn forward_backward(
     let mut offset = 0;
     for lv in &logits {
         let hw = lv.cls.hw();
-        let p = ops::sigmoid(&lv.cls.data)?;
+        let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
         let mut sm = vec![0.0f32; lv.reg.data.len()];
         let shape = DflShape {
             batch: n,
@@ -201,7 +203,7 @@ pub fn forward_backward(
     let mut offset = 0;
     for lv in &logits {
         let hw = lv.cls.hw();
-        let p = ops::sigmoid(&lv.cls.data)?;
+        let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
         let mut dp = vec![0.0f32; p.len()];
         let mut dreg = lv.reg.zeros_like();
         for b in 0..n {
@@ -216,7 +218,7 @@ pub fn forward_backward(
             }
         }
         let mut dcls = lv.cls.zeros_like();
-        ops::sigmoid_backward(&mut dcls.data, &dp, &p)?;
+        ops::sigmoid_backward(&Cpu, &mut dcls.data, &dp, &p)?;
         dlogits.push(LevelLogits {
             cls: dcls,
             reg: dreg,

@@ -5,14 +5,8 @@
 use ringdet_detect::arch::{Arch, ModelConfig, TensorKind};
 use ringdet_detect::layout::ParamLayout;
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/ppyoloe-golden"
-);
-const TOY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/ppyoloe-toy"
-);
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/ppyoloe-golden");
+const TOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/ppyoloe-toy");
 
 fn parse_shape(s: &str, sep: char) -> Vec<usize> {
     s.trim_matches(|c| c == '[' || c == ']')

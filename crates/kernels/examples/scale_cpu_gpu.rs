@@ -14,7 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let stream = rt.stream();
             let xd = stream.clone_htod(&x)?;
             let mut od = stream.alloc_zeros::<f32>(3)?;
-            cuda::scale(&rt, &mut od, &xd, &ScaleParams { alpha: 0.5 })?;
+            cuda::scale(
+                &rt,
+                &mut od.as_view_mut(),
+                &xd.as_view(),
+                &ScaleParams { alpha: 0.5 },
+            )?;
             assert_eq!(stream.clone_dtoh(&od)?, out);
         }
         Err(e) => println!("no GPU here: {e}"),

@@ -99,6 +99,16 @@ pub(crate) fn check_len(
     }
 }
 
+/// Checks that every named length equals the product of `shape`.
+pub(crate) fn check_lens(
+    op: &'static str,
+    shape: &[usize],
+    lens: &[(&'static str, usize)],
+) -> Result<(), KernelError> {
+    lens.iter()
+        .try_for_each(|&(what, len)| check_len(op, what, len, shape))
+}
+
 /// Checks that the workspace slice has at least `need` elements.
 pub(crate) fn check_min_len(
     op: &'static str,

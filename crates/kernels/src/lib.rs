@@ -1,6 +1,7 @@
 //! `ringdet-kernels`: the ops PP-YOLOE training needs, each with a CPU implementation (the
 //! numerical reference) and a CUDA one of the same signature: outputs first, then inputs, then a
-//! params struct.
+//! params struct; argument checks live once in each op's module. Models call them through the
+//! [`backend`] seam (`Cpu` for f32/f64, `Cuda` for f32), which owns the buffers.
 //!
 //! CUDA kernels are `.cu` files next to their Rust module, embedded at build time and compiled by
 //! NVRTC at run time for the device's compute capability (see [`runtime`]). Nothing needs a GPU
@@ -13,15 +14,18 @@
 //! assert_eq!(out, [0.5, 1.0, 2.0]);
 //! # Ok::<(), ringdet_kernels::KernelError>(())
 //! ```
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod real;
 pub mod runtime;
 
-mod launch;
+mod grid;
 mod matmul;
 mod par;
 
 pub mod activation;
+pub mod backend;
 pub mod batchnorm;
 pub mod cast;
 pub mod concat;
@@ -35,5 +39,6 @@ pub mod pool;
 pub mod resize;
 pub mod scale;
 
+pub use backend::{Backend, Cpu, Cuda, HostBackend};
 pub use error::KernelError;
 pub use real::Real;

@@ -39,6 +39,8 @@ pub trait Real:
     const ONE: Self;
     /// The most negative finite value.
     const MIN: Self;
+    /// The workspace-wide tag of this type (`DType::F32` or `DType::F64`).
+    const DTYPE: ringdet_tensor::DType;
     /// Converts (rounding for `f32`).
     fn from_f64(v: f64) -> Self;
     /// Widens to `f64`.
@@ -72,11 +74,12 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty) => {
+    ($t:ty, $dtype:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const MIN: Self = <$t>::MIN;
+            const DTYPE: ringdet_tensor::DType = ringdet_tensor::DType::$dtype;
             #[inline]
             fn from_f64(v: f64) -> Self {
                 v as $t
@@ -112,5 +115,18 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f32);
-impl_real!(f64);
+impl_real!(f32, F32);
+impl_real!(f64, F64);
+
+#[cfg(test)]
+mod tests {
+    use super::Real;
+    use ringdet_tensor::DType;
+
+    #[test]
+    fn each_real_names_its_workspace_dtype() {
+        assert_eq!(f32::DTYPE, DType::F32);
+        assert_eq!(f64::DTYPE, DType::F64);
+        assert_eq!(f64::DTYPE.size(), std::mem::size_of::<f64>());
+    }
+}

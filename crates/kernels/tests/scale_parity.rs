@@ -20,7 +20,7 @@ fn scale_cuda_matches_cpu() {
         cpu::scale(&mut want, &x, &p).unwrap();
         let xd: CudaSlice<f32> = stream.clone_htod(&x).unwrap();
         let mut od: CudaSlice<f32> = stream.clone_htod(&poison(n)).unwrap();
-        cuda::scale(&rt, &mut od, &xd, &p).unwrap();
+        cuda::scale(&rt, &mut od.as_view_mut(), &xd.as_view(), &p).unwrap();
         let got = stream.clone_dtoh(&od).unwrap();
         stream.synchronize().unwrap();
         assert!(

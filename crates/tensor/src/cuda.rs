@@ -1,8 +1,9 @@
-//! CUDA device storage through cudarc, loaded at run time. Every entry point probes for the driver
+//! The CUDA probes and per-device contexts (through cudarc, loaded at run time) that the kernel
+//! runtime and `ringdet info` build on. Every entry point probes for the driver
 //! first, so a machine without a GPU gets an error, never cudarc's panic.
 
 use crate::{Result, TensorError, device::check_cuda};
-use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
+use cudarc::driver::CudaContext;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -27,63 +28,6 @@ pub fn context(ordinal: usize) -> Result<Arc<CudaContext>> {
     let ctx = CudaContext::new(ordinal).map_err(cuda_err("CudaContext::new"))?;
     map.insert(ordinal, ctx.clone());
     Ok(ctx)
-}
-
-/// Bytes on a CUDA device, with the stream that orders work on them.
-pub struct CudaStorage {
-    buf: CudaSlice<u8>,
-    stream: Arc<CudaStream>,
-    ordinal: usize,
-    len: usize,
-}
-
-impl CudaStorage {
-    /// Copies host bytes to device `ordinal` (default stream) and waits for the copy.
-    pub fn from_host(ordinal: usize, bytes: &[u8]) -> Result<Self> {
-        let stream = context(ordinal)?.default_stream();
-        // A zero-length allocation is not allowed by the driver: keep one byte.
-        let buf = if bytes.is_empty() {
-            stream.alloc_zeros::<u8>(1)
-        } else {
-            stream.clone_htod(bytes)
-        }
-        .map_err(cuda_err("host to device copy"))?;
-        stream.synchronize().map_err(cuda_err("synchronize"))?;
-        Ok(CudaStorage {
-            buf,
-            stream,
-            ordinal,
-            len: bytes.len(),
-        })
-    }
-
-    /// Copies the bytes back to the host.
-    pub fn to_host(&self) -> Result<Vec<u8>> {
-        let mut v = self
-            .stream
-            .clone_dtoh(&self.buf)
-            .map_err(cuda_err("device to host copy"))?;
-        self.stream.synchronize().map_err(cuda_err("synchronize"))?;
-        v.truncate(self.byte_len());
-        Ok(v)
-    }
-
-    /// The CUDA device ordinal the bytes are on.
-    pub fn ordinal(&self) -> usize {
-        self.ordinal
-    }
-    /// Size in bytes (the buffer itself is one byte longer when this is 0).
-    pub fn byte_len(&self) -> usize {
-        self.len
-    }
-    /// The raw device buffer, for kernel launches.
-    pub fn slice(&self) -> &CudaSlice<u8> {
-        &self.buf
-    }
-    /// The stream that orders work on the buffer; launches on it need no extra sync.
-    pub fn stream(&self) -> &Arc<CudaStream> {
-        &self.stream
-    }
 }
 
 /// The number of visible CUDA devices, or why none can be used.

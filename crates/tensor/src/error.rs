@@ -36,16 +36,6 @@ pub enum TensorError {
         /// The dtype the tensor holds.
         actual: DType,
     },
-    /// An operation needs the tensor on another device.
-    #[error("{op}: tensor is on {actual}, needs {expected}")]
-    DeviceMismatch {
-        /// The operation that checked the device.
-        op: &'static str,
-        /// The device the operation needs.
-        expected: crate::Device,
-        /// The device the tensor is on.
-        actual: crate::Device,
-    },
     /// CUDA was asked for but cannot be used here.
     #[error("CUDA unavailable: {0}")]
     CudaUnavailable(String),

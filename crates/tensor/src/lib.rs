@@ -1,12 +1,16 @@
 //! `ringdet-tensor`: the minimal tensor ringdet is built on.
 //!
-//! A [`Tensor`] is a [`DType`], a strided [`Layout`] and shared [`Storage`] on the host (aligned
-//! memory or a memory-mapped file) or a CUDA device. Views (reshape, permute, narrow, broadcast,
-//! squeeze, unsqueeze) share storage; [`Tensor::contiguous`], [`Tensor::to_device`] and
-//! [`Tensor::to_vec`] copy. [`SafeTensors`] reads safetensors files without copying, [`save`]
-//! writes them atomically, and [`Rng`] draws seeded numbers that do not depend on thread count.
+//! A [`Tensor`] is a [`DType`], a strided [`Layout`] and shared [`HostStorage`] (aligned memory
+//! or a memory-mapped file): the host interchange type of the workspace (safetensors entries,
+//! golden reference data, seeded draws). Model buffers are not tensors: the kernel backends own
+//! them (`ringdet_kernels::backend`). Views (reshape, permute, narrow, broadcast, squeeze,
+//! unsqueeze) share storage; [`Tensor::contiguous`] and [`Tensor::to_vec`] copy. [`SafeTensors`]
+//! reads safetensors files without copying, [`save`] writes them atomically, and [`Rng`] draws
+//! seeded numbers that do not depend on thread count. [`DType`] is the one element-type tag of
+//! the workspace.
 //!
-//! CUDA is loaded at run time: without a driver, asking for [`Device::Cuda`] is an error.
+//! CUDA is loaded at run time: [`cuda`] probes for it and hands out per-device contexts, and
+//! without a driver asking for one is an error.
 //!
 //! ```
 //! use ringdet_tensor::{DType, Tensor};
@@ -34,7 +38,7 @@ pub use error::{Result, TensorError};
 pub use layout::Layout;
 pub use rng::Rng;
 pub use safetensors::{SafeTensors, TensorInfo, save};
-pub use storage::{AlignedBytes, HostStorage, Storage};
+pub use storage::{AlignedBytes, HostStorage};
 pub use tensor::Tensor;
 
 #[cfg(doctest)]

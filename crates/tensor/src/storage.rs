@@ -1,7 +1,6 @@
-//! Where the bytes of a tensor live: aligned host memory, a memory-mapped file, or a CUDA buffer.
+//! Where the bytes of a tensor live: aligned host memory or a memory-mapped file. Device memory
+//! is not a tensor's business: a kernel backend owns it (`ringdet_kernels::backend`).
 
-use crate::Device;
-use crate::cuda::CudaStorage;
 use memmap2::Mmap;
 use std::sync::Arc;
 
@@ -69,27 +68,9 @@ impl HostStorage {
     }
 }
 
-/// The storage of a tensor; views share one through an `Arc`.
-pub enum Storage {
-    /// Bytes in host memory.
-    Cpu(HostStorage),
-    /// Bytes on a CUDA device.
-    Cuda(CudaStorage),
-}
-
-impl Storage {
-    /// The device the bytes are on.
-    pub fn device(&self) -> Device {
-        match self {
-            Storage::Cpu(_) => Device::Cpu,
-            Storage::Cuda(c) => Device::Cuda(c.ordinal()),
-        }
-    }
+impl HostStorage {
     /// Size in bytes.
     pub fn byte_len(&self) -> usize {
-        match self {
-            Storage::Cpu(h) => h.as_bytes().len(),
-            Storage::Cuda(c) => c.byte_len(),
-        }
+        self.as_bytes().len()
     }
 }

@@ -1,29 +1,22 @@
-//! `Tensor`: a dtype, a layout, and shared storage. Views share storage; `contiguous`,
-//! `to_device` and `to_vec` copy.
+//! `Tensor`: a dtype, a layout, and shared host storage. Views share storage; `contiguous` and
+//! `to_vec` copy.
 
-use crate::cuda::CudaStorage;
 use crate::layout::Layout;
-use crate::storage::{AlignedBytes, HostStorage, Storage};
-use crate::{DType, Device, Element, Result, TensorError};
+use crate::storage::{AlignedBytes, HostStorage};
+use crate::{DType, Element, Result, TensorError};
 use std::sync::Arc;
 
-/// An n-dimensional array of one dtype on one device.
+/// An n-dimensional array of one dtype in host memory.
 #[derive(Clone)]
 pub struct Tensor {
-    storage: Arc<Storage>,
+    storage: Arc<HostStorage>,
     layout: Layout,
     dtype: DType,
 }
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Tensor({}, shape {:?}, {})",
-            self.dtype,
-            self.shape(),
-            self.device()
-        )
+        write!(f, "Tensor({}, shape {:?})", self.dtype, self.shape())
     }
 }
 
@@ -72,7 +65,7 @@ impl Tensor {
 
     fn from_host(storage: HostStorage, dtype: DType, shape: &[usize]) -> Self {
         Tensor {
-            storage: Arc::new(Storage::Cpu(storage)),
+            storage: Arc::new(storage),
             layout: Layout::contiguous(shape),
             dtype,
         }
@@ -94,6 +87,7 @@ impl Tensor {
                 DType::U8 => fill::<u8>(b, value),
                 DType::I32 => fill::<i32>(b, value),
                 DType::I64 => fill::<i64>(b, value),
+                DType::F64 => fill::<f64>(b, value),
             }
         }
         Self::from_host(HostStorage::Owned(bytes), dtype, shape)
@@ -136,10 +130,6 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         self.dtype
     }
-    /// The device the storage is on.
-    pub fn device(&self) -> Device {
-        self.storage.device()
-    }
     /// Number of elements of the view (not of the storage).
     pub fn numel(&self) -> usize {
         self.layout.numel()
@@ -153,7 +143,7 @@ impl Tensor {
         self.layout.is_contiguous()
     }
     /// The shared storage (for kernels that read it directly).
-    pub fn storage(&self) -> &Arc<Storage> {
+    pub fn storage(&self) -> &Arc<HostStorage> {
         &self.storage
     }
 
@@ -196,46 +186,24 @@ impl Tensor {
 
     /// The elements in row-major order as bytes, copied from wherever they are.
     pub fn to_contiguous_bytes(&self) -> Result<Vec<u8>> {
-        let host;
-        let bytes = match &*self.storage {
-            Storage::Cpu(h) => h.as_bytes(),
-            Storage::Cuda(c) => {
-                host = c.to_host()?;
-                &host[..]
-            }
-        };
-        Ok(gather_bytes(bytes, &self.layout, self.dtype.size()))
+        Ok(gather_bytes(
+            self.storage.as_bytes(),
+            &self.layout,
+            self.dtype.size(),
+        ))
     }
 
-    /// A contiguous tensor on the same device (`self` again, sharing storage, when it already is).
+    /// A contiguous tensor (`self` again, sharing storage, when it already is).
     pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() && self.layout.offset() == 0 {
             return Ok(self.clone());
         }
         let bytes = self.to_contiguous_bytes()?;
-        let t = Self::from_host(
+        Ok(Self::from_host(
             HostStorage::Owned(AlignedBytes::copy_from(&bytes)),
             self.dtype,
             self.shape(),
-        );
-        t.to_device(self.device())
-    }
-
-    /// A contiguous copy on `device` (`self` again when it is already there and contiguous).
-    pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        if device == self.device() && self.is_contiguous() && self.layout.offset() == 0 {
-            return Ok(self.clone());
-        }
-        let bytes = self.to_contiguous_bytes()?;
-        let storage = match device {
-            Device::Cpu => Storage::Cpu(HostStorage::Owned(AlignedBytes::copy_from(&bytes))),
-            Device::Cuda(i) => Storage::Cuda(CudaStorage::from_host(i, &bytes)?),
-        };
-        Ok(Tensor {
-            storage: Arc::new(storage),
-            layout: Layout::contiguous(self.shape()),
-            dtype: self.dtype,
-        })
+        ))
     }
 
     fn check_dtype<T: Element>(&self, op: &'static str) -> Result<()> {
@@ -261,13 +229,7 @@ impl Tensor {
     /// Borrows the elements of a contiguous, suitably aligned host tensor without a copy.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
         self.check_dtype::<T>("as_slice")?;
-        let Storage::Cpu(h) = &*self.storage else {
-            return Err(TensorError::DeviceMismatch {
-                op: "as_slice",
-                expected: Device::Cpu,
-                actual: self.device(),
-            });
-        };
+        let h = &*self.storage;
         if !self.is_contiguous() {
             return Err(TensorError::InvalidShape {
                 op: "as_slice",

@@ -4,10 +4,7 @@
 use ringdet_tensor::{DType, SafeTensors, Tensor, save};
 use std::collections::BTreeMap;
 
-const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/ppyoloe-golden"
-);
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/ppyoloe-golden");
 
 #[test]
 fn golden_weights_match_their_index() {

@@ -1,6 +1,6 @@
 //! CSPResNet forward and backward.
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, BasicBlockCache, GateCache};
 use super::conv_bn::{self, ConvBnCache};
@@ -21,8 +21,8 @@ pub struct StageCache<T: Real = f32> {
     c3: ConvBnCache<T>,
 }
 
-fn stage_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+fn stage_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &CspResStageSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, StageCache<T>)> {
@@ -35,7 +35,7 @@ fn stage_forward<T: Real>(
         y2 = y;
         caches.push(c);
     }
-    let cat = ops::concat(&[&y1, &y2])?;
+    let cat = ops::concat(ctx.backend(), &[&y1, &y2])?;
     let (a, attn) = blocks::ese_forward(ctx, &s.attn, &cat)?;
     let (y, c3) = conv_bn::forward(ctx, &s.conv3, &a)?;
     Ok((
@@ -51,8 +51,8 @@ fn stage_forward<T: Real>(
     ))
 }
 
-fn stage_backward(
-    ctx: &mut Bwd,
+fn stage_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &CspResStageSpec,
     c: &StageCache,
     dy: &Feat,
@@ -61,7 +61,7 @@ fn stage_backward(
     let da = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
     let dcat = blocks::ese_backward(ctx, &s.attn, &c.attn, &da)?;
     let half = s.conv1.cout;
-    let mut parts = ops::concat_backward(&dcat, &[half, half])?;
+    let mut parts = ops::concat_backward(ctx.backend(), &dcat, &[half, half])?;
     let mut dy2 = parts.pop().ok_or_else(missing)?;
     let dy1 = parts.pop().ok_or_else(missing)?;
     for (b, bc) in s.blocks.iter().zip(&c.blocks).rev() {
@@ -84,8 +84,8 @@ pub struct BackboneCache<T: Real = f32> {
 }
 
 /// Image `[n, 3, H, W]` → features of `return_idx` stages (strides 8, 16, 32).
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &BackboneSpec,
     image: &Feat<T>,
 ) -> Result<(Vec<Feat<T>>, BackboneCache<T>)> {
@@ -109,8 +109,8 @@ pub fn forward<T: Real>(
 }
 
 /// Backward from the gradients of the returned features (same order); the image gets no gradient.
-pub fn backward(
-    ctx: &mut Bwd,
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &BackboneSpec,
     c: &BackboneCache,
     douts: Vec<Feat>,

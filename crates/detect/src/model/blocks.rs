@@ -1,7 +1,7 @@
 //! RepVgg block, BasicBlock and the two channel gates (backbone ESE with hardsigmoid, shared by
 //! nothing else), forward and backward.
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::conv_bn::{self, ConvBnCache};
 use super::ctx::{Bwd, Fwd};
@@ -20,8 +20,8 @@ pub struct RepVggCache<T: Real = f32> {
 
 /// `swish(BN(conv3x3 x) + BN(conv1x1 x))`, or `swish(conv3x3_fused x + b)` when the context holds
 /// this block's fused conv.
-pub fn repvgg_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn repvgg_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &RepVggSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, RepVggCache<T>)> {
@@ -29,25 +29,30 @@ pub fn repvgg_forward<T: Real>(
         rec.push((crate::fuse::block_name(s).to_string(), x.clone()));
     }
     if let Some((w, b)) = ctx.fused.and_then(|f| f.get(crate::fuse::block_name(s))) {
-        let y = ops::conv2d(x, w, Some(b), s.conv1.cout, 3, 1)?;
-        return Ok((ops::silu(&y)?, RepVggCache::default()));
+        let y = ops::conv2d(ctx.backend(), x, w, Some(b), s.conv1.cout, 3, 1)?;
+        return Ok((ops::silu(ctx.backend(), &y)?, RepVggCache::default()));
     }
     let (mut a, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
     let (b, c2) = conv_bn::forward(ctx, &s.conv2, x)?;
     a.add_assign(&b);
-    let y = ops::silu(&a)?;
+    let y = ops::silu(ctx.backend(), &a)?;
     let sum = ctx.training().then_some(a);
     Ok((y, RepVggCache { c1, c2, sum }))
 }
 
 /// Backward of [`repvgg_forward`].
-pub fn repvgg_backward(ctx: &mut Bwd, s: &RepVggSpec, c: &RepVggCache, dy: &Feat) -> Result<Feat> {
+pub fn repvgg_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &RepVggSpec,
+    c: &RepVggCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let sum = c
         .sum
         .as_ref()
         .ok_or_else(|| crate::DetectError::Input("repvgg backward without cache".into()))?;
     let mut ds = dy.zeros_like();
-    ops::silu_backward(&mut ds, dy, sum)?;
+    ops::silu_backward(ctx.backend(), &mut ds, dy, sum)?;
     // Backward runs in reverse: the 1×1 branch (used last) first.
     let dx2 = conv_bn::backward(ctx, &s.conv2, &c.c2, &ds, true)?;
     let mut dx =
@@ -66,8 +71,8 @@ pub struct BasicBlockCache<T: Real = f32> {
 }
 
 /// `RepVgg(ConvBN3x3+swish(x))` (+ x with shortcut).
-pub fn basic_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn basic_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &BasicBlockSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, BasicBlockCache<T>)> {
@@ -80,8 +85,8 @@ pub fn basic_forward<T: Real>(
 }
 
 /// Backward of [`basic_forward`].
-pub fn basic_backward(
-    ctx: &mut Bwd,
+pub fn basic_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &BasicBlockSpec,
     c: &BasicBlockCache,
     dy: &Feat,
@@ -113,8 +118,8 @@ pub enum GateFn {
 }
 
 /// `x · g(fc(avg))` where `avg` is the global average of `x` (or given); returns the gated map.
-pub fn gate_forward<T: Real>(
-    ctx: &Fwd<T>,
+pub fn gate_forward<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
     fc: &ConvSpec,
     f: GateFn,
     x: &Feat<T>,
@@ -122,13 +127,13 @@ pub fn gate_forward<T: Real>(
 ) -> Result<(Feat<T>, GateCache<T>)> {
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let b = ctx.param(&format!("{}.bias", fc.name))?;
-    let z = ops::conv2d(avg, w, Some(b), fc.cout, 1, 1)?;
+    let z = ops::conv2d(ctx.backend(), avg, w, Some(b), fc.cout, 1, 1)?;
     let g = match f {
-        GateFn::HardSigmoid => ops::hardsigmoid(&z.data)?,
-        GateFn::Sigmoid => ops::sigmoid(&z.data)?,
+        GateFn::HardSigmoid => ops::hardsigmoid(ctx.backend(), &z.data)?,
+        GateFn::Sigmoid => ops::sigmoid(ctx.backend(), &z.data)?,
     };
     let gate = Feat::from_vec(g, z.n, z.c, 1, 1)?;
-    let y = ops::mul_channel(x, &gate)?;
+    let y = ops::mul_channel(ctx.backend(), x, &gate)?;
     let cache = if ctx.training() {
         GateCache {
             x: Some(x.clone()),
@@ -142,13 +147,14 @@ pub fn gate_forward<T: Real>(
 }
 
 /// Backward of [`gate_forward`]: returns `(dx, davg)` (the caller routes `davg` to the pooling).
-pub fn gate_backward(
-    ctx: &mut Bwd,
+pub fn gate_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     fc: &ConvSpec,
     f: GateFn,
     c: &GateCache,
     dy: &Feat,
 ) -> Result<(Feat, Feat)> {
+    let be = ctx.backend();
     let (Some(x), Some(avg), Some(gate)) = (&c.x, &c.avg, &c.gate) else {
         return Err(crate::DetectError::Input(format!(
             "{}: backward without cache",
@@ -157,34 +163,43 @@ pub fn gate_backward(
     };
     let mut dx = x.zeros_like();
     let mut dgate = gate.zeros_like();
-    ops::mul_channel_backward(&mut dx, &mut dgate, dy, x, gate)?;
+    ops::mul_channel_backward(ctx.backend(), &mut dx, &mut dgate, dy, x, gate)?;
     let mut dz = gate.zeros_like();
     match f {
-        GateFn::HardSigmoid => ops::hardsigmoid_backward(&mut dz.data, &dgate.data, &gate.data)?,
-        GateFn::Sigmoid => ops::sigmoid_backward(&mut dz.data, &dgate.data, &gate.data)?,
+        GateFn::HardSigmoid => {
+            ops::hardsigmoid_backward(ctx.backend(), &mut dz.data, &dgate.data, &gate.data)?
+        }
+        GateFn::Sigmoid => {
+            ops::sigmoid_backward(ctx.backend(), &mut dz.data, &dgate.data, &gate.data)?
+        }
     }
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let mut db = vec![0.0f32; fc.cout];
     let dw = ctx.grad(&format!("{}.weight", fc.name))?;
-    let davg = ops::conv2d_backward(&dz, avg, w, dw, Some(&mut db), 1, 1, true)?
+    let davg = ops::conv2d_backward(be, &dz, avg, w, dw, Some(&mut db), 1, 1, true)?
         .unwrap_or_else(|| avg.zeros_like());
     ctx.add_grad(&format!("{}.bias", fc.name), &db)?;
     Ok((dx, davg))
 }
 
 /// Backbone ESE: gate with hardsigmoid on the input's own average.
-pub fn ese_forward<T: Real>(
-    ctx: &Fwd<T>,
+pub fn ese_forward<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
     s: &EseSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, GateCache<T>)> {
-    let avg = ops::global_avg_pool(x)?;
+    let avg = ops::global_avg_pool(ctx.backend(), x)?;
     gate_forward(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
 }
 
 /// Backward of [`ese_forward`].
-pub fn ese_backward(ctx: &mut Bwd, s: &EseSpec, c: &GateCache, dy: &Feat) -> Result<Feat> {
+pub fn ese_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &EseSpec,
+    c: &GateCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let (mut dx, davg) = gate_backward(ctx, &s.fc, GateFn::HardSigmoid, c, dy)?;
-    ops::global_avg_pool_backward(&mut dx, &davg)?;
+    ops::global_avg_pool_backward(ctx.backend(), &mut dx, &davg)?;
     Ok(dx)
 }

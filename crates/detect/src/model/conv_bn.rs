@@ -1,6 +1,6 @@
 //! ConvBNLayer forward and backward: conv (no bias) → BN → optional swish.
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::ctx::{Bwd, Fwd};
 use super::feat::Feat;
@@ -18,27 +18,31 @@ pub struct ConvBnCache<T: Real = f32> {
 }
 
 /// Forward; in training keeps the cache.
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &ConvBnSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, ConvBnCache<T>)> {
+    let be = ctx.backend();
     let n = &s.name;
     let w = ctx.param(&format!("{n}.conv.weight"))?;
-    let conv = ops::conv2d(x, w, None, s.cout, s.kernel, s.stride)?;
+    let conv = ops::conv2d(ctx.backend(), x, w, None, s.cout, s.kernel, s.stride)?;
     let gamma = ctx.param(&format!("{n}.bn.weight"))?;
     let beta = ctx.param(&format!("{n}.bn.bias"))?;
     let bn_name = format!("{n}.bn");
     let (bn_out, saved) = match ctx.running_mut(&bn_name)? {
-        Some((mean, var, replicas)) => norm::bn_train(&conv, gamma, beta, mean, var, replicas)?,
+        Some((mean, var, replicas)) => norm::bn_train(be, &conv, gamma, beta, mean, var, replicas)?,
         None => {
             let (mean, var) = ctx.running(&bn_name)?;
-            (norm::bn_eval(&conv, gamma, beta, mean, var)?, Vec::new())
+            (
+                norm::bn_eval(ctx.backend(), &conv, gamma, beta, mean, var)?,
+                Vec::new(),
+            )
         }
     };
     let train = ctx.training();
     let (y, pre_act) = match s.act {
-        Act::Swish => (ops::silu(&bn_out)?, train.then_some(bn_out)),
+        Act::Swish => (ops::silu(ctx.backend(), &bn_out)?, train.then_some(bn_out)),
         Act::Identity => (bn_out, None),
     };
     let cache = if train {
@@ -55,13 +59,14 @@ pub fn forward<T: Real>(
 }
 
 /// Backward from the gradient of the output; returns the input gradient when `want_dx`.
-pub fn backward(
-    ctx: &mut Bwd,
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &ConvBnSpec,
     cache: &ConvBnCache,
     dy: &Feat,
     want_dx: bool,
 ) -> Result<Option<Feat>> {
+    let be = ctx.backend();
     let (Some(x), Some(conv)) = (&cache.x, &cache.conv) else {
         return Err(crate::DetectError::Input(format!(
             "{}: backward without a training forward",
@@ -72,7 +77,7 @@ pub fn backward(
     let d_bn = match (&s.act, &cache.pre_act) {
         (Act::Swish, Some(pre)) => {
             let mut d = dy.zeros_like();
-            ops::silu_backward(&mut d, dy, pre)?;
+            ops::silu_backward(ctx.backend(), &mut d, dy, pre)?;
             d
         }
         _ => dy.clone(),
@@ -81,6 +86,7 @@ pub fn backward(
     let mut dgamma = vec![0.0f32; s.cout];
     let mut dbeta = vec![0.0f32; s.cout];
     let d_conv = norm::bn_train_backward(
+        ctx.backend(),
         &d_bn,
         conv,
         &cache.saved,
@@ -93,5 +99,5 @@ pub fn backward(
     ctx.add_grad(&format!("{n}.bn.bias"), &dbeta)?;
     let w = ctx.param(&format!("{n}.conv.weight"))?;
     let dw = ctx.grad(&format!("{n}.conv.weight"))?;
-    ops::conv2d_backward(&d_conv, x, w, dw, None, s.kernel, s.stride, want_dx)
+    ops::conv2d_backward(be, &d_conv, x, w, dw, None, s.kernel, s.stride, want_dx)
 }

@@ -1,15 +1,21 @@
 //! What a forward or backward pass reads and writes: parameters by name, BN statistics (read in eval,
-//! updated in training), gradients by name, and the cross-replica channel for SyncBN.
+//! updated in training), gradients by name, the cross-replica channel for SyncBN, and the
+//! backend every op runs on (the host [`Cpu`] backend unless a pass is built with another).
 
-use ringdet_kernels::Real;
+use ringdet_kernels::backend::HostBackend;
+use ringdet_kernels::{Cpu, Real};
 
 use super::feat::Feat;
 use crate::cross_replica::CrossReplica;
 use crate::error::Result;
 use crate::layout::ParamLayout;
 
-/// Forward-pass context over parameters of the float type `T` (f32 unless asked otherwise).
-pub struct Fwd<'a, T: Real = f32> {
+/// The host backend the passes use by default.
+static CPU: Cpu = Cpu;
+
+/// Forward-pass context over parameters of the float type `T` (f32 unless asked otherwise), run
+/// on backend `B` (the host backend unless asked otherwise).
+pub struct Fwd<'a, T: Real = f32, B: HostBackend<T> = Cpu> {
     /// Fused RepVgg convs to use instead of the two branches (eval only).
     pub fused: Option<&'a crate::fuse::FusedRepVgg<T>>,
     /// When set, every RepVgg block appends its name and input here (to check the fusion block by
@@ -18,6 +24,7 @@ pub struct Fwd<'a, T: Real = f32> {
     layout: &'a ParamLayout,
     params: &'a [T],
     stats: StatsAccess<'a, T>,
+    backend: &'a B,
 }
 
 enum StatsAccess<'a, T> {
@@ -29,30 +36,65 @@ enum StatsAccess<'a, T> {
 }
 
 impl<'a, T: Real> Fwd<'a, T> {
-    /// Evaluation: BN uses the running statistics.
+    /// Evaluation on the host backend: BN uses the running statistics.
     pub fn eval(layout: &'a ParamLayout, params: &'a [T], stats: &'a [T]) -> Self {
-        Self {
-            fused: None,
-            repvgg_inputs: None,
-            layout,
-            params,
-            stats: StatsAccess::Eval(stats),
-        }
+        Self::eval_on(&CPU, layout, params, stats)
     }
-    /// Training: BN uses batch statistics (summed across `replicas`) and updates the running ones.
+    /// Training on the host backend: BN uses batch statistics (summed across `replicas`) and
+    /// updates the running ones.
     pub fn train(
         layout: &'a ParamLayout,
         params: &'a [T],
         stats: &'a mut [T],
         replicas: &'a dyn CrossReplica,
     ) -> Self {
+        Self::train_on(&CPU, layout, params, stats, replicas)
+    }
+}
+
+impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
+    fn with_stats(
+        backend: &'a B,
+        layout: &'a ParamLayout,
+        params: &'a [T],
+        stats: StatsAccess<'a, T>,
+    ) -> Self {
         Self {
             fused: None,
             repvgg_inputs: None,
             layout,
             params,
-            stats: StatsAccess::Train { stats, replicas },
+            stats,
+            backend,
         }
+    }
+    /// Evaluation on `backend`.
+    pub fn eval_on(
+        backend: &'a B,
+        layout: &'a ParamLayout,
+        params: &'a [T],
+        stats: &'a [T],
+    ) -> Self {
+        Self::with_stats(backend, layout, params, StatsAccess::Eval(stats))
+    }
+    /// Training on `backend`.
+    pub fn train_on(
+        backend: &'a B,
+        layout: &'a ParamLayout,
+        params: &'a [T],
+        stats: &'a mut [T],
+        replicas: &'a dyn CrossReplica,
+    ) -> Self {
+        Self::with_stats(
+            backend,
+            layout,
+            params,
+            StatsAccess::Train { stats, replicas },
+        )
+    }
+    /// The backend every op of this pass runs on.
+    pub fn backend(&self) -> &'a B {
+        self.backend
     }
     /// Whether this is a training pass.
     pub fn training(&self) -> bool {
@@ -97,18 +139,33 @@ impl<'a, T: Real> Fwd<'a, T> {
 /// Running mean, running variance (both writable) and the replicas of one BN in training.
 pub type TrainStats<'s, T = f32> = (&'s mut [T], &'s mut [T], &'s dyn CrossReplica);
 
-/// Backward-pass context: parameters to read, gradients to accumulate into, replicas for SyncBN.
-pub struct Bwd<'a> {
+/// Backward-pass context: parameters to read, gradients to accumulate into, replicas for SyncBN,
+/// and the backend (the host one unless asked otherwise).
+pub struct Bwd<'a, B: HostBackend<f32> = Cpu> {
     layout: &'a ParamLayout,
     params: &'a [f32],
     grads: &'a mut [f32],
     /// Cross-replica channel.
     pub replicas: &'a dyn CrossReplica,
+    backend: &'a B,
 }
 
 impl<'a> Bwd<'a> {
-    /// A backward context.
+    /// A backward context on the host backend.
     pub fn new(
+        layout: &'a ParamLayout,
+        params: &'a [f32],
+        grads: &'a mut [f32],
+        replicas: &'a dyn CrossReplica,
+    ) -> Self {
+        Self::new_on(&CPU, layout, params, grads, replicas)
+    }
+}
+
+impl<'a, B: HostBackend<f32>> Bwd<'a, B> {
+    /// A backward context on `backend`.
+    pub fn new_on(
+        backend: &'a B,
         layout: &'a ParamLayout,
         params: &'a [f32],
         grads: &'a mut [f32],
@@ -119,7 +176,12 @@ impl<'a> Bwd<'a> {
             params,
             grads,
             replicas,
+            backend,
         }
+    }
+    /// The backend every op of this pass runs on.
+    pub fn backend(&self) -> &'a B {
+        self.backend
     }
     /// A parameter's values.
     pub fn param(&self, name: &str) -> Result<&'a [f32]> {

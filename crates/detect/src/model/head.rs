@@ -1,6 +1,6 @@
 //! PPYOLOEHead forward and backward up to the raw per-level logits (class and distribution).
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, GateCache, GateFn};
 use super::conv_bn::{self, ConvBnCache};
@@ -38,15 +38,15 @@ pub struct LevelCache<T: Real = f32> {
 /// Logits and caches of every level.
 pub type HeadOutputs<T = f32> = (Vec<LevelLogits<T>>, Vec<LevelCache<T>>);
 
-fn pred<T: Real>(ctx: &Fwd<T>, s: &ConvSpec, x: &Feat<T>) -> Result<Feat<T>> {
+fn pred<T: Real, B: HostBackend<T>>(ctx: &Fwd<T, B>, s: &ConvSpec, x: &Feat<T>) -> Result<Feat<T>> {
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let b = ctx.param(&format!("{}.bias", s.name))?;
-    ops::conv2d(x, w, Some(b), s.cout, s.kernel, 1)
+    ops::conv2d(ctx.backend(), x, w, Some(b), s.cout, s.kernel, 1)
 }
 
 /// Neck outputs (deepest first) → logits per level.
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &HeadSpec,
     feats: &[Feat<T>],
 ) -> Result<HeadOutputs<T>> {
@@ -61,7 +61,7 @@ pub fn forward<T: Real>(
     let mut outs = Vec::with_capacity(feats.len());
     let mut caches = Vec::with_capacity(feats.len());
     for (i, f) in feats.iter().enumerate() {
-        let avg = ops::global_avg_pool(f)?;
+        let avg = ops::global_avg_pool(ctx.backend(), f)?;
         let (g, cls_gate) = blocks::gate_forward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, f, &avg)?;
         let (mut cls_in, cls_conv) = conv_bn::forward(ctx, &s.stem_cls[i].conv, &g)?;
         cls_in.add_assign(f);
@@ -84,19 +84,25 @@ pub fn forward<T: Real>(
     Ok((outs, caches))
 }
 
-fn pred_backward(ctx: &mut Bwd, s: &ConvSpec, x: &Feat, dy: &Feat) -> Result<Feat> {
+fn pred_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &ConvSpec,
+    x: &Feat,
+    dy: &Feat,
+) -> Result<Feat> {
+    let be = ctx.backend();
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let mut db = vec![0.0f32; s.cout];
     let dw = ctx.grad(&format!("{}.weight", s.name))?;
-    let dx = ops::conv2d_backward(dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
+    let dx = ops::conv2d_backward(be, dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
         .ok_or_else(missing)?;
     ctx.add_grad(&format!("{}.bias", s.name), &db)?;
     Ok(dx)
 }
 
 /// Backward from the logit gradients per level; returns the gradients of the neck outputs.
-pub fn backward(
-    ctx: &mut Bwd,
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
     s: &HeadSpec,
     caches: &[LevelCache],
     dlogits: &[LevelLogits],
@@ -124,7 +130,7 @@ pub fn backward(
         df.add_assign(&df_reg);
         df.add_assign(&df_cls);
         davg.add_assign(&davg_cls);
-        ops::global_avg_pool_backward(&mut df, &davg)?;
+        ops::global_avg_pool_backward(ctx.backend(), &mut df, &davg)?;
         debug_assert_eq!(df.shape(), f.shape());
         douts.push(df);
     }

@@ -1,6 +1,6 @@
 //! CustomCSPPAN forward and backward (FPN top-down with SPP on the deepest stage, then PAN bottom-up).
 
-use ringdet_kernels::Real;
+use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, BasicBlockCache};
 use super::conv_bn::{self, ConvBnCache};
@@ -22,19 +22,19 @@ pub struct SppCache<T: Real = f32> {
     conv: ConvBnCache<T>,
 }
 
-fn spp_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+fn spp_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &SppSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, SppCache<T>)> {
     let pools = s
         .pool_sizes
         .iter()
-        .map(|&k| ops::max_pool(x, k))
+        .map(|&k| ops::max_pool(ctx.backend(), x, k))
         .collect::<Result<Vec<_>>>()?;
     let mut parts: Vec<&Feat<T>> = vec![x];
     parts.extend(pools.iter());
-    let cat = ops::concat(&parts)?;
+    let cat = ops::concat(ctx.backend(), &parts)?;
     let (y, conv) = conv_bn::forward(ctx, &s.conv, &cat)?;
     let train = ctx.training();
     Ok((
@@ -47,14 +47,19 @@ fn spp_forward<T: Real>(
     ))
 }
 
-fn spp_backward(ctx: &mut Bwd, s: &SppSpec, c: &SppCache, dy: &Feat) -> Result<Feat> {
+fn spp_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &SppSpec,
+    c: &SppCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let x = c.x.as_ref().ok_or_else(missing)?;
     let dcat = conv_bn::backward(ctx, &s.conv, &c.conv, dy, true)?.ok_or_else(missing)?;
     let channels = vec![x.c; 1 + s.pool_sizes.len()];
-    let mut parts = ops::concat_backward(&dcat, &channels)?.into_iter();
+    let mut parts = ops::concat_backward(ctx.backend(), &dcat, &channels)?.into_iter();
     let mut dx = parts.next().ok_or_else(missing)?;
     for ((dp, &k), y) in parts.zip(&s.pool_sizes).zip(&c.pools) {
-        ops::max_pool_backward(&mut dx, &dp, x, y, k)?;
+        ops::max_pool_backward(ctx.backend(), &mut dx, &dp, x, y, k)?;
     }
     Ok(dx)
 }
@@ -77,8 +82,8 @@ pub struct CspStageCache<T: Real = f32> {
     c3: ConvBnCache<T>,
 }
 
-fn csp_forward<T: Real>(
-    ctx: &mut Fwd<T>,
+fn csp_forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &CspStageSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, CspStageCache<T>)> {
@@ -99,14 +104,19 @@ fn csp_forward<T: Real>(
             }
         }
     }
-    let cat = ops::concat(&[&y1, &y2])?;
+    let cat = ops::concat(ctx.backend(), &[&y1, &y2])?;
     let (y, c3) = conv_bn::forward(ctx, &s.conv3, &cat)?;
     Ok((y, CspStageCache { c1, c2, items, c3 }))
 }
 
-fn csp_backward(ctx: &mut Bwd, s: &CspStageSpec, c: &CspStageCache, dy: &Feat) -> Result<Feat> {
+fn csp_backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &CspStageSpec,
+    c: &CspStageCache,
+    dy: &Feat,
+) -> Result<Feat> {
     let dcat = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
-    let mut parts = ops::concat_backward(&dcat, &[s.conv1.cout, s.conv2.cout])?;
+    let mut parts = ops::concat_backward(ctx.backend(), &dcat, &[s.conv1.cout, s.conv2.cout])?;
     let mut dy2 = parts.pop().ok_or_else(missing)?;
     let dy1 = parts.pop().ok_or_else(missing)?;
     for (it, ic) in s.convs.iter().zip(&c.items).rev() {
@@ -138,8 +148,8 @@ pub struct NeckCache<T: Real = f32> {
 }
 
 /// Backbone features (shallowest first) → neck outputs (deepest first).
-pub fn forward<T: Real>(
-    ctx: &mut Fwd<T>,
+pub fn forward<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
     s: &NeckSpec,
     feats: &[Feat<T>],
 ) -> Result<(Vec<Feat<T>>, NeckCache<T>)> {
@@ -157,14 +167,14 @@ pub fn forward<T: Real>(
         let lateral = &feats[levels - 1 - i];
         cache.lateral_channels.push(lateral.c);
         let block = match route.take() {
-            Some(r) => ops::concat(&[&r, lateral])?,
+            Some(r) => ops::concat(ctx.backend(), &[&r, lateral])?,
             None => lateral.clone(),
         };
         let (out, c) = csp_forward(ctx, &s.fpn_stages[i], &block)?;
         cache.fpn.push(c);
         if i < levels - 1 {
             let (r, rc) = conv_bn::forward(ctx, &s.fpn_routes[i], &out)?;
-            route = Some(ops::upsample2x(&r)?);
+            route = Some(ops::upsample2x(ctx.backend(), &r)?);
             let shape = Feat::zeros(r.n, r.c, r.h, r.w);
             cache.fpn_routes.push((rc, shape));
         }
@@ -176,7 +186,7 @@ pub fn forward<T: Real>(
     let mut r = fpn_feats[levels - 1].clone();
     for i in (0..levels - 1).rev() {
         let (down, rc) = conv_bn::forward(ctx, &s.pan_routes[i], &r)?;
-        let block = ops::concat(&[&down, &fpn_feats[i]])?;
+        let block = ops::concat(ctx.backend(), &[&down, &fpn_feats[i]])?;
         let (out, c) = csp_forward(ctx, &s.pan_stages[i], &block)?;
         cache.pan_routes[i] = Some(rc);
         cache.pan[i] = Some(c);
@@ -189,7 +199,12 @@ pub fn forward<T: Real>(
 
 /// Backward from the gradients of the outputs (deepest first); returns the gradients of the
 /// backbone features (shallowest first).
-pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) -> Result<Vec<Feat>> {
+pub fn backward<B: HostBackend<f32>>(
+    ctx: &mut Bwd<B>,
+    s: &NeckSpec,
+    c: &NeckCache,
+    douts: Vec<Feat>,
+) -> Result<Vec<Feat>> {
     let levels = s.fpn_stages.len();
     let mut dpan: Vec<Option<Feat>> = douts.into_iter().map(Some).collect();
     // Gradients of the FPN outputs F_i collected from the PAN path.
@@ -205,8 +220,11 @@ pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) ->
         };
         let d = dpan[i].take().ok_or_else(missing)?;
         let dblock = csp_backward(ctx, &s.pan_stages[i], pc, &d)?;
-        let mut parts =
-            ops::concat_backward(&dblock, &[s.pan_routes[i].cout, s.fpn_stages[i].conv3.cout])?;
+        let mut parts = ops::concat_backward(
+            ctx.backend(),
+            &dblock,
+            &[s.pan_routes[i].cout, s.fpn_stages[i].conv3.cout],
+        )?;
         add(&mut dfpn[i], parts.pop().ok_or_else(missing)?);
         let ddown = parts.pop().ok_or_else(missing)?;
         let dr = conv_bn::backward(ctx, &s.pan_routes[i], rc, &ddown, true)?.ok_or_else(missing)?;
@@ -226,12 +244,12 @@ pub fn backward(ctx: &mut Bwd, s: &NeckSpec, c: &NeckCache, douts: Vec<Feat>) ->
             continue;
         }
         let route_c = dblock.c - lateral_c;
-        let mut parts = ops::concat_backward(&dblock, &[route_c, lateral_c])?;
+        let mut parts = ops::concat_backward(ctx.backend(), &dblock, &[route_c, lateral_c])?;
         dfeats[levels - 1 - i] = Some(parts.pop().ok_or_else(missing)?);
         let dup = parts.pop().ok_or_else(missing)?;
         let (rc, shape) = &c.fpn_routes[i - 1];
         let mut dr = shape.zeros_like();
-        ops::upsample2x_backward(&mut dr, &dup)?;
+        ops::upsample2x_backward(ctx.backend(), &mut dr, &dup)?;
         let df =
             conv_bn::backward(ctx, &s.fpn_routes[i - 1], rc, &dr, true)?.ok_or_else(missing)?;
         add(&mut dfpn[i - 1], df);

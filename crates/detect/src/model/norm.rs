@@ -2,7 +2,8 @@
 //! combined across replicas (SyncBN: per-rank means averaged with equal weight, as Paddle's 2022
 //! SyncBatchNorm does), biased variance, running stats updated with momentum 0.9.
 
-use ringdet_kernels::batchnorm::{BatchNormParams, cpu as bn};
+use ringdet_kernels::backend::HostBackend;
+use ringdet_kernels::batchnorm::BatchNormParams;
 use ringdet_kernels::{KernelError, Real};
 
 use super::feat::Feat;
@@ -21,7 +22,8 @@ fn params<T: Real>(x: &Feat<T>) -> BatchNormParams {
 }
 
 /// `y = γ (x − μ_run) / sqrt(σ²_run + eps) + β`.
-pub fn bn_eval<T: Real>(
+pub fn bn_eval<T: Real, B: HostBackend<T>>(
+    be: &B,
     x: &Feat<T>,
     gamma: &[T],
     beta: &[T],
@@ -29,13 +31,22 @@ pub fn bn_eval<T: Real>(
     var: &[T],
 ) -> Result<Feat<T>> {
     let mut y = x.zeros_like();
-    bn::batchnorm_forward_inference(&mut y.data, &x.data, gamma, beta, mean, var, &params(x))
-        .map_err(k("batchnorm_forward_inference"))?;
+    be.batchnorm_forward_inference(
+        B::host_mut(&mut y.data),
+        B::host(&x.data),
+        B::host(gamma),
+        B::host(beta),
+        B::host(mean),
+        B::host(var),
+        &params(x),
+    )
+    .map_err(k("batchnorm_forward_inference"))?;
     Ok(y)
 }
 
 /// Training BN; returns the output and `saved` = (mean, inverse std) for the backward.
-pub fn bn_train<T: Real>(
+pub fn bn_train<T: Real, B: HostBackend<T>>(
+    be: &B,
     x: &Feat<T>,
     gamma: &[T],
     beta: &[T],
@@ -45,22 +56,23 @@ pub fn bn_train<T: Real>(
 ) -> Result<(Feat<T>, Vec<T>)> {
     let p = params(x);
     let mut stats = vec![T::ZERO; 2 * x.c];
-    bn::batchnorm_stats_forward(&mut stats, &x.data, &p).map_err(k("batchnorm_stats_forward"))?;
+    be.batchnorm_stats_forward(B::host_mut(&mut stats), B::host(&x.data), &p)
+        .map_err(k("batchnorm_stats_forward"))?;
     // Local (Σx, Σx²) → local (E[x], E[x²]) → mean over ranks with equal weight; count 1.
     let n = T::from_usize(p.count());
     stats.iter_mut().for_each(|v| *v /= n);
     all_reduce_mean_real(replicas, &mut stats)?;
     let mut y = x.zeros_like();
     let mut saved = vec![T::ZERO; 2 * x.c];
-    bn::batchnorm_forward_train(
-        &mut y.data,
-        &mut saved,
-        running_mean,
-        running_var,
-        &x.data,
-        gamma,
-        beta,
-        &stats,
+    be.batchnorm_forward_train(
+        B::host_mut(&mut y.data),
+        B::host_mut(&mut saved),
+        B::host_mut(running_mean),
+        B::host_mut(running_var),
+        B::host(&x.data),
+        B::host(gamma),
+        B::host(beta),
+        B::host(&stats),
         1,
         &p,
     )
@@ -71,7 +83,8 @@ pub fn bn_train<T: Real>(
 /// Training BN backward: `dγ += …`, `dβ += …`, returns `dx`. The statistics gradient is summed across
 /// replicas; each rank's elements weigh `1 / (world · local count)` in the equal-weight mean.
 #[allow(clippy::too_many_arguments)]
-pub fn bn_train_backward(
+pub fn bn_train_backward<B: HostBackend<f32>>(
+    be: &B,
     dy: &Feat,
     x: &Feat,
     saved: &[f32],
@@ -82,22 +95,28 @@ pub fn bn_train_backward(
 ) -> Result<Feat> {
     let p = params(x);
     let mut local = vec![0.0f32; 2 * x.c];
-    bn::batchnorm_stats_backward(&mut local, &dy.data, &x.data, saved, &p)
-        .map_err(k("batchnorm_stats_backward"))?;
+    be.batchnorm_stats_backward(
+        B::host_mut(&mut local),
+        B::host(&dy.data),
+        B::host(&x.data),
+        B::host(saved),
+        &p,
+    )
+    .map_err(k("batchnorm_stats_backward"))?;
     let mut global = local.clone();
     replicas.all_reduce_sum(&mut global)?;
     let count = p.count() * replicas.world_size().max(1);
     let mut dx = x.zeros_like();
-    bn::batchnorm_backward(
-        &mut dx.data,
-        dgamma,
-        dbeta,
-        &dy.data,
-        &x.data,
-        saved,
-        gamma,
-        &local,
-        &global,
+    be.batchnorm_backward(
+        B::host_mut(&mut dx.data),
+        B::host_mut(dgamma),
+        B::host_mut(dbeta),
+        B::host(&dy.data),
+        B::host(&x.data),
+        B::host(saved),
+        B::host(gamma),
+        B::host(&local),
+        B::host(&global),
         count,
         &p,
     )

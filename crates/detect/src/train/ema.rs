@@ -3,7 +3,9 @@
 //! the weights used for eval/saving are `ema / (1 − d_last^T)`. The frozen projection is not tracked.
 //! The arithmetic is the kernels' `ema_update` / `ema_apply`.
 
-use ringdet_kernels::optimizer::{EmaParams, cpu as opt};
+use ringdet_kernels::Cpu;
+use ringdet_kernels::backend::OptimOps;
+use ringdet_kernels::optimizer::EmaParams;
 
 use crate::error::{DetectError, Result};
 
@@ -80,9 +82,9 @@ impl Ema {
         }
         let mut p = vec![0.0f32; self.params.len()];
         let mut s = vec![0.0f32; self.stats.len()];
-        opt::ema_apply(&mut p, &self.params, self.last_decay, self.updates)
+        Cpu.ema_apply(&mut p, &self.params, self.last_decay, self.updates)
             .map_err(kerr("ema_apply"))?;
-        opt::ema_apply(&mut s, &self.stats, self.last_decay, self.updates)
+        Cpu.ema_apply(&mut s, &self.stats, self.last_decay, self.updates)
             .map_err(kerr("ema_apply"))?;
         Ok(Some((p, s)))
     }

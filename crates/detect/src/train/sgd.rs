@@ -1,7 +1,9 @@
 //! SGD with momentum 0.9 and coupled L2 5e-4 on the flat parameter buffer (the kernel's
 //! `sgd_momentum_step`), decaying only conv weights and conv biases.
 
-use ringdet_kernels::optimizer::{SgdParams, cpu as opt};
+use ringdet_kernels::Cpu;
+use ringdet_kernels::backend::OptimOps;
+use ringdet_kernels::optimizer::SgdParams;
 
 use super::decay::decay_ranges;
 use crate::error::{DetectError, Result};
@@ -42,12 +44,11 @@ impl Sgd {
             momentum: self.momentum,
             weight_decay: self.weight_decay,
         };
-        opt::sgd_momentum_step(params, &mut self.velocity, grads, &self.decay_mask, &p).map_err(
-            |e| DetectError::Kernel {
+        Cpu.sgd_momentum_step(params, &mut self.velocity, grads, &self.decay_mask, &p)
+            .map_err(|e| DetectError::Kernel {
                 op: "sgd_momentum_step",
                 message: e.to_string(),
-            },
-        )
+            })
     }
 }
 

@@ -3,14 +3,8 @@
 
 use std::collections::HashMap;
 
-pub const GOLDEN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/ppyoloe-golden"
-);
-pub const TOY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/ppyoloe-toy"
-);
+pub const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/ppyoloe-golden");
+pub const TOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/ppyoloe-toy");
 
 /// One stored tensor.
 pub struct Stored {

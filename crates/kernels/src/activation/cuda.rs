@@ -1,28 +1,21 @@
 //! Activations on a CUDA device (kernels in `activation.cu`), f32, same contracts as [`super::cpu`].
 
-use super::{HARDSIGMOID_OFFSET, HARDSIGMOID_SLOPE};
+use super::{HARDSIGMOID_OFFSET, HARDSIGMOID_SLOPE, same};
 use crate::KernelError;
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("activation/activation.cu");
-
-fn same(op: &'static str, a: usize, b: usize) -> Result<(), KernelError> {
-    if a == b {
-        Ok(())
-    } else {
-        Err(KernelError::shape(op, &[a], &[b]))
-    }
-}
 
 /// `y = x·sigmoid(x)`.
 pub fn silu_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("silu_forward", y.len(), x.len())?;
+    same("silu_forward", ["y", "x"], y.len(), x.len())?;
     let n = ll(x.len());
     launch!(rt, SOURCE, "silu_forward_f32", grid_1d(x.len()), y, x, &n)
 }
@@ -30,12 +23,12 @@ pub fn silu_forward(
 /// `dx += dy·s·(1 + x·(1 − s))`, `s = sigmoid(x)`.
 pub fn silu_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("silu_backward", dx.len(), dy.len())?;
-    same("silu_backward", dx.len(), x.len())?;
+    same("silu_backward", ["dx", "dy"], dx.len(), dy.len())?;
+    same("silu_backward", ["dx", "x"], dx.len(), x.len())?;
     let n = ll(x.len());
     launch!(
         rt,
@@ -52,10 +45,10 @@ pub fn silu_backward(
 /// `y = 1 / (1 + e^−x)`.
 pub fn sigmoid_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("sigmoid_forward", y.len(), x.len())?;
+    same("sigmoid_forward", ["y", "x"], y.len(), x.len())?;
     let n = ll(x.len());
     launch!(
         rt,
@@ -71,12 +64,12 @@ pub fn sigmoid_forward(
 /// `dx += dy·y·(1 − y)`.
 pub fn sigmoid_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    y: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    y: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("sigmoid_backward", dx.len(), dy.len())?;
-    same("sigmoid_backward", dx.len(), y.len())?;
+    same("sigmoid_backward", ["dx", "dy"], dx.len(), dy.len())?;
+    same("sigmoid_backward", ["dx", "y"], dx.len(), y.len())?;
     let n = ll(y.len());
     launch!(
         rt,
@@ -93,10 +86,10 @@ pub fn sigmoid_backward(
 /// `y = clip(slope·x + offset, 0, 1)` (Paddle's constants).
 pub fn hardsigmoid_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("hardsigmoid_forward", y.len(), x.len())?;
+    same("hardsigmoid_forward", ["y", "x"], y.len(), x.len())?;
     let (n, a, b) = (
         ll(x.len()),
         HARDSIGMOID_SLOPE as f32,
@@ -118,12 +111,12 @@ pub fn hardsigmoid_forward(
 /// `dx += dy·slope` where `0 < y < 1`.
 pub fn hardsigmoid_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    y: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    y: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
-    same("hardsigmoid_backward", dx.len(), dy.len())?;
-    same("hardsigmoid_backward", dx.len(), y.len())?;
+    same("hardsigmoid_backward", ["dx", "dy"], dx.len(), dy.len())?;
+    same("hardsigmoid_backward", ["dx", "y"], dx.len(), y.len())?;
     let (n, a) = (ll(y.len()), HARDSIGMOID_SLOPE as f32);
     launch!(
         rt,

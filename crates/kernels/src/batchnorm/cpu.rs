@@ -5,8 +5,11 @@
 
 use rayon::prelude::*;
 
-use super::BatchNormParams;
-use crate::error::{KernelError, check_len, param};
+use super::{
+    BatchNormParams, check_backward, check_forward_inference, check_forward_train,
+    check_stats_backward, check_stats_forward,
+};
+use crate::error::KernelError;
 use crate::real::Real;
 
 /// The `[H·W]` planes of channel `c`, image by image.
@@ -25,8 +28,7 @@ pub fn batchnorm_stats_forward<T: Real>(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "stats", stats.len(), &[2, p.channels])?;
+    check_stats_forward(OP, p, stats.len(), x.len())?;
     let (sum, sq) = stats.split_at_mut(p.channels);
     sum.par_iter_mut()
         .zip(sq.par_iter_mut())
@@ -64,21 +66,13 @@ pub fn batchnorm_forward_train<T: Real>(
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_forward_train";
     let c = p.channels;
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, c])?;
-    check_len(OP, "stats", stats.len(), &[2, c])?;
-    for (what, s) in [
-        ("running_mean", &*running_mean),
-        ("running_var", &*running_var),
-        ("gamma", gamma),
-        ("beta", beta),
-    ] {
-        check_len(OP, what, s.len(), &[c])?;
-    }
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
+    check_forward_train(
+        OP,
+        p,
+        [y.len(), saved.len(), running_mean.len(), running_var.len()],
+        [x.len(), gamma.len(), beta.len(), stats.len()],
+        count,
+    )?;
     let m = p.momentum;
     let inv_count = 1.0 / count as f64;
     for ch in 0..c {
@@ -131,16 +125,18 @@ pub fn batchnorm_forward_inference<T: Real>(
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_forward_inference";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    for (what, s) in [
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-        ("gamma", gamma),
-        ("beta", beta),
-    ] {
-        check_len(OP, what, s.len(), &[p.channels])?;
-    }
+    check_forward_inference(
+        OP,
+        p,
+        y.len(),
+        [
+            x.len(),
+            gamma.len(),
+            beta.len(),
+            running_mean.len(),
+            running_var.len(),
+        ],
+    )?;
     let eps = T::from_f64(p.eps);
     normalise(
         y,
@@ -164,10 +160,7 @@ pub fn batchnorm_stats_backward<T: Real>(
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_backward";
     let c = p.channels;
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, c])?;
-    check_len(OP, "dstats", dstats.len(), &[2, c])?;
+    check_stats_backward(OP, p, dstats.len(), [dy.len(), x.len(), saved.len()], &[])?;
     let (s_dy, s_dyx) = dstats.split_at_mut(c);
     s_dy.par_iter_mut()
         .zip(s_dyx.par_iter_mut())
@@ -206,26 +199,18 @@ pub fn batchnorm_backward<T: Real>(
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_backward";
     let c = p.channels;
-    for (what, len) in [("dx", dx.len()), ("dy", dy.len()), ("x", x.len())] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
-    for (what, len) in [
-        ("saved", saved.len()),
-        ("dstats_local", dstats_local.len()),
-        ("dstats", dstats.len()),
-    ] {
-        check_len(OP, what, len, &[2, c])?;
-    }
-    for (what, len) in [
-        ("dgamma", dgamma.len()),
-        ("dbeta", dbeta.len()),
-        ("gamma", gamma.len()),
-    ] {
-        check_len(OP, what, len, &[c])?;
-    }
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
+    check_backward(
+        OP,
+        p,
+        [dx.len(), dy.len(), x.len()],
+        [saved.len(), dstats_local.len(), dstats.len()],
+        &[
+            ("dgamma", dgamma.len()),
+            ("dbeta", dbeta.len()),
+            ("gamma", gamma.len()),
+        ],
+        count,
+    )?;
     for ch in 0..c {
         dbeta[ch] += dstats_local[ch];
         dgamma[ch] += dstats_local[c + ch];

@@ -1,13 +1,16 @@
 //! Batch norm on a CUDA device (kernels in `batchnorm.cu`), f32, the same SyncBN split and
 //! contracts as [`super::cpu`]: the `[2, C]` sums stay on the device, ready for an all-reduce.
 
-use super::BatchNormParams;
+use super::{
+    BatchNormParams, check_backward, check_forward_inference, check_forward_train,
+    check_stats_backward, check_stats_forward,
+};
 use crate::KernelError;
-use crate::error::{check_len, param};
-use crate::launch::{block_rows, grid_1d, launch, ll};
+use crate::grid::{block_rows, grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("batchnorm/batchnorm.cu");
 
 fn dims(p: &BatchNormParams) -> (i64, i64, i64) {
@@ -17,13 +20,12 @@ fn dims(p: &BatchNormParams) -> (i64, i64, i64) {
 /// This rank's per-channel `[Σx, Σx²]` into `stats` `[2, C]` (overwritten).
 pub fn batchnorm_stats_forward(
     rt: &KernelRuntime,
-    stats: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    stats: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "stats", stats.len(), &[2, p.channels])?;
+    check_stats_forward(OP, p, stats.len(), x.len())?;
     if p.channels == 0 {
         return Ok(());
     }
@@ -46,34 +48,26 @@ pub fn batchnorm_stats_forward(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_train(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    saved: &mut CudaSlice<f32>,
-    running_mean: &mut CudaSlice<f32>,
-    running_var: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    stats: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    saved: &mut CudaViewMut<'_, f32>,
+    running_mean: &mut CudaViewMut<'_, f32>,
+    running_var: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    stats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_forward_train";
     let ch = p.channels;
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, ch])?;
-    check_len(OP, "stats", stats.len(), &[2, ch])?;
-    for (what, len) in [
-        ("running_mean", running_mean.len()),
-        ("running_var", running_var.len()),
-        ("gamma", gamma.len()),
-        ("beta", beta.len()),
-    ] {
-        check_len(OP, what, len, &[ch])?;
-    }
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
+    check_forward_train(
+        OP,
+        p,
+        [y.len(), saved.len(), running_mean.len(), running_var.len()],
+        [x.len(), gamma.len(), beta.len(), stats.len()],
+        count,
+    )?;
     if ch == 0 {
         return Ok(());
     }
@@ -121,25 +115,27 @@ pub fn batchnorm_forward_train(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_inference(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    running_mean: &CudaSlice<f32>,
-    running_var: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    running_mean: &CudaView<'_, f32>,
+    running_var: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_forward_inference";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    for (what, len) in [
-        ("running_mean", running_mean.len()),
-        ("running_var", running_var.len()),
-        ("gamma", gamma.len()),
-        ("beta", beta.len()),
-    ] {
-        check_len(OP, what, len, &[p.channels])?;
-    }
+    check_forward_inference(
+        OP,
+        p,
+        y.len(),
+        [
+            x.len(),
+            gamma.len(),
+            beta.len(),
+            running_mean.len(),
+            running_var.len(),
+        ],
+    )?;
     if y.is_empty() {
         return Ok(());
     }
@@ -167,17 +163,14 @@ pub fn batchnorm_forward_inference(
 /// This rank's per-channel `[Σdy, Σdy·x̂]` into `dstats` `[2, C]` (overwritten).
 pub fn batchnorm_stats_backward(
     rt: &KernelRuntime,
-    dstats: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
+    dstats: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_stats_backward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, p.channels])?;
-    check_len(OP, "dstats", dstats.len(), &[2, p.channels])?;
+    check_stats_backward(OP, p, dstats.len(), [dy.len(), x.len(), saved.len()], &[])?;
     if p.channels == 0 {
         return Ok(());
     }
@@ -202,40 +195,32 @@ pub fn batchnorm_stats_backward(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dgamma: &mut CudaSlice<f32>,
-    dbeta: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    dstats_local: &CudaSlice<f32>,
-    dstats: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dgamma: &mut CudaViewMut<'_, f32>,
+    dbeta: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    dstats_local: &CudaView<'_, f32>,
+    dstats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_backward";
     let ch = p.channels;
-    for (what, len) in [("dx", dx.len()), ("dy", dy.len()), ("x", x.len())] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
-    for (what, len) in [
-        ("saved", saved.len()),
-        ("dstats_local", dstats_local.len()),
-        ("dstats", dstats.len()),
-    ] {
-        check_len(OP, what, len, &[2, ch])?;
-    }
-    for (what, len) in [
-        ("dgamma", dgamma.len()),
-        ("dbeta", dbeta.len()),
-        ("gamma", gamma.len()),
-    ] {
-        check_len(OP, what, len, &[ch])?;
-    }
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
+    check_backward(
+        OP,
+        p,
+        [dx.len(), dy.len(), x.len()],
+        [saved.len(), dstats_local.len(), dstats.len()],
+        &[
+            ("dgamma", dgamma.len()),
+            ("dbeta", dbeta.len()),
+            ("gamma", gamma.len()),
+        ],
+        count,
+    )?;
     if ch == 0 {
         return Ok(());
     }

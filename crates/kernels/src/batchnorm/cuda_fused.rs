@@ -5,58 +5,38 @@
 //! sums are those of `dz = dy·silu'(z)`, to be all-reduced between the two backward calls.
 //! The reference is the composition of the CPU ops (BN then SiLU).
 
-use super::BatchNormParams;
+use super::{BatchNormParams, check_backward, check_forward_train, check_stats_backward};
 use crate::KernelError;
-use crate::error::{check_len, param};
-use crate::launch::{block_rows, grid_1d, launch, ll};
+use crate::grid::{block_rows, grid_1d, launch, ll};
 use crate::runtime::KernelRuntime;
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
 use super::cuda::SOURCE;
-
-fn check_channel_vecs(
-    op: &'static str,
-    p: &BatchNormParams,
-    vecs: &[(&'static str, usize)],
-) -> Result<(), KernelError> {
-    vecs.iter()
-        .try_for_each(|&(what, len)| check_len(op, what, len, &[p.channels]))
-}
 
 /// Training forward `y = silu(BN(x))` with the combined `stats`; writes `saved` and updates
 /// the running statistics exactly as [`super::cuda::batchnorm_forward_train`].
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_silu_forward_train(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    saved: &mut CudaSlice<f32>,
-    running_mean: &mut CudaSlice<f32>,
-    running_var: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    stats: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    saved: &mut CudaViewMut<'_, f32>,
+    running_mean: &mut CudaViewMut<'_, f32>,
+    running_var: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    stats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_silu_forward_train";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, p.channels])?;
-    check_len(OP, "stats", stats.len(), &[2, p.channels])?;
-    check_channel_vecs(
+    check_forward_train(
         OP,
         p,
-        &[
-            ("running_mean", running_mean.len()),
-            ("running_var", running_var.len()),
-            ("gamma", gamma.len()),
-            ("beta", beta.len()),
-        ],
+        [y.len(), saved.len(), running_mean.len(), running_var.len()],
+        [x.len(), gamma.len(), beta.len(), stats.len()],
+        count,
     )?;
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
     if p.channels == 0 {
         return Ok(());
     }
@@ -80,6 +60,7 @@ pub fn batchnorm_silu_forward_train(
         return Ok(());
     }
     let n = ll(y.len());
+    let saved_view = saved.as_view();
     launch!(
         rt,
         SOURCE,
@@ -89,7 +70,7 @@ pub fn batchnorm_silu_forward_train(
         x,
         gamma,
         beta,
-        &*saved,
+        &saved_view,
         &c,
         &s,
         &n
@@ -100,20 +81,22 @@ pub fn batchnorm_silu_forward_train(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_silu_stats_backward(
     rt: &KernelRuntime,
-    dstats: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
+    dstats: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_silu_stats_backward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.x_shape())?;
-    check_len(OP, "saved", saved.len(), &[2, p.channels])?;
-    check_len(OP, "dstats", dstats.len(), &[2, p.channels])?;
-    check_channel_vecs(OP, p, &[("gamma", gamma.len()), ("beta", beta.len())])?;
+    check_stats_backward(
+        OP,
+        p,
+        dstats.len(),
+        [dy.len(), x.len(), saved.len()],
+        &[("gamma", gamma.len()), ("beta", beta.len())],
+    )?;
     if p.channels == 0 {
         return Ok(());
     }
@@ -140,43 +123,33 @@ pub fn batchnorm_silu_stats_backward(
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_silu_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dgamma: &mut CudaSlice<f32>,
-    dbeta: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    saved: &CudaSlice<f32>,
-    gamma: &CudaSlice<f32>,
-    beta: &CudaSlice<f32>,
-    dstats_local: &CudaSlice<f32>,
-    dstats: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dgamma: &mut CudaViewMut<'_, f32>,
+    dbeta: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    saved: &CudaView<'_, f32>,
+    gamma: &CudaView<'_, f32>,
+    beta: &CudaView<'_, f32>,
+    dstats_local: &CudaView<'_, f32>,
+    dstats: &CudaView<'_, f32>,
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "batchnorm_silu_backward";
-    for (what, len) in [("dx", dx.len()), ("dy", dy.len()), ("x", x.len())] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
-    for (what, len) in [
-        ("saved", saved.len()),
-        ("dstats_local", dstats_local.len()),
-        ("dstats", dstats.len()),
-    ] {
-        check_len(OP, what, len, &[2, p.channels])?;
-    }
-    check_channel_vecs(
+    check_backward(
         OP,
         p,
+        [dx.len(), dy.len(), x.len()],
+        [saved.len(), dstats_local.len(), dstats.len()],
         &[
             ("dgamma", dgamma.len()),
             ("dbeta", dbeta.len()),
             ("gamma", gamma.len()),
             ("beta", beta.len()),
         ],
+        count,
     )?;
-    if count == 0 {
-        return Err(param(OP, "the combined element count is 0"));
-    }
     if p.channels == 0 {
         return Ok(());
     }

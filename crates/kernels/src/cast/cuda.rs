@@ -2,18 +2,19 @@
 
 use crate::KernelError;
 use crate::error::check_len;
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 use half::bf16;
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("cast/cast.cu");
 
 /// `out[i] = bf16(x[i])`, round to nearest even.
 pub fn f32_to_bf16(
     rt: &KernelRuntime,
-    out: &mut CudaSlice<bf16>,
-    x: &CudaSlice<f32>,
+    out: &mut CudaViewMut<'_, bf16>,
+    x: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     check_len("f32_to_bf16", "x", x.len(), &[out.len()])?;
     if x.is_empty() {
@@ -26,8 +27,8 @@ pub fn f32_to_bf16(
 /// `out[i] = f32(x[i])`.
 pub fn bf16_to_f32(
     rt: &KernelRuntime,
-    out: &mut CudaSlice<f32>,
-    x: &CudaSlice<bf16>,
+    out: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, bf16>,
 ) -> Result<(), KernelError> {
     check_len("bf16_to_f32", "x", x.len(), &[out.len()])?;
     if x.is_empty() {

@@ -3,32 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::ConcatParams;
-use crate::error::{KernelError, check_len, param};
+use super::{ConcatParams, check_parts};
+use crate::error::{KernelError, check_len};
 use crate::real::Real;
-
-fn check_parts(
-    op: &'static str,
-    what: &'static str,
-    lens: impl ExactSizeIterator<Item = usize>,
-    p: &ConcatParams,
-) -> Result<(), KernelError> {
-    if lens.len() != p.channels.len() {
-        return Err(param(
-            op,
-            format!(
-                "{} parts given for {} channel counts {:?}",
-                lens.len(),
-                p.channels.len(),
-                p.channels
-            ),
-        ));
-    }
-    for (len, &c) in lens.zip(p.channels) {
-        check_len(op, what, len, &[p.batch, c, p.spatial])?;
-    }
-    Ok(())
-}
 
 /// Runs `f(part, image, whole_block, part_block)` for every part block, images in parallel.
 fn blocks<T: Real>(whole: &mut [T], p: &ConcatParams, f: impl Fn(usize, usize, &mut [T]) + Sync) {

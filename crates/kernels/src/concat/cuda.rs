@@ -1,45 +1,23 @@
 //! Channel concat/split on a CUDA device (kernel in `concat.cu`): one strided block copy per
 //! part, same contracts as [`super::cpu`] (forward overwrites, backward accumulates).
 
-use super::ConcatParams;
+use super::{ConcatParams, check_parts};
 use crate::KernelError;
-use crate::error::{check_len, param};
-use crate::launch::{grid_1d, launch, ll};
+use crate::error::check_len;
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("concat/concat.cu");
-
-fn check_parts(
-    op: &'static str,
-    what: &'static str,
-    lens: impl ExactSizeIterator<Item = usize>,
-    p: &ConcatParams,
-) -> Result<(), KernelError> {
-    if lens.len() != p.channels.len() {
-        return Err(param(
-            op,
-            format!(
-                "{} parts given for {} channel counts {:?}",
-                lens.len(),
-                p.channels.len(),
-                p.channels
-            ),
-        ));
-    }
-    for (len, &c) in lens.zip(p.channels) {
-        check_len(op, what, len, &[p.batch, c, p.spatial])?;
-    }
-    Ok(())
-}
 
 /// Copies part `i` (offset `off` elements into each image of the whole) between a part and the
 /// whole: `into_whole` picks the direction.
 #[allow(clippy::too_many_arguments)]
 fn copy(
     rt: &KernelRuntime,
-    dst: &mut CudaSlice<f32>,
-    src: &CudaSlice<f32>,
+    dst: &mut CudaViewMut<'_, f32>,
+    src: &CudaView<'_, f32>,
     block: usize,
     off: usize,
     p: &ConcatParams,
@@ -91,8 +69,8 @@ fn copy(
 /// `y = concat(xs, channel axis)`.
 pub fn concat_channels_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    xs: &[&CudaSlice<f32>],
+    y: &mut CudaViewMut<'_, f32>,
+    xs: &[&CudaView<'_, f32>],
     p: &ConcatParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "concat_channels_forward";
@@ -109,8 +87,8 @@ pub fn concat_channels_forward(
 /// `dxs[i] += the channel block i of dy`.
 pub fn concat_channels_backward(
     rt: &KernelRuntime,
-    dxs: &mut [&mut CudaSlice<f32>],
-    dy: &CudaSlice<f32>,
+    dxs: &mut [&mut CudaViewMut<'_, f32>],
+    dy: &CudaView<'_, f32>,
     p: &ConcatParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "concat_channels_backward";
@@ -132,8 +110,8 @@ pub fn concat_channels_backward(
 /// `ys[i] = the channel block i of x`.
 pub fn split_channels_forward(
     rt: &KernelRuntime,
-    ys: &mut [&mut CudaSlice<f32>],
-    x: &CudaSlice<f32>,
+    ys: &mut [&mut CudaViewMut<'_, f32>],
+    x: &CudaView<'_, f32>,
     p: &ConcatParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "split_channels_forward";
@@ -150,8 +128,8 @@ pub fn split_channels_forward(
 /// `dx += concat(dys)`.
 pub fn split_channels_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dys: &[&CudaSlice<f32>],
+    dx: &mut CudaViewMut<'_, f32>,
+    dys: &[&CudaView<'_, f32>],
     p: &ConcatParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "split_channels_backward";

@@ -20,3 +20,28 @@ impl ConcatParams<'_> {
         self.channels.iter().sum()
     }
 }
+
+/// Checks the parts of a concat or split (as many as channel counts, each `[N, C_i, H·W]`);
+/// shared by the CPU and CUDA versions.
+pub(crate) fn check_parts(
+    op: &'static str,
+    what: &'static str,
+    lens: impl ExactSizeIterator<Item = usize>,
+    p: &ConcatParams,
+) -> Result<(), crate::KernelError> {
+    if lens.len() != p.channels.len() {
+        return Err(crate::error::param(
+            op,
+            format!(
+                "{} parts given for {} channel counts {:?}",
+                lens.len(),
+                p.channels.len(),
+                p.channels
+            ),
+        ));
+    }
+    for (len, &c) in lens.zip(p.channels) {
+        crate::error::check_len(op, what, len, &[p.batch, c, p.spatial])?;
+    }
+    Ok(())
+}

@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::Conv2dParams;
+use super::{Conv2dParams, check_common};
 use crate::error::{KernelError, check_len};
 use crate::matmul::{DstPtr, View, matmul};
 use crate::real::Real;
@@ -189,10 +189,7 @@ fn plan<T>(
     y_len: usize,
     p: &Conv2dParams,
 ) -> Result<Plan, KernelError> {
-    p.validate(op)?;
-    check_len(op, "x", x_len, &p.x_shape())?;
-    check_len(op, "w", w_len, &p.w_shape())?;
-    check_len(op, "y", y_len, &p.y_shape())?;
+    check_common(op, x_len, w_len, y_len, p)?;
     let per = if with_acc {
         p.workspace_per_thread()
     } else {

@@ -7,13 +7,14 @@
 //! convs take a fast path with plain strided reads instead of the im2col index arithmetic.
 //! Forward overwrites `y`; the backward functions accumulate, as on the CPU.
 
-use super::Conv2dParams;
+use super::{Conv2dParams, check_common};
 use crate::KernelError;
 use crate::error::{check_len, param};
-use crate::launch::{block_rows, launch, ll};
+use crate::grid::{block_rows, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig};
+use cudarc::driver::{CudaView, CudaViewMut, DeviceRepr, LaunchConfig};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("conv/conv.cu");
 
 /// Which GEMM engine a convolution runs on.
@@ -121,10 +122,10 @@ fn gemm(
     op: &'static str,
     dir: Dir,
     math: ConvMath,
-    out: &mut CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
-    bias: Option<&CudaSlice<f32>>,
+    out: &mut CudaViewMut<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
+    bias: Option<&CudaView<'_, f32>>,
     p: &Conv2dParams,
 ) -> Result<(), KernelError> {
     let g = geom(op, p)?;
@@ -172,26 +173,13 @@ fn gemm(
     }
 }
 
-fn check_common(
-    op: &'static str,
-    x_len: usize,
-    w_len: usize,
-    y_len: usize,
-    p: &Conv2dParams,
-) -> Result<(), KernelError> {
-    p.validate(op)?;
-    check_len(op, "x", x_len, &p.x_shape())?;
-    check_len(op, "w", w_len, &p.w_shape())?;
-    check_len(op, "y", y_len, &p.y_shape())
-}
-
 /// `y = conv(x, w) + bias`. Overwrites `y`.
 pub fn conv2d_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    w: &CudaSlice<f32>,
-    bias: Option<&CudaSlice<f32>>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
+    bias: Option<&CudaView<'_, f32>>,
     p: &Conv2dParams,
     math: ConvMath,
 ) -> Result<(), KernelError> {
@@ -206,9 +194,9 @@ pub fn conv2d_forward(
 /// `dx += convᵀ(dy, w)`: the gradient with respect to the input.
 pub fn conv2d_backward_data(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    w: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    w: &CudaView<'_, f32>,
     p: &Conv2dParams,
     math: ConvMath,
 ) -> Result<(), KernelError> {
@@ -221,10 +209,10 @@ pub fn conv2d_backward_data(
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward_filter(
     rt: &KernelRuntime,
-    dw: &mut CudaSlice<f32>,
-    dbias: Option<&mut CudaSlice<f32>>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    dw: &mut CudaViewMut<'_, f32>,
+    dbias: Option<&mut CudaViewMut<'_, f32>>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &Conv2dParams,
     math: ConvMath,
 ) -> Result<(), KernelError> {

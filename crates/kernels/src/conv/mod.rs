@@ -183,3 +183,18 @@ impl Conv2dParams {
         Ok(())
     }
 }
+
+/// Checks the geometry and the three tensors of a conv call (x, w and y, or their gradients);
+/// shared by the CPU and CUDA versions.
+pub(crate) fn check_common(
+    op: &'static str,
+    x_len: usize,
+    w_len: usize,
+    y_len: usize,
+    p: &Conv2dParams,
+) -> Result<(), crate::KernelError> {
+    p.validate(op)?;
+    crate::error::check_len(op, "x", x_len, &p.x_shape())?;
+    crate::error::check_len(op, "w", w_len, &p.w_shape())?;
+    crate::error::check_len(op, "y", y_len, &p.y_shape())
+}

@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::DflParams;
-use crate::error::{KernelError, check_len};
+use super::{DflParams, check_dfl_buffers};
+use crate::error::KernelError;
 use crate::real::Real;
 
 /// Stable softmax over the bins: `prob = softmax(logits)`.
@@ -13,8 +13,12 @@ pub fn softmax_bins_forward<T: Real>(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_forward";
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "logits", logits.len(), &p.logits_shape())?;
+    check_dfl_buffers(
+        OP,
+        p,
+        &[("prob", prob.len()), ("logits", logits.len())],
+        &[],
+    )?;
     let (block, inner) = (p.bins * p.inner, p.inner);
     if block == 0 {
         return Ok(());
@@ -50,13 +54,12 @@ pub fn softmax_bins_backward<T: Real>(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_backward";
-    for (what, len) in [
+    let logits_like = [
         ("dlogits", dlogits.len()),
         ("dprob", dprob.len()),
         ("prob", prob.len()),
-    ] {
-        check_len(OP, what, len, &p.logits_shape())?;
-    }
+    ];
+    check_dfl_buffers(OP, p, &logits_like, &[])?;
     let (block, inner) = (p.bins * p.inner, p.inner);
     if block == 0 {
         return Ok(());
@@ -85,8 +88,7 @@ pub fn dfl_integral_forward<T: Real>(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_forward";
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "dist", dist.len(), &p.dist_shape())?;
+    check_dfl_buffers(OP, p, &[("prob", prob.len())], &[("dist", dist.len())])?;
     let (block, inner) = (p.bins * p.inner, p.inner);
     if block == 0 {
         return Ok(());
@@ -110,8 +112,7 @@ pub fn dfl_integral_backward<T: Real>(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_backward";
-    check_len(OP, "dprob", dprob.len(), &p.logits_shape())?;
-    check_len(OP, "ddist", ddist.len(), &p.dist_shape())?;
+    check_dfl_buffers(OP, p, &[("dprob", dprob.len())], &[("ddist", ddist.len())])?;
     let (block, inner) = (p.bins * p.inner, p.inner);
     if block == 0 {
         return Ok(());
@@ -139,10 +140,13 @@ pub fn dfl_decode_backward<T: Real>(
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_decode_backward";
-    check_len(OP, "dlogits", dlogits.len(), &p.logits_shape())?;
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "ddist", ddist.len(), &p.dist_shape())?;
-    check_len(OP, "dist", dist.len(), &p.dist_shape())?;
+    let logits_like = [("dlogits", dlogits.len()), ("prob", prob.len())];
+    check_dfl_buffers(
+        OP,
+        p,
+        &logits_like,
+        &[("ddist", ddist.len()), ("dist", dist.len())],
+    )?;
     let (block, inner) = (p.bins * p.inner, p.inner);
     if block == 0 {
         return Ok(());

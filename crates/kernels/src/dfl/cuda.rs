@@ -1,12 +1,13 @@
 //! DFL decode on a CUDA device (kernels in `dfl.cu`), f32, same contracts as [`super::cpu`].
 
-use super::DflParams;
+use super::{DflParams, check_dfl_buffers};
 use crate::KernelError;
-use crate::error::{check_len, param};
-use crate::launch::{grid_1d, launch, ll};
+use crate::error::param;
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("dfl/dfl.cu");
 
 /// (groups, bins, inner, columns) of the layout, or `None` when there is nothing to do.
@@ -20,13 +21,17 @@ fn dims(op: &'static str, p: &DflParams) -> Result<Option<(i64, i32, i64, usize)
 /// Stable softmax over the bins.
 pub fn softmax_bins_forward(
     rt: &KernelRuntime,
-    prob: &mut CudaSlice<f32>,
-    logits: &CudaSlice<f32>,
+    prob: &mut CudaViewMut<'_, f32>,
+    logits: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_forward";
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "logits", logits.len(), &p.logits_shape())?;
+    check_dfl_buffers(
+        OP,
+        p,
+        &[("prob", prob.len()), ("logits", logits.len())],
+        &[],
+    )?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -46,19 +51,18 @@ pub fn softmax_bins_forward(
 /// `dlogits += prob·(dprob − Σ_k prob·dprob)`.
 pub fn softmax_bins_backward(
     rt: &KernelRuntime,
-    dlogits: &mut CudaSlice<f32>,
-    dprob: &CudaSlice<f32>,
-    prob: &CudaSlice<f32>,
+    dlogits: &mut CudaViewMut<'_, f32>,
+    dprob: &CudaView<'_, f32>,
+    prob: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "softmax_bins_backward";
-    for (what, len) in [
+    let logits_like = [
         ("dlogits", dlogits.len()),
         ("dprob", dprob.len()),
         ("prob", prob.len()),
-    ] {
-        check_len(OP, what, len, &p.logits_shape())?;
-    }
+    ];
+    check_dfl_buffers(OP, p, &logits_like, &[])?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -80,13 +84,12 @@ pub fn softmax_bins_backward(
 /// `dist = Σ_k k·prob_k`.
 pub fn dfl_integral_forward(
     rt: &KernelRuntime,
-    dist: &mut CudaSlice<f32>,
-    prob: &CudaSlice<f32>,
+    dist: &mut CudaViewMut<'_, f32>,
+    prob: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_forward";
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "dist", dist.len(), &p.dist_shape())?;
+    check_dfl_buffers(OP, p, &[("prob", prob.len())], &[("dist", dist.len())])?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -106,13 +109,12 @@ pub fn dfl_integral_forward(
 /// `dprob_k += k·ddist`.
 pub fn dfl_integral_backward(
     rt: &KernelRuntime,
-    dprob: &mut CudaSlice<f32>,
-    ddist: &CudaSlice<f32>,
+    dprob: &mut CudaViewMut<'_, f32>,
+    ddist: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_integral_backward";
-    check_len(OP, "dprob", dprob.len(), &p.logits_shape())?;
-    check_len(OP, "ddist", ddist.len(), &p.dist_shape())?;
+    check_dfl_buffers(OP, p, &[("dprob", dprob.len())], &[("ddist", ddist.len())])?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };
@@ -132,17 +134,20 @@ pub fn dfl_integral_backward(
 /// Fused decode backward: `dlogits_k += prob_k·(k − dist)·ddist`.
 pub fn dfl_decode_backward(
     rt: &KernelRuntime,
-    dlogits: &mut CudaSlice<f32>,
-    ddist: &CudaSlice<f32>,
-    prob: &CudaSlice<f32>,
-    dist: &CudaSlice<f32>,
+    dlogits: &mut CudaViewMut<'_, f32>,
+    ddist: &CudaView<'_, f32>,
+    prob: &CudaView<'_, f32>,
+    dist: &CudaView<'_, f32>,
     p: &DflParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_decode_backward";
-    check_len(OP, "dlogits", dlogits.len(), &p.logits_shape())?;
-    check_len(OP, "prob", prob.len(), &p.logits_shape())?;
-    check_len(OP, "ddist", ddist.len(), &p.dist_shape())?;
-    check_len(OP, "dist", dist.len(), &p.dist_shape())?;
+    let logits_like = [("dlogits", dlogits.len()), ("prob", prob.len())];
+    check_dfl_buffers(
+        OP,
+        p,
+        &logits_like,
+        &[("ddist", ddist.len()), ("dist", dist.len())],
+    )?;
     let Some((g, b, i, cols)) = dims(OP, p)? else {
         return Ok(());
     };

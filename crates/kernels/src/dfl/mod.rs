@@ -39,3 +39,15 @@ impl DflParams {
         [self.outer, self.sides, self.inner]
     }
 }
+
+/// Checks the logits-shaped and distance-shaped buffers of a DFL call; shared by the CPU and
+/// CUDA versions.
+pub(crate) fn check_dfl_buffers(
+    op: &'static str,
+    p: &DflParams,
+    logits_like: &[(&'static str, usize)],
+    dist_like: &[(&'static str, usize)],
+) -> Result<(), crate::KernelError> {
+    crate::error::check_lens(op, &p.logits_shape(), logits_like)?;
+    crate::error::check_lens(op, &p.dist_shape(), dist_like)
+}

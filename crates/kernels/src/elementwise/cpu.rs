@@ -4,8 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::BroadcastParams;
-use crate::error::{KernelError, check_len};
+use super::{BroadcastParams, check_backward, check_forward};
+use crate::error::KernelError;
 use crate::real::Real;
 
 /// Strides of `shape` inside a contiguous tensor, 0 on axes of size 1 that `out` broadcasts.
@@ -40,10 +40,7 @@ fn forward<T: Real>(
     p: &BroadcastParams,
     f: impl Fn(T, T) -> T + Sync,
 ) -> Result<(), KernelError> {
-    let out = p.out_shape(op)?;
-    check_len(op, "a", a.len(), &p.a)?;
-    check_len(op, "b", b.len(), &p.b)?;
-    check_len(op, "y", y.len(), &out)?;
+    let out = check_forward(op, p, y.len(), a.len(), b.len())?;
     if p.a == p.b {
         crate::par::update2(y, a, b, |_, x, z| f(x, z));
         return Ok(());
@@ -119,13 +116,17 @@ pub fn add_backward<T: Real>(
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "add_backward";
-    let out = p.out_shape(OP)?;
-    check_len(OP, "dy", dy.len(), &out)?;
+    let out = check_backward(
+        OP,
+        p,
+        dy.len(),
+        [da.as_ref().map(|d| d.len()), db.as_ref().map(|d| d.len())],
+        None,
+    )?;
     let (plane, w) = (out[2] * out[3], out[3]);
     let g = |pl: usize, h: usize, x: usize| dy[pl * plane + h * w + x];
-    for (d, shape, what) in [(da, p.a, "da"), (db, p.b, "db")] {
+    for (d, shape) in [(da, p.a), (db, p.b)] {
         if let Some(d) = d {
-            check_len(OP, what, d.len(), &shape)?;
             if shape == out {
                 d.par_chunks_mut(crate::par::CHUNK)
                     .zip(dy.par_chunks(crate::par::CHUNK))
@@ -148,14 +149,16 @@ pub fn mul_backward<T: Real>(
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "mul_backward";
-    let out = p.out_shape(OP)?;
-    check_len(OP, "dy", dy.len(), &out)?;
-    check_len(OP, "a", a.len(), &p.a)?;
-    check_len(OP, "b", b.len(), &p.b)?;
+    let out = check_backward(
+        OP,
+        p,
+        dy.len(),
+        [da.as_ref().map(|d| d.len()), db.as_ref().map(|d| d.len())],
+        Some((a.len(), b.len())),
+    )?;
     let (plane, w) = (out[2] * out[3], out[3]);
-    for (d, shape, other, oshape, what) in [(da, p.a, b, p.b, "da"), (db, p.b, a, p.a, "db")] {
+    for (d, shape, other, oshape) in [(da, p.a, b, p.b), (db, p.b, a, p.a)] {
         let Some(d) = d else { continue };
-        check_len(OP, what, d.len(), &shape)?;
         let so = bstrides(oshape, out);
         let g = |pl: usize, h: usize, x: usize| {
             dy[pl * plane + h * w + x] * other[plane_off(pl, out, so) + h * so[2] + x * so[3]]

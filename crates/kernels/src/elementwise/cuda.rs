@@ -1,13 +1,13 @@
 //! Broadcast add/mul on a CUDA device (kernels in `elementwise.cu`), f32, same contracts as
 //! [`super::cpu`]: forward overwrites, backward accumulates.
 
-use super::BroadcastParams;
+use super::{BroadcastParams, check_backward, check_forward};
 use crate::KernelError;
-use crate::error::check_len;
-use crate::launch::{grid_1d, launch, ll, warp_rows};
+use crate::grid::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, DeviceRepr};
+use cudarc::driver::{CudaView, CudaViewMut, DeviceRepr};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("elementwise/elementwise.cu");
 
 /// The kernels' `Bcast` struct.
@@ -50,15 +50,12 @@ fn forward(
     rt: &KernelRuntime,
     op: &'static str,
     code: i32,
-    y: &mut CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
-    let out = p.out_shape(op)?;
-    check_len(op, "a", a.len(), &p.a)?;
-    check_len(op, "b", b.len(), &p.b)?;
-    check_len(op, "y", y.len(), &out)?;
+    let out = check_forward(op, p, y.len(), a.len(), b.len())?;
     if y.is_empty() {
         return Ok(());
     }
@@ -80,9 +77,9 @@ fn forward(
 /// `y = a + b`.
 pub fn add_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     forward(rt, "add_forward", 0, y, a, b, p)
@@ -91,9 +88,9 @@ pub fn add_forward(
 /// `y = a · b`.
 pub fn mul_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     forward(rt, "mul_forward", 1, y, a, b, p)
@@ -103,10 +100,10 @@ pub fn mul_forward(
 /// `other` (shape `oshape`) is `None` for add.
 fn reduce_into(
     rt: &KernelRuntime,
-    d: &mut CudaSlice<f32>,
+    d: &mut CudaViewMut<'_, f32>,
     shape: [usize; 4],
-    dy: &CudaSlice<f32>,
-    other: Option<(&CudaSlice<f32>, [usize; 4])>,
+    dy: &CudaView<'_, f32>,
+    other: Option<(&CudaView<'_, f32>, [usize; 4])>,
     out: [usize; 4],
 ) -> Result<(), KernelError> {
     if d.is_empty() || dy.is_empty() {
@@ -185,19 +182,24 @@ fn reduce_into(
 /// `da += Σ dy`, `db += Σ dy` (summed over the axes each one was broadcast along).
 pub fn add_backward(
     rt: &KernelRuntime,
-    da: Option<&mut CudaSlice<f32>>,
-    db: Option<&mut CudaSlice<f32>>,
-    dy: &CudaSlice<f32>,
+    da: Option<&mut CudaViewMut<'_, f32>>,
+    db: Option<&mut CudaViewMut<'_, f32>>,
+    dy: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "add_backward";
-    let out = p.out_shape(OP)?;
-    check_len(OP, "dy", dy.len(), &out)?;
-    for (d, shape, what) in [(da, p.a, "da"), (db, p.b, "db")] {
-        if let Some(d) = d {
-            check_len(OP, what, d.len(), &shape)?;
-            reduce_into(rt, d, shape, dy, None, out)?;
-        }
+    let out = check_backward(
+        OP,
+        p,
+        dy.len(),
+        [da.as_ref().map(|d| d.len()), db.as_ref().map(|d| d.len())],
+        None,
+    )?;
+    if let Some(d) = da {
+        reduce_into(rt, d, p.a, dy, None, out)?;
+    }
+    if let Some(d) = db {
+        reduce_into(rt, d, p.b, dy, None, out)?;
     }
     Ok(())
 }
@@ -205,23 +207,26 @@ pub fn add_backward(
 /// `da += Σ dy·b`, `db += Σ dy·a` (summed over broadcast axes).
 pub fn mul_backward(
     rt: &KernelRuntime,
-    da: Option<&mut CudaSlice<f32>>,
-    db: Option<&mut CudaSlice<f32>>,
-    dy: &CudaSlice<f32>,
-    a: &CudaSlice<f32>,
-    b: &CudaSlice<f32>,
+    da: Option<&mut CudaViewMut<'_, f32>>,
+    db: Option<&mut CudaViewMut<'_, f32>>,
+    dy: &CudaView<'_, f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
     p: &BroadcastParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "mul_backward";
-    let out = p.out_shape(OP)?;
-    check_len(OP, "dy", dy.len(), &out)?;
-    check_len(OP, "a", a.len(), &p.a)?;
-    check_len(OP, "b", b.len(), &p.b)?;
-    for (d, shape, other, oshape, what) in [(da, p.a, b, p.b, "da"), (db, p.b, a, p.a, "db")] {
-        if let Some(d) = d {
-            check_len(OP, what, d.len(), &shape)?;
-            reduce_into(rt, d, shape, dy, Some((other, oshape)), out)?;
-        }
+    let out = check_backward(
+        OP,
+        p,
+        dy.len(),
+        [da.as_ref().map(|d| d.len()), db.as_ref().map(|d| d.len())],
+        Some((a.len(), b.len())),
+    )?;
+    if let Some(d) = da {
+        reduce_into(rt, d, p.a, dy, Some((b, p.b)), out)?;
+    }
+    if let Some(d) = db {
+        reduce_into(rt, d, p.b, dy, Some((a, p.a)), out)?;
     }
     Ok(())
 }

@@ -43,3 +43,42 @@ impl BroadcastParams {
         Ok(out)
     }
 }
+
+/// Checks a broadcast forward's buffers and returns the output shape; shared by the CPU and CUDA
+/// versions.
+pub(crate) fn check_forward(
+    op: &'static str,
+    p: &BroadcastParams,
+    y: usize,
+    a: usize,
+    b: usize,
+) -> Result<[usize; 4], KernelError> {
+    let out = p.out_shape(op)?;
+    crate::error::check_len(op, "a", a, &p.a)?;
+    crate::error::check_len(op, "b", b, &p.b)?;
+    crate::error::check_len(op, "y", y, &out)?;
+    Ok(out)
+}
+
+/// Checks a broadcast backward's buffers (`da`/`db` when given, `a`/`b` for mul) and returns
+/// the output shape; shared by the CPU and CUDA versions.
+pub(crate) fn check_backward(
+    op: &'static str,
+    p: &BroadcastParams,
+    dy: usize,
+    [da, db]: [Option<usize>; 2],
+    ab: Option<(usize, usize)>,
+) -> Result<[usize; 4], KernelError> {
+    let out = p.out_shape(op)?;
+    crate::error::check_len(op, "dy", dy, &out)?;
+    if let Some((a, b)) = ab {
+        crate::error::check_len(op, "a", a, &p.a)?;
+        crate::error::check_len(op, "b", b, &p.b)?;
+    }
+    for (what, len, shape) in [("da", da, p.a), ("db", db, p.b)] {
+        if let Some(len) = len {
+            crate::error::check_len(op, what, len, &shape)?;
+        }
+    }
+    Ok(out)
+}

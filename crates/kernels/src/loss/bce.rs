@@ -1,7 +1,8 @@
 //! Binary cross-entropy on probabilities, Paddle's `F.binary_cross_entropy`: each log clamped
 //! at −100 in the forward; the backward is Paddle's `(p − q) / max(p·(1 − p), 1e-12)`.
 
-use crate::error::{KernelError, check_len};
+use super::check_bce;
+use crate::error::KernelError;
 use crate::real::Real;
 
 const LOG_CLAMP: f64 = -100.0;
@@ -23,8 +24,11 @@ pub fn bce_grad<T: Real>(p: T, q: T) -> T {
 /// Elementwise `loss = bce(pred, target)` (no reduction).
 pub fn bce_forward<T: Real>(loss: &mut [T], pred: &[T], target: &[T]) -> Result<(), KernelError> {
     const OP: &str = "bce_forward";
-    check_len(OP, "pred", pred.len(), &[loss.len()])?;
-    check_len(OP, "target", target.len(), &[loss.len()])?;
+    check_bce(
+        OP,
+        loss.len(),
+        &[("pred", pred.len()), ("target", target.len())],
+    )?;
     for ((l, &p), &q) in loss.iter_mut().zip(pred).zip(target) {
         *l = bce(p, q);
     }
@@ -39,13 +43,12 @@ pub fn bce_backward<T: Real>(
     target: &[T],
 ) -> Result<(), KernelError> {
     const OP: &str = "bce_backward";
-    for (what, len) in [
+    let lens = [
         ("dloss", dloss.len()),
         ("pred", pred.len()),
         ("target", target.len()),
-    ] {
-        check_len(OP, what, len, &[dpred.len()])?;
-    }
+    ];
+    check_bce(OP, dpred.len(), &lens)?;
     for (((d, &g), &p), &q) in dpred.iter_mut().zip(dloss).zip(pred).zip(target) {
         *d += g * bce_grad(p, q);
     }

@@ -4,13 +4,17 @@
 //! on the device (it would need a copy to the host); out-of-range targets are clamped to the
 //! first/last bin pair instead of being reported.
 
-use super::{BoxLossParams, VarifocalParams, check_normalizer};
+use super::{
+    BoxLossParams, VarifocalParams, check_bce, check_boxes, check_dfl, check_dfl_targets,
+    check_giou_per_box, check_varifocal,
+};
 use crate::KernelError;
 use crate::error::{check_len, param};
-use crate::launch::{THREADS, grid_1d, launch, ll, scratch};
+use crate::grid::{THREADS, grid_1d, launch, ll, scratch};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, LaunchConfig};
+use cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("loss/loss.cu");
 
 /// Blocks of a partial-sum launch (at most this many partials).
@@ -25,7 +29,7 @@ fn partial_cfg(n: usize) -> LaunchConfig {
 /// `out[0] = Σ partials / normalizer`.
 fn finish(
     rt: &KernelRuntime,
-    out: &mut CudaSlice<f32>,
+    out: &mut CudaViewMut<'_, f32>,
     partials: &CudaSlice<f64>,
     parts: u32,
     normalizer: f64,
@@ -48,20 +52,23 @@ fn finish(
     )
 }
 
-fn scalar_out(op: &'static str, loss: &CudaSlice<f32>) -> Result<(), KernelError> {
+fn scalar_out(op: &'static str, loss: &CudaViewMut<'_, f32>) -> Result<(), KernelError> {
     check_len(op, "loss", loss.len(), &[1])
 }
 
 /// Elementwise `loss = bce(pred, target)`.
 pub fn bce_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "bce_forward";
-    check_len(OP, "pred", pred.len(), &[loss.len()])?;
-    check_len(OP, "target", target.len(), &[loss.len()])?;
+    check_bce(
+        OP,
+        loss.len(),
+        &[("pred", pred.len()), ("target", target.len())],
+    )?;
     if loss.is_empty() {
         return Ok(());
     }
@@ -81,19 +88,18 @@ pub fn bce_forward(
 /// `dpred += dloss · d bce / d pred`.
 pub fn bce_backward(
     rt: &KernelRuntime,
-    dpred: &mut CudaSlice<f32>,
-    dloss: &CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
+    dpred: &mut CudaViewMut<'_, f32>,
+    dloss: &CudaView<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "bce_backward";
-    for (what, len) in [
+    let lens = [
         ("dloss", dloss.len()),
         ("pred", pred.len()),
         ("target", target.len()),
-    ] {
-        check_len(OP, what, len, &[dpred.len()])?;
-    }
+    ];
+    check_bce(OP, dpred.len(), &lens)?;
     if dpred.is_empty() {
         return Ok(());
     }
@@ -114,17 +120,15 @@ pub fn bce_backward(
 /// `loss[0] = Σ w·BCE(p, q) / S`.
 pub fn varifocal_loss_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    label: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    label: &CudaView<'_, f32>,
     p: &VarifocalParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "varifocal_loss_forward";
     scalar_out(OP, loss)?;
-    check_len(OP, "target", target.len(), &[pred.len()])?;
-    check_len(OP, "label", label.len(), &[pred.len()])?;
-    check_normalizer(OP, p.normalizer)?;
+    check_varifocal(OP, pred.len(), target.len(), label.len(), p)?;
     let cfg = partial_cfg(pred.len());
     let mut parts = scratch::<f64>(rt, OP, cfg.grid_dim.0 as usize)?;
     let (a, g, n) = (p.alpha as f32, p.gamma as f32, ll(pred.len()));
@@ -147,18 +151,16 @@ pub fn varifocal_loss_forward(
 /// `dpred += dloss / S · (dw/dp · BCE + w · dBCE/dp)`.
 pub fn varifocal_loss_backward(
     rt: &KernelRuntime,
-    dpred: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    label: &CudaSlice<f32>,
+    dpred: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    label: &CudaView<'_, f32>,
     dloss: f32,
     p: &VarifocalParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "varifocal_loss_backward";
     check_len(OP, "pred", pred.len(), &[dpred.len()])?;
-    check_len(OP, "target", target.len(), &[pred.len()])?;
-    check_len(OP, "label", label.len(), &[pred.len()])?;
-    check_normalizer(OP, p.normalizer)?;
+    check_varifocal(OP, pred.len(), target.len(), label.len(), p)?;
     if dpred.is_empty() {
         return Ok(());
     }
@@ -180,28 +182,15 @@ pub fn varifocal_loss_backward(
     )
 }
 
-fn check_boxes(
-    op: &'static str,
-    pred: usize,
-    target: usize,
-    weight: usize,
-    p: &BoxLossParams,
-) -> Result<(), KernelError> {
-    check_len(op, "pred", pred, &[weight, 4])?;
-    check_len(op, "target", target, &[weight, 4])?;
-    check_normalizer(op, p.normalizer)
-}
-
 /// Per-box `1 − GIoU` into `loss` `[P]`.
 pub fn giou_per_box(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
 ) -> Result<(), KernelError> {
     const OP: &str = "giou_per_box";
-    check_len(OP, "pred", pred.len(), &[loss.len(), 4])?;
-    check_len(OP, "target", target.len(), &[loss.len(), 4])?;
+    check_giou_per_box(OP, loss.len(), pred.len(), target.len())?;
     if loss.is_empty() {
         return Ok(());
     }
@@ -221,10 +210,10 @@ pub fn giou_per_box(
 /// `loss[0] = Σ (1 − GIoU)·weight / S`.
 pub fn giou_loss_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "giou_loss_forward";
@@ -250,10 +239,10 @@ pub fn giou_loss_forward(
 /// `dpred += dloss · weight / S · d(1 − GIoU)/d pred`.
 pub fn giou_loss_backward(
     rt: &KernelRuntime,
-    dpred: &mut CudaSlice<f32>,
-    pred: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    dpred: &mut CudaViewMut<'_, f32>,
+    pred: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     dloss: f32,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
@@ -281,16 +270,13 @@ pub fn giou_loss_backward(
 /// DFL targets `(ax − x1, ay − y1, x2 − ax, y2 − ay)` clipped to `[0, reg_max − 0.01]`.
 pub fn dfl_targets(
     rt: &KernelRuntime,
-    target: &mut CudaSlice<f32>,
-    anchor_points: &CudaSlice<f32>,
-    boxes: &CudaSlice<f32>,
+    target: &mut CudaViewMut<'_, f32>,
+    anchor_points: &CudaView<'_, f32>,
+    boxes: &CudaView<'_, f32>,
     reg_max: usize,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_targets";
-    let n = anchor_points.len() / 2;
-    check_len(OP, "anchor_points", anchor_points.len(), &[n, 2])?;
-    check_len(OP, "boxes", boxes.len(), &[n, 4])?;
-    check_len(OP, "target", target.len(), &[n, 4])?;
+    let n = check_dfl_targets(OP, target.len(), anchor_points.len(), boxes.len())?;
     if n == 0 {
         return Ok(());
     }
@@ -308,34 +294,19 @@ pub fn dfl_targets(
     )
 }
 
-fn check_dfl(
-    op: &'static str,
-    logits: usize,
-    target: usize,
-    weight: usize,
-    p: &BoxLossParams,
-) -> Result<i32, KernelError> {
-    check_len(op, "logits", logits, &[weight, 4, p.bins])?;
-    check_len(op, "target", target, &[weight, 4])?;
-    check_normalizer(op, p.normalizer)?;
-    if p.bins < 2 {
-        return Err(param(op, format!("bins must be >= 2, got {}", p.bins)));
-    }
-    i32::try_from(p.bins).map_err(|_| param(op, "bins exceeds i32"))
-}
-
 /// `loss[0] = Σ_a weight_a · mean_sides(dfl_side) / S`.
 pub fn dfl_loss_forward(
     rt: &KernelRuntime,
-    loss: &mut CudaSlice<f32>,
-    logits: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    loss: &mut CudaViewMut<'_, f32>,
+    logits: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_loss_forward";
     scalar_out(OP, loss)?;
-    let bins = check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    let bins = i32::try_from(p.bins).map_err(|_| param(OP, "bins exceeds i32"))?;
     let cfg = partial_cfg(weight.len());
     let mut parts = scratch::<f64>(rt, OP, cfg.grid_dim.0 as usize)?;
     let n = ll(weight.len());
@@ -358,15 +329,16 @@ pub fn dfl_loss_forward(
 #[allow(clippy::too_many_arguments)]
 pub fn dfl_loss_backward(
     rt: &KernelRuntime,
-    dlogits: &mut CudaSlice<f32>,
-    logits: &CudaSlice<f32>,
-    target: &CudaSlice<f32>,
-    weight: &CudaSlice<f32>,
+    dlogits: &mut CudaViewMut<'_, f32>,
+    logits: &CudaView<'_, f32>,
+    target: &CudaView<'_, f32>,
+    weight: &CudaView<'_, f32>,
     dloss: f32,
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_loss_backward";
-    let bins = check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    check_dfl(OP, logits.len(), target.len(), weight.len(), p)?;
+    let bins = i32::try_from(p.bins).map_err(|_| param(OP, "bins exceeds i32"))?;
     check_len(OP, "dlogits", dlogits.len(), &[weight.len(), 4, p.bins])?;
     if weight.is_empty() {
         return Ok(());

@@ -3,7 +3,7 @@
 //! Per side `CE(left)·(right − t) + CE(right)·(t − left)` with `left = floor(t)`; per anchor the
 //! mean over the 4 sides times the weight; summed and divided by `S`.
 
-use super::BoxLossParams;
+use super::{BoxLossParams, check_dfl_targets};
 use crate::error::{KernelError, check_len, param};
 use crate::real::Real;
 
@@ -16,10 +16,7 @@ pub fn dfl_targets<T: Real>(
     reg_max: usize,
 ) -> Result<(), KernelError> {
     const OP: &str = "dfl_targets";
-    let n = anchor_points.len() / 2;
-    check_len(OP, "anchor_points", anchor_points.len(), &[n, 2])?;
-    check_len(OP, "boxes", boxes.len(), &[n, 4])?;
-    check_len(OP, "target", target.len(), &[n, 4])?;
+    let n = check_dfl_targets(OP, target.len(), anchor_points.len(), boxes.len())?;
     let hi = T::from_f64(reg_max as f64 - 0.01);
     for i in 0..n {
         let (ax, ay) = (anchor_points[2 * i], anchor_points[2 * i + 1]);
@@ -39,10 +36,8 @@ fn check<T: Real>(
     weight: &[T],
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
-    let n = weight.len();
-    check_len(op, "logits", logits.len(), &[n, 4, p.bins])?;
-    check_len(op, "target", target.len(), &[n, 4])?;
-    super::check_normalizer(op, p.normalizer)?;
+    super::check_dfl(op, logits.len(), target.len(), weight.len(), p)?;
+    // The host also checks the target values (a device kernel would clamp them silently).
     let hi = T::from_usize(p.bins.saturating_sub(1));
     if let Some(t) = target.iter().find(|&&t| !(t >= T::ZERO && t < hi)) {
         return Err(param(

@@ -3,7 +3,7 @@
 //! `GIoULoss` eps 1e-10 in the union and the enclosing area. Gradients of min/max/clip follow
 //! Paddle's rules (the predicted box gets the gradient only where it strictly wins).
 
-use super::BoxLossParams;
+use super::{BoxLossParams, check_giou_per_box};
 use crate::error::{KernelError, check_len};
 use crate::real::Real;
 
@@ -63,25 +63,10 @@ fn giou_box<T: Real>(b: &[T], g: &[T]) -> (T, [T; 4]) {
     (loss, grad)
 }
 
-fn check<T>(
-    op: &'static str,
-    pred: &[T],
-    gt: &[T],
-    weight: &[T],
-    p: &BoxLossParams,
-) -> Result<(), KernelError> {
-    let n = weight.len();
-    check_len(op, "pred", pred.len(), &[n, 4])?;
-    check_len(op, "target", gt.len(), &[n, 4])?;
-    super::check_normalizer(op, p.normalizer)?;
-    Ok(())
-}
-
 /// Per-box `1 − GIoU` (unweighted) into `loss` `[P]`.
 pub fn giou_per_box<T: Real>(loss: &mut [T], pred: &[T], target: &[T]) -> Result<(), KernelError> {
     const OP: &str = "giou_per_box";
-    check_len(OP, "pred", pred.len(), &[loss.len(), 4])?;
-    check_len(OP, "target", target.len(), &[loss.len(), 4])?;
+    check_giou_per_box(OP, loss.len(), pred.len(), target.len())?;
     for (i, l) in loss.iter_mut().enumerate() {
         *l = giou_box(&pred[4 * i..4 * i + 4], &target[4 * i..4 * i + 4]).0;
     }
@@ -95,7 +80,13 @@ pub fn giou_loss_forward<T: Real>(
     weight: &[T],
     p: &BoxLossParams,
 ) -> Result<T, KernelError> {
-    check("giou_loss_forward", pred, target, weight, p)?;
+    super::check_boxes(
+        "giou_loss_forward",
+        pred.len(),
+        target.len(),
+        weight.len(),
+        p,
+    )?;
     let s: T = (0..weight.len())
         .map(|i| giou_box(&pred[4 * i..4 * i + 4], &target[4 * i..4 * i + 4]).0 * weight[i])
         .sum();
@@ -112,7 +103,7 @@ pub fn giou_loss_backward<T: Real>(
     p: &BoxLossParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "giou_loss_backward";
-    check(OP, pred, target, weight, p)?;
+    super::check_boxes(OP, pred.len(), target.len(), weight.len(), p)?;
     check_len(OP, "dpred", dpred.len(), &[weight.len(), 4])?;
     let scale = dloss / T::from_f64(p.normalizer);
     for i in 0..weight.len() {

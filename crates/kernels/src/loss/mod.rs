@@ -59,3 +59,87 @@ pub(crate) fn check_normalizer(op: &'static str, s: f64) -> Result<(), crate::Ke
         ))
     }
 }
+
+/// Checks the targets and labels of the varifocal loss against `n` predictions and the
+/// normalizer; shared by the CPU and CUDA versions.
+pub(crate) fn check_varifocal(
+    op: &'static str,
+    n: usize,
+    target: usize,
+    label: usize,
+    p: &VarifocalParams,
+) -> Result<(), crate::KernelError> {
+    crate::error::check_len(op, "target", target, &[n])?;
+    crate::error::check_len(op, "label", label, &[n])?;
+    check_normalizer(op, p.normalizer)
+}
+
+/// Checks the boxes of a GIoU loss (`[P, 4]` each for `P` weights) and the normalizer; shared by
+/// the CPU and CUDA versions.
+pub(crate) fn check_boxes(
+    op: &'static str,
+    pred: usize,
+    target: usize,
+    weight: usize,
+    p: &BoxLossParams,
+) -> Result<(), crate::KernelError> {
+    crate::error::check_len(op, "pred", pred, &[weight, 4])?;
+    crate::error::check_len(op, "target", target, &[weight, 4])?;
+    check_normalizer(op, p.normalizer)
+}
+
+/// Checks the logits (`[P, 4, bins]`) and targets (`[P, 4]`) of a DFL loss, the normalizer and
+/// `bins >= 2`; shared by the CPU and CUDA versions.
+pub(crate) fn check_dfl(
+    op: &'static str,
+    logits: usize,
+    target: usize,
+    weight: usize,
+    p: &BoxLossParams,
+) -> Result<(), crate::KernelError> {
+    crate::error::check_len(op, "logits", logits, &[weight, 4, p.bins])?;
+    crate::error::check_len(op, "target", target, &[weight, 4])?;
+    check_normalizer(op, p.normalizer)?;
+    if p.bins < 2 {
+        return Err(crate::error::param(
+            op,
+            format!("bins must be >= 2, got {}", p.bins),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the other buffers of an elementwise BCE call hold `n` elements; shared by the
+/// CPU and CUDA versions.
+pub(crate) fn check_bce(
+    op: &'static str,
+    n: usize,
+    lens: &[(&'static str, usize)],
+) -> Result<(), crate::KernelError> {
+    crate::error::check_lens(op, &[n], lens)
+}
+
+/// Checks per-box GIoU losses (`[P]`) against their `[P, 4]` boxes; shared by the CPU and CUDA
+/// versions.
+pub(crate) fn check_giou_per_box(
+    op: &'static str,
+    loss: usize,
+    pred: usize,
+    target: usize,
+) -> Result<(), crate::KernelError> {
+    crate::error::check_lens(op, &[loss, 4], &[("pred", pred), ("target", target)])
+}
+
+/// Checks DFL targets (`[P, 4]`) against anchor points (`[P, 2]`) and boxes (`[P, 4]`); shared
+/// by the CPU and CUDA versions. Returns `P`.
+pub(crate) fn check_dfl_targets(
+    op: &'static str,
+    target: usize,
+    anchor_points: usize,
+    boxes: usize,
+) -> Result<usize, crate::KernelError> {
+    let n = anchor_points / 2;
+    crate::error::check_len(op, "anchor_points", anchor_points, &[n, 2])?;
+    crate::error::check_lens(op, &[n, 4], &[("boxes", boxes), ("target", target)])?;
+    Ok(n)
+}

@@ -9,19 +9,6 @@ use super::bce::{bce, bce_grad};
 use crate::error::{KernelError, check_len};
 use crate::real::Real;
 
-fn check<T>(
-    op: &'static str,
-    n: usize,
-    target: &[T],
-    label: &[T],
-    p: &VarifocalParams,
-) -> Result<(), KernelError> {
-    check_len(op, "target", target.len(), &[n])?;
-    check_len(op, "label", label.len(), &[n])?;
-    super::check_normalizer(op, p.normalizer)?;
-    Ok(())
-}
-
 /// The loss `Σ w·BCE(p, q) / S`.
 pub fn varifocal_loss_forward<T: Real>(
     pred: &[T],
@@ -30,7 +17,7 @@ pub fn varifocal_loss_forward<T: Real>(
     p: &VarifocalParams,
 ) -> Result<T, KernelError> {
     const OP: &str = "varifocal_loss_forward";
-    check(OP, pred.len(), target, label, p)?;
+    super::check_varifocal(OP, pred.len(), target.len(), label.len(), p)?;
     let (alpha, gamma) = (T::from_f64(p.alpha), T::from_f64(p.gamma));
     let sum: f64 = pred
         .par_iter()
@@ -54,7 +41,7 @@ pub fn varifocal_loss_backward<T: Real>(
 ) -> Result<(), KernelError> {
     const OP: &str = "varifocal_loss_backward";
     check_len(OP, "pred", pred.len(), &[dpred.len()])?;
-    check(OP, pred.len(), target, label, p)?;
+    super::check_varifocal(OP, pred.len(), target.len(), label.len(), p)?;
     let (alpha, gamma) = (T::from_f64(p.alpha), T::from_f64(p.gamma));
     let scale = dloss / T::from_f64(p.normalizer);
     dpred

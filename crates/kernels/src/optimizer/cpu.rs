@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{EmaParams, SgdParams};
+use super::{EmaParams, SgdParams, check_sgd};
 use crate::error::{KernelError, check_len};
 use crate::par::CHUNK;
 use crate::real::Real;
@@ -17,13 +17,7 @@ pub fn sgd_momentum_step<T: Real>(
 ) -> Result<(), KernelError> {
     const OP: &str = "sgd_momentum_step";
     let n = params.len();
-    for (what, len) in [
-        ("velocity", velocity.len()),
-        ("grads", grads.len()),
-        ("decay_mask", decay_mask.len()),
-    ] {
-        check_len(OP, what, len, &[n])?;
-    }
+    check_sgd(OP, n, velocity.len(), grads.len(), decay_mask.len())?;
     let (lr, m, wd) = (
         T::from_f64(p.lr),
         T::from_f64(p.momentum),

@@ -1,33 +1,28 @@
 //! SGD and EMA over flat buffers on a CUDA device (kernels in `optimizer.cu`), f32, same
 //! contracts as [`super::cpu`].
 
-use super::{EmaParams, SgdParams};
+use super::{EmaParams, SgdParams, check_sgd};
 use crate::KernelError;
 use crate::error::check_len;
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("optimizer/optimizer.cu");
 
 /// One SGD step, in place: `g' = g + wd·θ` where `decay_mask != 0`, `v = m·v + g'`, `θ −= lr·v`.
 pub fn sgd_momentum_step(
     rt: &KernelRuntime,
-    params: &mut CudaSlice<f32>,
-    velocity: &mut CudaSlice<f32>,
-    grads: &CudaSlice<f32>,
-    decay_mask: &CudaSlice<u8>,
+    params: &mut CudaViewMut<'_, f32>,
+    velocity: &mut CudaViewMut<'_, f32>,
+    grads: &CudaView<'_, f32>,
+    decay_mask: &CudaView<'_, u8>,
     p: &SgdParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "sgd_momentum_step";
     let n = params.len();
-    for (what, len) in [
-        ("velocity", velocity.len()),
-        ("grads", grads.len()),
-        ("decay_mask", decay_mask.len()),
-    ] {
-        check_len(OP, what, len, &[n])?;
-    }
+    check_sgd(OP, n, velocity.len(), grads.len(), decay_mask.len())?;
     if n == 0 {
         return Ok(());
     }
@@ -51,8 +46,8 @@ pub fn sgd_momentum_step(
 /// EMA update number `step` (0-based): `ema = d·ema + (1 − d)·θ`; returns `d`.
 pub fn ema_update(
     rt: &KernelRuntime,
-    ema: &mut CudaSlice<f32>,
-    params: &CudaSlice<f32>,
+    ema: &mut CudaViewMut<'_, f32>,
+    params: &CudaView<'_, f32>,
     step: u64,
     p: &EmaParams,
 ) -> Result<f64, KernelError> {
@@ -78,8 +73,8 @@ pub fn ema_update(
 /// The bias-corrected EMA weights `out = ema / (1 − d_last^steps)`; `out = ema` before any update.
 pub fn ema_apply(
     rt: &KernelRuntime,
-    out: &mut CudaSlice<f32>,
-    ema: &CudaSlice<f32>,
+    out: &mut CudaViewMut<'_, f32>,
+    ema: &CudaView<'_, f32>,
     last_decay: f64,
     steps: u64,
 ) -> Result<(), KernelError> {

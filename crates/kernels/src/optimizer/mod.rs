@@ -45,3 +45,22 @@ impl EmaParams {
         self.decay.min((1.0 + t as f64) / (10.0 + t as f64))
     }
 }
+
+/// Checks that the velocity, gradients and decay mask of an SGD step match the `params` count;
+/// shared by the CPU and CUDA versions.
+pub(crate) fn check_sgd(
+    op: &'static str,
+    params: usize,
+    velocity: usize,
+    grads: usize,
+    decay_mask: usize,
+) -> Result<(), crate::KernelError> {
+    for (what, len) in [
+        ("velocity", velocity),
+        ("grads", grads),
+        ("decay_mask", decay_mask),
+    ] {
+        crate::error::check_len(op, what, len, &[params])?;
+    }
+    Ok(())
+}

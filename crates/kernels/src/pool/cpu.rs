@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::PoolParams;
-use crate::error::{KernelError, check_len, param};
+use super::{PoolParams, check_gap, check_max_pool};
+use crate::error::KernelError;
 use crate::real::Real;
 
 /// `y[n, c] = mean over H·W of x[n, c]`; `y` is `[N, C]` (= `[N, C, 1, 1]`).
@@ -13,8 +13,7 @@ pub fn global_avg_pool_forward<T: Real>(
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &[p.batch, p.channels])?;
+    check_gap(OP, p, ("x", x.len()), ("y", y.len()))?;
     let hw = (p.h * p.w).max(1);
     let inv = T::from_f64(1.0 / hw as f64);
     y.par_iter_mut()
@@ -30,8 +29,7 @@ pub fn global_avg_pool_backward<T: Real>(
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_backward";
-    check_len(OP, "dx", dx.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &[p.batch, p.channels])?;
+    check_gap(OP, p, ("dx", dx.len()), ("dy", dy.len()))?;
     let hw = (p.h * p.w).max(1);
     let inv = T::from_f64(1.0 / hw as f64);
     dx.par_chunks_mut(hw)
@@ -40,19 +38,6 @@ pub fn global_avg_pool_backward<T: Real>(
             let v = g * inv;
             plane.iter_mut().for_each(|d| *d += v);
         });
-    Ok(())
-}
-
-fn check_max(op: &'static str, p: &PoolParams) -> Result<(), KernelError> {
-    if p.kernel.is_multiple_of(2) {
-        return Err(param(
-            op,
-            format!(
-                "kernel must be odd (stride 1, padding k/2), got {}",
-                p.kernel
-            ),
-        ));
-    }
     Ok(())
 }
 
@@ -65,9 +50,7 @@ pub fn max_pool_forward<T: Real>(
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_forward";
-    check_max(OP, p)?;
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
+    check_max_pool(OP, p, &[("x", x.len()), ("y", y.len())])?;
     crate::error::check_min_len(OP, "workspace", workspace.len(), x.len())?;
     let (h, w, r) = (p.h, p.w, p.kernel / 2);
     let hw = (h * w).max(1);
@@ -105,15 +88,16 @@ pub fn max_pool_backward<T: Real>(
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_backward";
-    check_max(OP, p)?;
-    for (what, len) in [
-        ("dx", dx.len()),
-        ("dy", dy.len()),
-        ("x", x.len()),
-        ("y", y.len()),
-    ] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
+    check_max_pool(
+        OP,
+        p,
+        &[
+            ("dx", dx.len()),
+            ("dy", dy.len()),
+            ("x", x.len()),
+            ("y", y.len()),
+        ],
+    )?;
     let (h, w, r) = (p.h, p.w, p.kernel / 2);
     let hw = (h * w).max(1);
     dx.par_chunks_mut(hw)

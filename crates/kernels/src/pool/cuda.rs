@@ -1,25 +1,25 @@
 //! Pooling on a CUDA device (kernels in `pool.cu`), f32, same contracts as [`super::cpu`].
 //! Max-pool backward adds with atomics, so the order of additions (not the set) may vary.
 
-use super::PoolParams;
+use super::{PoolParams, check_gap, check_max, check_max_pool};
 use crate::KernelError;
-use crate::error::{check_len, check_min_len, param};
-use crate::launch::{grid_1d, launch, ll, warp_rows};
+use crate::error::{check_min_len, param};
+use crate::grid::{grid_1d, launch, ll, warp_rows};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("pool/pool.cu");
 
 /// `y[n, c] = mean over H·W of x[n, c]`.
 pub fn global_avg_pool_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &[p.batch, p.channels])?;
+    check_gap(OP, p, ("x", x.len()), ("y", y.len()))?;
     if y.is_empty() {
         return Ok(());
     }
@@ -42,13 +42,12 @@ pub fn global_avg_pool_forward(
 /// `dx[n, c, :, :] += dy[n, c] / (H·W)`.
 pub fn global_avg_pool_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "global_avg_pool_backward";
-    check_len(OP, "dx", dx.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &[p.batch, p.channels])?;
+    check_gap(OP, p, ("dx", dx.len()), ("dy", dy.len()))?;
     if dx.is_empty() {
         return Ok(());
     }
@@ -69,15 +68,7 @@ pub fn global_avg_pool_backward(
 }
 
 fn geometry(op: &'static str, p: &PoolParams) -> Result<(i32, i32, i32), KernelError> {
-    if p.kernel.is_multiple_of(2) {
-        return Err(param(
-            op,
-            format!(
-                "kernel must be odd (stride 1, padding k/2), got {}",
-                p.kernel
-            ),
-        ));
-    }
+    check_max(op, p)?;
     let int = |v: usize| i32::try_from(v).map_err(|_| param(op, format!("{v} exceeds i32")));
     Ok((int(p.h)?, int(p.w)?, int(p.kernel / 2)?))
 }
@@ -85,15 +76,14 @@ fn geometry(op: &'static str, p: &PoolParams) -> Result<(i32, i32, i32), KernelE
 /// Max pool `k×k`, stride 1, padding `k/2`; `workspace` holds at least `x.len()` elements.
 pub fn max_pool_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    workspace: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    workspace: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_forward";
     let (h, w, r) = geometry(OP, p)?;
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.x_shape())?;
+    check_max_pool(OP, p, &[("x", x.len()), ("y", y.len())])?;
     check_min_len(OP, "workspace", workspace.len(), x.len())?;
     if x.is_empty() {
         return Ok(());
@@ -113,13 +103,14 @@ pub fn max_pool_forward(
         &rows,
         &n
     )?;
+    let workspace_view = workspace.as_view();
     launch!(
         rt,
         SOURCE,
         "max_pool_pass_f32",
         cfg,
         y,
-        &*workspace,
+        &workspace_view,
         &h,
         &w,
         &r,
@@ -131,22 +122,24 @@ pub fn max_pool_forward(
 /// Max-pool backward: each output's gradient goes to the first input of its window equal to it.
 pub fn max_pool_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
-    x: &CudaSlice<f32>,
-    y: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
+    x: &CudaView<'_, f32>,
+    y: &CudaView<'_, f32>,
     p: &PoolParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "max_pool_backward";
     let (h, w, r) = geometry(OP, p)?;
-    for (what, len) in [
-        ("dx", dx.len()),
-        ("dy", dy.len()),
-        ("x", x.len()),
-        ("y", y.len()),
-    ] {
-        check_len(OP, what, len, &p.x_shape())?;
-    }
+    check_max_pool(
+        OP,
+        p,
+        &[
+            ("dx", dx.len()),
+            ("dy", dy.len()),
+            ("x", x.len()),
+            ("y", y.len()),
+        ],
+    )?;
     if x.is_empty() {
         return Ok(());
     }

@@ -25,3 +25,41 @@ impl PoolParams {
         [self.batch, self.channels, self.h, self.w]
     }
 }
+
+/// Rejects an even max-pool window (stride 1, padding `k/2` need an odd one); shared by the CPU
+/// and CUDA versions.
+pub(crate) fn check_max(op: &'static str, p: &PoolParams) -> Result<(), crate::KernelError> {
+    if p.kernel.is_multiple_of(2) {
+        return Err(crate::error::param(
+            op,
+            format!(
+                "kernel must be odd (stride 1, padding k/2), got {}",
+                p.kernel
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the input-sized and `[N, C]` buffers of a global average pool (named as the caller
+/// names them); shared by the CPU and CUDA versions.
+pub(crate) fn check_gap(
+    op: &'static str,
+    p: &PoolParams,
+    (x_name, x): (&'static str, usize),
+    (y_name, y): (&'static str, usize),
+) -> Result<(), crate::KernelError> {
+    crate::error::check_len(op, x_name, x, &p.x_shape())?;
+    crate::error::check_len(op, y_name, y, &[p.batch, p.channels])
+}
+
+/// Checks the window and the (all input-sized) buffers of a max pool; shared by the CPU and
+/// CUDA versions.
+pub(crate) fn check_max_pool(
+    op: &'static str,
+    p: &PoolParams,
+    lens: &[(&'static str, usize)],
+) -> Result<(), crate::KernelError> {
+    check_max(op, p)?;
+    crate::error::check_lens(op, &p.x_shape(), lens)
+}

@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::UpsampleParams;
-use crate::error::{KernelError, check_len};
+use super::{UpsampleParams, check_resize};
+use crate::error::KernelError;
 use crate::real::Real;
 
 /// `y[.., 2i+a, 2j+b] = x[.., i, j]` for a, b in {0, 1}.
@@ -13,8 +13,7 @@ pub fn upsample_nearest2x_forward<T: Real>(
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.y_shape())?;
+    check_resize(OP, p, ("x", x.len()), ("y", y.len()))?;
     let (h, w) = (p.h, p.w);
     if h * w == 0 {
         return Ok(());
@@ -41,8 +40,7 @@ pub fn upsample_nearest2x_backward<T: Real>(
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_backward";
-    check_len(OP, "dx", dx.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.y_shape())?;
+    check_resize(OP, p, ("dx", dx.len()), ("dy", dy.len()))?;
     let (h, w) = (p.h, p.w);
     if h * w == 0 {
         return Ok(());

@@ -1,25 +1,24 @@
 //! Nearest ×2 upsampling on a CUDA device (kernels in `resize.cu`), same contracts as
 //! [`super::cpu`].
 
-use super::UpsampleParams;
+use super::{UpsampleParams, check_resize};
 use crate::KernelError;
-use crate::error::check_len;
-use crate::launch::{grid_1d, launch, ll};
+use crate::grid::{grid_1d, launch, ll};
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaView, CudaViewMut};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("resize/resize.cu");
 
 /// `y[.., 2i+a, 2j+b] = x[.., i, j]`.
 pub fn upsample_nearest2x_forward(
     rt: &KernelRuntime,
-    y: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    y: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_forward";
-    check_len(OP, "x", x.len(), &p.x_shape())?;
-    check_len(OP, "y", y.len(), &p.y_shape())?;
+    check_resize(OP, p, ("x", x.len()), ("y", y.len()))?;
     if y.is_empty() {
         return Ok(());
     }
@@ -40,13 +39,12 @@ pub fn upsample_nearest2x_forward(
 /// `dx[.., i, j] += Σ of the 2×2 block of dy`.
 pub fn upsample_nearest2x_backward(
     rt: &KernelRuntime,
-    dx: &mut CudaSlice<f32>,
-    dy: &CudaSlice<f32>,
+    dx: &mut CudaViewMut<'_, f32>,
+    dy: &CudaView<'_, f32>,
     p: &UpsampleParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "upsample_nearest2x_backward";
-    check_len(OP, "dx", dx.len(), &p.x_shape())?;
-    check_len(OP, "dy", dy.len(), &p.y_shape())?;
+    check_resize(OP, p, ("dx", dx.len()), ("dy", dy.len()))?;
     if dx.is_empty() {
         return Ok(());
     }

@@ -26,3 +26,15 @@ impl UpsampleParams {
         [self.batch, self.channels, 2 * self.h, 2 * self.w]
     }
 }
+
+/// Checks the input-sized and output-sized buffers of an upsample call (named as the caller
+/// names them); shared by the CPU and CUDA versions.
+pub(crate) fn check_resize(
+    op: &'static str,
+    p: &UpsampleParams,
+    (x_name, x): (&'static str, usize),
+    (y_name, y): (&'static str, usize),
+) -> Result<(), crate::KernelError> {
+    crate::error::check_len(op, x_name, x, &p.x_shape())?;
+    crate::error::check_len(op, y_name, y, &p.y_shape())
+}

@@ -28,9 +28,11 @@ pub struct PtxCache {
 }
 
 impl PtxCache {
+    /// A cache of PTX files in `dir` (created on the first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         PtxCache { dir: dir.into() }
     }
+    /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -97,7 +99,7 @@ impl PtxCache {
         }
         let ptx = super::compile_ptx(src, opts)?;
         if let Err(e) = self.put(&path, &ptx) {
-            eprintln!("warning: {e}");
+            tracing::warn!(path = %path.display(), "PTX cache not written: {e}");
         }
         Ok(ptx)
     }

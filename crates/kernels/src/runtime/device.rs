@@ -51,9 +51,11 @@ impl KernelRuntime {
         Ok(rt)
     }
 
+    /// The device's CUDA ordinal.
     pub fn ordinal(&self) -> usize {
         self.ordinal
     }
+    /// The device's CUDA context.
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.context
     }
@@ -61,6 +63,7 @@ impl KernelRuntime {
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }
+    /// The NVRTC options kernels of this device are compiled with.
     pub fn options(&self) -> &CompileOptions {
         &self.options
     }

@@ -22,8 +22,11 @@ pub enum RuntimeError {
     /// A kernel source failed to compile; `log` holds NVRTC's messages (file(line): error: ...).
     #[error("NVRTC failed to compile {file} for {arch}:\n{log}")]
     Compile {
+        /// The `.cu` file.
         file: String,
+        /// The target architecture (`compute_XY`).
         arch: String,
+        /// NVRTC's log.
         log: String,
     },
     /// A CUDA device cannot be used.
@@ -31,14 +34,21 @@ pub enum RuntimeError {
     Tensor(#[from] ringdet_tensor::TensorError),
     /// A driver call (module load, function lookup, launch) failed.
     #[error("CUDA {op}: {msg}")]
-    Driver { op: String, msg: String },
+    Driver {
+        /// The driver call.
+        op: String,
+        /// The driver's message.
+        msg: String,
+    },
     /// No embedded source has this name.
     #[error("no kernel source named {0:?}")]
     UnknownSource(String),
     /// The on-disk PTX cache could not be used.
     #[error("kernel cache {path}: {source}")]
     Cache {
+        /// The cache file or directory.
         path: std::path::PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

@@ -3,15 +3,16 @@
 use super::ScaleParams;
 use crate::KernelError;
 use crate::runtime::{KernelRuntime, KernelSource};
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::{CudaView, CudaViewMut, PushKernelArg};
 
+/// The embedded `.cu` source of this module's kernels (compiled by NVRTC on first use).
 pub static SOURCE: KernelSource = crate::kernel_source!("scale/scale.cu");
 
 /// `out[i] = alpha * x[i]` on the runtime's stream.
 pub fn scale(
     rt: &KernelRuntime,
-    out: &mut CudaSlice<f32>,
-    x: &CudaSlice<f32>,
+    out: &mut CudaViewMut<'_, f32>,
+    x: &CudaView<'_, f32>,
     p: &ScaleParams,
 ) -> Result<(), KernelError> {
     if out.len() != x.len() {
@@ -22,7 +23,7 @@ pub fn scale(
         return Ok(());
     }
     let f = rt.function(&SOURCE, "scale_f32")?;
-    let cfg = crate::launch::grid_1d(x.len());
+    let cfg = crate::grid::grid_1d(x.len());
     let mut launch = rt.stream().launch_builder(&f);
     launch.arg(out).arg(x).arg(&p.alpha).arg(&n);
     // SAFETY: the kernel's signature is (float*, const float*, float, unsigned long long) and

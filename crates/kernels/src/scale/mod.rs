@@ -7,5 +7,6 @@ pub mod cuda;
 /// Parameters of [`cpu::scale`] and [`cuda::scale`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScaleParams {
+    /// The factor every element is multiplied by.
     pub alpha: f32,
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
+mod golden;
+
 /// Where to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceArg {
@@ -31,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--device cuda: the detector has no CUDA path yet; run with --device cpu");
     }
     let start = std::time::Instant::now();
-    let rows = ringdet_detect::parity::run(&args.golden)
+    let rows = golden::run(&args.golden)
         .with_context(|| format!("parity on {}", args.golden.display()))?;
     println!(
         "{:<48} {:>12} {:>10}  {:<14} result",

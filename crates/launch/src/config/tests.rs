@@ -4,10 +4,7 @@ use super::recipe::NmsSettings;
 use super::{Config, ConfigError, TrainRecipe};
 use std::path::{Path, PathBuf};
 
-const CONFIGS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../configs"
-);
+const CONFIGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
 
 fn ppyoloe(name: &str) -> PathBuf {
     Path::new(CONFIGS).join("ppyoloe").join(name)

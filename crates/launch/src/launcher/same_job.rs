@@ -203,10 +203,7 @@ mod tests {
 
     #[test]
     fn follows_base_includes_of_paddledetection_configs() {
-        let configs = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../configs"
-        );
+        let configs = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
         let hashes = hash_configs(
             Path::new(configs),
             &["ppyoloe/ppyoloe_crn_s_300e_coco.yml".into()],

@@ -1,4 +1,5 @@
-//! Parity against a directory laid out like `reference/ppyoloe-golden/`: evaluation (backbone, neck,
+//! Parity against a directory laid out like `reference/ppyoloe-golden/` (the tool behind
+//! `ringdet parity`, built on `ringdet-detect`'s public API only): evaluation (backbone, neck,
 //! head, DFL, decoded boxes, NMS as sets) and both training paths (intermediates, losses,
 //! assignments, gradients). Sizes, batch, epochs, class count, multipliers and NMS settings all come
 //! from the files; only the tolerances (the golden README's) are fixed here.
@@ -8,16 +9,16 @@ use std::path::Path;
 use ringdet_tensor::{DType, SafeTensors};
 use serde_json::Value;
 
-use crate::arch::{Arch, ModelConfig};
-use crate::checkpoint;
-use crate::compare::{RefRow, match_nms, rel_l2};
-use crate::cross_replica::SingleReplica;
-use crate::detector::{eval_forward, postprocess};
-use crate::error::{DetectError, Result};
-use crate::model::Feat;
-use crate::nms::NmsParams;
-use crate::state::ModelState;
-use crate::step::{TrainBatch, TrainSettings, forward_backward};
+use ringdet_detect::arch::{Arch, ModelConfig};
+use ringdet_detect::checkpoint;
+use ringdet_detect::compare::{RefRow, match_nms, rel_l2};
+use ringdet_detect::cross_replica::SingleReplica;
+use ringdet_detect::detector::{eval_forward, postprocess};
+use ringdet_detect::error::{DetectError, Result};
+use ringdet_detect::model::Feat;
+use ringdet_detect::nms::NmsParams;
+use ringdet_detect::state::ModelState;
+use ringdet_detect::step::{TrainBatch, TrainSettings, forward_backward};
 
 /// One compared quantity.
 #[derive(Clone, Debug, PartialEq)]
@@ -427,4 +428,20 @@ fn train_rows(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    /// [`super::run`] fails with a message naming the file when a golden directory is incomplete.
+    #[test]
+    fn missing_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("ringdet-parity-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = super::run(&dir).unwrap_err().to_string();
+        assert!(err.contains("golden_meta.json"), "{err}");
+        std::fs::write(dir.join("golden_meta.json"), "{\"cfg\": {}}").unwrap();
+        let err = super::run(&dir).unwrap_err().to_string();
+        assert!(err.contains("inputs.safetensors"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
