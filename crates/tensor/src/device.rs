@@ -1,4 +1,5 @@
-//! Where a tensor's storage lives, and the probe that tells whether CUDA can be used at all.
+//! The name of a device (`cpu`, `cuda:N`) as users write it. Probing for CUDA belongs to
+//! `ringdet_kernels::runtime::probe`, so this crate builds without CUDA bindings.
 
 use crate::{Result, TensorError};
 use std::fmt;
@@ -39,28 +40,4 @@ impl std::str::FromStr for Device {
                 .ok_or_else(bad),
         }
     }
-}
-
-/// Whether the CUDA driver library can be loaded. cudarc panics on first use when it cannot, so
-/// every CUDA entry point of ringdet asks this first.
-pub fn cuda_driver_present() -> bool {
-    // SAFETY: only tries to dlopen the library by name; no symbol is called.
-    unsafe { cudarc::driver::sys::is_culib_present() }
-}
-
-/// Whether the NVRTC library can be loaded (it compiles kernels; no GPU needed).
-pub fn nvrtc_present() -> bool {
-    // SAFETY: as above.
-    unsafe { cudarc::nvrtc::sys::is_culib_present() }
-}
-
-/// Checks that CUDA device `ordinal` can be used, with a reason when it cannot.
-pub fn check_cuda(ordinal: usize) -> Result<()> {
-    let count = crate::cuda::device_count()?;
-    if ordinal >= count {
-        return Err(TensorError::CudaUnavailable(format!(
-            "cuda:{ordinal} asked for, but {count} CUDA device(s) are visible"
-        )));
-    }
-    Ok(())
 }

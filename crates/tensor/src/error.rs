@@ -36,17 +36,6 @@ pub enum TensorError {
         /// The dtype the tensor holds.
         actual: DType,
     },
-    /// CUDA was asked for but cannot be used here.
-    #[error("CUDA unavailable: {0}")]
-    CudaUnavailable(String),
-    /// A CUDA driver call failed.
-    #[error("CUDA error in {op}: {msg}")]
-    Cuda {
-        /// The driver operation that failed (`host to device copy`, `synchronize`, ...).
-        op: &'static str,
-        /// The driver's message.
-        msg: String,
-    },
     /// A safetensors file is malformed, or does not hold what was asked.
     #[error("{path}: {msg}")]
     SafeTensors {

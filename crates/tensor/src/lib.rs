@@ -9,8 +9,8 @@
 //! seeded numbers that do not depend on thread count. [`DType`] is the one element-type tag of
 //! the workspace.
 //!
-//! CUDA is loaded at run time: [`cuda`] probes for it and hands out per-device contexts, and
-//! without a driver asking for one is an error.
+//! No CUDA bindings: device buffers and the CUDA probes belong to `ringdet-kernels`, so this
+//! crate (and `ringdet-collective`, which shares its [`DType`]) builds and runs anywhere.
 //!
 //! ```
 //! use ringdet_tensor::{DType, Tensor};
@@ -22,7 +22,6 @@
 //! # Ok::<(), ringdet_tensor::TensorError>(())
 //! ```
 
-pub mod cuda;
 mod device;
 mod dtype;
 mod error;
@@ -32,7 +31,7 @@ pub mod safetensors;
 pub mod storage;
 mod tensor;
 
-pub use device::{Device, check_cuda, cuda_driver_present, nvrtc_present};
+pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Result, TensorError};
 pub use layout::Layout;

@@ -31,7 +31,7 @@ impl CompileOptions {
 
 /// NVRTC's version as (major, minor), or why it cannot be loaded.
 pub fn nvrtc_version() -> Result<(i32, i32), RuntimeError> {
-    if !ringdet_tensor::nvrtc_present() {
+    if !super::probe::nvrtc_present() {
         return Err(RuntimeError::NvrtcUnavailable(
             "libnvrtc.so was not found on the library path (install the nvidia-cuda-nvrtc wheel \
              or the CUDA toolkit and add its lib folder to LD_LIBRARY_PATH)"

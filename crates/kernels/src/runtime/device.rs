@@ -34,7 +34,7 @@ impl KernelRuntime {
         if let Some(rt) = map.get(&ordinal) {
             return Ok(rt.clone());
         }
-        let context = ringdet_tensor::cuda::context(ordinal)?;
+        let context = super::probe::context(ordinal)?;
         super::nvrtc_version()?;
         let (major, minor) = context
             .compute_capability()

@@ -5,6 +5,7 @@
 mod cache;
 mod compile;
 mod device;
+pub mod probe;
 mod sources;
 pub mod testing;
 
@@ -29,9 +30,9 @@ pub enum RuntimeError {
         /// NVRTC's log.
         log: String,
     },
-    /// A CUDA device cannot be used.
-    #[error(transparent)]
-    Tensor(#[from] ringdet_tensor::TensorError),
+    /// CUDA (the driver, or the asked-for device) cannot be used here.
+    #[error("CUDA unavailable: {0}")]
+    CudaUnavailable(String),
     /// A driver call (module load, function lookup, launch) failed.
     #[error("CUDA {op}: {msg}")]
     Driver {

@@ -16,7 +16,7 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         Err(e) => println!("nvrtc:         none ({e})"),
     }
     println!("kernel cache:  {}", cache_dir().display());
-    match ringdet_tensor::cuda::device_count() {
+    match ringdet_kernels::runtime::probe::device_count() {
         Ok(0) => println!("cuda devices:  none visible"),
         Ok(n) => {
             println!("cuda devices:  {n}");
