@@ -4,8 +4,11 @@
 mod common;
 
 use common::{TOKEN, config, run_ranks};
+use ringdet_collective::worker_env::Placement;
 use ringdet_collective::{CommError, Communicator, Config, ReduceOp};
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -16,6 +19,22 @@ fn crossbeam_channel() -> (mpsc::SyncSender<()>, std::sync::Mutex<mpsc::Receiver
 }
 
 const WORKER: &str = "RINGDET_TEST_WORKER";
+
+/// Rank `rank` of `n` CPU ranks on one host, as a launcher would place it.
+fn placement(rank: usize, n: usize, endpoints: &[SocketAddr]) -> Placement<'_> {
+    Placement {
+        rank,
+        local_rank: rank,
+        local_world_size: n,
+        node_rank: 0,
+        nnodes: 1,
+        endpoints,
+        job_token: "kill-test",
+        job_id: "failure-test",
+        gpu_ordinal: None,
+        log_dir: Path::new("."),
+    }
+}
 
 /// Body of a worker process (the test binary started again with `WORKER` set): all-reduces
 /// until something fails, then prints the error.
@@ -65,7 +84,6 @@ fn kill_one_rank(hierarchical: &str, len: usize) {
     let victim = 2;
     let (ls, eps) = common::listeners(&["127.0.0.1"], n);
     drop(ls);
-    let list: Vec<String> = eps.iter().map(|e| e.to_string()).collect();
     let exe = std::env::current_exe().expect("test binary");
     let (tx, rx) = mpsc::channel();
     let mut children = Vec::new();
@@ -78,10 +96,7 @@ fn kill_one_rank(hierarchical: &str, len: usize) {
                 "--test-threads=1",
             ])
             .env(WORKER, "1")
-            .env("RINGDET_RANK", r.to_string())
-            .env("RINGDET_WORLD_SIZE", n.to_string())
-            .env("RINGDET_ENDPOINTS", list.join(","))
-            .env("RINGDET_JOB_TOKEN", "kill-test")
+            .envs(placement(r, n, &eps).vars())
             .env("RINGDET_DATA_TIMEOUT_S", "60")
             .env("RINGDET_HANDSHAKE_TIMEOUT_S", "20")
             .env("RINGDET_HIERARCHICAL", hierarchical)

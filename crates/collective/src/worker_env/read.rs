@@ -1,9 +1,10 @@
-//! What a worker reads to learn its place in the job, whoever started it: `ringdet launch`
-//! (`RINGDET_*`), fleetrun / `paddle.distributed.launch` (`PADDLE_*`), torchrun (`RANK`,
-//! `WORLD_SIZE`, ...) or Slurm's `srun` (`SLURM_*`). The first set found wins, in that order.
-//! docs/launch.md has the table.
+//! The reading direction: what a worker reads to learn its place in the job, whoever started it:
+//! `ringdet launch` (`RINGDET_*`), fleetrun / `paddle.distributed.launch` (`PADDLE_*`), torchrun
+//! (`RANK`, `WORLD_SIZE`, ...) or Slurm's `srun` (`SLURM_*`). The first set found wins, in that
+//! order.
 
-use super::slurm_nodelist::expand_nodelist;
+use super::nodelist::expand_nodelist;
+use super::{paddle, ringdet, slurm, torchrun};
 
 /// Which convention the values came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,19 +41,24 @@ pub struct WorkerEnv {
 }
 
 /// Missing or malformed rank variables, naming the variable.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum WorkerEnvError {
     /// A variable the convention needs is not set.
     #[error("{var} is not set (needed with {convention}'s variables)")]
     Missing {
+        /// The variable.
         var: &'static str,
+        /// The convention whose other variables are set.
         convention: &'static str,
     },
     /// A variable does not parse.
     #[error("{var}={value:?} is not {expected}")]
     Invalid {
+        /// The variable.
         var: &'static str,
+        /// Its value.
         value: String,
+        /// What it should be.
         expected: &'static str,
     },
     /// The values contradict each other.
@@ -69,14 +75,14 @@ pub fn from_env() -> Result<Option<WorkerEnv>, WorkerEnvError> {
 pub fn from_lookup(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<WorkerEnv>, WorkerEnvError> {
-    let found = if get("RINGDET_RANK").is_some() {
-        ringdet(&get)?
-    } else if get("PADDLE_TRAINER_ID").is_some() {
-        paddle(&get)?
-    } else if get("RANK").is_some() && get("WORLD_SIZE").is_some() {
-        torchrun(&get)?
-    } else if get("SLURM_PROCID").is_some() {
-        slurm(&get)?
+    let found = if get(ringdet::RANK).is_some() {
+        read_ringdet(&get)?
+    } else if get(paddle::TRAINER_ID).is_some() {
+        read_paddle(&get)?
+    } else if get(torchrun::RANK).is_some() && get(torchrun::WORLD_SIZE).is_some() {
+        read_torchrun(&get)?
+    } else if get(slurm::PROCID).is_some() {
+        read_slurm(&get)?
     } else {
         return Ok(None);
     };
@@ -106,40 +112,40 @@ fn list(value: Option<String>) -> Option<Vec<String>> {
     })
 }
 
-fn ringdet(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
-    let endpoints = list(get("RINGDET_ENDPOINTS"));
+fn read_ringdet(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
+    let endpoints = list(get(ringdet::ENDPOINTS));
     Ok(WorkerEnv {
         source: Source::Ringdet,
-        rank: number(get, "RINGDET_RANK", "ringdet")?,
-        world_size: number(get, "RINGDET_WORLD_SIZE", "ringdet")?,
-        local_rank: number(get, "RINGDET_LOCAL_RANK", "ringdet")?,
-        local_world_size: number(get, "RINGDET_LOCAL_WORLD_SIZE", "ringdet")?,
+        rank: number(get, ringdet::RANK, "ringdet")?,
+        world_size: number(get, ringdet::WORLD_SIZE, "ringdet")?,
+        local_rank: number(get, ringdet::LOCAL_RANK, "ringdet")?,
+        local_world_size: number(get, ringdet::LOCAL_WORLD_SIZE, "ringdet")?,
         master: endpoints.as_ref().and_then(|e| e.first().cloned()),
         endpoints,
-        job_token: get("RINGDET_JOB_TOKEN"),
+        job_token: get(ringdet::JOB_TOKEN),
     })
 }
 
-fn paddle(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
+fn read_paddle(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
     const P: &str = "Paddle";
-    let rank = number(get, "PADDLE_TRAINER_ID", P)?;
-    let endpoints = list(get("PADDLE_TRAINER_ENDPOINTS"));
-    let world_size = match get("PADDLE_TRAINERS_NUM") {
-        Some(_) => number(get, "PADDLE_TRAINERS_NUM", P)?,
+    let rank = number(get, paddle::TRAINER_ID, P)?;
+    let endpoints = list(get(paddle::TRAINER_ENDPOINTS));
+    let world_size = match get(paddle::TRAINERS_NUM) {
+        Some(_) => number(get, paddle::TRAINERS_NUM, P)?,
         None => endpoints
             .as_ref()
             .map(Vec::len)
             .ok_or(WorkerEnvError::Missing {
-                var: "PADDLE_TRAINERS_NUM",
+                var: paddle::TRAINERS_NUM,
                 convention: P,
             })?,
     };
     // Local size: given by the new launcher, else the endpoints on this rank's host.
-    let local_world_size = match get("PADDLE_LOCAL_SIZE") {
-        Some(_) => number(get, "PADDLE_LOCAL_SIZE", P)?,
+    let local_world_size = match get(paddle::LOCAL_SIZE) {
+        Some(_) => number(get, paddle::LOCAL_SIZE, P)?,
         None => {
             let eps = endpoints.as_ref().ok_or(WorkerEnvError::Missing {
-                var: "PADDLE_TRAINER_ENDPOINTS",
+                var: paddle::TRAINER_ENDPOINTS,
                 convention: P,
             })?;
             let host_of = |e: &str| {
@@ -151,9 +157,9 @@ fn paddle(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvE
             eps.iter().filter(|e| host_of(e) == mine).count()
         }
     };
-    let local_rank = match (get("PADDLE_RANK_IN_NODE"), get("PADDLE_LOCAL_RANK")) {
-        (Some(_), _) => number(get, "PADDLE_RANK_IN_NODE", P)?,
-        (None, Some(_)) => number(get, "PADDLE_LOCAL_RANK", P)?,
+    let local_rank = match (get(paddle::RANK_IN_NODE), get(paddle::LOCAL_RANK)) {
+        (Some(_), _) => number(get, paddle::RANK_IN_NODE, P)?,
+        (None, Some(_)) => number(get, paddle::LOCAL_RANK, P)?,
         (None, None) => rank % local_world_size.max(1),
     };
     Ok(WorkerEnv {
@@ -162,61 +168,60 @@ fn paddle(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvE
         world_size,
         local_rank,
         local_world_size,
-        master: get("PADDLE_MASTER")
-            .or_else(|| endpoints.as_ref().and_then(|e| e.first().cloned())),
+        master: get(paddle::MASTER).or_else(|| endpoints.as_ref().and_then(|e| e.first().cloned())),
         endpoints,
-        job_token: get("RINGDET_JOB_TOKEN"),
+        job_token: get(ringdet::JOB_TOKEN),
     })
 }
 
-fn torchrun(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
+fn read_torchrun(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
     const T: &str = "torchrun";
-    let master = match (get("MASTER_ADDR"), get("MASTER_PORT")) {
+    let master = match (get(torchrun::MASTER_ADDR), get(torchrun::MASTER_PORT)) {
         (Some(addr), Some(port)) => Some(format!("{addr}:{port}")),
         _ => None,
     };
     Ok(WorkerEnv {
         source: Source::Torchrun,
-        rank: number(get, "RANK", T)?,
-        world_size: number(get, "WORLD_SIZE", T)?,
-        local_rank: number(get, "LOCAL_RANK", T)?,
-        local_world_size: number(get, "LOCAL_WORLD_SIZE", T)?,
+        rank: number(get, torchrun::RANK, T)?,
+        world_size: number(get, torchrun::WORLD_SIZE, T)?,
+        local_rank: number(get, torchrun::LOCAL_RANK, T)?,
+        local_world_size: number(get, torchrun::LOCAL_WORLD_SIZE, T)?,
         endpoints: None,
         master,
-        job_token: get("RINGDET_JOB_TOKEN"),
+        job_token: get(ringdet::JOB_TOKEN),
     })
 }
 
-fn slurm(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
+fn read_slurm(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvError> {
     const S: &str = "Slurm";
-    let rank = number(get, "SLURM_PROCID", S)?;
-    let world_size = number(get, "SLURM_NTASKS", S)?;
-    let local_rank = number(get, "SLURM_LOCALID", S)?;
-    let nodelist = get("SLURM_NODELIST").or_else(|| get("SLURM_JOB_NODELIST"));
+    let rank = number(get, slurm::PROCID, S)?;
+    let world_size = number(get, slurm::NTASKS, S)?;
+    let local_rank = number(get, slurm::LOCALID, S)?;
+    let nodelist = get(slurm::NODELIST).or_else(|| get(slurm::JOB_NODELIST));
     let hosts = match &nodelist {
         Some(text) => Some(
             expand_nodelist(text).map_err(|why| WorkerEnvError::Invalid {
-                var: "SLURM_NODELIST",
+                var: slurm::NODELIST,
                 value: text.clone(),
                 expected: why,
             })?,
         ),
         None => None,
     };
-    let local_world_size = match get("SLURM_NTASKS_PER_NODE") {
-        Some(_) => number(get, "SLURM_NTASKS_PER_NODE", S)?,
+    let local_world_size = match get(slurm::NTASKS_PER_NODE) {
+        Some(_) => number(get, slurm::NTASKS_PER_NODE, S)?,
         None => match hosts.as_ref().map(Vec::len) {
             Some(nodes) if nodes > 0 && world_size % nodes == 0 => world_size / nodes,
             _ => {
                 return Err(WorkerEnvError::Missing {
-                    var: "SLURM_NTASKS_PER_NODE",
+                    var: slurm::NTASKS_PER_NODE,
                     convention: S,
                 });
             }
         },
     };
     // Block distribution (srun's default): ranks 0..n-1 on the first node, and so on.
-    let port: usize = get("MASTER_PORT")
+    let port: usize = get(torchrun::MASTER_PORT)
         .and_then(|p| p.parse().ok())
         .unwrap_or(6070);
     let endpoints = hosts.as_ref().map(|hosts| {
@@ -238,7 +243,7 @@ fn slurm(get: &impl Fn(&str) -> Option<String>) -> Result<WorkerEnv, WorkerEnvEr
         local_world_size,
         master: endpoints.as_ref().and_then(|e| e.first().cloned()),
         endpoints,
-        job_token: get("RINGDET_JOB_TOKEN"),
+        job_token: get(ringdet::JOB_TOKEN),
     })
 }
 
