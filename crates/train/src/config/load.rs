@@ -2,15 +2,17 @@
 //! PaddleDetection's `merge_config` does: maps merge key by key, anything else is replaced.
 
 use super::ConfigError;
-use super::value::{Config, normalize_tags};
+use super::value::{Config, kind, normalize_tags};
 use serde_yaml_ng::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
-/// Loads `path` with its includes into a merged config.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let mut cfg = Config::default();
-    load_into(path, &mut cfg, &mut Vec::new())?;
-    Ok(cfg)
+impl Config {
+    /// Loads a config file and its `_BASE_` includes into a merged config.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        load_into(path, &mut cfg, &mut Vec::new())?;
+        Ok(cfg)
+    }
 }
 
 fn load_into(path: &Path, cfg: &mut Config, stack: &mut Vec<PathBuf>) -> Result<(), ConfigError> {
@@ -87,7 +89,7 @@ fn base_list(path: &Path, bases: Value) -> Result<Vec<String>, ConfigError> {
     }
 }
 
-pub(super) fn key_string(path: &Path, k: &Value) -> Result<String, ConfigError> {
+fn key_string(path: &Path, k: &Value) -> Result<String, ConfigError> {
     match k {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -96,18 +98,5 @@ pub(super) fn key_string(path: &Path, k: &Value) -> Result<String, ConfigError> 
             path: path.to_path_buf(),
             msg: format!("map keys must be scalars, found {}", kind(other)),
         }),
-    }
-}
-
-/// A word for the kind of a YAML value, for messages.
-pub(super) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a map",
-        Value::Tagged(_) => "a tagged value",
     }
 }

@@ -2,10 +2,8 @@
 //! key and its origin.
 
 use super::ConfigError;
-use super::load::kind;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// A merged PaddleDetection config.
 #[derive(Clone, Debug, Default)]
@@ -66,11 +64,6 @@ fn scalar_key(k: &Value) -> String {
 }
 
 impl Config {
-    /// Loads a config file and its `_BASE_` includes.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        super::load::load(path)
-    }
-
     /// Merges `value` at top-level `key`: maps merge key by key, anything else replaces.
     pub fn merge(&mut self, key: &str, value: Value, origin: &str) {
         let slot = self
@@ -171,12 +164,21 @@ impl Config {
         })
     }
 
+    /// The number at `key`.
     pub fn f64(&self, key: &str) -> Result<f64, ConfigError> {
         let v = self.required(key)?;
         v.as_f64()
             .ok_or_else(|| self.err(key, format!("expected a number, found {}", kind(v))))
     }
 
+    /// The integer at `key` (`-1` for "all", as NMS limits use it).
+    pub fn i64(&self, key: &str) -> Result<i64, ConfigError> {
+        let v = self.required(key)?;
+        v.as_i64()
+            .ok_or_else(|| self.err(key, format!("expected an integer, found {}", describe(v))))
+    }
+
+    /// The non-negative integer at `key`.
     pub fn usize(&self, key: &str) -> Result<usize, ConfigError> {
         let v = self.required(key)?;
         v.as_u64()
@@ -189,6 +191,7 @@ impl Config {
             })
     }
 
+    /// The boolean at `key`.
     pub fn bool(&self, key: &str) -> Result<bool, ConfigError> {
         let v = self.required(key)?;
         v.as_bool().ok_or_else(|| {
@@ -199,6 +202,7 @@ impl Config {
         })
     }
 
+    /// The string at `key`.
     pub fn string(&self, key: &str) -> Result<String, ConfigError> {
         let v = self.required(key)?;
         v.as_str()
@@ -238,5 +242,18 @@ fn merge_value(
             record_leaves(origins, key, &value, origin);
             *slot = value;
         }
+    }
+}
+
+/// A word for the kind of a YAML value, for messages.
+pub(super) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a map",
+        Value::Tagged(_) => "a tagged value",
     }
 }

@@ -1,7 +1,9 @@
 //! The config reader on PaddleDetection's own files and on the cases they do not cover.
 
-use super::recipe::NmsSettings;
 use super::{Config, ConfigError, TrainRecipe};
+use ringdet_detect::arch::ModelConfig;
+use ringdet_detect::loss::LossWeights;
+use ringdet_detect::nms::NmsParams;
 use std::path::{Path, PathBuf};
 
 const CONFIGS: &str = concat!(
@@ -28,26 +30,30 @@ fn ppyoloe_s_300e_reads_as_the_spec_says() {
         (0..15).map(|i| 320 + 32 * i).collect::<Vec<_>>()
     );
     assert_eq!(r.eval_size, (640, 640));
+    assert_eq!(r.model, ModelConfig::s());
+    let t = r.train;
     assert_eq!(
-        (r.depth_mult, r.width_mult, r.num_classes),
-        (0.33, 0.50, 80)
-    );
-    assert_eq!(
-        (r.static_assigner_epoch, r.atss_topk, r.tal_topk),
+        (t.static_assigner_epoch, t.atss_topk, t.tal_topk),
         (100, 9, 13)
     );
-    assert_eq!((r.tal_alpha, r.tal_beta), (1.0, 6.0));
-    assert_eq!(r.loss_weights, (1.0, 2.5, 0.5));
+    assert_eq!((t.tal_alpha, t.tal_beta), (1.0, 6.0));
     assert_eq!(
-        r.nms,
-        NmsSettings {
-            nms_top_k: 1000,
-            keep_top_k: 300,
-            score_threshold: 0.01,
-            nms_threshold: 0.7
+        t.weights,
+        LossWeights {
+            class: 1.0,
+            iou: 2.5,
+            dfl: 0.5
         }
     );
-    assert!(r.use_ema && r.ema_decay == 0.9998);
+    // The PP-YOLOE config's NMS is the detector's default.
+    assert_eq!(r.nms, NmsParams::default());
+    assert_eq!(r.ema_decay, Some(0.9998));
+    // 300e: 5 warmup epochs, a cosine over 360.
+    let lr = r.lr_schedule(100).unwrap();
+    assert_eq!(
+        (lr.base, lr.warmup_iters, lr.max_iters),
+        (0.01, 500, 36_000)
+    );
     assert_eq!((r.snapshot_epoch, r.log_iter), (10, 100));
     // Provenance: the file that set each value.
     assert!(
@@ -76,7 +82,11 @@ fn every_size_and_the_other_recipes_load() {
     ] {
         let c = Config::load(&ppyoloe(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let r = TrainRecipe::from_config(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!((r.depth_mult, r.width_mult), (depth, width), "{name}");
+        assert_eq!(
+            (r.model.depth_mult, r.model.width_mult),
+            (depth, width),
+            "{name}"
+        );
     }
 }
 

@@ -3,50 +3,56 @@
 //! is an error naming the key and the file that set it.
 
 use super::{Config, ConfigError};
+use ringdet_detect::arch::ModelConfig;
+use ringdet_detect::layout::ParamLayout;
+use ringdet_detect::loss::LossWeights;
+use ringdet_detect::nms::NmsParams;
+use ringdet_detect::step::TrainSettings;
+use ringdet_detect::train::ema::Ema;
+use ringdet_detect::train::lr::LrSchedule;
+use ringdet_detect::train::sgd::Sgd;
 use serde_yaml_ng::{Mapping, Value};
 
-/// PaddleDetection's MultiClassNMS settings.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NmsSettings {
-    pub nms_top_k: usize,
-    pub keep_top_k: usize,
-    pub score_threshold: f64,
-    pub nms_threshold: f64,
-}
-
-/// Everything the training loop takes from the config.
+/// Everything the training loop takes from the config, in the detector's own types where it
+/// has them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainRecipe {
+    /// Epochs to train (`epoch`).
     pub epochs: usize,
+    /// Learning rate at the end of the warmup (`LearningRate.base_lr`).
     pub base_lr: f64,
     /// CosineDecay's `max_epochs` (the cosine spans this many epochs; training may stop earlier).
     pub cosine_max_epochs: f64,
     /// LinearWarmup length in epochs (`epochs`), else in iterations (`steps`).
     pub warmup_epochs: Option<f64>,
+    /// LinearWarmup length in iterations when `warmup_epochs` is None.
     pub warmup_steps: usize,
+    /// LinearWarmup's first factor of `base_lr`.
     pub warmup_start_factor: f64,
+    /// SGD momentum (`OptimizerBuilder.optimizer.momentum`).
     pub momentum: f64,
+    /// L2 coefficient (`OptimizerBuilder.regularizer.factor`).
     pub l2_decay: f64,
+    /// Images per rank per step (`TrainReader.batch_size`).
     pub batch_size: usize,
+    /// Images per eval batch (`EvalReader.batch_size`).
     pub eval_batch_size: usize,
     /// BatchRandomResize's square sizes.
     pub train_sizes: Vec<usize>,
     /// Eval Resize target (height, width).
     pub eval_size: (usize, usize),
-    pub depth_mult: f64,
-    pub width_mult: f64,
-    pub num_classes: usize,
-    pub static_assigner_epoch: usize,
-    pub atss_topk: usize,
-    pub tal_topk: usize,
-    pub tal_alpha: f64,
-    pub tal_beta: f64,
-    /// Loss weights: class, iou, dfl.
-    pub loss_weights: (f64, f64, f64),
-    pub nms: NmsSettings,
-    pub use_ema: bool,
-    pub ema_decay: f64,
+    /// Model size and classes (`width_mult`, `depth_mult`, `num_classes`, `PPYOLOEHead.reg_max`).
+    pub model: ModelConfig,
+    /// Assigners and loss weights (`PPYOLOEHead.static_assigner_epoch`, `.static_assigner.topk`,
+    /// `.assigner.{topk,alpha,beta}`, `.loss_weight.{class,iou,dfl}`).
+    pub train: TrainSettings,
+    /// Post-processing (`PPYOLOEHead.nms`).
+    pub nms: NmsParams,
+    /// EMA decay (`ema_decay`) when `use_ema` is set.
+    pub ema_decay: Option<f64>,
+    /// Save a checkpoint every this many epochs.
     pub snapshot_epoch: usize,
+    /// Log every this many iterations.
     pub log_iter: usize,
 }
 
@@ -152,6 +158,43 @@ impl TrainRecipe {
             None => (640, 640),
         };
         let head = "PPYOLOEHead";
+        let model = ModelConfig {
+            width_mult: c.or("width_mult", 1.0, Config::f64)?,
+            depth_mult: c.or("depth_mult", 1.0, Config::f64)?,
+            num_classes: c.usize("num_classes")?,
+            reg_max: c.or(&format!("{head}.reg_max"), 16, Config::usize)?,
+        };
+        model.validate().map_err(|e| ConfigError::Recipe {
+            what: "model (width_mult, depth_mult, num_classes, PPYOLOEHead.reg_max)",
+            msg: e.to_string(),
+        })?;
+        let f32_or = |key: &str, default: f32| -> Result<f32, ConfigError> {
+            c.or(key, f64::from(default), Config::f64).map(|v| v as f32)
+        };
+        let defaults = TrainSettings::default();
+        let train = TrainSettings {
+            static_assigner_epoch: c.or(
+                &format!("{head}.static_assigner_epoch"),
+                4,
+                Config::usize,
+            )?,
+            atss_topk: c.or(&format!("{head}.static_assigner.topk"), 9, Config::usize)?,
+            tal_topk: c.or(&format!("{head}.assigner.topk"), 13, Config::usize)?,
+            tal_alpha: f32_or(&format!("{head}.assigner.alpha"), 1.0)?,
+            tal_beta: f32_or(&format!("{head}.assigner.beta"), 6.0)?,
+            weights: LossWeights {
+                class: f32_or(&format!("{head}.loss_weight.class"), defaults.weights.class)?,
+                iou: f32_or(&format!("{head}.loss_weight.iou"), defaults.weights.iou)?,
+                dfl: f32_or(&format!("{head}.loss_weight.dfl"), defaults.weights.dfl)?,
+            },
+        };
+        // MultiClassNMS's own defaults where the config leaves a value out.
+        let nms = NmsParams {
+            score_threshold: f32_or(&format!("{head}.nms.score_threshold"), 0.05)?,
+            nms_top_k: c.or(&format!("{head}.nms.nms_top_k"), 1000, Config::i64)?,
+            keep_top_k: c.or(&format!("{head}.nms.keep_top_k"), 100, Config::i64)?,
+            nms_threshold: f32_or(&format!("{head}.nms.nms_threshold"), 0.5)?,
+        };
         Ok(TrainRecipe {
             epochs: c.usize("epoch")?,
             base_lr: c.f64("LearningRate.base_lr")?,
@@ -165,34 +208,61 @@ impl TrainRecipe {
             eval_batch_size: c.or("EvalReader.batch_size", 1, Config::usize)?,
             train_sizes,
             eval_size,
-            depth_mult: c.or("depth_mult", 1.0, Config::f64)?,
-            width_mult: c.or("width_mult", 1.0, Config::f64)?,
-            num_classes: c.usize("num_classes")?,
-            static_assigner_epoch: c.or(
-                &format!("{head}.static_assigner_epoch"),
-                4,
-                Config::usize,
-            )?,
-            atss_topk: c.or(&format!("{head}.static_assigner.topk"), 9, Config::usize)?,
-            tal_topk: c.or(&format!("{head}.assigner.topk"), 13, Config::usize)?,
-            tal_alpha: c.or(&format!("{head}.assigner.alpha"), 1.0, Config::f64)?,
-            tal_beta: c.or(&format!("{head}.assigner.beta"), 6.0, Config::f64)?,
-            loss_weights: (
-                c.or(&format!("{head}.loss_weight.class"), 1.0, Config::f64)?,
-                c.or(&format!("{head}.loss_weight.iou"), 2.5, Config::f64)?,
-                c.or(&format!("{head}.loss_weight.dfl"), 0.5, Config::f64)?,
-            ),
-            nms: NmsSettings {
-                nms_top_k: c.or(&format!("{head}.nms.nms_top_k"), 1000, Config::usize)?,
-                keep_top_k: c.or(&format!("{head}.nms.keep_top_k"), 100, Config::usize)?,
-                score_threshold: c.or(&format!("{head}.nms.score_threshold"), 0.05, Config::f64)?,
-                nms_threshold: c.or(&format!("{head}.nms.nms_threshold"), 0.5, Config::f64)?,
+            model,
+            train,
+            nms,
+            ema_decay: match c.or("use_ema", false, Config::bool)? {
+                true => Some(c.or("ema_decay", 0.9998, Config::f64)?),
+                false => None,
             },
-            use_ema: c.or("use_ema", false, Config::bool)?,
-            ema_decay: c.or("ema_decay", 0.9998, Config::f64)?,
             snapshot_epoch: c.or("snapshot_epoch", 1, Config::usize)?,
             log_iter: c.or("log_iter", 20, Config::usize)?,
         })
+    }
+
+    /// The detector's per-iteration schedule for `iters_per_epoch` iterations per epoch: warmup
+    /// over `warmup_epochs` (or `warmup_steps`), cosine to `cosine_max_epochs`. The detector's
+    /// warmup starts from exactly 0, so a LinearWarmup `start_factor` other than 0 is refused.
+    pub fn lr_schedule(&self, iters_per_epoch: usize) -> Result<LrSchedule, ConfigError> {
+        let what = "LearningRate.schedulers";
+        if self.warmup_start_factor != 0.0 {
+            return Err(ConfigError::Recipe {
+                what,
+                msg: format!(
+                    "LinearWarmup start_factor {} is not supported (the warmup starts from 0)",
+                    self.warmup_start_factor
+                ),
+            });
+        }
+        if !(self.cosine_max_epochs.is_finite() && self.cosine_max_epochs > 0.0) {
+            return Err(ConfigError::Recipe {
+                what,
+                msg: format!(
+                    "CosineDecay max_epochs {} must be positive",
+                    self.cosine_max_epochs
+                ),
+            });
+        }
+        let iters = |epochs: f64| (epochs * iters_per_epoch as f64).round() as usize;
+        Ok(LrSchedule {
+            base: self.base_lr,
+            warmup_iters: self.warmup_epochs.map_or(self.warmup_steps, iters),
+            max_iters: iters(self.cosine_max_epochs),
+        })
+    }
+
+    /// The detector's SGD for a parameter layout, with this recipe's momentum and L2 decay.
+    pub fn sgd(&self, layout: &ParamLayout) -> Sgd {
+        let mut sgd = Sgd::ppyoloe(layout);
+        sgd.momentum = self.momentum;
+        sgd.weight_decay = self.l2_decay;
+        sgd
+    }
+
+    /// The model EMA for buffers of these lengths, when the recipe uses one.
+    pub fn ema(&self, num_params: usize, num_stats: usize) -> Option<Ema> {
+        self.ema_decay
+            .map(|decay| Ema::new(decay, num_params, num_stats))
     }
 }
 
