@@ -1,7 +1,7 @@
 //! Which devices this host's workers get: `--gpus` ids looked up in CUDA_VISIBLE_DEVICES (so
 //! each worker knows its ordinal, as fleetrun's `FLAGS_selected_gpus`), or CPU workers.
 
-use anyhow::{Context, bail};
+use crate::error::{LaunchError, Result};
 
 /// The device a worker uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +9,12 @@ pub enum Device {
     /// A CPU worker (`--nproc_per_node` without GPUs).
     Cpu,
     /// A GPU: `id` as the user named it, `ordinal` its index inside CUDA_VISIBLE_DEVICES.
-    Cuda { id: String, ordinal: usize },
+    Cuda {
+        /// The id as given in `--gpus` (or CUDA_VISIBLE_DEVICES).
+        id: String,
+        /// Its index among the devices the worker sees.
+        ordinal: usize,
+    },
 }
 
 /// The devices of this host's workers.
@@ -21,7 +26,7 @@ pub fn local_devices(
     nproc_per_node: Option<usize>,
     visible: Option<&str>,
     gpu_count: usize,
-) -> anyhow::Result<Vec<Device>> {
+) -> Result<Vec<Device>> {
     let visible: Option<Vec<String>> = visible.map(|v| {
         v.split(',')
             .map(str::trim)
@@ -52,40 +57,44 @@ pub fn local_devices(
     if let Some(n) = nproc_per_node
         && n != devices.len()
     {
-        bail!(
+        return Err(LaunchError::Setting(format!(
             "--nproc_per_node {n} but --gpus lists {} devices: give one or make them agree",
             devices.len()
-        );
+        )));
     }
     if devices.is_empty() {
-        bail!("no workers to start: --nproc_per_node must be at least 1");
+        return Err(LaunchError::Setting(
+            "no workers to start: --nproc_per_node must be at least 1".into(),
+        ));
     }
     Ok(devices)
 }
 
 /// `--gpus 0,1`: ids looked up in CUDA_VISIBLE_DEVICES (when set) to get each worker's ordinal.
-fn selected_gpus(list: &str, visible: Option<&[String]>) -> anyhow::Result<Vec<Device>> {
+fn selected_gpus(list: &str, visible: Option<&[String]>) -> Result<Vec<Device>> {
     let mut devices = Vec::new();
     for id in list.split(',').map(str::trim) {
         if id.is_empty() {
-            bail!("--gpus `{list}` has an empty entry");
+            return Err(LaunchError::Setting(format!(
+                "--gpus `{list}` has an empty entry"
+            )));
         }
         if devices
             .iter()
             .any(|d| matches!(d, Device::Cuda { id: seen, .. } if seen == id))
         {
-            bail!("--gpus lists GPU {id} twice");
+            return Err(LaunchError::Setting(format!("--gpus lists GPU {id} twice")));
         }
         let ordinal = match visible {
-            Some(visible) => visible.iter().position(|v| v == id).with_context(|| {
-                format!(
+            Some(visible) => visible.iter().position(|v| v == id).ok_or_else(|| {
+                LaunchError::Setting(format!(
                     "--gpus {id} is not in CUDA_VISIBLE_DEVICES={}",
                     visible.join(",")
-                )
+                ))
             })?,
-            None => id
-                .parse::<usize>()
-                .with_context(|| format!("--gpus entry `{id}` is not a GPU number"))?,
+            None => id.parse::<usize>().map_err(|_| {
+                LaunchError::Setting(format!("--gpus entry `{id}` is not a GPU number"))
+            })?,
         };
         devices.push(Device::Cuda {
             id: id.to_string(),

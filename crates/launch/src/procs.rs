@@ -117,7 +117,7 @@ pub fn start_reaper(live: LiveGroups, events: Sender<Event>) {
         .name("reaper".into())
         .spawn(move || reap_loop(live, events))
         .map(|_| ())
-        .unwrap_or_else(|err| eprintln!("ringdet launch: cannot start the reaper thread: {err}"));
+        .unwrap_or_else(|err| tracing::error!("cannot start the reaper thread: {err}"));
 }
 
 fn reap_loop(live: LiveGroups, events: Sender<Event>) {

@@ -1,16 +1,19 @@
 //! Everything the launcher's main loop reacts to, funnelled into one channel: worker exits (from
 //! the reaper), signals (from the self-pipe) and control-channel messages (from reader threads).
 
-use super::control::Msg;
 use super::failure::ExitKind;
+use super::wire::Msg;
 
 /// One thing that happened.
 #[derive(Debug)]
 pub enum Event {
     /// A local worker ended.
     WorkerExited {
+        /// Its pid (0: it could not be started).
         pid: u32,
+        /// How it ended.
         kind: ExitKind,
+        /// When, in ms since the Unix epoch.
         at_ms: u64,
     },
     /// The launcher received SIGINT, SIGTERM or SIGHUP.

@@ -6,22 +6,24 @@
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use crate::error::{LaunchError, Result};
 use sha2::{Digest, Sha256};
 
 /// The user's secret: `--job_secret_file` (trailing newline removed), else `RINGDET_JOB_SECRET`.
-pub fn user_secret(
-    file: Option<&Path>,
-    env_value: Option<String>,
-) -> anyhow::Result<Option<Vec<u8>>> {
+pub fn user_secret(file: Option<&Path>, env_value: Option<String>) -> Result<Option<Vec<u8>>> {
     if let Some(path) = file {
-        let mut bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read --job_secret_file {}", path.display()))?;
+        let mut bytes = std::fs::read(path).map_err(LaunchError::io(format!(
+            "cannot read --job_secret_file {}",
+            path.display()
+        )))?;
         while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             bytes.pop();
         }
         if bytes.is_empty() {
-            bail!("--job_secret_file {} is empty", path.display());
+            return Err(LaunchError::Setting(format!(
+                "--job_secret_file {} is empty",
+                path.display()
+            )));
         }
         return Ok(Some(bytes));
     }
@@ -53,11 +55,13 @@ pub fn secret_proof(job_id: &str, secret: &[u8]) -> String {
 }
 
 /// 128 random bits from the kernel, as hex.
-pub fn random_token() -> anyhow::Result<String> {
+pub fn random_token() -> Result<String> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("cannot read /dev/urandom for the job token")?;
+        .map_err(LaunchError::io(
+            "cannot read /dev/urandom for the job token",
+        ))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

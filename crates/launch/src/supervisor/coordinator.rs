@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::Role;
 use super::Supervisor;
-use crate::launcher::control::{Msg, Sender};
-use crate::launcher::events::now_ms;
-use crate::launcher::failure::{Failure, FailureKind};
+use crate::control::{Msg, Sender};
+use crate::events::now_ms;
+use crate::failure::{Failure, FailureKind};
 
 /// Another host's launcher, as the first host tracks it.
 pub struct Peer {
@@ -66,7 +66,7 @@ impl Supervisor {
         match msg {
             Msg::Failed { mut failure } => {
                 failure.time_ms = (failure.time_ms as i64 - peer.skew_ms).max(0) as u64;
-                eprintln!("ringdet launch: {}", failure.summary());
+                tracing::error!("{}", failure.summary());
                 self.coordinator_failure(failure)
             }
             Msg::Done => {
@@ -95,7 +95,7 @@ impl Supervisor {
             log: None,
             tail: vec![],
         };
-        eprintln!("ringdet launch: {}", failure.summary());
+        tracing::error!("{}", failure.summary());
         if self.aborted_at.is_some() {
             self.failures.push(failure);
             return self.maybe_finalize(false);

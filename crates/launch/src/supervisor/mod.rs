@@ -35,6 +35,16 @@ pub struct Slot {
     pub exit: Option<ExitKind>,
 }
 
+/// How the job ended, as this host's launcher saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The launcher's exit code: 0 when every worker on every host succeeded, else the root
+    /// cause's (the worker's code, or 128 + signal), clamped to 1..=255.
+    pub code: i32,
+    /// The root cause, the earliest failure of any host (the same on every host); None on success.
+    pub root_cause: Option<Failure>,
+}
+
 /// This launcher's place in the job.
 pub enum Role {
     /// The only host: no control channel.
@@ -42,7 +52,12 @@ pub enum Role {
     /// The first of several hosts: arbitrates.
     Coordinator(Vec<Peer>),
     /// Another host: reports to the first.
-    Member { sender: Sender, first_host: String },
+    Member {
+        /// Sending half of the connection to the first host.
+        sender: Sender,
+        /// The first host's IP, for messages.
+        first_host: String,
+    },
 }
 
 struct Stopping {
@@ -79,6 +94,7 @@ pub struct Supervisor {
     coordinator_lost: bool,
     final_by: Option<Instant>,
     interrupts: u32,
+    root_cause: Option<Failure>,
 }
 
 impl Supervisor {
@@ -113,11 +129,12 @@ impl Supervisor {
             coordinator_lost: false,
             final_by: None,
             interrupts: 0,
+            root_cause: None,
         }
     }
 
-    /// Runs until the job is over on this host; returns the launcher's exit code.
-    pub fn run(mut self) -> i32 {
+    /// Runs until the job is over on this host; returns how it ended.
+    pub fn run(mut self) -> Outcome {
         loop {
             let wait = self.next_wake().saturating_duration_since(Instant::now());
             let outcome = match self.events.recv_timeout(wait) {
@@ -126,7 +143,10 @@ impl Supervisor {
                 Err(RecvTimeoutError::Disconnected) => Some(self.finish(self.root_guess())),
             };
             if let Some(code) = outcome.or_else(|| self.check_progress()) {
-                return code;
+                return Outcome {
+                    code,
+                    root_cause: self.root_cause.take(),
+                };
             }
         }
     }
@@ -179,21 +199,21 @@ impl Supervisor {
             log: Some(slot.log.display().to_string()),
             tail: tail(&slot.log, slot.log_start, TAIL_LINES),
         };
-        eprintln!("ringdet launch: {}; stopping the job", failure.summary());
+        tracing::error!("{}; stopping the job", failure.summary());
         self.local_failure(failure)
     }
 
     fn on_signal(&mut self, signal: i32) -> Option<i32> {
         self.interrupts += 1;
         if self.interrupts == 1 {
-            eprintln!(
-                "ringdet launch: stopping the job ({} received); send it again to kill the workers at once",
+            tracing::info!(
+                "stopping the job ({} received); send it again to kill the workers at once",
                 super::failure::signal_name(signal)
             );
             let failure = self.failure_here(FailureKind::Interrupted { signal });
             return self.local_failure(failure);
         }
-        eprintln!("ringdet launch: second signal: killing the workers now");
+        tracing::warn!("second signal: killing the workers now");
         Some(self.finish(self.root_guess()))
     }
 
@@ -233,8 +253,8 @@ impl Supervisor {
         }
         let running = self.live.signal_all(libc::SIGTERM);
         if running > 0 {
-            eprintln!(
-                "ringdet launch: stopping {running} worker(s) on {} (SIGTERM, SIGKILL after {:.0} s)",
+            tracing::info!(
+                "stopping {running} worker(s) on {} (SIGTERM, SIGKILL after {:.0} s)",
                 self.host,
                 self.grace.as_secs_f64()
             );
@@ -255,9 +275,7 @@ impl Supervisor {
             if !all_exited && !stop.killed && now >= stop.sigkill_at {
                 stop.killed = true;
                 let n = self.live.signal_all(libc::SIGKILL);
-                eprintln!(
-                    "ringdet launch: {n} worker(s) ignored SIGTERM for the grace period: SIGKILL"
-                );
+                tracing::warn!("{n} worker(s) ignored SIGTERM for the grace period: SIGKILL");
             }
             let gave_up = !all_exited && stop.killed && now >= stop.give_up_at;
             if gave_up {
@@ -267,8 +285,8 @@ impl Supervisor {
                     .filter(|s| s.exit.is_none())
                     .map(|s| s.pid.to_string())
                     .collect();
-                eprintln!(
-                    "ringdet launch: pid(s) {} did not exit after SIGKILL (D state?)",
+                tracing::error!(
+                    "pid(s) {} did not exit after SIGKILL (D state?)",
                     stuck.join(", ")
                 );
             }
@@ -319,7 +337,8 @@ impl Supervisor {
         first_in_time(&self.failures).cloned()
     }
 
-    /// Kills whatever is left, prints the outcome, releases the sentinel; returns the exit code.
+    /// Kills whatever is left, keeps the root cause for [`Outcome`], releases the sentinel;
+    /// returns the exit code.
     fn finish(&mut self, root: Option<Failure>) -> i32 {
         if self.live.any() {
             self.live.signal_all(libc::SIGKILL);
@@ -334,15 +353,11 @@ impl Supervisor {
             follower.finish();
         }
         let code = match &root {
-            Some(failure) => {
-                eprint!("{}", failure.report());
-                failure.exit_code().clamp(1, 255)
-            }
-            None => {
-                eprintln!("ringdet launch: all workers finished successfully");
-                0
-            }
+            Some(failure) => failure.exit_code().clamp(1, 255),
+            None => 0,
         };
+        tracing::debug!("the job is over on this host: exit code {code}");
+        self.root_cause = root;
         if let Some(sentinel) = self.sentinel.take() {
             sentinel.disarm();
         }

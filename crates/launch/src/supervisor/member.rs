@@ -2,9 +2,9 @@
 //! its own when the first host's launcher is lost.
 
 use super::{Role, Supervisor};
-use crate::launcher::control::Msg;
-use crate::launcher::events::now_ms;
-use crate::launcher::failure::{Failure, FailureKind};
+use crate::control::Msg;
+use crate::events::now_ms;
+use crate::failure::{Failure, FailureKind};
 
 impl Supervisor {
     pub(super) fn on_coordinator_msg(&mut self, msg: Msg) -> Option<i32> {
@@ -38,7 +38,7 @@ impl Supervisor {
             log: None,
             tail: vec![],
         };
-        eprintln!("ringdet launch: {}", failure.summary());
+        tracing::error!("{}", failure.summary());
         self.failures.push(failure);
         self.begin_stop();
         None

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 
+use crate::error::LaunchError;
+
 /// A port another socket already holds, with its owner when /proc shows it.
 #[derive(Debug, Clone)]
 pub struct TakenPort {
@@ -65,6 +67,27 @@ pub fn probe(ip: IpAddr, ports: impl IntoIterator<Item = u16>) -> Vec<TakenPort>
         }
     }
     taken
+}
+
+/// The first of `count` consecutive ports on `ip` that are free now: the system picks a port,
+/// and the run starting there is bind-probed (up to 100 tries). A run of one is any free port.
+pub fn free_run(ip: IpAddr, count: usize) -> Result<u16, LaunchError> {
+    for _ in 0..100 {
+        let first = TcpListener::bind(SocketAddr::new(ip, 0))
+            .and_then(|listener| listener.local_addr())
+            .map_err(LaunchError::io(format!("cannot bind a port on {ip}")))?
+            .port();
+        if usize::from(first) + count > 65536 {
+            continue;
+        }
+        let run = (0..count).map(|i| first + i as u16);
+        if probe(ip, run).is_empty() {
+            return Ok(first);
+        }
+    }
+    Err(LaunchError::Setting(format!(
+        "found no {count} consecutive free ports on {ip} in 100 tries"
+    )))
 }
 
 /// `pid N (cmdline)` of a process with a TCP socket bound to local `port` (listening ones first).

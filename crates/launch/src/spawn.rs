@@ -3,24 +3,22 @@
 
 use std::io::Write;
 use std::sync::mpsc::{self, Receiver};
-use std::time::Duration;
 
-use anyhow::Context;
+use tracing::debug;
 
 use super::env::{JobInfo, REMOVED, worker_env};
+use super::error::{LaunchError, Result};
 use super::events::{Event, now_ms};
 use super::failure::ExitKind;
-use super::flags::LaunchFlags;
 use super::logs::{self, Follower};
 use super::plan::{Plan, WorkerCommand};
 use super::procs;
-use super::ranks::Topology;
 use super::sentinel::Sentinel;
-use super::supervisor::{Role, Slot, Supervisor};
+use super::supervisor::{Outcome, Role, Slot, Supervisor};
 
-#[allow(clippy::too_many_arguments)]
+/// Starts this host's workers of `plan` running `cmd` with the job `token`, then supervises them
+/// (in `role`, with the events of `tx`/`rx`) until the job is over; returns how it ended.
 pub fn run_workers(
-    flags: &LaunchFlags,
     plan: &Plan,
     cmd: &WorkerCommand,
     role: Role,
@@ -28,15 +26,14 @@ pub fn run_workers(
     sentinel: Sentinel,
     tx: mpsc::Sender<Event>,
     rx: Receiver<Event>,
-) -> anyhow::Result<i32> {
+) -> Result<Outcome> {
     let topo = &plan.topo;
     let job = JobInfo {
-        job_id: &flags.job_id,
+        job_id: &plan.job_id,
         token,
         log_dir: &plan.log_dir,
     };
     logs::write_endpoints(&plan.log_dir, &topo.endpoints())?;
-    let show = shown_ranks(flags.show_ranks.as_deref(), topo)?;
     let live = procs::LiveGroups::default();
     let mut slots = Vec::new();
     let mut followers = Vec::new();
@@ -45,14 +42,22 @@ pub fn run_workers(
         let rank = topo.global_rank(local_rank);
         let header = format!(
             "ringdet launch job {} rank {rank} started at {} ms",
-            flags.job_id,
+            plan.job_id,
             now_ms()
         );
         let mut log = logs::open_worker_log(&plan.log_dir, rank, &header)?;
         let env = worker_env(topo, local_rank, &job);
         // Spawned from this (the main) thread, which outlives the workers: PDEATHSIG follows it.
         let pid = match procs::spawn(&cmd.program, &cmd.args, &env, &REMOVED, &log.file, &live) {
-            Ok(pid) => pid,
+            Ok(pid) => {
+                debug!(
+                    "rank {rank} (local rank {local_rank}): pid {pid}, `{} {}`, log {}",
+                    cmd.program,
+                    cmd.args.join(" "),
+                    log.path.display()
+                );
+                pid
+            }
             Err(err) => {
                 // Fails like a shell's "command not found" (127), with the reason in its log.
                 let _ = writeln!(
@@ -73,12 +78,15 @@ pub fn run_workers(
         if pid != 0 {
             sentinel.watch(pid);
         }
-        if show.contains(&rank) {
-            followers.push(Follower::start(
-                log.path.clone(),
-                log.start,
-                format!("[r{rank}]"),
-            )?);
+        if plan.echo.ranks.contains(&rank) {
+            let prefix = if plan.echo.prefixed {
+                format!("[r{rank}] ")
+            } else {
+                String::new()
+            };
+            let follower = Follower::start(log.path.clone(), log.start, prefix)
+                .map_err(LaunchError::io("cannot start the console echo thread"))?;
+            followers.push(follower);
         }
         slots.push(Slot {
             pid,
@@ -102,29 +110,13 @@ pub fn run_workers(
         followers,
         topo.host().to_string(),
         topo.node_rank,
-        Duration::from_secs_f64(flags.grace_period),
+        plan.grace,
         rx,
     );
-    let code = supervisor.run();
+    let outcome = supervisor.run();
     // Every worker of this host has exited: remove shared-memory files a killed one left.
     if let Err(e) = ringdet_collective::remove_host_files(token.as_bytes(), &topo.endpoints()) {
-        eprintln!("ringdet launch: could not remove the job's files in /dev/shm: {e}");
+        tracing::warn!("could not remove the job's files in /dev/shm: {e}");
     }
-    Ok(code)
-}
-
-/// Global ranks echoed on this console: `all`, a list, or (default) this host's first worker.
-fn shown_ranks(spec: Option<&str>, topo: &Topology) -> anyhow::Result<Vec<usize>> {
-    match spec.map(str::trim) {
-        None => Ok(vec![topo.global_rank(0)]),
-        Some("all") => Ok((0..topo.world_size()).collect()),
-        Some(list) => list
-            .split(',')
-            .map(|r| {
-                r.trim()
-                    .parse()
-                    .with_context(|| format!("--show_ranks entry `{r}` is not a rank"))
-            })
-            .collect(),
-    }
+    Ok(outcome)
 }

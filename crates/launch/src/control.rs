@@ -6,6 +6,9 @@
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use tracing::{debug, warn};
+
+use super::error::LaunchError;
 use super::events::now_ms;
 use super::same_job::{Fingerprint, differences};
 pub use super::wire::{Hello, Msg, Receiver, Sender};
@@ -62,15 +65,19 @@ pub fn gather(
         }
         match listener.accept() {
             Ok((stream, peer)) => match greet(stream, ips, &members) {
-                Ok(member) => members.push(member),
-                Err(why) => {
-                    eprintln!("ringdet launch: refused a control connection from {peer}: {why}")
+                Ok(member) => {
+                    debug!(
+                        "{} (node {}) joined from {peer}, clock skew {} ms",
+                        member.hello.host, member.hello.node_rank, member.skew_ms
+                    );
+                    members.push(member)
                 }
+                Err(why) => warn!("refused a control connection from {peer}: {why}"),
             },
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(err) => eprintln!("ringdet launch: control channel accept failed: {err}"),
+            Err(err) => warn!("control channel accept failed: {err}"),
         }
     }
     members.sort_by_key(|m| m.hello.node_rank);
@@ -153,46 +160,62 @@ pub fn join(
     deadline: Instant,
     start_timeout: Duration,
     interrupted: &dyn Fn() -> bool,
-) -> anyhow::Result<(Sender, Receiver, Msg)> {
+) -> Result<(Sender, Receiver, Msg), LaunchError> {
+    let fail = |message: String| Err(LaunchError::Control(message));
     let mut last_error = String::from("no attempt");
     let stream = loop {
         if interrupted() {
-            anyhow::bail!("interrupted while connecting to the first host's launcher at {control}");
+            return fail(format!(
+                "interrupted while connecting to the first host's launcher at {control}"
+            ));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            anyhow::bail!(
+            return fail(format!(
                 "could not reach the first host's launcher at {control} within {:.0} s ({last_error}): \
                  is `ringdet launch` running there with the same --ips and --start_port?",
                 start_timeout.as_secs_f64()
-            );
+            ));
         }
         match TcpStream::connect_timeout(&control, left.min(Duration::from_secs(1))) {
             Ok(stream) => break stream,
             Err(err) => {
+                debug!("connecting to the first host's launcher at {control}: {err}");
                 last_error = err.to_string();
                 std::thread::sleep(Duration::from_millis(200).min(left));
             }
         }
     };
-    let sender = Sender::new(&stream)?;
+    let sender = Sender::new(&stream)
+        .map_err(LaunchError::io(format!("control connection to {control}")))?;
     let mut receiver = Receiver::new(stream);
-    sender.send(&Msg::Hello(hello))?;
+    sender
+        .send(&Msg::Hello(hello))
+        .map_err(LaunchError::io(format!("saying hello to {control}")))?;
+    debug!("connected to the first host's launcher at {control}; waiting for Go");
     // The first host answers by its own deadline, which is at most start_timeout from now.
     let answer_by = Instant::now() + start_timeout + Duration::from_secs(5);
     let answer = match receiver.recv(answer_by, &|| !interrupted()) {
         Ok(Some(msg @ (Msg::Go { .. } | Msg::Reject { .. }))) => msg,
         Ok(Some(other)) => {
-            anyhow::bail!("the first host's launcher answered {other:?} instead of Go")
+            return fail(format!(
+                "the first host's launcher answered {other:?} instead of Go"
+            ));
         }
-        Ok(None) => anyhow::bail!(
-            "the first host's launcher at {control} closed the connection before the start"
-        ),
+        Ok(None) => {
+            return fail(format!(
+                "the first host's launcher at {control} closed the connection before the start"
+            ));
+        }
         Err(err) if interrupted() => {
-            anyhow::bail!("interrupted while waiting for the first host ({err})")
+            return fail(format!(
+                "interrupted while waiting for the first host ({err})"
+            ));
         }
         Err(err) => {
-            anyhow::bail!("no start signal from the first host's launcher at {control}: {err}")
+            return fail(format!(
+                "no start signal from the first host's launcher at {control}: {err}"
+            ));
         }
     };
     Ok((sender, receiver, answer))

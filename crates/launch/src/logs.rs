@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::error::{LaunchError, Result};
 
 /// Lines of a failed worker's log shown on the console.
 pub const TAIL_LINES: usize = 30;
@@ -27,27 +27,35 @@ pub struct WorkerLog {
 }
 
 /// Opens `log_dir/workerlog.<rank>` for appending and writes a header naming the run.
-pub fn open_worker_log(log_dir: &Path, rank: usize, header: &str) -> anyhow::Result<WorkerLog> {
+pub fn open_worker_log(log_dir: &Path, rank: usize, header: &str) -> Result<WorkerLog> {
     let path = log_dir.join(format!("workerlog.{rank}"));
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
-        .with_context(|| format!("cannot open worker log {}", path.display()))?;
+        .map_err(LaunchError::io(format!(
+            "cannot open worker log {}",
+            path.display()
+        )))?;
     writeln!(file, "==== {header} ====")
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    let start = file.seek(SeekFrom::End(0))?;
+        .map_err(LaunchError::io(format!("cannot write {}", path.display())))?;
+    let start = file
+        .seek(SeekFrom::End(0))
+        .map_err(LaunchError::io(format!(
+            "cannot seek in {}",
+            path.display()
+        )))?;
     Ok(WorkerLog { path, file, start })
 }
 
 /// Writes `log_dir/endpoints.log`: one `rank ip:port` line per rank.
-pub fn write_endpoints(log_dir: &Path, endpoints: &[SocketAddr]) -> anyhow::Result<()> {
+pub fn write_endpoints(log_dir: &Path, endpoints: &[SocketAddr]) -> Result<()> {
     let path = log_dir.join("endpoints.log");
     let mut text = String::from("# RINGDET_ENDPOINTS = PADDLE_TRAINER_ENDPOINTS: rank ip:port\n");
     for (rank, endpoint) in endpoints.iter().enumerate() {
         text += &format!("{rank} {endpoint}\n");
     }
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(&path, text).map_err(LaunchError::io(format!("cannot write {}", path.display())))
 }
 
 /// The last `n` lines written to `path` after byte `start` (long lines are shortened).
@@ -88,12 +96,13 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Starts following `path` from byte `start`, printing each line as `prefix line`.
+    /// Starts following `path` from byte `start`, printing each line after `prefix` (`[r0] `,
+    /// or empty to show the worker's output as is).
     pub fn start(path: PathBuf, start: u64, prefix: String) -> std::io::Result<Follower> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
-            .name(format!("follow {prefix}"))
+            .name(format!("follow {}", path.display()))
             .spawn(move || follow(&path, start, &prefix, &flag))?;
         Ok(Follower { stop, thread })
     }
@@ -126,11 +135,11 @@ fn follow(path: &Path, start: u64, prefix: &str, stop: &AtomicBool) {
         let mut out = std::io::stdout().lock();
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let _ = write!(out, "{prefix} {}", String::from_utf8_lossy(&line));
+            let _ = write!(out, "{prefix}{}", String::from_utf8_lossy(&line));
         }
         if stopping {
             if !pending.is_empty() {
-                let _ = writeln!(out, "{prefix} {}", String::from_utf8_lossy(&pending));
+                let _ = writeln!(out, "{prefix}{}", String::from_utf8_lossy(&pending));
             }
             let _ = out.flush();
             return;

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use anyhow::{Context, bail};
+use crate::error::{LaunchError, Result};
 
 use super::devices::Device;
 use super::interfaces::InterfaceAddr;
@@ -51,16 +51,18 @@ impl Topology {
 }
 
 /// Parses `--ips`: comma-separated IP addresses, no duplicates.
-pub fn parse_ips(list: &str) -> anyhow::Result<Vec<IpAddr>> {
+pub fn parse_ips(list: &str) -> Result<Vec<IpAddr>> {
     let mut ips = Vec::new();
     for (position, item) in list.split(',').map(str::trim).enumerate() {
-        let ip: IpAddr = item.parse().with_context(|| {
-            format!(
+        let ip: IpAddr = item.parse().map_err(|_| {
+            LaunchError::Setting(format!(
                 "--ips entry {position} `{item}` is not an IP address (hostnames are not resolved)"
-            )
+            ))
         })?;
         if ips.contains(&ip) {
-            bail!("--ips lists {ip} twice: every host appears once (node rank = position)");
+            return Err(LaunchError::Setting(format!(
+                "--ips lists {ip} twice: every host appears once (node rank = position)"
+            )));
         }
         ips.push(ip);
     }
@@ -74,7 +76,7 @@ pub fn find_this_host(
     host_flag: Option<&str>,
     pod_ip: Option<&str>,
     interfaces: &[InterfaceAddr],
-) -> anyhow::Result<usize> {
+) -> Result<usize> {
     let listed = ips
         .iter()
         .map(IpAddr::to_string)
@@ -84,14 +86,15 @@ pub fn find_this_host(
         .map(|h| ("--host", h))
         .or(pod_ip.map(|p| ("POD_IP", p)))
     {
-        let ip: IpAddr = value
-            .trim()
-            .parse()
-            .with_context(|| format!("{source} `{value}` is not an IP address"))?;
+        let ip: IpAddr = value.trim().parse().map_err(|_| {
+            LaunchError::Setting(format!("{source} `{value}` is not an IP address"))
+        })?;
         return ips
             .iter()
             .position(|listed_ip| *listed_ip == ip)
-            .with_context(|| format!("{source} {ip} is not in --ips {listed}"));
+            .ok_or_else(|| {
+                LaunchError::Setting(format!("{source} {ip} is not in --ips {listed}"))
+            });
     }
     let matches: Vec<usize> = (0..ips.len())
         .filter(|&i| interfaces.iter().any(|itf| itf.addr == ips[i]))
@@ -103,11 +106,11 @@ pub fn find_this_host(
         .join(", ");
     match matches.as_slice() {
         [one] => Ok(*one),
-        [] => bail!(
+        [] => Err(LaunchError::Setting(format!(
             "none of --ips {listed} is an address of this machine (interfaces: {local}); \
              pass --host <this host's IP in --ips>"
-        ),
-        several => bail!(
+        ))),
+        several => Err(LaunchError::Setting(format!(
             "several --ips entries are addresses of this machine ({}; interfaces: {local}); \
              pass --host to say which one this launcher is",
             several
@@ -115,7 +118,7 @@ pub fn find_this_host(
                 .map(|&i| ips[i].to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
+        ))),
     }
 }
 

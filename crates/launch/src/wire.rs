@@ -40,19 +40,34 @@ pub enum Msg {
     /// Launcher → first host: I am here; this is my job.
     Hello(Hello),
     /// First host → launchers: everyone is here and agrees; start the workers.
-    Go { token: String },
+    Go {
+        /// The job token for the workers.
+        token: String,
+    },
     /// First host → launchers: the job cannot start, for this reason.
-    Reject { message: String },
+    Reject {
+        /// Why, for the console.
+        message: String,
+    },
     /// Launcher → first host: something failed here.
-    Failed { failure: Failure },
+    Failed {
+        /// What failed.
+        failure: Failure,
+    },
     /// Launcher → first host: all my workers exited 0.
     Done,
     /// First host → launchers: stop your workers; this is the failure so far.
-    Abort { root_cause: Failure },
+    Abort {
+        /// The earliest failure the first host knows of.
+        root_cause: Failure,
+    },
     /// Launcher → first host: my workers are stopped.
     Stopped,
     /// First host → launchers: the job is over; the root cause, or none if it succeeded.
-    Final { root_cause: Option<Failure> },
+    Final {
+        /// The earliest failure of all hosts, or None.
+        root_cause: Option<Failure>,
+    },
     /// Heartbeat.
     Ping,
 }
@@ -179,6 +194,6 @@ pub fn start_heartbeat(senders: Vec<Sender>) {
             }
         });
     if let Err(err) = spawned {
-        eprintln!("ringdet launch: cannot start the heartbeat thread: {err}");
+        tracing::error!("cannot start the heartbeat thread: {err}");
     }
 }

@@ -1,25 +1,36 @@
 //! The launcher's start-up: check ports, fork the orphan sentinel, then agree with the other
 //! hosts' launchers (first host: gather and judge; others: join) before the workers start.
+//! [`launch`] is `ringdet launch`; [`start`] runs any [`Plan`], e.g. [`Plan::local`]'s.
 
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use anyhow::Context;
+use tracing::{debug, warn};
 
 use super::control::{self, Hello, Msg};
+use super::error::{LaunchError, Result};
 use super::events::{Event, now_ms};
 use super::flags::LaunchFlags;
-use super::plan::{job_token, plan, worker_command};
+use super::plan::{Plan, WorkerCommand, job_token, plan, worker_command};
 use super::sentinel::Sentinel;
 use super::spawn::run_workers;
-use super::supervisor::{Peer, Role};
+use super::supervisor::{Outcome, Peer, Role};
 use super::{ports, procs, signals, wire};
 
-/// Runs the launcher; returns its exit code.
-pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
+/// Runs `ringdet launch` with its `flags` (`raw_args`, the process's arguments, tell
+/// `-- program` from a ringdet subcommand); returns how the job ended. A job that cannot start
+/// (taken ports, other hosts missing or different) is logged and ends with code 1 (130 when
+/// interrupted), without a root cause.
+pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> Result<Outcome> {
     let cmd = worker_command(&flags.command, raw_args)?;
     let plan = plan(&flags, &cmd)?;
+    start(&plan, &cmd)
+}
+
+/// Starts the job of `plan` on this host, with workers running `cmd`, and supervises it to its
+/// end (see [`launch`]).
+pub fn start(plan: &Plan, cmd: &WorkerCommand) -> Result<Outcome> {
     let topo = &plan.topo;
     let host = topo.host().to_string();
     let ports: Vec<u16> = (0..topo.local_world_size())
@@ -30,10 +41,12 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
         .map(ToString::to_string)
         .collect();
     // Fork the sentinel while this process still has one thread.
-    let sentinel = Sentinel::start().context("cannot start the orphan sentinel")?;
+    let sentinel =
+        Sentinel::start().map_err(LaunchError::io("cannot start the orphan sentinel"))?;
     procs::become_subreaper();
     let (tx, rx) = mpsc::channel::<Event>();
-    signals::forward_signals(tx.clone()).context("cannot install signal handlers")?;
+    signals::forward_signals(tx.clone())
+        .map_err(LaunchError::io("cannot install signal handlers"))?;
     let deadline = Instant::now() + plan.start_timeout;
     let got_signal = std::cell::Cell::new(false);
     let interrupted = || {
@@ -51,7 +64,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                 1,
             ));
         }
-        (Role::Solo, job_token(&plan)?)
+        (Role::Solo, job_token(plan)?)
     } else if topo.node_rank == 0 {
         let listener = match TcpListener::bind(plan.control) {
             Ok(listener) => listener,
@@ -91,13 +104,13 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
             }
             return Ok(refuse(&why, sentinel, 1));
         }
-        let token = job_token(&plan)?;
+        let token = job_token(plan)?;
         let mut peers = Vec::new();
         let mut senders = Vec::new();
         for m in members {
             if m.skew_ms.abs() > 1000 {
-                eprintln!(
-                    "ringdet launch: warning: the clock of {} is {} ms off this host's",
+                warn!(
+                    "the clock of {} is {} ms off this host's",
                     m.hello.host, m.skew_ms
                 );
             }
@@ -105,7 +118,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                 .send(&Msg::Go {
                     token: token.clone(),
                 })
-                .with_context(|| format!("lost {} at start", m.hello.host))?;
+                .map_err(LaunchError::io(format!("lost {} at start", m.hello.host)))?;
             let (node, events) = (m.hello.node_rank, tx.clone());
             std::thread::Builder::new()
                 .name(format!("node {node}"))
@@ -114,7 +127,8 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                         .receiver
                         .pump(&|msg| events.send(Event::FromNode(node, msg)).is_ok());
                     let _ = events.send(Event::NodeLost(node, why));
-                })?;
+                })
+                .map_err(LaunchError::io("cannot start a control reader thread"))?;
             senders.push(m.sender.clone());
             peers.push(Peer::new(m.sender, m.skew_ms, node, m.hello.host));
         }
@@ -128,6 +142,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
             fingerprint: plan.fingerprint.clone(),
             preflight: preflight.clone(),
         };
+        debug!("joining the first host's launcher at {}", plan.control);
         let (sender, receiver, answer) = match control::join(
             plan.control,
             hello,
@@ -137,11 +152,7 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
         ) {
             Ok(joined) => joined,
             Err(err) => {
-                return Ok(refuse(
-                    &format!("{err:#}"),
-                    sentinel,
-                    exit_code(&got_signal),
-                ));
+                return Ok(refuse(&err.to_string(), sentinel, exit_code(&got_signal)));
             }
         };
         let token = match answer {
@@ -153,7 +164,10 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
                     1,
                 ));
             }
-            _ => unreachable!("join returns Go or Reject"),
+            other => {
+                let why = format!("the first host's launcher answered {other:?} instead of Go");
+                return Ok(refuse(&why, sentinel, 1));
+            }
         };
         let events = tx.clone();
         std::thread::Builder::new()
@@ -161,7 +175,8 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
             .spawn(move || {
                 let why = receiver.pump(&|msg| events.send(Event::FromCoordinator(msg)).is_ok());
                 let _ = events.send(Event::CoordinatorLost(why));
-            })?;
+            })
+            .map_err(LaunchError::io("cannot start the control reader thread"))?;
         wire::start_heartbeat(vec![sender.clone()]);
         (
             Role::Member {
@@ -171,7 +186,12 @@ pub fn launch(flags: LaunchFlags, raw_args: &[String]) -> anyhow::Result<i32> {
             token,
         )
     };
-    run_workers(&flags, &plan, &cmd, role, &token, sentinel, tx, rx)
+    debug!(
+        "starting {} worker(s) of job {}",
+        topo.local_world_size(),
+        plan.job_id
+    );
+    run_workers(plan, cmd, role, &token, sentinel, tx, rx)
 }
 
 /// 130 (as for SIGINT) when the start-up was interrupted, else 1.
@@ -179,9 +199,12 @@ fn exit_code(got_signal: &std::cell::Cell<bool>) -> i32 {
     if got_signal.get() { 130 } else { 1 }
 }
 
-/// Prints why the job does not start; returns `code`.
-fn refuse(why: &str, sentinel: Sentinel, code: i32) -> i32 {
-    eprintln!("ringdet launch: {why}");
+/// Logs why the job does not start; it ends with `code`.
+fn refuse(why: &str, sentinel: Sentinel, code: i32) -> Outcome {
+    tracing::error!("{why}");
     sentinel.disarm();
-    code
+    Outcome {
+        code,
+        root_cause: None,
+    }
 }

@@ -69,15 +69,25 @@ pub fn signal_name(signal: i32) -> &'static str {
 pub enum FailureKind {
     /// A worker ended with a non-zero code or a signal.
     Worker {
+        /// Its global rank.
         rank: usize,
+        /// Its rank on its host.
         local_rank: usize,
+        /// Its pid (0: it could not be started).
         pid: u32,
+        /// How it ended.
         exit: ExitKind,
     },
     /// The launcher received SIGINT/SIGTERM/SIGHUP (Ctrl-C).
-    Interrupted { signal: i32 },
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
     /// A launcher stopped answering on the control channel.
-    LauncherLost { detail: String },
+    LauncherLost {
+        /// How it was lost (closed connection, silence).
+        detail: String,
+    },
 }
 
 /// One failure, as reported across the control channel.
