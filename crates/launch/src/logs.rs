@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::error::{LaunchError, Result};
+use ringdet_collective::worker_env::{paddle, ringdet};
 
 /// Lines of a failed worker's log shown on the console.
 pub const TAIL_LINES: usize = 30;
@@ -51,7 +52,11 @@ pub fn open_worker_log(log_dir: &Path, rank: usize, header: &str) -> Result<Work
 /// Writes `log_dir/endpoints.log`: one `rank ip:port` line per rank.
 pub fn write_endpoints(log_dir: &Path, endpoints: &[SocketAddr]) -> Result<()> {
     let path = log_dir.join("endpoints.log");
-    let mut text = String::from("# RINGDET_ENDPOINTS = PADDLE_TRAINER_ENDPOINTS: rank ip:port\n");
+    let mut text = format!(
+        "# {} = {}: rank ip:port\n",
+        ringdet::ENDPOINTS,
+        paddle::TRAINER_ENDPOINTS
+    );
     for (rank, endpoint) in endpoints.iter().enumerate() {
         text += &format!("{rank} {endpoint}\n");
     }

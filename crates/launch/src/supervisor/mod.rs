@@ -182,6 +182,7 @@ impl Supervisor {
             sentinel.release(pid);
         }
         let slot = self.slots.iter_mut().find(|s| s.pid == pid)?;
+        tracing::debug!("rank {} (pid {pid}) ended: {}", slot.rank, kind.describe());
         slot.exit = Some(kind);
         if kind.success() || self.stopping.is_some() {
             return None;
