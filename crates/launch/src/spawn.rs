@@ -50,10 +50,12 @@ pub fn run_workers(
         // Spawned from this (the main) thread, which outlives the workers: PDEATHSIG follows it.
         let pid = match procs::spawn(&cmd.program, &cmd.args, &env, &REMOVED, &log.file, &live) {
             Ok(pid) => {
+                let command_line: Vec<&str> = std::iter::once(cmd.program.as_str())
+                    .chain(cmd.args.iter().map(String::as_str))
+                    .collect();
                 debug!(
-                    "rank {rank} (local rank {local_rank}): pid {pid}, `{} {}`, log {}",
-                    cmd.program,
-                    cmd.args.join(" "),
+                    "rank {rank} (local rank {local_rank}): pid {pid}, `{}`, log {}",
+                    command_line.join(" "),
                     log.path.display()
                 );
                 pid
