@@ -1,5 +1,5 @@
 //! Joining a job from the environment a launcher sets (the names and the reader are
-//! [`worker_env`](crate::worker_env)'s), and the collective's tunables from `RINGDET_*` variables.
+//! [`worker_env`]'s), and the collective's tunables from `RINGDET_*` variables.
 
 use crate::comm::Communicator;
 use crate::config::Config;

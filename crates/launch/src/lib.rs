@@ -9,10 +9,10 @@
 //!   [`ports`] (bind-probed, with their holders), the same-job fingerprint ([`same_job`]), the job
 //!   token ([`token`]); [`plan::Plan::local`] is a single-host plan for tools that start their own
 //!   ranks.
-//! - [`start`]: start-up over the [`control`] channel ([`wire`] is its format): the first host
+//! - [`start`](mod@start): start-up over the [`control`] channel ([`wire`] is its format): the first host
 //!   gathers and judges the others, which join; the orphan [`sentinel`] is forked first, and
 //!   [`signals`] become [`events`].
-//! - [`spawn`]: this host's workers with their environment ([`env`], written by
+//! - [`spawn`]: this host's workers with their environment ([`env`](mod@env), written by
 //!   `ringdet_collective::worker_env`), process groups ([`procs`]) and [`logs`]; then the
 //!   [`supervisor`] runs the job to its end and returns the [`supervisor::Outcome`] and its
 //!   root cause ([`failure`]).
