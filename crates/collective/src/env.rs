@@ -1,33 +1,18 @@
-//! Joining a job from the environment the launcher sets (`RINGDET_*`).
+//! Joining a job from the environment a launcher sets (the names and the reader are
+//! [`worker_env`]'s), and the collective's tunables from `RINGDET_*` variables.
 
 use crate::comm::Communicator;
 use crate::config::Config;
 use crate::error::{CommError, Result};
+use crate::worker_env::{self, ringdet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// Rank of this process.
-pub const RANK: &str = "RINGDET_RANK";
-/// Number of ranks.
-pub const WORLD_SIZE: &str = "RINGDET_WORLD_SIZE";
-/// Rank among the ranks of this host.
-pub const LOCAL_RANK: &str = "RINGDET_LOCAL_RANK";
-/// Ranks on this host.
-pub const LOCAL_WORLD_SIZE: &str = "RINGDET_LOCAL_WORLD_SIZE";
-/// Comma-separated `ip:port` of every rank, by rank.
-pub const ENDPOINTS: &str = "RINGDET_ENDPOINTS";
-/// Shared secret proven in every handshake.
-pub const JOB_TOKEN: &str = "RINGDET_JOB_TOKEN";
-
-fn var(name: &str) -> Result<String> {
-    std::env::var(name).map_err(|e| CommError::Env {
+fn number(name: &str) -> Result<usize> {
+    let v = std::env::var(name).map_err(|e| CommError::Env {
         var: name.into(),
         detail: e.to_string(),
-    })
-}
-
-fn number(name: &str) -> Result<usize> {
-    let v = var(name)?;
+    })?;
     v.trim().parse().map_err(|_| CommError::Env {
         var: name.into(),
         detail: format!("{v:?} is not a non-negative integer"),
@@ -101,41 +86,40 @@ pub fn config_from_env(base: Config) -> Result<Config> {
 }
 
 impl Communicator {
-    /// Joins the job described by `RINGDET_RANK`, `RINGDET_WORLD_SIZE`, `RINGDET_ENDPOINTS` and
-    /// `RINGDET_JOB_TOKEN` (as set by `ringdet launch`), with tunables from
-    /// [`config_from_env`] over the defaults.
+    /// Joins the job described by the rank variables ([`worker_env::from_env`]: `RINGDET_*` as
+    /// set by `ringdet launch`, else fleetrun's or Slurm's, which also give every endpoint) and
+    /// `RINGDET_JOB_TOKEN`, with tunables from [`config_from_env`] over the defaults.
     pub fn from_env() -> Result<Communicator> {
         Self::from_env_with(Config::default())
     }
 
     /// Like [`from_env`](Communicator::from_env) with `base` settings under the environment's.
     pub fn from_env_with(base: Config) -> Result<Communicator> {
-        let rank = number(RANK)?;
-        let world = number(WORLD_SIZE)?;
-        let endpoints = parse_endpoints(&var(ENDPOINTS)?).map_err(|detail| CommError::Env {
-            var: ENDPOINTS.into(),
+        let env = worker_env::from_env()?.ok_or_else(|| CommError::Env {
+            var: ringdet::RANK.into(),
+            detail: "not set, nor any other launcher's rank variables: start this program with \
+                     `ringdet launch`"
+                .into(),
+        })?;
+        let listed = env.endpoints.ok_or_else(|| CommError::Env {
+            var: ringdet::ENDPOINTS.into(),
+            detail: format!(
+                "not set ({:?} rank variables give no endpoints)",
+                env.source
+            ),
+        })?;
+        let endpoints = parse_endpoints(&listed.join(",")).map_err(|detail| CommError::Env {
+            var: ringdet::ENDPOINTS.into(),
             detail,
         })?;
-        if endpoints.len() != world {
-            return Err(CommError::Env {
-                var: ENDPOINTS.into(),
-                detail: format!("{} endpoints but {WORLD_SIZE} = {world}", endpoints.len()),
-            });
-        }
-        if rank >= world {
-            return Err(CommError::Env {
-                var: RANK.into(),
-                detail: format!("{rank} is not below {WORLD_SIZE} = {world}"),
-            });
-        }
-        let token = var(JOB_TOKEN)?;
+        let token = env.job_token.unwrap_or_default();
         if token.is_empty() {
             return Err(CommError::Env {
-                var: JOB_TOKEN.into(),
-                detail: "empty".into(),
+                var: ringdet::JOB_TOKEN.into(),
+                detail: "not set or empty".into(),
             });
         }
         let config = config_from_env(base)?;
-        Communicator::connect(rank, &endpoints, token.as_bytes(), config)
+        Communicator::connect(env.rank, &endpoints, token.as_bytes(), config)
     }
 }

@@ -75,6 +75,9 @@ pub enum CommError {
         /// What is wrong with it.
         detail: String,
     },
+    /// The rank variables a launcher sets are missing, malformed or inconsistent.
+    #[error(transparent)]
+    WorkerEnv(#[from] crate::worker_env::WorkerEnvError),
     /// A local system call failed (shared memory, sockets).
     #[error("{0}")]
     Local(String),

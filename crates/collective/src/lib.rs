@@ -36,6 +36,7 @@ pub mod schedule;
 mod shm;
 pub mod transport;
 pub mod wire;
+pub mod worker_env;
 
 pub use async_comm::{AsyncCommunicator, Handle};
 pub use comm::{AbortHandle, Communicator};

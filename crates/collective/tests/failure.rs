@@ -4,8 +4,11 @@
 mod common;
 
 use common::{TOKEN, config, run_ranks};
+use ringdet_collective::worker_env::Placement;
 use ringdet_collective::{CommError, Config, ReduceOp};
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,6 +20,22 @@ fn crossbeam_channel() -> (mpsc::SyncSender<()>, std::sync::Mutex<mpsc::Receiver
 
 /// One rank process: all-reduces until something fails, printing `READY` and then `RESULT ...`.
 const WORKER_EXE: &str = env!("CARGO_BIN_EXE_ringdet-collective-test-worker");
+
+/// Rank `rank` of `n` CPU ranks on one host, as a launcher would place it.
+fn placement(rank: usize, n: usize, endpoints: &[SocketAddr]) -> Placement<'_> {
+    Placement {
+        rank,
+        local_rank: rank,
+        local_world_size: n,
+        node_rank: 0,
+        nnodes: 1,
+        endpoints,
+        job_token: "kill-test",
+        job_id: "failure-test",
+        gpu_ordinal: None,
+        log_dir: Path::new("."),
+    }
+}
 
 #[test]
 fn killed_rank_makes_every_survivor_fail_naming_it() {
@@ -32,16 +51,12 @@ fn kill_one_rank(hierarchical: &str, len: usize) {
     let victim = 2;
     let (ls, eps) = common::listeners(&["127.0.0.1"], n);
     drop(ls);
-    let list: Vec<String> = eps.iter().map(|e| e.to_string()).collect();
     let (tx, rx) = mpsc::channel();
     let mut children = Vec::new();
     for r in 0..n {
         let mut child = Command::new(WORKER_EXE)
             .arg(len.to_string())
-            .env("RINGDET_RANK", r.to_string())
-            .env("RINGDET_WORLD_SIZE", n.to_string())
-            .env("RINGDET_ENDPOINTS", list.join(","))
-            .env("RINGDET_JOB_TOKEN", "kill-test")
+            .envs(placement(r, n, &eps).vars())
             .env("RINGDET_DATA_TIMEOUT_S", "60")
             .env("RINGDET_HANDSHAKE_TIMEOUT_S", "20")
             .env("RINGDET_HIERARCHICAL", hierarchical)

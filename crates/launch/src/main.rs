@@ -1,8 +1,9 @@
-//! `ringdet`: one binary for training, launching, evaluation and performance tools.
+//! `ringdet`: one binary for training, launching, evaluation and performance tools. Each
+//! subcommand is a thin layer over a library (`ringdet_launch`, `ringdet_train`, the collective,
+//! COCO and detector crates); this file parses the command line and installs the log subscriber.
 
 mod cmd;
-mod config;
-mod launcher;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    logging::install();
     let cli = Cli::parse();
     match cli.command {
         Command::Info(args) => cmd::info::run(args),

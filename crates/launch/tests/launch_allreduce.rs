@@ -186,3 +186,66 @@ fn a_rank_killed_during_allreduce_stops_every_host() {
     let pids: Vec<u32> = first.iter().chain(&second).map(|(_, pid)| *pid).collect();
     assert_eq!(wait_gone(&pids, 10.0), Vec::<u32>::new());
 }
+
+#[test]
+fn allreduce_perf_starts_its_own_ranks_through_the_launcher() {
+    let dir = scratch("allreduce-nproc");
+    let out = Command::new(BIN)
+        .current_dir(&dir)
+        .args([
+            "allreduce-perf",
+            "--nproc",
+            "2",
+            "-b",
+            "1K",
+            "-e",
+            "16K",
+            "-f",
+            "16",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Rank 0's table, shown as is (no `[r0]` prefix), two sizes, no wrong element.
+    assert!(
+        stdout.starts_with("# ringdet allreduce-perf: 2 ranks"),
+        "{stdout}"
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .skip(1)
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert!(
+        rows.iter()
+            .all(|r| r.split_whitespace().last() == Some("0")),
+        "{stdout}"
+    );
+    // The launcher wrote no log directory here.
+    assert!(!dir.join("log").exists());
+}
+
+#[test]
+fn allreduce_perf_ranks_that_fail_are_reported_with_their_log() {
+    let dir = scratch("allreduce-nproc-fail");
+    let out = Command::new(BIN)
+        .current_dir(&dir)
+        .args(["allreduce-perf", "--nproc", "2", "--dtype", "f7"])
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("root cause (first failure): rank ") && stderr.contains("--dtype f7"),
+        "{stderr}"
+    );
+}

@@ -1,11 +1,11 @@
 //! `ringdet allreduce-perf`: all-reduce bandwidth and latency per message size, in the style of
 //! nccl-tests' `all_reduce_perf`, with results checked. Runs as one rank of a launched job
-//! (`RINGDET_*` environment), or starts `--nproc N` local ranks itself on 127.0.0.1.
+//! (`RINGDET_*` environment), or starts `--nproc N` local ranks on 127.0.0.1 through the
+//! launcher library.
 
 use anyhow::{Context, Result, bail};
 use ringdet_collective::{Communicator, Config, DType, Element, ReduceOp, bf16, f16};
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use ringdet_launch::{Plan, WorkerCommand};
 use std::time::{Duration, Instant};
 
 /// Arguments of `ringdet allreduce-perf`.
@@ -32,7 +32,8 @@ pub struct Args {
     /// Reduction: sum, avg, max, min.
     #[arg(long, default_value = "sum")]
     pub op: String,
-    /// Start N local ranks on 127.0.0.1 (child processes of this binary).
+    /// Start N local ranks on 127.0.0.1 (child processes of this binary, supervised by the
+    /// launcher library).
     #[arg(long)]
     pub nproc: Option<usize>,
     /// One JSON object per size instead of the table.
@@ -69,9 +70,10 @@ fn parse_size(s: &str) -> std::result::Result<usize, String> {
         .map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64K, 16M)"))
 }
 
+/// Runs the sweep as one rank of the job in the environment, or starts `--nproc` ranks.
 pub fn run(args: Args) -> Result<()> {
     if let Some(n) = args.nproc {
-        return spawn_local(n);
+        return run_local(n);
     }
     let dtype = DType::parse(&args.dtype)
         .with_context(|| format!("--dtype {}: unknown type", args.dtype))?;
@@ -101,7 +103,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     config.hierarchical &= !args.no_hierarchical;
     let mut comm =
-        Communicator::from_env_with(config).context("joining the job (RINGDET_* environment)")?;
+        Communicator::from_env_with(config).context("joining the job (rank variables)")?;
     match dtype {
         DType::F32 => sweep::<f32>(&mut comm, &args, op, |x| x as f32),
         DType::F64 => sweep::<f64>(&mut comm, &args, op, |x| x as f64),
@@ -204,28 +206,11 @@ fn sweep<T: Element>(
     Ok(())
 }
 
-/// Starts `n` ranks of this command as child processes on 127.0.0.1 and waits for them.
-fn spawn_local(n: usize) -> Result<()> {
-    if n == 0 {
-        bail!("--nproc must be at least 1");
-    }
-    // Let the OS pick free ports, then hand them to the ranks.
-    let ports: Vec<u16> = (0..n)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-        })
-        .collect::<std::io::Result<_>>()
-        .context("picking free ports on 127.0.0.1")?;
-    let endpoints: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let token: String = ringdet_collective::wire::handshake::nonce()
-        .context("random job token")?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let exe = std::env::current_exe().context("locating this binary")?;
-    let child_args: Vec<String> = {
+/// Starts `n` ranks of this command on 127.0.0.1 through the launcher library (the same
+/// supervision as `ringdet launch`: a rank that fails stops the others) and waits for them.
+/// Rank 0's output is shown as is; the logs stay in a temporary directory when a rank fails.
+fn run_local(n: usize) -> Result<()> {
+    let args: Vec<String> = {
         let mut v = Vec::new();
         let mut it = std::env::args().skip(1);
         while let Some(a) = it.next() {
@@ -237,47 +222,14 @@ fn spawn_local(n: usize) -> Result<()> {
         }
         v
     };
-    let mut children = Vec::new();
-    for rank in 0..n {
-        let child = Command::new(&exe)
-            .args(&child_args)
-            .env("RINGDET_RANK", rank.to_string())
-            .env("RINGDET_WORLD_SIZE", n.to_string())
-            .env("RINGDET_LOCAL_RANK", rank.to_string())
-            .env("RINGDET_LOCAL_WORLD_SIZE", n.to_string())
-            .env("RINGDET_ENDPOINTS", endpoints.join(","))
-            .env("RINGDET_JOB_TOKEN", &token)
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting rank {rank}"))?;
-        children.push(child);
+    let cmd = WorkerCommand::this_binary(&args)?;
+    let log_dir =
+        std::env::temp_dir().join(format!("ringdet-allreduce-perf-{}", std::process::id()));
+    let plan = Plan::local(n, &cmd, &log_dir).context("--nproc")?;
+    let outcome = ringdet_launch::start(&plan, &cmd)?;
+    if outcome.code == 0 {
+        let _ = std::fs::remove_dir_all(&plan.log_dir);
+        return Ok(());
     }
-    let mut failed = Vec::new();
-    let mut pending: Vec<usize> = (0..n).collect();
-    while !pending.is_empty() {
-        pending.retain(|&r| match children[r].try_wait() {
-            Ok(Some(status)) => {
-                if !status.success() {
-                    failed.push(format!("rank {r} exited with {status}"));
-                }
-                false
-            }
-            Ok(None) => true,
-            Err(e) => {
-                failed.push(format!("rank {r}: {e}"));
-                false
-            }
-        });
-        if !failed.is_empty() {
-            // One rank failed: the others fail too within their deadlines; do not wait for them.
-            std::thread::sleep(Duration::from_millis(500));
-            for &r in &pending {
-                let _ = children[r].kill();
-                let _ = children[r].wait();
-            }
-            bail!("{}", failed.join("; "));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    std::process::exit(super::launch::report(&outcome));
 }

@@ -1,7 +1,7 @@
 //! `ringdet config -c FILE [-o key=value ...]`: the merged config as the trainer will see it,
 //! with `--origins` to show which file set each value.
 
-use crate::config::{Config, TrainRecipe};
+use ringdet_train::{Config, TrainRecipe};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -22,6 +22,7 @@ pub struct Args {
     recipe: bool,
 }
 
+/// Prints the merged config (or its origins, or its recipe).
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::load(&args.config)?;
     cfg.apply_overrides(&args.overrides)?;

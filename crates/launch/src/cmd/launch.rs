@@ -1,8 +1,8 @@
-//! `ringdet launch`: the fleetrun-compatible launcher (the work is in `crate::launcher`).
+//! `ringdet launch`: the fleetrun-compatible launcher (the work is in the `ringdet_launch`
+//! library); this layer prints the outcome and exits with its code.
 
-use crate::launcher::{start, worker_env};
-
-use crate::launcher::flags::LaunchFlags;
+use ringdet_collective::worker_env;
+use ringdet_launch::{LaunchFlags, Outcome};
 
 /// `ringdet launch [options] <ringdet subcommand ...>` or `ringdet launch [options] -- <program ...>`.
 #[derive(clap::Args)]
@@ -21,8 +21,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return print_worker_env();
     }
     let raw: Vec<String> = std::env::args().collect();
-    let code = start::launch(args, &raw)?;
-    std::process::exit(code);
+    let outcome = ringdet_launch::launch(args, &raw)?;
+    std::process::exit(report(&outcome));
+}
+
+/// Prints how the job ended on stderr (the root cause with its log tail, or success) and
+/// returns the exit code.
+pub fn report(outcome: &Outcome) -> i32 {
+    match &outcome.root_cause {
+        Some(failure) => eprint!("{}", failure.report()),
+        None if outcome.code == 0 => {
+            eprintln!("ringdet launch: all workers finished successfully")
+        }
+        // The job did not start; the launcher has said why.
+        None => {}
+    }
+    outcome.code
 }
 
 /// `--print_worker_env`: what a worker started here would read.

@@ -1,0 +1,90 @@
+//! The environment each of this host's workers starts with: the topology turned into a
+//! [`Placement`] and written by the one contract, `ringdet_collective::worker_env`.
+
+use std::path::Path;
+
+use ringdet_collective::worker_env::Placement;
+
+use super::devices::Device;
+use super::ranks::Topology;
+
+pub use ringdet_collective::worker_env::REMOVED;
+
+/// Everything a worker's environment needs beyond the topology.
+#[derive(Debug, Clone, Copy)]
+pub struct JobInfo<'a> {
+    /// `--job_id`.
+    pub job_id: &'a str,
+    /// The token every rank presents in the collective's handshake.
+    pub token: &'a str,
+    /// Absolute log directory.
+    pub log_dir: &'a Path,
+}
+
+/// The variables set for this host's worker `local_rank`, in a stable order.
+pub fn worker_env(topo: &Topology, local_rank: usize, job: &JobInfo) -> Vec<(String, String)> {
+    let endpoints = topo.endpoints();
+    let placement = Placement {
+        rank: topo.global_rank(local_rank),
+        local_rank,
+        local_world_size: topo.local_world_size(),
+        node_rank: topo.node_rank,
+        nnodes: topo.ips.len(),
+        endpoints: &endpoints,
+        job_token: job.token,
+        job_id: job.job_id,
+        gpu_ordinal: match &topo.devices[local_rank] {
+            Device::Cpu => None,
+            Device::Cuda { ordinal, .. } => Some(*ordinal),
+        },
+        log_dir: job.log_dir,
+    };
+    placement
+        .vars()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ranks::parse_ips;
+
+    #[test]
+    fn the_topology_decides_rank_endpoints_and_device() {
+        let topo = Topology {
+            ips: parse_ips("10.0.0.1,10.0.0.2").unwrap(),
+            node_rank: 1,
+            devices: vec![
+                Device::Cuda {
+                    id: "5".into(),
+                    ordinal: 0,
+                },
+                Device::Cuda {
+                    id: "7".into(),
+                    ordinal: 1,
+                },
+            ],
+            start_port: 7000,
+        };
+        let job = JobInfo {
+            job_id: "j",
+            token: "t0k",
+            log_dir: Path::new("/tmp/log"),
+        };
+        let env: std::collections::HashMap<_, _> = worker_env(&topo, 1, &job).into_iter().collect();
+        // The names are the collective's (worker_env tests them); the values come from here.
+        assert_eq!(
+            (
+                env["RINGDET_RANK"].as_str(),
+                env["RINGDET_LOCAL_RANK"].as_str()
+            ),
+            ("3", "1")
+        );
+        assert_eq!(env["PADDLE_CURRENT_ENDPOINT"], "10.0.0.2:7001");
+        assert_eq!(env["RINGDET_DEVICE"], "cuda:1");
+        assert_eq!(env["RINGDET_NNODES"], "2");
+        assert_eq!(env["RINGDET_JOB_TOKEN"], "t0k");
+    }
+}

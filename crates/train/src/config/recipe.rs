@@ -1,0 +1,289 @@
+//! The typed training recipe the trainer needs, read from a merged config. Defaults are
+//! PaddleDetection's where the config may leave a value out; anything else missing or mistyped
+//! is an error naming the key and the file that set it.
+
+use super::{Config, ConfigError};
+use ringdet_detect::arch::ModelConfig;
+use ringdet_detect::layout::ParamLayout;
+use ringdet_detect::loss::LossWeights;
+use ringdet_detect::nms::NmsParams;
+use ringdet_detect::step::TrainSettings;
+use ringdet_detect::train::ema::Ema;
+use ringdet_detect::train::lr::LrSchedule;
+use ringdet_detect::train::sgd::Sgd;
+use serde_yaml_ng::{Mapping, Value};
+
+/// Everything the training loop takes from the config, in the detector's own types where it
+/// has them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainRecipe {
+    /// Epochs to train (`epoch`).
+    pub epochs: usize,
+    /// Learning rate at the end of the warmup (`LearningRate.base_lr`).
+    pub base_lr: f64,
+    /// CosineDecay's `max_epochs` (the cosine spans this many epochs; training may stop earlier).
+    pub cosine_max_epochs: f64,
+    /// LinearWarmup length in epochs (`epochs`), else in iterations (`steps`).
+    pub warmup_epochs: Option<f64>,
+    /// LinearWarmup length in iterations when `warmup_epochs` is None.
+    pub warmup_steps: usize,
+    /// LinearWarmup's first factor of `base_lr`.
+    pub warmup_start_factor: f64,
+    /// SGD momentum (`OptimizerBuilder.optimizer.momentum`).
+    pub momentum: f64,
+    /// L2 coefficient (`OptimizerBuilder.regularizer.factor`).
+    pub l2_decay: f64,
+    /// Images per rank per step (`TrainReader.batch_size`).
+    pub batch_size: usize,
+    /// Images per eval batch (`EvalReader.batch_size`).
+    pub eval_batch_size: usize,
+    /// BatchRandomResize's square sizes.
+    pub train_sizes: Vec<usize>,
+    /// Eval Resize target (height, width).
+    pub eval_size: (usize, usize),
+    /// Model size and classes (`width_mult`, `depth_mult`, `num_classes`, `PPYOLOEHead.reg_max`).
+    pub model: ModelConfig,
+    /// Assigners and loss weights (`PPYOLOEHead.static_assigner_epoch`, `.static_assigner.topk`,
+    /// `.assigner.{topk,alpha,beta}`, `.loss_weight.{class,iou,dfl}`).
+    pub train: TrainSettings,
+    /// Post-processing (`PPYOLOEHead.nms`).
+    pub nms: NmsParams,
+    /// EMA decay (`ema_decay`) when `use_ema` is set.
+    pub ema_decay: Option<f64>,
+    /// Save a checkpoint every this many epochs.
+    pub snapshot_epoch: usize,
+    /// Log every this many iterations.
+    pub log_iter: usize,
+}
+
+impl Config {
+    fn or<T>(
+        &self,
+        key: &str,
+        default: T,
+        get: impl Fn(&Self, &str) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(_) => get(self, key),
+        }
+    }
+
+    /// The element of list `list_key` whose `name` is `name` (scheduler lists).
+    fn named(&self, list_key: &str, name: &str) -> Option<&Value> {
+        self.get(list_key)?
+            .as_sequence()?
+            .iter()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
+    }
+
+    /// The parameters of transform `name` in a reader's transform list (`- Name: {...}`).
+    fn transform(&self, list_key: &str, name: &str) -> Option<(usize, &Mapping)> {
+        self.get(list_key)?
+            .as_sequence()?
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| v.get(name).and_then(Value::as_mapping).map(|m| (i, m)))
+    }
+
+    fn item_key(list_key: &str, index: usize, field: &str) -> String {
+        format!("{list_key}.{index}.{field}")
+    }
+}
+
+fn list_field<'a>(m: &'a Mapping, field: &str) -> Option<&'a Value> {
+    m.get(field)
+}
+
+impl TrainRecipe {
+    /// Reads the recipe from a merged config.
+    pub fn from_config(c: &Config) -> Result<TrainRecipe, ConfigError> {
+        let scheds = "LearningRate.schedulers";
+        let cosine_max_epochs = c
+            .named(scheds, "CosineDecay")
+            .and_then(|item| item.get("max_epochs"))
+            .and_then(Value::as_f64)
+            .ok_or_else(|| ConfigError::Missing {
+                key: format!("{scheds}[CosineDecay].max_epochs"),
+            })?;
+        let (mut warmup_epochs, mut warmup_steps, mut warmup_start_factor) = (None, 0, 1.0);
+        if let Some(item) = c.named(scheds, "LinearWarmup") {
+            warmup_epochs = item.get("epochs").and_then(Value::as_f64);
+            warmup_steps = item.get("steps").and_then(Value::as_u64).unwrap_or(500) as usize;
+            warmup_start_factor = item
+                .get("start_factor")
+                .and_then(Value::as_f64)
+                .unwrap_or(1.0 / 3.0);
+        }
+        let opt = c.string("OptimizerBuilder.optimizer.type")?;
+        if opt != "Momentum" {
+            return Err(ConfigError::Value {
+                key: "OptimizerBuilder.optimizer.type".into(),
+                origin: c.origin("OptimizerBuilder.optimizer.type"),
+                msg: format!("only Momentum is supported, found {opt:?}"),
+            });
+        }
+        let reg = c.or(
+            "OptimizerBuilder.regularizer.type",
+            "L2".to_string(),
+            Config::string,
+        )?;
+        if reg != "L2" {
+            return Err(ConfigError::Value {
+                key: "OptimizerBuilder.regularizer.type".into(),
+                origin: c.origin("OptimizerBuilder.regularizer.type"),
+                msg: format!("only L2 is supported, found {reg:?}"),
+            });
+        }
+        let train_sizes = match c.transform("TrainReader.batch_transforms", "BatchRandomResize") {
+            Some((i, m)) => {
+                let key = Config::item_key(
+                    "TrainReader.batch_transforms",
+                    i,
+                    "BatchRandomResize.target_size",
+                );
+                sizes(c, &key, list_field(m, "target_size"))?
+            }
+            None => vec![640],
+        };
+        let eval_size = match c.transform("EvalReader.sample_transforms", "Resize") {
+            Some((i, m)) => {
+                let key = Config::item_key("EvalReader.sample_transforms", i, "Resize.target_size");
+                match sizes(c, &key, list_field(m, "target_size"))?[..] {
+                    [h, w] => (h, w),
+                    [s] => (s, s),
+                    _ => return Err(bad(c, &key, "expected [height, width]")),
+                }
+            }
+            None => (640, 640),
+        };
+        let head = "PPYOLOEHead";
+        let model = ModelConfig {
+            width_mult: c.or("width_mult", 1.0, Config::f64)?,
+            depth_mult: c.or("depth_mult", 1.0, Config::f64)?,
+            num_classes: c.usize("num_classes")?,
+            reg_max: c.or(&format!("{head}.reg_max"), 16, Config::usize)?,
+        };
+        model.validate().map_err(|e| ConfigError::Recipe {
+            what: "model (width_mult, depth_mult, num_classes, PPYOLOEHead.reg_max)",
+            msg: e.to_string(),
+        })?;
+        let f32_or = |key: &str, default: f32| -> Result<f32, ConfigError> {
+            c.or(key, f64::from(default), Config::f64).map(|v| v as f32)
+        };
+        let defaults = TrainSettings::default();
+        let train = TrainSettings {
+            static_assigner_epoch: c.or(
+                &format!("{head}.static_assigner_epoch"),
+                4,
+                Config::usize,
+            )?,
+            atss_topk: c.or(&format!("{head}.static_assigner.topk"), 9, Config::usize)?,
+            tal_topk: c.or(&format!("{head}.assigner.topk"), 13, Config::usize)?,
+            tal_alpha: f32_or(&format!("{head}.assigner.alpha"), 1.0)?,
+            tal_beta: f32_or(&format!("{head}.assigner.beta"), 6.0)?,
+            weights: LossWeights {
+                class: f32_or(&format!("{head}.loss_weight.class"), defaults.weights.class)?,
+                iou: f32_or(&format!("{head}.loss_weight.iou"), defaults.weights.iou)?,
+                dfl: f32_or(&format!("{head}.loss_weight.dfl"), defaults.weights.dfl)?,
+            },
+        };
+        // MultiClassNMS's own defaults where the config leaves a value out.
+        let nms = NmsParams {
+            score_threshold: f32_or(&format!("{head}.nms.score_threshold"), 0.05)?,
+            nms_top_k: c.or(&format!("{head}.nms.nms_top_k"), 1000, Config::i64)?,
+            keep_top_k: c.or(&format!("{head}.nms.keep_top_k"), 100, Config::i64)?,
+            nms_threshold: f32_or(&format!("{head}.nms.nms_threshold"), 0.5)?,
+        };
+        Ok(TrainRecipe {
+            epochs: c.usize("epoch")?,
+            base_lr: c.f64("LearningRate.base_lr")?,
+            cosine_max_epochs,
+            warmup_epochs,
+            warmup_steps,
+            warmup_start_factor,
+            momentum: c.f64("OptimizerBuilder.optimizer.momentum")?,
+            l2_decay: c.or("OptimizerBuilder.regularizer.factor", 0.0, Config::f64)?,
+            batch_size: c.usize("TrainReader.batch_size")?,
+            eval_batch_size: c.or("EvalReader.batch_size", 1, Config::usize)?,
+            train_sizes,
+            eval_size,
+            model,
+            train,
+            nms,
+            ema_decay: match c.or("use_ema", false, Config::bool)? {
+                true => Some(c.or("ema_decay", 0.9998, Config::f64)?),
+                false => None,
+            },
+            snapshot_epoch: c.or("snapshot_epoch", 1, Config::usize)?,
+            log_iter: c.or("log_iter", 20, Config::usize)?,
+        })
+    }
+
+    /// The detector's per-iteration schedule for `iters_per_epoch` iterations per epoch: warmup
+    /// over `warmup_epochs` (or `warmup_steps`), cosine to `cosine_max_epochs`. The detector's
+    /// warmup starts from exactly 0, so a LinearWarmup `start_factor` other than 0 is refused.
+    pub fn lr_schedule(&self, iters_per_epoch: usize) -> Result<LrSchedule, ConfigError> {
+        let what = "LearningRate.schedulers";
+        if self.warmup_start_factor != 0.0 {
+            return Err(ConfigError::Recipe {
+                what,
+                msg: format!(
+                    "LinearWarmup start_factor {} is not supported (the warmup starts from 0)",
+                    self.warmup_start_factor
+                ),
+            });
+        }
+        if !(self.cosine_max_epochs.is_finite() && self.cosine_max_epochs > 0.0) {
+            return Err(ConfigError::Recipe {
+                what,
+                msg: format!(
+                    "CosineDecay max_epochs {} must be positive",
+                    self.cosine_max_epochs
+                ),
+            });
+        }
+        let iters = |epochs: f64| (epochs * iters_per_epoch as f64).round() as usize;
+        Ok(LrSchedule {
+            base: self.base_lr,
+            warmup_iters: self.warmup_epochs.map_or(self.warmup_steps, iters),
+            max_iters: iters(self.cosine_max_epochs),
+        })
+    }
+
+    /// The detector's SGD for a parameter layout, with this recipe's momentum and L2 decay.
+    pub fn sgd(&self, layout: &ParamLayout) -> Sgd {
+        let mut sgd = Sgd::ppyoloe(layout);
+        sgd.momentum = self.momentum;
+        sgd.weight_decay = self.l2_decay;
+        sgd
+    }
+
+    /// The model EMA for buffers of these lengths, when the recipe uses one.
+    pub fn ema(&self, num_params: usize, num_stats: usize) -> Option<Ema> {
+        self.ema_decay
+            .map(|decay| Ema::new(decay, num_params, num_stats))
+    }
+}
+
+fn bad(c: &Config, key: &str, msg: &str) -> ConfigError {
+    ConfigError::Value {
+        key: key.to_string(),
+        origin: c.origin(key),
+        msg: msg.to_string(),
+    }
+}
+
+fn sizes(c: &Config, key: &str, v: Option<&Value>) -> Result<Vec<usize>, ConfigError> {
+    let items = v
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| bad(c, key, "expected a list of sizes"))?;
+    items
+        .iter()
+        .map(|x| {
+            x.as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| bad(c, key, "expected positive integers"))
+        })
+        .collect()
+}

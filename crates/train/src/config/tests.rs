@@ -1,0 +1,189 @@
+//! The config reader on PaddleDetection's own files and on the cases they do not cover.
+
+use super::{Config, ConfigError, TrainRecipe};
+use ringdet_detect::arch::ModelConfig;
+use ringdet_detect::loss::LossWeights;
+use ringdet_detect::nms::NmsParams;
+use std::path::{Path, PathBuf};
+
+const CONFIGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+
+fn ppyoloe(name: &str) -> PathBuf {
+    Path::new(CONFIGS).join("ppyoloe").join(name)
+}
+
+#[test]
+fn ppyoloe_s_300e_reads_as_the_spec_says() {
+    let c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+    let r = TrainRecipe::from_config(&c).unwrap();
+    assert_eq!(r.epochs, 300);
+    assert_eq!(r.base_lr, 0.01);
+    assert_eq!(r.cosine_max_epochs, 360.0);
+    assert_eq!((r.warmup_epochs, r.warmup_start_factor), (Some(5.0), 0.0));
+    assert_eq!((r.momentum, r.l2_decay), (0.9, 0.0005));
+    assert_eq!((r.batch_size, r.eval_batch_size), (8, 2));
+    assert_eq!(
+        r.train_sizes,
+        (0..15).map(|i| 320 + 32 * i).collect::<Vec<_>>()
+    );
+    assert_eq!(r.eval_size, (640, 640));
+    assert_eq!(r.model, ModelConfig::s());
+    let t = r.train;
+    assert_eq!(
+        (t.static_assigner_epoch, t.atss_topk, t.tal_topk),
+        (100, 9, 13)
+    );
+    assert_eq!((t.tal_alpha, t.tal_beta), (1.0, 6.0));
+    assert_eq!(
+        t.weights,
+        LossWeights {
+            class: 1.0,
+            iou: 2.5,
+            dfl: 0.5
+        }
+    );
+    // The PP-YOLOE config's NMS is the detector's default.
+    assert_eq!(r.nms, NmsParams::default());
+    assert_eq!(r.ema_decay, Some(0.9998));
+    // 300e: 5 warmup epochs, a cosine over 360.
+    let lr = r.lr_schedule(100).unwrap();
+    assert_eq!(
+        (lr.base, lr.warmup_iters, lr.max_iters),
+        (0.01, 500, 36_000)
+    );
+    assert_eq!((r.snapshot_epoch, r.log_iter), (10, 100));
+    // Provenance: the file that set each value.
+    assert!(
+        c.origin("LearningRate.base_lr")
+            .ends_with("_base_/optimizer_300e.yml")
+    );
+    assert!(
+        c.origin("depth_mult")
+            .ends_with("ppyoloe_crn_s_300e_coco.yml")
+    );
+    assert!(c.origin("epoch").ends_with("_base_/optimizer_300e.yml"));
+    assert!(
+        c.origin("num_classes")
+            .ends_with("datasets/coco_detection.yml")
+    );
+}
+
+#[test]
+fn every_size_and_the_other_recipes_load() {
+    for (name, depth, width) in [
+        ("ppyoloe_crn_m_300e_coco.yml", 0.67, 0.75),
+        ("ppyoloe_crn_l_300e_coco.yml", 1.0, 1.0),
+        ("ppyoloe_crn_x_300e_coco.yml", 1.33, 1.25),
+        ("ppyoloe_crn_s_400e_coco.yml", 0.33, 0.50),
+        ("ppyoloe_plus_crn_s_80e_coco.yml", 0.33, 0.50),
+    ] {
+        let c = Config::load(&ppyoloe(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let r = TrainRecipe::from_config(&c).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (r.model.depth_mult, r.model.width_mult),
+            (depth, width),
+            "{name}"
+        );
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringdet-cfg-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn tags_merges_overrides_and_errors() {
+    let d = tempdir("misc");
+    write(
+        &d,
+        "base/a.yml",
+        "x: {a: 1, b: [1, 2]}\nLearningRate:\n  schedulers:\n  - !CosineDecay\n    max_epochs: 12\n  - !LinearWarmup\n    start_factor: 0.1\n    steps: 7\n",
+    );
+    let top = write(
+        &d,
+        "top.yml",
+        "_BASE_: ./base/a.yml\nx: {b: [3]}\nk: &k 5\nj: *k\n",
+    );
+    let mut c = Config::load(&top).unwrap();
+    assert_eq!(c.get("x.a").unwrap().as_u64(), Some(1));
+    assert_eq!(c.get("x.b").unwrap().as_sequence().unwrap().len(), 1);
+    assert_eq!(c.usize("j").unwrap(), 5);
+    let s = c
+        .get("LearningRate.schedulers")
+        .unwrap()
+        .as_sequence()
+        .unwrap();
+    assert_eq!(s[0].get("name").unwrap().as_str(), Some("CosineDecay"));
+    assert_eq!(s[1].get("steps").unwrap().as_u64(), Some(7));
+    c.apply_overrides(&["x.a=hello", "new.deep.key=[1,2]", "j=false"])
+        .unwrap();
+    assert_eq!(c.string("x.a").unwrap(), "hello");
+    assert_eq!(c.origin("x.a"), "-o x.a=hello");
+    assert_eq!(
+        c.get("new.deep.key").unwrap().as_sequence().unwrap().len(),
+        2
+    );
+    assert_eq!(c.origin("new.deep.key"), "-o new.deep.key=[1,2]");
+    let e = c.usize("j").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "j (set in -o j=false): expected a non-negative integer, found false"
+    );
+    let e = c.f64("x.b").unwrap_err().to_string();
+    assert!(
+        e.contains("x.b (set in ") && e.contains("top.yml") && e.contains("found a list"),
+        "{e}"
+    );
+    assert!(matches!(c.f64("nope"), Err(ConfigError::Missing { .. })));
+    let e = c.apply_overrides(&["x.a.b=1"]).unwrap_err().to_string();
+    assert_eq!(e, "-o x.a.b=1: x.a is a string, not a map");
+    assert!(
+        c.apply_overrides(&["novalue"])
+            .unwrap_err()
+            .to_string()
+            .contains("expected key=value")
+    );
+}
+
+#[test]
+fn bad_files_are_named() {
+    let d = tempdir("bad");
+    let cyc = write(&d, "a.yml", "_BASE_: [b.yml]\n");
+    write(&d, "b.yml", "_BASE_: [a.yml]\n");
+    let e = Config::load(&cyc).unwrap_err().to_string();
+    assert!(
+        e.contains("cycle") && e.contains("a.yml -> ") && e.contains("b.yml"),
+        "{e}"
+    );
+    let missing = write(&d, "m.yml", "_BASE_: [gone.yml]\n");
+    let e = Config::load(&missing).unwrap_err().to_string();
+    assert!(e.contains("gone.yml"), "{e}");
+    let broken = write(&d, "y.yml", "a: [1, 2\n");
+    let e = Config::load(&broken).unwrap_err().to_string();
+    assert!(e.contains("y.yml: invalid YAML"), "{e}");
+    let list = write(&d, "l.yml", "- 1\n- 2\n");
+    let e = Config::load(&list).unwrap_err().to_string();
+    assert!(e.contains("top level must be a map, found a list"), "{e}");
+    let opt = write(
+        &d,
+        "o.yml",
+        "epoch: 3\nLearningRate: {base_lr: 0.1, schedulers: [{name: CosineDecay, max_epochs: 3}]}\nOptimizerBuilder: {optimizer: {type: Adam, momentum: 0.9}}\nTrainReader: {batch_size: 2}\nnum_classes: 3\n",
+    );
+    let e = TrainRecipe::from_config(&Config::load(&opt).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("OptimizerBuilder.optimizer.type") && e.contains("o.yml") && e.contains("Adam"),
+        "{e}"
+    );
+}

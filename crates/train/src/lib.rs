@@ -1,0 +1,15 @@
+//! Training PP-YOLOE: the recipe side. [`config`] reads PaddleDetection's YAML configs unchanged
+//! (`_BASE_` includes, anchors, scheduler tags, `-o` overrides, the origin of every value) and
+//! its [`TrainRecipe`] hands the detector (`ringdet_detect`) its own types: model size, assigner
+//! and loss settings, NMS, learning-rate schedule, SGD and EMA.
+//!
+//! The trainer itself (issue #13) will live here too.
+#![warn(missing_docs)]
+
+pub mod config;
+
+pub use config::{Config, ConfigError, TrainRecipe};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
