@@ -302,7 +302,11 @@ fn unknown_override_keys_get_the_closest_known_key() {
 
 #[test]
 fn impossible_values_are_refused_naming_key_and_origin() {
-    let base = ppyoloe("ppyoloe_crn_s_300e_coco.yml");
+    let recipe_error = |arg: &str| {
+        let mut c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+        c.apply_overrides(&[arg]).unwrap();
+        TrainRecipe::from_config(&c).unwrap_err().to_string()
+    };
     for (arg, key) in [
         ("TrainReader.batch_size=0", "TrainReader.batch_size"),
         ("EvalReader.batch_size=0", "EvalReader.batch_size"),
@@ -333,29 +337,26 @@ fn impossible_values_are_refused_naming_key_and_origin() {
             "PPYOLOEHead.loss_weight.iou",
         ),
     ] {
-        let mut c = Config::load(&base).unwrap();
-        c.apply_overrides(&[arg]).unwrap();
-        let e = TrainRecipe::from_config(&c).unwrap_err().to_string();
+        let e = recipe_error(arg);
         assert!(
             e.starts_with(&format!("{key} (set in -o {arg}): ")),
             "{arg}: {e}"
         );
     }
     // List items are named by the list key and the file that set it.
-    let mut c = Config::load(&base).unwrap();
-    c.apply_overrides(&["LearningRate.schedulers=[{name: CosineDecay, max_epochs: 0}]"])
-        .unwrap();
-    let e = TrainRecipe::from_config(&c).unwrap_err().to_string();
-    assert!(
-        e.contains("LearningRate.schedulers") && e.contains("max_epochs must be above 0"),
-        "{e}"
-    );
-    let mut c = Config::load(&base).unwrap();
-    c.apply_overrides(&["EvalReader.sample_transforms=[{Resize: {target_size: [33, 33]}}]"])
-        .unwrap();
-    let e = TrainRecipe::from_config(&c).unwrap_err().to_string();
-    assert!(
-        e.contains("Resize.target_size") && e.contains("multiple of 32"),
-        "{e}"
-    );
+    for (arg, key, msg) in [
+        (
+            "LearningRate.schedulers=[{name: CosineDecay, max_epochs: 0}]",
+            "LearningRate.schedulers",
+            "max_epochs must be above 0",
+        ),
+        (
+            "EvalReader.sample_transforms=[{Resize: {target_size: [33, 33]}}]",
+            "Resize.target_size",
+            "multiple of 32",
+        ),
+    ] {
+        let e = recipe_error(arg);
+        assert!(e.contains(key) && e.contains(msg), "{e}");
+    }
 }

@@ -81,14 +81,10 @@ pub(super) fn foreign_tag(text: &str) -> Option<(String, usize)> {
     for (index, line) in text.lines().enumerate() {
         let mut quote: Option<char> = None;
         let mut prev = ' ';
-        let mut chars = line.char_indices().peekable();
-        while let Some((at, c)) = chars.next() {
+        for (at, c) in line.char_indices() {
             match quote {
-                Some(q) => {
-                    if c == q {
-                        quote = None;
-                    }
-                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
                 None if c == '#' && prev.is_whitespace() => break,
                 None if (c == '"' || c == '\'') && starts_value(prev) => quote = Some(c),
                 None if c == '!' && starts_value(prev) => {
