@@ -8,9 +8,16 @@ use std::process::{Command, Output};
 
 /// Runs ringdet with RUST_BACKTRACE=1, as a developer's shell often has it.
 fn ringdet(args: &[&str]) -> Output {
+    ringdet_in(&std::env::temp_dir(), args)
+}
+
+/// [`ringdet`] in `dir` (where a launcher would write its logs), with no GPU made visible.
+fn ringdet_in(dir: &std::path::Path, args: &[&str]) -> Output {
     Command::new(BIN)
+        .current_dir(dir)
         .args(args)
         .env("RUST_BACKTRACE", "1")
+        .env_remove("CUDA_VISIBLE_DEVICES")
         .env_remove("RINGDET_SKIP_GPU_CHECK")
         .output()
         .unwrap()
@@ -104,13 +111,8 @@ fn unknown_override_keys_warn_with_the_closest_key() {
 fn gpus_that_cuda_does_not_show_are_refused() {
     let count = ringdet_kernels::runtime::probe::device_count().unwrap_or(0);
     let gpus = format!("{},{}", count, count + 7);
-    let run = Command::new(BIN)
-        .args(["launch", "--gpus", &gpus, "--", "true"])
-        .env("RUST_BACKTRACE", "1")
-        .env_remove("CUDA_VISIBLE_DEVICES")
-        .env_remove("RINGDET_SKIP_GPU_CHECK")
-        .output()
-        .unwrap();
+    let dir = scratch("input-gpus");
+    let run = ringdet_in(&dir, &["launch", "--gpus", &gpus, "--", "true"]);
     let stderr = fails(&run);
     assert!(
         stderr.contains(&format!(
@@ -128,13 +130,18 @@ fn gpus_that_cuda_does_not_show_are_refused() {
 #[test]
 fn a_bad_worker_flag_is_reported_once_before_any_rank_starts() {
     let dir = scratch("input-worker-flag");
-    let run = Command::new(BIN)
-        .current_dir(&dir)
-        .args(["launch", "--nproc_per_node", "2", "--log_dir", "logs"])
-        .args(["allreduce-perf", "--bogus"])
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
+    let run = ringdet_in(
+        &dir,
+        &[
+            "launch",
+            "--nproc_per_node",
+            "2",
+            "--log_dir",
+            "logs",
+            "allreduce-perf",
+            "--bogus",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = fails(&run);
     let all = format!("{stdout}{stderr}");
@@ -150,13 +157,11 @@ fn a_bad_worker_flag_is_reported_once_before_any_rank_starts() {
 #[test]
 fn a_workers_user_error_is_shown_without_backtraces() {
     let dir = scratch("input-worker-error");
-    let run = Command::new(BIN)
-        .current_dir(&dir)
-        .args(["launch", "--nproc_per_node", "2", "--start_port", "24700"])
-        .args(["allreduce-perf", "--iters", "0"])
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap();
+    let launch = ["launch", "--nproc_per_node", "2", "--start_port", "24700"];
+    let run = ringdet_in(
+        &dir,
+        &[&launch[..], &["allreduce-perf", "--iters", "0"]].concat(),
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = fails(&run);
     assert!(!stdout.contains("acktrace"), "{stdout}");
