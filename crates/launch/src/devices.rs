@@ -104,6 +104,49 @@ fn selected_gpus(list: &str, visible: Option<&[String]>) -> Result<Vec<Device>> 
     Ok(devices)
 }
 
+/// Refuses `--gpus` entries whose ordinal is not among the CUDA devices this process sees.
+/// `visible` is the CUDA probe's answer: the device count, or why there is none (no driver).
+/// CPU workers pass.
+pub fn check_visible(
+    devices: &[Device],
+    visible: std::result::Result<usize, String>,
+) -> Result<()> {
+    let count = *visible.as_ref().unwrap_or(&0);
+    let missing: Vec<String> = devices
+        .iter()
+        .filter_map(|d| match d {
+            Device::Cuda { id, ordinal } if *ordinal >= count => {
+                Some(if id == &ordinal.to_string() {
+                    id.clone()
+                } else {
+                    format!("{id} (ordinal {ordinal})")
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<&str> = devices
+        .iter()
+        .filter_map(|d| match d {
+            Device::Cuda { id, .. } => Some(id.as_str()),
+            Device::Cpu => None,
+        })
+        .collect();
+    let seen = match (count, &visible) {
+        (0, Err(why)) => format!("no CUDA device is visible ({why})"),
+        (0, Ok(_)) => "no CUDA device is visible".to_string(),
+        (n, _) => format!("{n} CUDA device(s) are visible, ordinals 0 to {}", n - 1),
+    };
+    Err(LaunchError::Setting(format!(
+        "--gpus {}: {seen}; missing: GPU {}. Without GPUs, start CPU workers with --nproc_per_node N",
+        listed.join(","),
+        missing.join(", GPU ")
+    )))
+}
+
 /// GPUs the NVIDIA driver lists in /proc (0 without a driver); no CUDA library is loaded.
 pub fn driver_gpu_count() -> usize {
     std::fs::read_dir("/proc/driver/nvidia/gpus")
@@ -144,5 +187,29 @@ mod tests {
             vec![Device::Cpu]
         );
         assert!(local_devices(Some("0,1"), Some(3), None, 0).is_err());
+    }
+
+    #[test]
+    fn gpus_that_cuda_does_not_show_are_named() {
+        let devs = local_devices(Some("0,7"), None, None, 0).unwrap();
+        let e = check_visible(&devs, Err("no driver".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "--gpus 0,7: no CUDA device is visible (no driver); missing: GPU 0, GPU 7."
+            ),
+            "{e}"
+        );
+        let e = check_visible(&devs, Ok(4)).unwrap_err().to_string();
+        assert!(
+            e.contains("4 CUDA device(s) are visible, ordinals 0 to 3; missing: GPU 7."),
+            "{e}"
+        );
+        let devs = local_devices(Some("7"), None, Some("5,7"), 0).unwrap();
+        let e = check_visible(&devs, Ok(1)).unwrap_err().to_string();
+        assert!(e.contains("missing: GPU 7 (ordinal 1)."), "{e}");
+        assert!(check_visible(&devs, Ok(2)).is_ok());
+        assert!(check_visible(&[Device::Cpu, Device::Cpu], Err("no driver".into())).is_ok());
     }
 }

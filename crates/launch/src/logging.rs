@@ -58,7 +58,7 @@ where
         let crate_name = meta.target().split("::").next().unwrap_or_default();
         let who = match crate_name {
             "ringdet_launch" => "ringdet launch",
-            "ringdet" => "ringdet",
+            "ringdet" | "ringdet_train" => "ringdet",
             other => other,
         };
         let level = match *meta.level() {

@@ -1,16 +1,19 @@
 //! `ringdet`: one binary for training, launching, evaluation and performance tools. Each
 //! subcommand is a thin layer over a library (`ringdet_launch`, `ringdet_train`, the collective,
-//! COCO and detector crates); this file parses the command line and installs the log subscriber.
+//! COCO and detector crates); this file parses the command line, installs the log subscriber and
+//! prints a failed command's error: its message and each distinct cause once, never a backtrace
+//! (anyhow records one when RUST_BACKTRACE is set; panics keep theirs).
 
 mod cmd;
 mod logging;
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// Data-parallel PP-YOLOE training without Python.
 #[derive(Parser)]
 #[command(name = "ringdet", version, about, long_about = None)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -35,10 +38,36 @@ enum Command {
     PerfDetect(cmd::perf_detect::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     logging::install();
     let cli = Cli::parse();
-    match cli.command {
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ringdet: error: {}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the message before it
+/// already carries (errors that format their source into their own message and also chain it).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parts
+            .last()
+            .is_none_or(|previous| !previous.contains(&text))
+        {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Info(args) => cmd::info::run(args),
         Command::Config(args) => cmd::config::run(args),
         Command::Launch(args) => cmd::launch::run(args),

@@ -27,6 +27,7 @@ fn two_hosts_give_every_worker_its_rank_environment() {
     let gpu_env = [
         ("CUDA_VISIBLE_DEVICES", "5,7"),
         ("http_proxy", "http://proxy:3128"),
+        ("RINGDET_SKIP_GPU_CHECK", "1"),
     ];
     let mut h0 = start_with(
         &dir,

@@ -54,3 +54,74 @@ fn bad_quality_is_refused() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("quality"));
 }
+
+fn make(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ringdet"))
+        .args(["make-dataset", "shapes", "--train", "1", "--val", "1"])
+        .args(["--size", "32", "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_existing_dataset_is_kept_without_force() {
+    let out =
+        std::env::temp_dir().join(format!("ringdet-make-dataset-force-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    assert!(make(&out, &[]).status.success());
+    let json = out.join("annotations/instances_train2017.json");
+    std::fs::write(&json, "mine").unwrap();
+    let run = make(&out, &["--seed", "9"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} already exists", json.display()))
+            && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&json).unwrap(), "mine");
+    let run = make(&out, &["--force"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_ne!(std::fs::read_to_string(&json).unwrap(), "mine");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn sizes_below_the_smallest_are_refused() {
+    for size in ["0", "1", "3", "15"] {
+        let out = std::env::temp_dir().join(format!(
+            "ringdet-make-dataset-size-{size}-{}",
+            std::process::id()
+        ));
+        let run = Command::new(env!("CARGO_BIN_EXE_ringdet"))
+            .args([
+                "make-dataset",
+                "shapes",
+                "--train",
+                "1",
+                "--val",
+                "1",
+                "--size",
+                size,
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "--size {size}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--size {size}: the smallest size the shapes dataset draws is 16"
+            )),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "--size {size} wrote {}", out.display());
+    }
+}

@@ -33,6 +33,19 @@ pub struct ShapesConfig {
     pub quality: u8,
 }
 
+/// The smallest nominal side [`write_shapes_dataset`] draws: below it a scene has no room for a
+/// shape.
+pub const MIN_SIZE: usize = 16;
+
+/// The split folders written, in order (train, then val).
+pub const SPLITS: [&str; 2] = ["train2017", "val2017"];
+
+/// The instances file of `split` (`train2017`, `val2017`) under `out`.
+pub fn instances_path(out: &Path, split: &str) -> PathBuf {
+    out.join("annotations")
+        .join(format!("instances_{split}.json"))
+}
+
 /// Why the dataset could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
@@ -43,6 +56,12 @@ pub enum SynthError {
         path: PathBuf,
         /// The I/O error (already in the message, so not chained as a source).
         error: std::io::Error,
+    },
+    /// The nominal side is below [`MIN_SIZE`].
+    #[error("image size {size} is below the smallest size the shapes dataset draws, {MIN_SIZE}")]
+    Size {
+        /// The size asked for.
+        size: usize,
     },
     /// JPEG encoding failed.
     #[error("{path}: cannot encode JPEG: {reason}")]
@@ -80,7 +99,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
 }
 
 /// Writes the train and val splits; images are made on rayon's thread pool.
+/// Existing files are overwritten: callers that must not do so check [`instances_path`] first.
 pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, SynthError> {
+    if config.size < MIN_SIZE {
+        return Err(SynthError::Size { size: config.size });
+    }
     let ann_dir = config.out.join("annotations");
     std::fs::create_dir_all(&ann_dir).map_err(io_err(&ann_dir))?;
     let mut summary = ShapesSummary {
@@ -89,8 +112,8 @@ pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, Synt
     };
     // Image ids are unique across both splits: train 1..=N, val N+1..=N+M.
     let splits = [
-        ("train2017", 0u64, config.train, 1u64),
-        ("val2017", 1, config.val, 1 + config.train as u64),
+        (SPLITS[0], 0u64, config.train, 1u64),
+        (SPLITS[1], 1, config.val, 1 + config.train as u64),
     ];
     for (split_idx, (name, split, count, first_id)) in splits.into_iter().enumerate() {
         let dir = config.out.join(name);
@@ -133,7 +156,7 @@ pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, Synt
         }
         summary.images[split_idx] = doc.images.len();
         summary.annotations[split_idx] = doc.annotations.len();
-        let path = ann_dir.join(format!("instances_{name}.json"));
+        let path = instances_path(&config.out, name);
         let file = std::fs::File::create(&path).map_err(io_err(&path))?;
         let mut writer = std::io::BufWriter::new(file);
         serde_json::to_writer(&mut writer, &doc).map_err(|e| SynthError::Io {

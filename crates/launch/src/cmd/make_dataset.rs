@@ -1,9 +1,11 @@
 //! `ringdet make-dataset shapes`: writes the seeded synthetic detection dataset (JPEG + COCO JSON).
+//! An existing dataset is not overwritten without `--force`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ringdet_coco::synth::{ShapesConfig, write_shapes_dataset};
+use anyhow::bail;
+use ringdet_coco::synth::{MIN_SIZE, SPLITS, ShapesConfig, instances_path, write_shapes_dataset};
 
 /// Arguments of `ringdet make-dataset`.
 #[derive(clap::Args)]
@@ -33,16 +35,37 @@ struct ShapesArgs {
     /// Seed; the same seed writes the same files.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Nominal image side in pixels; each side is drawn from [0.75, 1.25] times it.
+    /// Nominal image side in pixels (at least 16); each side is drawn from [0.75, 1.25] times it.
     #[arg(long, default_value_t = 320)]
     size: usize,
     /// JPEG quality (1..=100).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
+    /// Overwrite a dataset already in the output folder.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let Kind::Shapes(a) = args.kind;
+    if a.size < MIN_SIZE {
+        bail!(
+            "--size {}: the smallest size the shapes dataset draws is {MIN_SIZE}",
+            a.size
+        );
+    }
+    if !a.force {
+        for split in SPLITS {
+            let existing = instances_path(&a.out, split);
+            if existing.exists() {
+                bail!(
+                    "{} already exists: pass --force to overwrite the dataset in {}",
+                    existing.display(),
+                    a.out.display()
+                );
+            }
+        }
+    }
     let config = ShapesConfig {
         out: a.out,
         train: a.train,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use ringdet_detect::arch::{Arch, ModelConfig};
 use ringdet_detect::cross_replica::SingleReplica;
 use ringdet_detect::detector::{eval_forward, postprocess};
@@ -25,10 +25,10 @@ pub struct Args {
     /// Training batch.
     #[arg(long, default_value_t = 2)]
     batch: usize,
-    /// Training input side (square).
+    /// Training input side (square), a multiple of 32.
     #[arg(long, default_value_t = 320)]
     input: usize,
-    /// Evaluation input side (batch 1); 0 skips the eval figure.
+    /// Evaluation input side (batch 1), a multiple of 32; 0 skips the eval figure.
     #[arg(long, default_value_t = 640)]
     eval_input: usize,
     /// Epoch (below 100: ATSS, else TAL; Paddle's script times TAL).
@@ -66,12 +66,47 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// PP-YOLOE's largest stride: input sides must be multiples of it.
+const STRIDE: usize = 32;
+
+/// Refuses what the step cannot run, naming the flag, before any model is built.
+fn check(a: &Args) -> anyhow::Result<()> {
+    if a.input == 0 || !a.input.is_multiple_of(STRIDE) {
+        bail!(
+            "--input {}: PP-YOLOE needs a positive multiple of {STRIDE} (e.g. 320, 416, 640)",
+            a.input
+        );
+    }
+    if !a.eval_input.is_multiple_of(STRIDE) {
+        bail!(
+            "--eval-input {}: PP-YOLOE needs a multiple of {STRIDE} (e.g. 640), or 0 to skip the eval figure",
+            a.eval_input
+        );
+    }
+    if a.batch == 0 {
+        bail!("--batch 0: at least one image per step");
+    }
+    if a.iters == 0 {
+        bail!("--iters 0: at least one timed iteration");
+    }
+    if let Some(p) = &a.weights
+        && p.is_dir()
+    {
+        bail!(
+            "--weights {}: is a directory; give a safetensors file",
+            p.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
+    check(&a)?;
     let arch = Arch::new(ModelConfig::by_name(&a.size)?)?;
     let mut state = ModelState::zeros(&arch)?;
     match &a.weights {
-        Some(p) => ringdet_detect::checkpoint::load(&mut state, p)
-            .with_context(|| format!("loading {}", p.display()))?,
+        // The library's error names the file.
+        Some(p) => ringdet_detect::checkpoint::load(&mut state, p).context("--weights")?,
         None => initialize(&mut state, &mut SeededNormal::new(0)),
     }
     let classes = arch.head.num_classes;

@@ -6,13 +6,37 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The system's error.
-        #[source]
-        source: std::io::Error,
+        /// The system's error (already in the message, so not chained as a source).
+        error: std::io::Error,
+    },
+    /// A `_BASE_` include could not be read.
+    #[error("{including}: _BASE_ {base}: cannot read {resolved}: {error}")]
+    Base {
+        /// The file whose `_BASE_` names it.
+        including: PathBuf,
+        /// The name as written in `_BASE_`.
+        base: String,
+        /// The path it resolves to, relative to the including file's folder.
+        resolved: PathBuf,
+        /// The system's error (already in the message, so not chained as a source).
+        error: std::io::Error,
+    },
+    /// A tag that would make PaddleDetection build a Python object (`!!python/object:...`);
+    /// refused rather than dropped.
+    #[error(
+        "{path}:{line}: the tag {tag} is not supported (only PaddleDetection's own `!Name` tags and YAML's core tags are)"
+    )]
+    Tag {
+        /// The file.
+        path: PathBuf,
+        /// Its line, from 1.
+        line: usize,
+        /// The tag as written.
+        tag: String,
     },
     /// A file is not YAML.
     #[error("{path}: invalid YAML: {msg}")]

@@ -3,6 +3,7 @@
 
 use super::ConfigError;
 use super::value::{Config, kind, normalize_tags};
+use super::yaml::{foreign_tag, resolve_merges};
 use serde_yaml_ng::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
@@ -16,9 +17,9 @@ impl Config {
 }
 
 fn load_into(path: &Path, cfg: &mut Config, stack: &mut Vec<PathBuf>) -> Result<(), ConfigError> {
-    let canonical = path.canonicalize().map_err(|source| ConfigError::Io {
+    let canonical = path.canonicalize().map_err(|error| ConfigError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     if stack.contains(&canonical) {
         let chain: Vec<String> = stack
@@ -31,17 +32,24 @@ fn load_into(path: &Path, cfg: &mut Config, stack: &mut Vec<PathBuf>) -> Result<
             chain: chain.join(" -> "),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
+    if let Some((tag, line)) = foreign_tag(&text) {
+        return Err(ConfigError::Tag {
+            path: path.to_path_buf(),
+            line,
+            tag,
+        });
+    }
     let mut doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::Yaml {
         path: path.to_path_buf(),
         msg: e.to_string(),
     })?;
-    doc.apply_merge().map_err(|e| ConfigError::Yaml {
+    resolve_merges(&mut doc).map_err(|msg| ConfigError::Structure {
         path: path.to_path_buf(),
-        msg: e.to_string(),
+        msg,
     })?;
     let mut map = match doc {
         Value::Mapping(m) => m,
@@ -58,8 +66,19 @@ fn load_into(path: &Path, cfg: &mut Config, stack: &mut Vec<PathBuf>) -> Result<
         let dir = path.parent().unwrap_or(Path::new("."));
         for base in base_list(path, bases)? {
             // `components()` drops the `./` of `./_base_/x.yml`, for tidy origins.
-            let path: PathBuf = dir.join(base).components().collect();
-            load_into(&path, cfg, stack)?;
+            let resolved: PathBuf = dir.join(&base).components().collect();
+            load_into(&resolved, cfg, stack).map_err(|e| match e {
+                ConfigError::Io {
+                    path: failed,
+                    error,
+                } if failed == resolved => ConfigError::Base {
+                    including: path.to_path_buf(),
+                    base,
+                    resolved,
+                    error,
+                },
+                other => other,
+            })?;
         }
     }
     stack.pop();

@@ -1,6 +1,6 @@
 //! PaddleDetection YAML configs, read unchanged: `_BASE_` includes resolved relative to the
 //! including file (later files override earlier ones, maps merged key by key), YAML anchors,
-//! scheduler tags (`- !CosineDecay`) and `-o key=value` overrides. Every leaf remembers the file
+//! scheduler tags (`- !CosineDecay`), merge keys (`<<: *base`) and `-o key=value` overrides. Every leaf remembers the file
 //! (or override) that set it, so a bad value is reported with its origin. [`TrainRecipe`] is
 //! the typed view the trainer uses, in `ringdet_detect`'s own types.
 
@@ -9,6 +9,7 @@ mod load;
 mod overrides;
 mod recipe;
 mod value;
+mod yaml;
 
 pub use error::ConfigError;
 pub use recipe::TrainRecipe;

@@ -106,6 +106,7 @@ impl TrainRecipe {
             .ok_or_else(|| ConfigError::Missing {
                 key: format!("{scheds}[CosineDecay].max_epochs"),
             })?;
+        positive(c, scheds, "CosineDecay max_epochs", cosine_max_epochs)?;
         let (mut warmup_epochs, mut warmup_steps, mut warmup_start_factor) = (None, 0, 1.0);
         if let Some(item) = c.named(scheds, "LinearWarmup") {
             warmup_epochs = item.get("epochs").and_then(Value::as_f64);
@@ -114,6 +115,17 @@ impl TrainRecipe {
                 .get("start_factor")
                 .and_then(Value::as_f64)
                 .unwrap_or(1.0 / 3.0);
+            if let Some(epochs) = warmup_epochs {
+                at_least(c, scheds, "LinearWarmup epochs", epochs, 0.0)?;
+            }
+            within(
+                c,
+                scheds,
+                "LinearWarmup start_factor",
+                warmup_start_factor,
+                0.0,
+                1.0,
+            )?;
         }
         let opt = c.string("OptimizerBuilder.optimizer.type")?;
         if opt != "Momentum" {
@@ -159,9 +171,9 @@ impl TrainRecipe {
         };
         let head = "PPYOLOEHead";
         let model = ModelConfig {
-            width_mult: c.or("width_mult", 1.0, Config::f64)?,
-            depth_mult: c.or("depth_mult", 1.0, Config::f64)?,
-            num_classes: c.usize("num_classes")?,
+            width_mult: positive(c, "width_mult", "", c.or("width_mult", 1.0, Config::f64)?)?,
+            depth_mult: positive(c, "depth_mult", "", c.or("depth_mult", 1.0, Config::f64)?)?,
+            num_classes: one_or_more(c, "num_classes", c.usize("num_classes")?)?,
             reg_max: c.or(&format!("{head}.reg_max"), 16, Config::usize)?,
         };
         model.validate().map_err(|e| ConfigError::Recipe {
@@ -171,6 +183,30 @@ impl TrainRecipe {
         let f32_or = |key: &str, default: f32| -> Result<f32, ConfigError> {
             c.or(key, f64::from(default), Config::f64).map(|v| v as f32)
         };
+        // A weight, exponent or threshold: finite and at least 0 (thresholds at most 1).
+        let weight = |key: &str, default: f32| -> Result<f32, ConfigError> {
+            let v = f32_or(key, default)?;
+            at_least(c, key, "", f64::from(v), 0.0).map(|_| v)
+        };
+        let threshold = |key: &str, default: f32| -> Result<f32, ConfigError> {
+            let v = f32_or(key, default)?;
+            within(c, key, "", f64::from(v), 0.0, 1.0).map(|_| v)
+        };
+        let count = |key: &str, default: usize| -> Result<usize, ConfigError> {
+            one_or_more(c, key, c.or(key, default, Config::usize)?)
+        };
+        // NMS limits: -1 keeps all, else at least 1.
+        let limit = |key: &str, default: i64| -> Result<i64, ConfigError> {
+            let v = c.or(key, default, Config::i64)?;
+            if v == 0 || v < -1 {
+                return Err(bad(
+                    c,
+                    key,
+                    &format!("must be -1 (all) or at least 1, found {v}"),
+                ));
+            }
+            Ok(v)
+        };
         let defaults = TrainSettings::default();
         let train = TrainSettings {
             static_assigner_epoch: c.or(
@@ -178,45 +214,70 @@ impl TrainRecipe {
                 4,
                 Config::usize,
             )?,
-            atss_topk: c.or(&format!("{head}.static_assigner.topk"), 9, Config::usize)?,
-            tal_topk: c.or(&format!("{head}.assigner.topk"), 13, Config::usize)?,
-            tal_alpha: f32_or(&format!("{head}.assigner.alpha"), 1.0)?,
-            tal_beta: f32_or(&format!("{head}.assigner.beta"), 6.0)?,
+            atss_topk: count(&format!("{head}.static_assigner.topk"), 9)?,
+            tal_topk: count(&format!("{head}.assigner.topk"), 13)?,
+            tal_alpha: weight(&format!("{head}.assigner.alpha"), 1.0)?,
+            tal_beta: weight(&format!("{head}.assigner.beta"), 6.0)?,
             weights: LossWeights {
-                class: f32_or(&format!("{head}.loss_weight.class"), defaults.weights.class)?,
-                iou: f32_or(&format!("{head}.loss_weight.iou"), defaults.weights.iou)?,
-                dfl: f32_or(&format!("{head}.loss_weight.dfl"), defaults.weights.dfl)?,
+                class: weight(&format!("{head}.loss_weight.class"), defaults.weights.class)?,
+                iou: weight(&format!("{head}.loss_weight.iou"), defaults.weights.iou)?,
+                dfl: weight(&format!("{head}.loss_weight.dfl"), defaults.weights.dfl)?,
             },
         };
         // MultiClassNMS's own defaults where the config leaves a value out.
         let nms = NmsParams {
-            score_threshold: f32_or(&format!("{head}.nms.score_threshold"), 0.05)?,
-            nms_top_k: c.or(&format!("{head}.nms.nms_top_k"), 1000, Config::i64)?,
-            keep_top_k: c.or(&format!("{head}.nms.keep_top_k"), 100, Config::i64)?,
-            nms_threshold: f32_or(&format!("{head}.nms.nms_threshold"), 0.5)?,
+            score_threshold: threshold(&format!("{head}.nms.score_threshold"), 0.05)?,
+            nms_top_k: limit(&format!("{head}.nms.nms_top_k"), 1000)?,
+            keep_top_k: limit(&format!("{head}.nms.keep_top_k"), 100)?,
+            nms_threshold: threshold(&format!("{head}.nms.nms_threshold"), 0.5)?,
+        };
+        let base_lr = c.f64("LearningRate.base_lr")?;
+        let momentum = c.f64("OptimizerBuilder.optimizer.momentum")?;
+        if !(0.0..1.0).contains(&momentum) {
+            return Err(bad(
+                c,
+                "OptimizerBuilder.optimizer.momentum",
+                &format!("must be at least 0 and below 1, found {momentum}"),
+            ));
+        }
+        let l2_decay = c.or("OptimizerBuilder.regularizer.factor", 0.0, Config::f64)?;
+        let ema_decay = match c.or("use_ema", false, Config::bool)? {
+            true => {
+                let decay = c.or("ema_decay", 0.9998, Config::f64)?;
+                if !(decay > 0.0 && decay < 1.0) {
+                    return Err(bad(
+                        c,
+                        "ema_decay",
+                        &format!("must be above 0 and below 1, found {decay}"),
+                    ));
+                }
+                Some(decay)
+            }
+            false => None,
         };
         Ok(TrainRecipe {
-            epochs: c.usize("epoch")?,
-            base_lr: c.f64("LearningRate.base_lr")?,
+            epochs: one_or_more(c, "epoch", c.usize("epoch")?)?,
+            base_lr: positive(c, "LearningRate.base_lr", "", base_lr)?,
             cosine_max_epochs,
             warmup_epochs,
             warmup_steps,
             warmup_start_factor,
-            momentum: c.f64("OptimizerBuilder.optimizer.momentum")?,
-            l2_decay: c.or("OptimizerBuilder.regularizer.factor", 0.0, Config::f64)?,
-            batch_size: c.usize("TrainReader.batch_size")?,
-            eval_batch_size: c.or("EvalReader.batch_size", 1, Config::usize)?,
+            momentum,
+            l2_decay: at_least(c, "OptimizerBuilder.regularizer.factor", "", l2_decay, 0.0)?,
+            batch_size: one_or_more(
+                c,
+                "TrainReader.batch_size",
+                c.usize("TrainReader.batch_size")?,
+            )?,
+            eval_batch_size: count("EvalReader.batch_size", 1)?,
             train_sizes,
             eval_size,
             model,
             train,
             nms,
-            ema_decay: match c.or("use_ema", false, Config::bool)? {
-                true => Some(c.or("ema_decay", 0.9998, Config::f64)?),
-                false => None,
-            },
-            snapshot_epoch: c.or("snapshot_epoch", 1, Config::usize)?,
-            log_iter: c.or("log_iter", 20, Config::usize)?,
+            ema_decay,
+            snapshot_epoch: count("snapshot_epoch", 1)?,
+            log_iter: count("log_iter", 20)?,
         })
     }
 
@@ -280,10 +341,76 @@ fn sizes(c: &Config, key: &str, v: Option<&Value>) -> Result<Vec<usize>, ConfigE
         .ok_or_else(|| bad(c, key, "expected a list of sizes"))?;
     items
         .iter()
-        .map(|x| {
-            x.as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| bad(c, key, "expected positive integers"))
+        .map(|x| match x.as_u64() {
+            Some(n) if n > 0 && n % STRIDE == 0 => Ok(n as usize),
+            Some(n) => Err(bad(
+                c,
+                key,
+                &format!("{n} is not a positive multiple of {STRIDE} (PP-YOLOE's largest stride)"),
+            )),
+            None => Err(bad(c, key, "expected positive integers")),
         })
         .collect()
+}
+
+/// PP-YOLOE's largest feature stride: every input side must be a multiple of it.
+const STRIDE: u64 = 32;
+
+/// `value` (an integer read from `key`) when it is at least 1.
+fn one_or_more(c: &Config, key: &str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(bad(c, key, "must be at least 1, found 0"));
+    }
+    Ok(value)
+}
+
+/// `value` when it is finite and above 0; `what` names the item of a list key (`CosineDecay
+/// max_epochs` in `LearningRate.schedulers`), empty when `key` is the value's own key.
+fn positive(c: &Config, key: &str, what: &str, value: f64) -> Result<f64, ConfigError> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(bad(
+            c,
+            key,
+            &format!("{what}{}must be above 0, found {value}", sep(what)),
+        ));
+    }
+    Ok(value)
+}
+
+/// `value` when it is finite and at least `min` (see [`positive`] for `what`).
+fn at_least(c: &Config, key: &str, what: &str, value: f64, min: f64) -> Result<f64, ConfigError> {
+    if !(value.is_finite() && value >= min) {
+        return Err(bad(
+            c,
+            key,
+            &format!("{what}{}must be at least {min}, found {value}", sep(what)),
+        ));
+    }
+    Ok(value)
+}
+
+/// `value` when it lies in `[min, max]` (see [`positive`] for `what`).
+fn within(
+    c: &Config,
+    key: &str,
+    what: &str,
+    value: f64,
+    min: f64,
+    max: f64,
+) -> Result<f64, ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(bad(
+            c,
+            key,
+            &format!(
+                "{what}{}must be between {min} and {max}, found {value}",
+                sep(what)
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+fn sep(what: &str) -> &'static str {
+    if what.is_empty() { "" } else { " " }
 }

@@ -187,3 +187,176 @@ fn bad_files_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn merge_keys_resolve_as_pyyaml_does() {
+    let d = tempdir("merge");
+    let f = write(
+        &d,
+        "m.yml",
+        "a: &a {x: 1, y: 1}\nb: &b {x: 5, z: 3}\none: {<<: *a, y: 2}\nlist: {<<: [*a, *b], w: 0}\nc: &c {<<: *a, y: 7}\nchain: {<<: *c, z: 4}\nLearningRate:\n  schedulers:\n  - !CosineDecay\n    <<: *a\n    x: 9\n",
+    );
+    let c = Config::load(&f).unwrap();
+    let u = |k: &str| c.get(k).and_then(|v| v.as_u64());
+    // Own keys win over merged ones.
+    assert_eq!((u("one.x"), u("one.y")), (Some(1), Some(2)));
+    // In a merge list the earlier map wins: x from a, z from b.
+    assert_eq!(
+        (u("list.x"), u("list.y"), u("list.z"), u("list.w")),
+        (Some(1), Some(1), Some(3), Some(0))
+    );
+    // A merged map that merges in turn is flattened, and no `<<` key is left anywhere.
+    assert_eq!(
+        (u("chain.x"), u("chain.y"), u("chain.z")),
+        (Some(1), Some(7), Some(4))
+    );
+    assert!(!c.to_yaml().contains("<<"), "{}", c.to_yaml());
+    // Merged keys come first, as in PyYAML's dicts.
+    let one: Vec<_> = c.get("one").unwrap().as_mapping().unwrap().keys().collect();
+    assert_eq!(one, ["x", "y"]);
+    let s = c
+        .get("LearningRate.schedulers")
+        .unwrap()
+        .as_sequence()
+        .unwrap();
+    assert_eq!(s[0].get("x").unwrap().as_u64(), Some(9));
+    assert_eq!(s[0].get("y").unwrap().as_u64(), Some(1));
+    let bad = write(&d, "bad.yml", "m: {<<: 3}\n");
+    let e = Config::load(&bad).unwrap_err().to_string();
+    assert!(e.contains("bad.yml") && e.contains("`<<`"), "{e}");
+}
+
+#[test]
+fn python_tags_are_refused_with_the_file_and_line() {
+    let d = tempdir("tags");
+    for (name, text, tag) in [
+        (
+            "obj.yml",
+            "a: 1\nx: !!python/object:foo.Bar {a: 1}\n",
+            "!!python/object:foo.Bar",
+        ),
+        (
+            "tuple.yml",
+            "x: [1, !!python/tuple [1, 2]]\n",
+            "!!python/tuple",
+        ),
+        (
+            "uri.yml",
+            "x: !<tag:yaml.org,2002:python/name:os.system> 1\n",
+            "!<tag:yaml.org,2002:python/name:os.system>",
+        ),
+    ] {
+        let f = write(&d, name, text);
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains(tag), "{e}");
+    }
+    let e = Config::load(&write(
+        &d,
+        "l2.yml",
+        "a: 1\nx: !!python/object:foo.Bar {}\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("l2.yml:2:"), "{e}");
+    // Core tags, PaddleDetection's own tags, comments and quoted text pass.
+    let ok = write(
+        &d,
+        "ok.yml",
+        "a: !!str 5\nb: '!!python/object'\nc: 1 # !!python/object\nd: [!CosineDecay {max_epochs: 3}]\ne: x!!y\n",
+    );
+    let c = Config::load(&ok).unwrap();
+    assert_eq!(c.string("a").unwrap(), "5");
+    assert_eq!(c.string("b").unwrap(), "!!python/object");
+}
+
+#[test]
+fn a_missing_base_names_the_including_file_and_the_resolved_path() {
+    let d = tempdir("base");
+    let top = write(&d, "sub/top.yml", "_BASE_: [../bases/gone.yml]\n");
+    let e = Config::load(&top).unwrap_err().to_string();
+    let resolved = d.join("bases/gone.yml");
+    assert!(
+        e.contains("sub/top.yml: _BASE_ ../bases/gone.yml")
+            && e.contains(&format!(
+                "cannot read {}",
+                d.join("sub/../bases/gone.yml").display()
+            )),
+        "{e} (resolved {})",
+        resolved.display()
+    );
+    // The message carries the system's error once; it is not chained again as a source.
+    assert!(std::error::Error::source(&Config::load(&top).unwrap_err()).is_none());
+}
+
+#[test]
+fn unknown_override_keys_get_the_closest_known_key() {
+    let c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+    assert_eq!(
+        c.closest_key("TrainReader.batchsize").as_deref(),
+        Some("TrainReader.batch_size")
+    );
+    assert_eq!(c.closest_key("epochs").as_deref(), Some("epoch"));
+    assert_eq!(c.closest_key("completely.different.thing"), None);
+    assert_eq!(c.closest_key("epoch"), None);
+}
+
+#[test]
+fn impossible_values_are_refused_naming_key_and_origin() {
+    let recipe_error = |arg: &str| {
+        let mut c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+        c.apply_overrides(&[arg]).unwrap();
+        TrainRecipe::from_config(&c).unwrap_err().to_string()
+    };
+    for (arg, key) in [
+        ("TrainReader.batch_size=0", "TrainReader.batch_size"),
+        ("EvalReader.batch_size=0", "EvalReader.batch_size"),
+        ("LearningRate.base_lr=.nan", "LearningRate.base_lr"),
+        ("LearningRate.base_lr=-0.01", "LearningRate.base_lr"),
+        ("num_classes=0", "num_classes"),
+        ("epoch=0", "epoch"),
+        (
+            "OptimizerBuilder.optimizer.momentum=1.5",
+            "OptimizerBuilder.optimizer.momentum",
+        ),
+        (
+            "OptimizerBuilder.regularizer.factor=-1",
+            "OptimizerBuilder.regularizer.factor",
+        ),
+        ("depth_mult=0", "depth_mult"),
+        ("ema_decay=1.0", "ema_decay"),
+        ("snapshot_epoch=0", "snapshot_epoch"),
+        ("log_iter=0", "log_iter"),
+        ("PPYOLOEHead.assigner.topk=0", "PPYOLOEHead.assigner.topk"),
+        (
+            "PPYOLOEHead.nms.nms_threshold=2",
+            "PPYOLOEHead.nms.nms_threshold",
+        ),
+        ("PPYOLOEHead.nms.keep_top_k=0", "PPYOLOEHead.nms.keep_top_k"),
+        (
+            "PPYOLOEHead.loss_weight.iou=-1",
+            "PPYOLOEHead.loss_weight.iou",
+        ),
+    ] {
+        let e = recipe_error(arg);
+        assert!(
+            e.starts_with(&format!("{key} (set in -o {arg}): ")),
+            "{arg}: {e}"
+        );
+    }
+    // List items are named by the list key and the file that set it.
+    for (arg, key, msg) in [
+        (
+            "LearningRate.schedulers=[{name: CosineDecay, max_epochs: 0}]",
+            "LearningRate.schedulers",
+            "max_epochs must be above 0",
+        ),
+        (
+            "EvalReader.sample_transforms=[{Resize: {target_size: [33, 33]}}]",
+            "Resize.target_size",
+            "multiple of 32",
+        ),
+    ] {
+        let e = recipe_error(arg);
+        assert!(e.contains(key) && e.contains(msg), "{e}");
+    }
+}

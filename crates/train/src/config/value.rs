@@ -139,6 +139,11 @@ impl Config {
         }
     }
 
+    /// The merged tree.
+    pub(super) fn root_map(&self) -> &Mapping {
+        &self.root
+    }
+
     /// Every leaf key with the file or override that set it.
     pub fn origins(&self) -> &BTreeMap<String, String> {
         &self.origins
