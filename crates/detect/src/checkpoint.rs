@@ -10,7 +10,14 @@ use crate::error::{DetectError, Result};
 use crate::state::ModelState;
 
 fn tensor_err(path: &Path, e: ringdet_tensor::TensorError) -> DetectError {
-    DetectError::Input(format!("{}: {e}", path.display()))
+    // File errors of the tensor crate already name the file: say it once.
+    let message = e.to_string();
+    let file = path.display().to_string();
+    if message.contains(&file) {
+        DetectError::Input(message)
+    } else {
+        DetectError::Input(format!("{file}: {message}"))
+    }
 }
 
 /// Fill `state` from a safetensors file holding every entry of the model (extra entries are
