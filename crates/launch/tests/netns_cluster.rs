@@ -5,6 +5,7 @@
 //! `SKIP netns_cluster: <reason>` and passes. Every test checks that nothing is left behind: no
 //! namespace, no process.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -193,6 +194,120 @@ fn a_link_that_goes_down_mid_job_stops_every_host_with_the_cause() {
                 && l.contains(&format!("the launcher on host {other}"))
                 && l.contains("no heartbeat")),
             "{host} did not name the lost host {other}:\n{}",
+            run.output
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_every_host_and_removes_the_namespaces() {
+    let dir = scratch("ctrl-c");
+    let marker = format!("ctrl-c-{}", std::process::id());
+    let mut command = Command::new("bash");
+    // A shell started with SIGINT ignored (a background job of a script) cannot trap it: give
+    // the script the default disposition, as a terminal's Ctrl-C would find it.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .arg(script())
+        .args(["--hosts", "2", "--rate", "1gbit", "--timeout", "120", "--"])
+        .args([
+            "sh",
+            "-c",
+            "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+             --log_dir \"log/$RINGDET_SIM_HOST\" -- sleep 100",
+        ])
+        .current_dir(&dir)
+        .env("RINGDET_BIN", BIN)
+        .env("NETNS_CLUSTER_TEST_MARK", &marker)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run scripts/netns-cluster.sh");
+    let pid = child.id();
+    let last_host = format!("rdns-{pid}-1");
+    // Wait (bounded) until the last host runs its command, or the script gives up.
+    let mut started = false;
+    for _ in 0..1200 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &last_host])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        if !pids.is_empty() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if started {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    }
+    let out = child.wait_with_output().expect("wait for the script");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(77) {
+        println!("SKIP netns_cluster: {}", output.trim());
+        return;
+    }
+    assert!(started, "the hosts never started:\n{output}");
+    assert_eq!(out.status.code(), Some(130), "{output}");
+    assert!(
+        output.contains("interrupted: stopping every host"),
+        "{output}"
+    );
+    assert_nothing_left(&output, &marker);
+}
+
+#[test]
+fn a_partition_during_an_all_reduce_hangs_nobody() {
+    let dir = scratch("partition");
+    let Some(run) = cluster(
+        "partition",
+        &dir,
+        &[
+            "--hosts",
+            "2",
+            "--rate",
+            "1gbit",
+            "--timeout",
+            "120",
+            "--fault",
+            "partition:10.77.0.10:2",
+        ],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --start_timeout 30 --log_dir \"log/$RINGDET_SIM_HOST\" \
+         allreduce-perf -b 1M -e 64M -n 500",
+    ) else {
+        return;
+    };
+    // Both launchers stop on their own deadlines (the heartbeat, or the start-up deadline on a
+    // machine slow enough to be partitioned before the rendezvous), long before --timeout.
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert!(
+        run.output.contains("fault: partition of host 0"),
+        "{}",
+        run.output
+    );
+    for host in ["[h0]", "[h1]"] {
+        assert!(
+            run.output.lines().any(|l| l.starts_with(host)
+                && l.contains("ringdet launch: exit code 1")
+                || l.starts_with(host) && l.contains("could not reach")
+                || l.starts_with(host) && l.contains("timed out after")),
+            "{host} did not stop with a cause:\n{}",
             run.output
         );
     }
