@@ -55,6 +55,18 @@ cmd=("$@")
 [[ $loss =~ ^0+(\.0+)?%?$ ]] && loss=""
 [[ -z $loss || $loss == *% ]] || loss="$loss%"
 
+# htb's own burst (rate/HZ) is a few KiB, less than one 64 KiB GSO packet of the veth: give it
+# 1 ms of the rate, at least 128 KiB, so that high rates are reachable on a busy machine.
+burst=131072
+if [[ $rate != none ]]; then
+    burst=$(awk -v r="$rate" 'BEGIN {
+        match(r, /^[0-9.]+/); n = substr(r, 1, RLENGTH) + 0; u = tolower(substr(r, RLENGTH + 1))
+        bytes = u ~ /bps$/
+        sub(/(bit|bps)$/, "", u); m = 1
+        if (u ~ /^k/) m = 1e3; if (u ~ /^m/) m = 1e6; if (u ~ /^g/) m = 1e9; if (u ~ /^t/) m = 1e12
+        if (u ~ /i$/) m = 1024 ^ (index("kmgt", substr(u, 1, 1)))
+        b = n * m / (bytes ? 1 : 8) / 1000; printf "%d", (b > 131072 ? b : 131072) }')
+fi
 addr() { echo "10.77.0.$((10 + $1))"; }
 all_hosts=$(for ((i = 0; i < hosts; i++)); do addr "$i"; done | paste -sd,)
 fault_kind=() fault_host=() fault_after=()
@@ -150,7 +162,8 @@ shape() {
     if [[ $rate != none ]]; then
         tc -n "$ns" qdisc add dev "$dev" root handle 1: htb default 1 2>"$tmpdir/err" ||
             cannot "tc htb on $dev fails ($(cat "$tmpdir/err")); pass --rate none to run unshaped"
-        tc -n "$ns" class add dev "$dev" parent 1: classid 1:1 htb rate "$rate" ceil "$rate" quantum 60000 \
+        tc -n "$ns" class add dev "$dev" parent 1: classid 1:1 htb rate "$rate" ceil "$rate" \
+            burst "$burst" cburst "$burst" quantum 60000 \
             2>"$tmpdir/err" || die "tc rejects --rate $rate: $(cat "$tmpdir/err")"
     fi
     if [[ $side == host && -n "$delay$loss" ]]; then
