@@ -45,7 +45,7 @@ while (($#)); do
 done
 cmd=("$@")
 ((${#cmd[@]})) || die "no command: netns-cluster.sh --hosts H [options] -- CMD ARGS..."
-[[ $hosts =~ ^[0-9]+$ ]] && ((hosts >= 1 && hosts <= 64)) || die "--hosts must be 1..64, not '$hosts'"
+[[ $hosts =~ ^[0-9]+$ ]] && ((hosts >= 1 && hosts <= 200)) || die "--hosts must be 1..200, not '$hosts'"
 [[ $timeout =~ ^[0-9]+$ ]] && ((timeout >= 1)) || die "--timeout must be a whole number of seconds >= 1"
 [[ $rate == none || $rate =~ ^[0-9]+(\.[0-9]+)?([kKmMgGtT]i?)?(bit|bps)$ ]] ||
     die "--rate must look like 10gbit, 800mbit, 100mbps or be 'none', not '$rate'"
