@@ -1,6 +1,11 @@
 //! Which IP addresses belong to this machine (getifaddrs), so that the launcher finds itself in
 //! `--ips` by address and never by hostname resolution (which returns 127.0.0.1 on many hosts:
 //! Paddle#34533).
+//!
+//! getifaddrs answers for the network namespace of the calling process, so a launcher started
+//! inside a namespace (a container, or a "host" of scripts/netns-cluster.sh, whose only addresses
+//! are lo's and its 10.77.0.x) matches `--ips` against that namespace's interfaces alone:
+//! crates/launch/tests/netns_cluster.rs runs `ringdet launch --ips` across two such hosts.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

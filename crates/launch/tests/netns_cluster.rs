@@ -1,0 +1,314 @@
+//! `ringdet launch --ips` across real interfaces: scripts/netns-cluster.sh makes two network
+//! namespaces behind a bridge (10.77.0.10 and 10.77.0.11, 1 Gbit/s each way), and each launcher
+//! finds itself in `--ips` among its namespace's interfaces and meets the other across the bridge.
+//! Where namespaces cannot be made (not root, no `ip netns`: the script exits 77) every test prints
+//! `SKIP netns_cluster: <reason>` and passes. Every test checks that nothing is left behind: no
+//! namespace, no process.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringdet");
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/netns-cluster.sh")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("netns-cluster")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// What one run of the script did.
+struct Run {
+    code: i32,
+    output: String,
+}
+
+/// Runs the script with `args` and `sh -c <host_cmd>` on every host, in `dir`; the script's
+/// processes and everything they start carry a marker variable, so that leftovers can be found.
+/// Returns None (after printing SKIP) when the script says namespaces are unavailable here.
+fn cluster(name: &str, dir: &Path, args: &[&str], host_cmd: &str) -> Option<Run> {
+    let marker = format!("{name}-{}", std::process::id());
+    let out = Command::new("bash")
+        .arg(script())
+        .args(args)
+        .args(["--", "sh", "-c", host_cmd])
+        .current_dir(dir)
+        .env("RINGDET_BIN", BIN)
+        .env("NETNS_CLUSTER_TEST_MARK", &marker)
+        .output()
+        .expect("run scripts/netns-cluster.sh");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = out.status.code().unwrap_or(-1);
+    if code == 77 {
+        let reason = output
+            .lines()
+            .find(|l| l.contains("cannot emulate"))
+            .unwrap_or("netns-cluster.sh exited 77");
+        println!("SKIP netns_cluster: {reason}");
+        return None;
+    }
+    assert_nothing_left(&output, &marker);
+    Some(Run { code, output })
+}
+
+/// No namespace of this run (named in the script's first line) and no process carrying the
+/// marker is left.
+fn assert_nothing_left(output: &str, marker: &str) {
+    let prefix = output
+        .split_whitespace()
+        .find(|w| w.starts_with("rdns-") && w.ends_with("-br;"))
+        .map(|w| w.trim_end_matches("br;").to_string());
+    let prefix = prefix.unwrap_or_else(|| panic!("no namespace prefix in the output:\n{output}"));
+    let list = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !list.lines().any(|l| l.starts_with(&prefix)),
+        "namespaces {prefix}* left behind:\n{list}"
+    );
+    let needle = format!("NETNS_CLUSTER_TEST_MARK={marker}");
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            left.push(format!("{name}: {}", String::from_utf8_lossy(&cmdline)));
+        }
+    }
+    assert!(left.is_empty(), "processes left behind: {left:?}\n{output}");
+}
+
+#[test]
+fn allreduce_across_two_namespaces_through_launch_ips() {
+    let dir = scratch("allreduce");
+    let Some(run) = cluster(
+        "allreduce",
+        &dir,
+        &["--hosts", "2", "--rate", "1gbit", "--timeout", "120"],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --log_dir \"log/$RINGDET_SIM_HOST\" allreduce-perf -b 4K -e 256K -n 3 -w 1",
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, 0, "{}", run.output);
+    for host in ["[h0]", "[h1]"] {
+        assert!(
+            run.output
+                .lines()
+                .any(|l| l.starts_with(host) && l.contains("all workers finished successfully")),
+            "{host} did not finish:\n{}",
+            run.output
+        );
+    }
+    // Rank 0 is on the first host and printed its table; the endpoints are the namespaces'.
+    assert!(
+        run.output.lines().any(|l| l
+            .strip_prefix("[h0] [r0]")
+            .is_some_and(|row| row.split_whitespace().next() == Some("262144"))),
+        "{}",
+        run.output
+    );
+    let endpoints = std::fs::read_to_string(dir.join("log/10.77.0.11/endpoints.log"))
+        .expect("endpoints.log of the second host");
+    assert!(
+        endpoints.contains("0 10.77.0.10:") && endpoints.contains("1 10.77.0.11:"),
+        "{endpoints}"
+    );
+}
+
+#[test]
+fn a_host_that_never_comes_up_is_named_after_the_start_deadline() {
+    let dir = scratch("never-up");
+    let Some(run) = cluster(
+        "never-up",
+        &dir,
+        &["--hosts", "2", "--rate", "1gbit", "--timeout", "120"],
+        "[ \"$RINGDET_SIM_INDEX\" = 1 ] && exit 0; \
+         exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --start_timeout 3 --log_dir \"log/$RINGDET_SIM_HOST\" -- true",
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert!(
+        run.output.lines().any(|l| l.starts_with("[h0]")
+            && l.contains("waiting for the launchers of 10.77.0.11 (node 1)")),
+        "{}",
+        run.output
+    );
+}
+
+#[test]
+fn a_link_that_goes_down_mid_job_stops_every_host_with_the_cause() {
+    let dir = scratch("link-down");
+    let Some(run) = cluster(
+        "link-down",
+        &dir,
+        &[
+            "--hosts",
+            "2",
+            "--rate",
+            "1gbit",
+            "--timeout",
+            "120",
+            "--fault",
+            "link-down:1:2",
+        ],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --log_dir \"log/$RINGDET_SIM_HOST\" -- sleep 100",
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert!(
+        run.output.contains("fault: link-down of host 1"),
+        "{}",
+        run.output
+    );
+    for (host, other) in [("[h0]", "10.77.0.11"), ("[h1]", "10.77.0.10")] {
+        assert!(
+            run.output.lines().any(|l| l.starts_with(host)
+                && l.contains("root cause")
+                && l.contains(&format!("the launcher on host {other}"))
+                && l.contains("no heartbeat")),
+            "{host} did not name the lost host {other}:\n{}",
+            run.output
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_every_host_and_removes_the_namespaces() {
+    let dir = scratch("ctrl-c");
+    let marker = format!("ctrl-c-{}", std::process::id());
+    let mut command = Command::new("bash");
+    // A shell started with SIGINT ignored (a background job of a script) cannot trap it: give
+    // the script the default disposition, as a terminal's Ctrl-C would find it.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .arg(script())
+        .args(["--hosts", "2", "--rate", "1gbit", "--timeout", "120", "--"])
+        .args([
+            "sh",
+            "-c",
+            "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+             --log_dir \"log/$RINGDET_SIM_HOST\" -- sleep 100",
+        ])
+        .current_dir(&dir)
+        .env("RINGDET_BIN", BIN)
+        .env("NETNS_CLUSTER_TEST_MARK", &marker)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run scripts/netns-cluster.sh");
+    let pid = child.id();
+    let last_host = format!("rdns-{pid}-1");
+    // Wait (bounded) until the last host runs its command, or the script gives up.
+    let mut started = false;
+    for _ in 0..1200 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &last_host])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        if !pids.is_empty() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if started {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    }
+    let out = child.wait_with_output().expect("wait for the script");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(77) {
+        println!("SKIP netns_cluster: {}", output.trim());
+        return;
+    }
+    assert!(started, "the hosts never started:\n{output}");
+    assert_eq!(out.status.code(), Some(130), "{output}");
+    assert!(
+        output.contains("interrupted: stopping every host"),
+        "{output}"
+    );
+    assert_nothing_left(&output, &marker);
+}
+
+#[test]
+fn a_partition_during_an_all_reduce_hangs_nobody() {
+    let dir = scratch("partition");
+    let Some(run) = cluster(
+        "partition",
+        &dir,
+        &[
+            "--hosts",
+            "2",
+            "--rate",
+            "1gbit",
+            "--timeout",
+            "120",
+            "--fault",
+            "partition:10.77.0.10:2",
+        ],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --start_timeout 30 --log_dir \"log/$RINGDET_SIM_HOST\" \
+         allreduce-perf -b 1M -e 64M -n 500",
+    ) else {
+        return;
+    };
+    // Both launchers stop on their own deadlines (the heartbeat, or the start-up deadline on a
+    // machine slow enough to be partitioned before the rendezvous), long before --timeout.
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert!(
+        run.output.contains("fault: partition of host 0"),
+        "{}",
+        run.output
+    );
+    for host in ["[h0]", "[h1]"] {
+        assert!(
+            run.output.lines().any(|l| l.starts_with(host)
+                && l.contains("ringdet launch: exit code 1")
+                || l.starts_with(host) && l.contains("could not reach")
+                || l.starts_with(host) && l.contains("timed out after")),
+            "{host} did not stop with a cause:\n{}",
+            run.output
+        );
+    }
+}
