@@ -45,6 +45,18 @@ impl LiveGroups {
     }
 }
 
+/// A process's state letter from `/proc/<pid>/stat` (`R`, `S`, `D`, `T` stopped, `t` stopped
+/// by a tracer, `Z`, ...); None if it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// Whether a process is stopped (by a signal or a tracer).
+pub fn is_stopped(pid: u32) -> bool {
+    matches!(process_state(pid), Some('T' | 't'))
+}
+
 /// Makes this process the reaper of orphaned descendants, so a worker's children that outlive it
 /// are re-parented to the launcher (and stopped by it) instead of escaping to init.
 pub fn become_subreaper() {

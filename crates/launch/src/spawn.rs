@@ -120,6 +120,7 @@ pub fn run_workers(
         topo.host().to_string(),
         topo.node_rank,
         plan.grace,
+        plan.stall_limit,
         rx,
     );
     let outcome = supervisor.run();
