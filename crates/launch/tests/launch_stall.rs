@@ -8,14 +8,15 @@ use common::*;
 #[test]
 fn a_stopped_rank_is_named_as_the_root_cause_within_the_stall_limit() {
     let dir = scratch("stalled-rank");
-    let extra = ["--nproc_per_node", "2", "--stall_timeout", "2"];
-    let mut launcher = start(
+    // The limit through the variable (`--stall_timeout 2` is the same).
+    let mut launcher = start_with(
         &dir,
         "127.0.0.1",
         "127.0.0.1",
         24600,
-        &extra,
+        &["--nproc_per_node", "2"],
         &["sh", "-c", RECORDING_WORKER],
+        &[("RINGDET_STALL_TIMEOUT", "2")],
     );
     let pids = [read_pid(&dir, "pid.0", 20.0), read_pid(&dir, "pid.1", 20.0)];
     // SAFETY: kill(2) on a worker of this test's launcher.

@@ -1,0 +1,201 @@
+//! The first host's control port under attack while it waits for the other hosts: a flood
+//! without a newline keeps its memory flat, a 1-byte trickle neither stretches `--start_timeout`
+//! nor delays Ctrl-C, and a forged hello from an address that is not the host it claims gets a
+//! closed socket (no byte of job information) and changes nothing about the job.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Connects to `to` from `from`, retrying for up to 10 s (the launcher may not listen yet).
+fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let local: IpAddr = from.parse().unwrap();
+        socket.bind(&SocketAddr::new(local, 0).into()).unwrap();
+        match socket.connect_timeout(&to.into(), Duration::from_secs(1)) {
+            Ok(()) => return socket.into(),
+            Err(err) => {
+                assert!(Instant::now() < until, "cannot connect to {to}: {err}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn control(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port - 1))
+}
+
+/// The launcher's resident memory in kB, from /proc.
+fn vm_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sends one byte every 100 ms from 127.0.0.2 (an address of the job) to the control port,
+/// reconnecting when closed, until `stop` is set or 60 s pass.
+fn trickle(port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut stream: Option<TcpStream> = None;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+        let conn = stream.get_or_insert_with(|| connect_from("127.0.0.2", control(port)));
+        if conn.write_all(b"{").is_err() {
+            stream = None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_trickle(
+    port: u16,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    (stop, std::thread::spawn(move || trickle(port, flag)))
+}
+
+#[test]
+fn a_flood_without_newline_keeps_the_launchers_memory_flat() {
+    let dir = scratch("control-flood");
+    let port = 24700;
+    let extra = ["--nproc_per_node", "1", "--start_timeout", "60"];
+    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    let pid = first.child.id();
+    let chunk = vec![b'a'; 1 << 20];
+    let (mut sent, mut peak_kb) = (0usize, 0u64);
+    let until = Instant::now() + Duration::from_secs(20);
+    // 200 MB without a newline, from an address of the job, reconnecting when dropped.
+    while sent < 200 << 20 && Instant::now() < until {
+        let mut stream = connect_from("127.0.0.2", control(port));
+        stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        while sent < 200 << 20 && Instant::now() < until {
+            match stream.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+            peak_kb = peak_kb.max(vm_rss_kb(pid).unwrap_or(0));
+        }
+    }
+    peak_kb = peak_kb.max(vm_rss_kb(pid).unwrap_or(0));
+    assert!(
+        peak_kb < 64 * 1024,
+        "the launcher grew to {peak_kb} kB after {sent} bytes"
+    );
+    // The job is unaffected: the real second host joins and it runs.
+    let mut second = start(&dir, TWO_HOSTS, "127.0.0.2", port, &extra, &["true"]);
+    let (s0, s1) = (first.wait(30.0), second.wait(30.0));
+    assert_eq!(s0.code(), Some(0), "{}", first.stderr());
+    assert_eq!(s1.code(), Some(0), "{}", second.stderr());
+}
+
+#[test]
+fn a_trickle_does_not_stretch_the_start_timeout() {
+    let dir = scratch("control-trickle-timeout");
+    let port = 24710;
+    let extra = ["--nproc_per_node", "1", "--start_timeout", "4"];
+    let started = Instant::now();
+    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    let (stop, attacker) = start_trickle(port);
+    let status = first.wait(30.0);
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    attacker.join().unwrap();
+    let err = first.stderr();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out after 4 s"), "{err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} for a 4 s deadline"
+    );
+}
+
+#[test]
+fn ctrl_c_under_a_trickle_stops_the_launcher_at_once() {
+    let dir = scratch("control-trickle-sigint");
+    let port = 24720;
+    let extra = ["--nproc_per_node", "1", "--start_timeout", "60"];
+    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    let (stop, attacker) = start_trickle(port);
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent_at = Instant::now();
+    // SAFETY: kill(2) on this test's child.
+    unsafe { libc::kill(first.child.id() as i32, libc::SIGINT) };
+    let status = first.wait(30.0);
+    let took = sent_at.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    attacker.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{}", first.stderr());
+    assert!(took < Duration::from_secs(2), "SIGINT took {took:?}");
+}
+
+#[test]
+fn a_forged_hello_from_a_wrong_address_gets_nothing_and_changes_nothing() {
+    let dir = scratch("control-forged-hello");
+    let port = 24730;
+    let extra = ["--nproc_per_node", "1", "--start_timeout", "30"];
+    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    // A hello claiming to be 127.0.0.2 (node 1), sent from 127.0.0.1, with a differing job.
+    let fingerprint = ringdet_launch::same_job::Fingerprint {
+        version: "0.0.0-forged".into(),
+        command: vec!["forged".into()],
+        files: vec![],
+        local_world_size: 1,
+        ips: TWO_HOSTS.split(',').map(String::from).collect(),
+        start_port: port,
+        job_id: "default".into(),
+        secret_proof: None,
+    };
+    let hello = ringdet_launch::wire::Msg::Hello(ringdet_launch::wire::Hello {
+        node_rank: 1,
+        host: "127.0.0.2".into(),
+        time_ms: 0,
+        fingerprint,
+        preflight: vec![],
+    });
+    let knock = r#"{"msg":"Knock","node_rank":1,"nonce":"00"}"#;
+    let mut stranger = connect_from("127.0.0.1", control(port));
+    let mut forged = serde_json::to_string(&hello).unwrap();
+    forged.push('\n');
+    let _ = stranger.write_all(knock.as_bytes());
+    let _ = stranger.write_all(b"\n");
+    let _ = stranger.write_all(forged.as_bytes());
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut heard = Vec::new();
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until {
+        match stranger.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => heard.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        heard.is_empty(),
+        "the stranger heard {:?}",
+        String::from_utf8_lossy(&heard)
+    );
+    // The job is unaffected: the real second host joins and it runs.
+    let mut second = start(&dir, TWO_HOSTS, "127.0.0.2", port, &extra, &["true"]);
+    let (s0, s1) = (first.wait(30.0), second.wait(30.0));
+    let err = first.stderr();
+    assert_eq!(s0.code(), Some(0), "{err}");
+    assert_eq!(s1.code(), Some(0), "{}", second.stderr());
+    assert!(
+        err.contains("refused a control connection from 127.0.0.1"),
+        "the stranger is logged: {err}"
+    );
+}
