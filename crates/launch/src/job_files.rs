@@ -27,10 +27,7 @@ pub fn record_path(launcher_pid: u32) -> PathBuf {
 /// A process's start time (clock ticks after boot, field 22 of `/proc/<pid>/stat`), which
 /// tells a pid's current process from an earlier one with the same pid; None if it is gone.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    // Fields after the name start at field 3 (state); start time is field 22.
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    crate::procs::stat_field(pid, 22)?.parse().ok()
 }
 
 /// Writes this launcher's record for the job of `token` and `endpoints`; returns its path.

@@ -164,12 +164,9 @@ fn a_forged_hello_from_a_wrong_address_gets_nothing_and_changes_nothing() {
         fingerprint,
         preflight: vec![],
     });
-    let knock = r#"{"msg":"Knock","node_rank":1,"nonce":"00"}"#;
     let mut stranger = connect_from("127.0.0.1", control(port));
     let mut forged = serde_json::to_string(&hello).unwrap();
     forged.push('\n');
-    let _ = stranger.write_all(knock.as_bytes());
-    let _ = stranger.write_all(b"\n");
     let _ = stranger.write_all(forged.as_bytes());
     stranger
         .set_read_timeout(Some(Duration::from_secs(5)))
