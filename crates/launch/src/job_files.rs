@@ -34,10 +34,12 @@ pub fn start_time(pid: u32) -> Option<u64> {
 pub fn write_record(token: &str, endpoints: &[SocketAddr]) -> std::io::Result<PathBuf> {
     let pid = std::process::id();
     let path = record_path(pid);
+    // Without its start time the record could not tell this launcher from a dead one.
+    let started = start_time(pid)
+        .ok_or_else(|| std::io::Error::other("cannot read this process's start time from /proc"))?;
     let endpoints: Vec<String> = endpoints.iter().map(ToString::to_string).collect();
     let text = format!(
-        "{HEADER}\n{pid} {}\n{token}\n{}\n",
-        start_time(pid).unwrap_or(0),
+        "{HEADER}\n{pid} {started}\n{token}\n{}\n",
         endpoints.join(",")
     );
     let mut file = std::fs::OpenOptions::new()

@@ -64,12 +64,35 @@ fn start_trickle(
     (stop, std::thread::spawn(move || trickle(port, flag)))
 }
 
+/// A first host of two waiting for the second (`--start_timeout` seconds) on `port`, in a
+/// fresh directory `name`.
+fn waiting_first_host(
+    name: &str,
+    port: u16,
+    start_timeout: &str,
+) -> (std::path::PathBuf, Launcher) {
+    let dir = scratch(name);
+    let extra = ["--nproc_per_node", "1", "--start_timeout", start_timeout];
+    let first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    (dir, first)
+}
+
+/// The real second host joins `first` and the job runs to success on both; returns the first
+/// host's stderr.
+fn second_host_joins(dir: &std::path::Path, port: u16, first: &mut Launcher) -> String {
+    let extra = ["--nproc_per_node", "1", "--start_timeout", "30"];
+    let mut second = start(dir, TWO_HOSTS, "127.0.0.2", port, &extra, &["true"]);
+    let (s0, s1) = (first.wait(30.0), second.wait(30.0));
+    let err = first.stderr();
+    assert_eq!(s0.code(), Some(0), "{err}");
+    assert_eq!(s1.code(), Some(0), "{}", second.stderr());
+    err
+}
+
 #[test]
 fn a_flood_without_newline_keeps_the_launchers_memory_flat() {
-    let dir = scratch("control-flood");
     let port = 24700;
-    let extra = ["--nproc_per_node", "1", "--start_timeout", "60"];
-    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    let (dir, mut first) = waiting_first_host("control-flood", port, "60");
     let pid = first.child.id();
     let chunk = vec![b'a'; 1 << 20];
     let (mut sent, mut peak_kb) = (0usize, 0u64);
@@ -94,19 +117,14 @@ fn a_flood_without_newline_keeps_the_launchers_memory_flat() {
         "the launcher grew to {peak_kb} kB after {sent} bytes"
     );
     // The job is unaffected: the real second host joins and it runs.
-    let mut second = start(&dir, TWO_HOSTS, "127.0.0.2", port, &extra, &["true"]);
-    let (s0, s1) = (first.wait(30.0), second.wait(30.0));
-    assert_eq!(s0.code(), Some(0), "{}", first.stderr());
-    assert_eq!(s1.code(), Some(0), "{}", second.stderr());
+    second_host_joins(&dir, port, &mut first);
 }
 
 #[test]
 fn a_trickle_does_not_stretch_the_start_timeout() {
-    let dir = scratch("control-trickle-timeout");
     let port = 24710;
-    let extra = ["--nproc_per_node", "1", "--start_timeout", "4"];
     let started = Instant::now();
-    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    let (_dir, mut first) = waiting_first_host("control-trickle-timeout", port, "4");
     let (stop, attacker) = start_trickle(port);
     let status = first.wait(30.0);
     let took = started.elapsed();
@@ -123,10 +141,8 @@ fn a_trickle_does_not_stretch_the_start_timeout() {
 
 #[test]
 fn ctrl_c_under_a_trickle_stops_the_launcher_at_once() {
-    let dir = scratch("control-trickle-sigint");
     let port = 24720;
-    let extra = ["--nproc_per_node", "1", "--start_timeout", "60"];
-    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    let (_dir, mut first) = waiting_first_host("control-trickle-sigint", port, "60");
     let (stop, attacker) = start_trickle(port);
     std::thread::sleep(Duration::from_millis(1500));
     let sent_at = Instant::now();
@@ -142,10 +158,8 @@ fn ctrl_c_under_a_trickle_stops_the_launcher_at_once() {
 
 #[test]
 fn a_forged_hello_from_a_wrong_address_gets_nothing_and_changes_nothing() {
-    let dir = scratch("control-forged-hello");
     let port = 24730;
-    let extra = ["--nproc_per_node", "1", "--start_timeout", "30"];
-    let mut first = start(&dir, TWO_HOSTS, "127.0.0.1", port, &extra, &["true"]);
+    let (dir, mut first) = waiting_first_host("control-forged-hello", port, "30");
     // A hello claiming to be 127.0.0.2 (node 1), sent from 127.0.0.1, with a differing job.
     let fingerprint = ringdet_launch::same_job::Fingerprint {
         version: "0.0.0-forged".into(),
@@ -186,13 +200,50 @@ fn a_forged_hello_from_a_wrong_address_gets_nothing_and_changes_nothing() {
         String::from_utf8_lossy(&heard)
     );
     // The job is unaffected: the real second host joins and it runs.
-    let mut second = start(&dir, TWO_HOSTS, "127.0.0.2", port, &extra, &["true"]);
-    let (s0, s1) = (first.wait(30.0), second.wait(30.0));
-    let err = first.stderr();
-    assert_eq!(s0.code(), Some(0), "{err}");
-    assert_eq!(s1.code(), Some(0), "{}", second.stderr());
+    let err = second_host_joins(&dir, port, &mut first);
     assert!(
         err.contains("refused a control connection from 127.0.0.1"),
         "the stranger is logged: {err}"
     );
+}
+
+#[test]
+fn a_host_with_another_secret_is_refused_by_the_handshake() {
+    let dir = scratch("control-other-secret");
+    let port = 24740;
+    let extra = ["--nproc_per_node", "1", "--start_timeout", "3"];
+    let mut first = start_with(
+        &dir,
+        TWO_HOSTS,
+        "127.0.0.1",
+        port,
+        &extra,
+        &["true"],
+        &[("RINGDET_JOB_SECRET", "one")],
+    );
+    let mut second = start_with(
+        &dir,
+        TWO_HOSTS,
+        "127.0.0.2",
+        port,
+        &extra,
+        &["true"],
+        &[("RINGDET_JOB_SECRET", "two")],
+    );
+    let (s0, s1) = (first.wait(30.0), second.wait(30.0));
+    assert_eq!(s1.code(), Some(1));
+    assert!(
+        second.stderr().contains("did not prove the job secret"),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(s0.code(), Some(1));
+    assert!(
+        first
+            .stderr()
+            .contains("waiting for the launchers of 127.0.0.2 (node 1)"),
+        "the job does not start with it: {}",
+        first.stderr()
+    );
+    assert!(first.worker_log(0).is_empty(), "no worker may start");
 }
