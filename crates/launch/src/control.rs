@@ -3,12 +3,14 @@
 //! each other that they hold the control key (`Knock`, `Challenge`, `Proof`: HMAC-SHA256 over
 //! both nonces, as the collective's handshake does) before the launcher says `Hello`. A
 //! connection from an address that is not another host's, or without the proof, is logged and
-//! closed without a word. The first host waits for all of them until its deadline (each
-//! greeting at most [`GREETING_LIMIT`], and never past the deadline or a signal), naming the
-//! hosts that never came, then compares their same-job fingerprints and preflight results and
+//! closed without a word. The first host greets up to [`MAX_GREETINGS`] connections side by side
+//! (each at most [`GREETING_LIMIT`], none past the deadline) and waits for all the launchers
+//! until its deadline or a signal, naming the hosts that never came, then compares their same-job fingerprints and preflight results and
 //! answers `Go` (with the job token) or `Reject`.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
@@ -37,11 +39,16 @@ pub struct Member {
 /// How long the first host gives one connection to prove itself and say hello.
 pub const GREETING_LIMIT: Duration = Duration::from_secs(5);
 
+/// Most connections the first host greets at once; more wait in the listen backlog until one
+/// of them ends (at the latest after [`GREETING_LIMIT`]).
+pub const MAX_GREETINGS: usize = 16;
+
 /// First host: accepts one launcher per other `--ips` entry until `deadline`, each after the
-/// control handshake (source address, then the challenge-response with `key`, then the hello).
-/// On timeout, the error names the hosts that never came; the members that did come are returned
-/// with it so that they can be told. A connection that fails the handshake is logged and closed
-/// without a word, and changes nothing about the job.
+/// control handshake (source address, then the challenge-response with `key`, then the hello),
+/// greeting up to [`MAX_GREETINGS`] connections side by side so that a slow stranger cannot hold
+/// up a real launcher. On timeout, the error names the hosts that never came; the members that
+/// did come are returned with it so that they can be told. A connection that fails the
+/// handshake is logged and closed without a word, and changes nothing about the job.
 pub fn gather(
     listener: &TcpListener,
     ips: &[IpAddr],
@@ -50,44 +57,33 @@ pub fn gather(
     start_timeout: Duration,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Vec<Member>, (String, Vec<Member>)> {
-    let mut members: Vec<Member> = Vec::new();
     if let Err(err) = listener.set_nonblocking(true) {
-        return Err((format!("control channel: {err}"), members));
+        return Err((format!("control channel: {err}"), Vec::new()));
     }
-    while members.len() + 1 < ips.len() {
-        if interrupted() {
-            return Err((
-                "interrupted while waiting for the other hosts".into(),
-                members,
-            ));
-        }
-        if Instant::now() >= deadline {
-            let missing: Vec<String> = (1..ips.len())
-                .filter(|n| !members.iter().any(|m| m.hello.node_rank == *n))
-                .map(|n| format!("{} (node {n})", ips[n]))
-                .collect();
-            let message = format!(
-                "timed out after {:.0} s waiting for the launchers of {}: start `ringdet launch` with the \
-                 same flags there, and check that they can reach {} (firewall?)",
-                start_timeout.as_secs_f64(),
-                missing.join(", "),
-                listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-            );
-            return Err((message, members));
-        }
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                let greeting = Greeting {
-                    ips,
-                    key,
-                    members: &members,
-                    deadline: deadline.min(Instant::now() + GREETING_LIMIT),
-                    interrupted,
-                };
-                match greeting.greet(stream, peer) {
+    let gathering_over = AtomicBool::new(false);
+    let (greeted_tx, greeted) = mpsc::channel::<(SocketAddr, Result<Member, String>)>();
+    std::thread::scope(|scope| {
+        let mut members: Vec<Member> = Vec::new();
+        let mut in_flight = 0usize;
+        let outcome = loop {
+            while let Ok((peer, result)) = greeted.try_recv() {
+                in_flight -= 1;
+                match result {
+                    Ok(member)
+                        if members
+                            .iter()
+                            .any(|m| m.hello.node_rank == member.hello.node_rank) =>
+                    {
+                        // It proved the job secret: it may hear why.
+                        let message = format!(
+                            "two launchers say they are {} (node {})",
+                            member.hello.host, member.hello.node_rank
+                        );
+                        let _ = member.sender.send(&Msg::Reject {
+                            message: message.clone(),
+                        });
+                        warn!("refused a control connection from {peer}: {message}");
+                    }
                     Ok(member) => {
                         debug!(
                             "{} (node {}) joined from {peer}, clock skew {} ms",
@@ -98,23 +94,73 @@ pub fn gather(
                     Err(why) => warn!("refused a control connection from {peer}: {why}"),
                 }
             }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
+            if members.len() + 1 >= ips.len() {
+                break Ok(());
             }
-            Err(err) => warn!("control channel accept failed: {err}"),
+            if interrupted() {
+                break Err("interrupted while waiting for the other hosts".to_string());
+            }
+            if Instant::now() >= deadline {
+                let missing: Vec<String> = (1..ips.len())
+                    .filter(|n| !members.iter().any(|m| m.hello.node_rank == *n))
+                    .map(|n| format!("{} (node {n})", ips[n]))
+                    .collect();
+                break Err(format!(
+                    "timed out after {:.0} s waiting for the launchers of {}: start `ringdet launch` with the \
+                     same flags there, and check that they can reach {} (firewall?)",
+                    start_timeout.as_secs_f64(),
+                    missing.join(", "),
+                    listener
+                        .local_addr()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                ));
+            }
+            if in_flight >= MAX_GREETINGS {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let greeting = Greeting {
+                        ips,
+                        key,
+                        deadline: deadline.min(Instant::now() + GREETING_LIMIT),
+                        gathering_over: &gathering_over,
+                    };
+                    let report = greeted_tx.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("control greeting".into())
+                        .spawn_scoped(scope, move || {
+                            let _ = report.send((peer, greeting.greet(stream, peer)));
+                        });
+                    match spawned {
+                        Ok(_) => in_flight += 1,
+                        Err(err) => warn!("cannot greet {peer} (no thread: {err}); closed"),
+                    }
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => warn!("control channel accept failed: {err}"),
+            }
+        };
+        // Greetings still running stop within 200 ms; their connections are closed.
+        gathering_over.store(true, Ordering::Relaxed);
+        members.sort_by_key(|m| m.hello.node_rank);
+        match outcome {
+            Ok(()) => Ok(members),
+            Err(why) => Err((why, members)),
         }
-    }
-    members.sort_by_key(|m| m.hello.node_rank);
-    Ok(members)
+    })
 }
 
 /// One connection's handshake on the first host, and what it is checked against.
 struct Greeting<'a> {
     ips: &'a [IpAddr],
     key: &'a str,
-    members: &'a [Member],
     deadline: Instant,
-    interrupted: &'a dyn Fn() -> bool,
+    gathering_over: &'a AtomicBool,
 }
 
 impl Greeting<'_> {
@@ -131,7 +177,7 @@ impl Greeting<'_> {
         stream.set_nonblocking(false).map_err(|e| e.to_string())?;
         let sender = Sender::new(&stream).map_err(|e| e.to_string())?;
         let mut receiver = Receiver::with_limit(stream, MAX_HANDSHAKE_LINE);
-        let keep_waiting = || !(self.interrupted)();
+        let keep_waiting = || !self.gathering_over.load(Ordering::Relaxed);
         let (node_rank, nonce_c) = match receiver.recv(self.deadline, &keep_waiting) {
             Ok(Some(Msg::Knock { node_rank, nonce })) => (node_rank, nonce),
             Ok(other) => return Err(format!("expected a knock, got {} (closed)", kind(&other))),
@@ -177,20 +223,11 @@ impl Greeting<'_> {
             Err(err) => return Err(err.to_string()),
         };
         let skew_ms = hello.time_ms as i64 - now_ms() as i64;
-        let problem = if hello.node_rank != node_rank || hello.host != peer_ip.to_string() {
-            Some(format!(
+        if hello.node_rank != node_rank || hello.host != peer_ip.to_string() {
+            let message = format!(
                 "a launcher at {peer_ip} (node {node_rank}) says it is {} (node {})",
                 hello.host, hello.node_rank
-            ))
-        } else if self.members.iter().any(|m| m.hello.node_rank == node_rank) {
-            Some(format!(
-                "two launchers say they are {} (node {})",
-                hello.host, hello.node_rank
-            ))
-        } else {
-            None
-        };
-        if let Some(message) = problem {
+            );
             // The peer proved the job secret: it may hear why.
             let _ = sender.send(&Msg::Reject {
                 message: message.clone(),

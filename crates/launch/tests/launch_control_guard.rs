@@ -247,3 +247,33 @@ fn a_host_with_another_secret_is_refused_by_the_handshake() {
     );
     assert!(first.worker_log(0).is_empty(), "no worker may start");
 }
+
+#[test]
+fn silent_strangers_do_not_hold_up_the_real_host() {
+    let port = 24750;
+    let (dir, mut first) = waiting_first_host("control-silent-strangers", port, "10");
+    // Four silent connections from a job address, each reopened when closed, for at most 30 s:
+    // greeted one after another (5 s each) they would keep the real host out past 10 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let strangers = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut open: Vec<TcpStream> = Vec::new();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+            // Keep a connection while it is open and silent (a read would block).
+            open.retain(|s| {
+                s.set_nonblocking(true).unwrap();
+                let read = (&*s).read(&mut [0u8; 1]);
+                matches!(read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            });
+            while open.len() < 4 {
+                open.push(connect_from("127.0.0.2", control(port)));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    second_host_joins(&dir, port, &mut first);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    strangers.join().unwrap();
+}
