@@ -293,7 +293,7 @@ pub fn verdict(
 pub fn join(
     control: SocketAddr,
     source: IpAddr,
-    hello: Hello,
+    mut hello: Hello,
     key: &str,
     deadline: Instant,
     start_timeout: Duration,
@@ -376,6 +376,8 @@ pub fn join(
         Err(err) => return fail(format!("no challenge from {control}: {err}")),
     };
     let proof = control_proof(key, ProofSide::Connector, node_rank, &nonce_c, &nonce_a);
+    // The first host measures the clock skew from this: stamp it now, not before connecting.
+    hello.time_ms = now_ms();
     sender
         .send(&Msg::Proof { proof })
         .and_then(|()| sender.send(&Msg::Hello(hello)))
