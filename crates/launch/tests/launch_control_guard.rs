@@ -10,16 +10,21 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// One connection attempt to `to` from `from`.
+fn try_connect_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let local: IpAddr = from.parse().unwrap();
+    socket.bind(&SocketAddr::new(local, 0).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(1))?;
+    Ok(socket.into())
+}
+
 /// Connects to `to` from `from`, retrying for up to 10 s (the launcher may not listen yet).
 fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        let socket =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        let local: IpAddr = from.parse().unwrap();
-        socket.bind(&SocketAddr::new(local, 0).into()).unwrap();
-        match socket.connect_timeout(&to.into(), Duration::from_secs(1)) {
-            Ok(()) => return socket.into(),
+        match try_connect_from(from, to) {
+            Ok(stream) => return stream,
             Err(err) => {
                 assert!(Instant::now() < until, "cannot connect to {to}: {err}");
                 std::thread::sleep(Duration::from_millis(50));
@@ -45,8 +50,13 @@ fn trickle(port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     let until = Instant::now() + Duration::from_secs(60);
     let mut stream: Option<TcpStream> = None;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
-        let conn = stream.get_or_insert_with(|| connect_from("127.0.0.2", control(port)));
-        if conn.write_all(b"{").is_err() {
+        // Until the launcher listens (and after it has gone) attempts fail; keep trying.
+        if stream.is_none() {
+            stream = try_connect_from("127.0.0.2", control(port)).ok();
+        }
+        if let Some(conn) = &mut stream
+            && conn.write_all(b"{").is_err()
+        {
             stream = None;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -266,8 +276,12 @@ fn silent_strangers_do_not_hold_up_the_real_host() {
                 let read = (&*s).read(&mut [0u8; 1]);
                 matches!(read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
             });
+            // Once the job has started the port is closed: attempts fail until told to stop.
             while open.len() < 4 {
-                open.push(connect_from("127.0.0.2", control(port)));
+                match try_connect_from("127.0.0.2", control(port)) {
+                    Ok(stream) => open.push(stream),
+                    Err(_) => break,
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
