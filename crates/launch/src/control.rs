@@ -1,17 +1,28 @@
 //! Start-up over the control channel. The first host's launcher listens; every other launcher
-//! connects (retrying until the deadline) and says `Hello`. The first host waits for all of them
-//! until its deadline, naming the hosts that never came, then compares their same-job
-//! fingerprints and preflight results and answers `Go` (with the job token) or `Reject`.
+//! connects (retrying until the deadline) from its own `--ips` address, and the two prove to
+//! each other that they hold the control key (`Knock`, `Challenge`, `Proof`: HMAC-SHA256 over
+//! both nonces, as the collective's handshake does) before the launcher says `Hello`. A
+//! connection from an address that is not another host's, or without the proof, is logged and
+//! closed without a word. The first host greets up to [`MAX_GREETINGS`] connections side by side
+//! (each at most [`GREETING_LIMIT`], none past the deadline) and waits for all the launchers
+//! until its deadline or a signal, naming the hosts that never came, then compares their same-job fingerprints and preflight results and
+//! answers `Go` (with the job token) or `Reject`.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
+use socket2::{Domain, Protocol, Socket, Type};
+
 use super::error::LaunchError;
 use super::events::now_ms;
 use super::same_job::{Fingerprint, differences};
+use super::token::{ProofSide, control_proof, random_hex, same_proof};
 pub use super::wire::{Hello, Msg, Receiver, Sender};
+use super::wire::{MAX_HANDSHAKE_LINE, MAX_LINE};
 
 /// A launcher that joined the first host.
 pub struct Member {
@@ -25,107 +36,230 @@ pub struct Member {
     pub receiver: Receiver,
 }
 
-/// First host: accepts one launcher per other `--ips` entry until `deadline`.
-/// On timeout, the error names the hosts that never came; the members that did come are returned
-/// with it so that they can be told.
+/// How long the first host gives one connection to prove itself and say hello.
+pub const GREETING_LIMIT: Duration = Duration::from_secs(5);
+
+/// Most connections the first host greets at once; more wait in the listen backlog until one
+/// of them ends (at the latest after [`GREETING_LIMIT`]).
+pub const MAX_GREETINGS: usize = 16;
+
+/// First host: accepts one launcher per other `--ips` entry until `deadline`, each after the
+/// control handshake (source address, then the challenge-response with `key`, then the hello),
+/// greeting up to [`MAX_GREETINGS`] connections side by side so that a slow stranger cannot hold
+/// up a real launcher. On timeout, the error names the hosts that never came; the members that
+/// did come are returned with it so that they can be told. A connection that fails the
+/// handshake is logged and closed without a word, and changes nothing about the job.
 pub fn gather(
     listener: &TcpListener,
     ips: &[IpAddr],
+    key: &str,
     deadline: Instant,
     start_timeout: Duration,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Vec<Member>, (String, Vec<Member>)> {
-    let mut members: Vec<Member> = Vec::new();
     if let Err(err) = listener.set_nonblocking(true) {
-        return Err((format!("control channel: {err}"), members));
+        return Err((format!("control channel: {err}"), Vec::new()));
     }
-    while members.len() + 1 < ips.len() {
-        if interrupted() {
-            return Err((
-                "interrupted while waiting for the other hosts".into(),
-                members,
-            ));
-        }
-        if Instant::now() >= deadline {
-            let missing: Vec<String> = (1..ips.len())
-                .filter(|n| !members.iter().any(|m| m.hello.node_rank == *n))
-                .map(|n| format!("{} (node {n})", ips[n]))
-                .collect();
-            let message = format!(
-                "timed out after {:.0} s waiting for the launchers of {}: start `ringdet launch` with the \
-                 same flags there, and check that they can reach {} (firewall?)",
-                start_timeout.as_secs_f64(),
-                missing.join(", "),
-                listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-            );
-            return Err((message, members));
-        }
-        match listener.accept() {
-            Ok((stream, peer)) => match greet(stream, ips, &members) {
-                Ok(member) => {
-                    debug!(
-                        "{} (node {}) joined from {peer}, clock skew {} ms",
-                        member.hello.host, member.hello.node_rank, member.skew_ms
-                    );
-                    members.push(member)
+    let gathering_over = AtomicBool::new(false);
+    let (greeted_tx, greeted) = mpsc::channel::<(SocketAddr, Result<Member, String>)>();
+    std::thread::scope(|scope| {
+        let mut members: Vec<Member> = Vec::new();
+        let mut in_flight = 0usize;
+        let outcome = loop {
+            while let Ok((peer, result)) = greeted.try_recv() {
+                in_flight -= 1;
+                match result {
+                    Ok(member)
+                        if members
+                            .iter()
+                            .any(|m| m.hello.node_rank == member.hello.node_rank) =>
+                    {
+                        // It proved the job secret: it may hear why.
+                        let message = format!(
+                            "two launchers say they are {} (node {})",
+                            member.hello.host, member.hello.node_rank
+                        );
+                        let _ = member.sender.send(&Msg::Reject {
+                            message: message.clone(),
+                        });
+                        warn!("refused a control connection from {peer}: {message}");
+                    }
+                    Ok(member) => {
+                        debug!(
+                            "{} (node {}) joined from {peer}, clock skew {} ms",
+                            member.hello.host, member.hello.node_rank, member.skew_ms
+                        );
+                        members.push(member)
+                    }
+                    Err(why) => warn!("refused a control connection from {peer}: {why}"),
                 }
-                Err(why) => warn!("refused a control connection from {peer}: {why}"),
-            },
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
             }
-            Err(err) => warn!("control channel accept failed: {err}"),
+            if members.len() + 1 >= ips.len() {
+                break Ok(());
+            }
+            if interrupted() {
+                break Err("interrupted while waiting for the other hosts".to_string());
+            }
+            if Instant::now() >= deadline {
+                let missing: Vec<String> = (1..ips.len())
+                    .filter(|n| !members.iter().any(|m| m.hello.node_rank == *n))
+                    .map(|n| format!("{} (node {n})", ips[n]))
+                    .collect();
+                break Err(format!(
+                    "timed out after {:.0} s waiting for the launchers of {}: start `ringdet launch` with the \
+                     same flags there, and check that they can reach {} (firewall?)",
+                    start_timeout.as_secs_f64(),
+                    missing.join(", "),
+                    listener
+                        .local_addr()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                ));
+            }
+            if in_flight >= MAX_GREETINGS {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let greeting = Greeting {
+                        ips,
+                        key,
+                        deadline: deadline.min(Instant::now() + GREETING_LIMIT),
+                        gathering_over: &gathering_over,
+                    };
+                    let report = greeted_tx.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("control greeting".into())
+                        .spawn_scoped(scope, move || {
+                            let _ = report.send((peer, greeting.greet(stream, peer)));
+                        });
+                    match spawned {
+                        Ok(_) => in_flight += 1,
+                        Err(err) => warn!("cannot greet {peer} (no thread: {err}); closed"),
+                    }
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => warn!("control channel accept failed: {err}"),
+            }
+        };
+        // Greetings still running stop within 200 ms; their connections are closed.
+        gathering_over.store(true, Ordering::Relaxed);
+        members.sort_by_key(|m| m.hello.node_rank);
+        match outcome {
+            Ok(()) => Ok(members),
+            Err(why) => Err((why, members)),
         }
-    }
-    members.sort_by_key(|m| m.hello.node_rank);
-    Ok(members)
+    })
 }
 
-/// Reads a new connection's hello (5 s at most) and checks who it claims to be.
-fn greet(stream: TcpStream, ips: &[IpAddr], members: &[Member]) -> Result<Member, String> {
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    let sender = Sender::new(&stream).map_err(|e| e.to_string())?;
-    let mut receiver = Receiver::new(stream);
-    let hello = match receiver.recv(Instant::now() + Duration::from_secs(5), &|| true) {
-        Ok(Some(Msg::Hello(hello))) => hello,
-        Ok(other) => return Err(format!("expected a hello, got {other:?}")),
-        Err(err) => return Err(err.to_string()),
-    };
-    let skew_ms = hello.time_ms as i64 - now_ms() as i64;
-    let claim = ips.get(hello.node_rank).map(IpAddr::to_string);
-    let problem = if hello.node_rank == 0 || claim.as_deref() != Some(hello.host.as_str()) {
-        Some(format!(
-            "a launcher says it is {} (node {}), which does not match --ips {} here",
-            hello.host,
-            hello.node_rank,
-            ips.iter()
-                .map(IpAddr::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        ))
-    } else if members.iter().any(|m| m.hello.node_rank == hello.node_rank) {
-        Some(format!(
-            "two launchers say they are {} (node {})",
-            hello.host, hello.node_rank
-        ))
-    } else {
-        None
-    };
-    if let Some(message) = problem {
-        let _ = sender.send(&Msg::Reject {
-            message: message.clone(),
-        });
-        return Err(message);
+/// One connection's handshake on the first host, and what it is checked against.
+struct Greeting<'a> {
+    ips: &'a [IpAddr],
+    key: &'a str,
+    deadline: Instant,
+    gathering_over: &'a AtomicBool,
+}
+
+impl Greeting<'_> {
+    /// Source address, `Knock`, `Challenge`, `Proof`, then the hello and who it claims to be.
+    /// Nothing about the job is sent before the proof; a failure before it drops the socket
+    /// without a word.
+    fn greet(&self, stream: TcpStream, peer: SocketAddr) -> Result<Member, String> {
+        let peer_ip = peer.ip().to_canonical();
+        if !self.ips[1..].contains(&peer_ip) {
+            return Err(format!(
+                "{peer_ip} is none of the other hosts in --ips (closed)"
+            ));
+        }
+        stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let sender = Sender::new(&stream).map_err(|e| e.to_string())?;
+        let mut receiver = Receiver::with_limit(stream, MAX_HANDSHAKE_LINE);
+        let keep_waiting = || !self.gathering_over.load(Ordering::Relaxed);
+        let (node_rank, nonce_c) = match receiver.recv(self.deadline, &keep_waiting) {
+            Ok(Some(Msg::Knock { node_rank, nonce })) => (node_rank, nonce),
+            Ok(other) => return Err(format!("expected a knock, got {} (closed)", kind(&other))),
+            Err(err) => return Err(format!("{err} (closed)")),
+        };
+        if node_rank == 0 || self.ips.get(node_rank) != Some(&peer_ip) {
+            return Err(format!(
+                "it claims to be node {node_rank}, which is not {peer_ip}'s place in --ips (closed)"
+            ));
+        }
+        let nonce_a = random_hex::<16>().map_err(|e| format!("no nonce: {e}"))?;
+        let proof_a = control_proof(self.key, ProofSide::Acceptor, node_rank, &nonce_c, &nonce_a);
+        let challenge = Msg::Challenge {
+            nonce: nonce_a.clone(),
+            proof: proof_a,
+        };
+        sender.send(&challenge).map_err(|e| e.to_string())?;
+        match receiver.recv(self.deadline, &keep_waiting) {
+            Ok(Some(Msg::Proof { proof }))
+                if same_proof(
+                    &proof,
+                    &control_proof(
+                        self.key,
+                        ProofSide::Connector,
+                        node_rank,
+                        &nonce_c,
+                        &nonce_a,
+                    ),
+                ) => {}
+            Ok(Some(Msg::Proof { .. })) => {
+                return Err(format!(
+                    "{peer_ip} (node {node_rank}) failed the job-secret proof: a stranger, or \
+                     a different RINGDET_JOB_SECRET / --job_secret_file there (closed)"
+                ));
+            }
+            Ok(other) => return Err(format!("expected a proof, got {} (closed)", kind(&other))),
+            Err(err) => return Err(format!("{err} (closed)")),
+        }
+        receiver.set_limit(MAX_LINE);
+        let hello = match receiver.recv(self.deadline, &keep_waiting) {
+            Ok(Some(Msg::Hello(hello))) => hello,
+            Ok(other) => return Err(format!("expected a hello, got {}", kind(&other))),
+            Err(err) => return Err(err.to_string()),
+        };
+        let skew_ms = hello.time_ms as i64 - now_ms() as i64;
+        if hello.node_rank != node_rank || hello.host != peer_ip.to_string() {
+            let message = format!(
+                "a launcher at {peer_ip} (node {node_rank}) says it is {} (node {})",
+                hello.host, hello.node_rank
+            );
+            // The peer proved the job secret: it may hear why.
+            let _ = sender.send(&Msg::Reject {
+                message: message.clone(),
+            });
+            return Err(message);
+        }
+        Ok(Member {
+            hello,
+            skew_ms,
+            sender,
+            receiver,
+        })
     }
-    Ok(Member {
-        hello,
-        skew_ms,
-        sender,
-        receiver,
-    })
+}
+
+/// A message's kind, for logs (never its contents, which a stranger chose).
+fn kind(msg: &Option<Msg>) -> &'static str {
+    match msg {
+        None => "end of stream",
+        Some(Msg::Knock { .. }) => "Knock",
+        Some(Msg::Challenge { .. }) => "Challenge",
+        Some(Msg::Proof { .. }) => "Proof",
+        Some(Msg::Hello(_)) => "Hello",
+        Some(Msg::Go { .. }) => "Go",
+        Some(Msg::Reject { .. }) => "Reject",
+        Some(Msg::Failed { .. }) => "Failed",
+        Some(Msg::Done) => "Done",
+        Some(Msg::Abort { .. }) => "Abort",
+        Some(Msg::Stopped) => "Stopped",
+        Some(Msg::Final { .. }) => "Final",
+        Some(Msg::Ping) => "Ping",
+    }
 }
 
 /// First host: why the job cannot start (fingerprint differences, preflight errors of any
@@ -152,11 +286,15 @@ pub fn verdict(
     (!problems.is_empty()).then(|| format!("the job cannot start:\n  {}", problems.join("\n  ")))
 }
 
-/// Other hosts: connects to the first host (retrying until `deadline`), says hello and waits for
-/// `Go` or `Reject`. Returns the connection and the answer.
+/// Other hosts: connects to the first host from `source` (this host's `--ips` address, which
+/// the first host checks), retrying until `deadline`; proves the control `key` and checks the
+/// first host's proof, says hello and waits for `Go` or `Reject`. Returns the connection and
+/// the answer.
 pub fn join(
     control: SocketAddr,
-    hello: Hello,
+    source: IpAddr,
+    mut hello: Hello,
+    key: &str,
     deadline: Instant,
     start_timeout: Duration,
     interrupted: &dyn Fn() -> bool,
@@ -177,7 +315,7 @@ pub fn join(
                 start_timeout.as_secs_f64()
             ));
         }
-        match TcpStream::connect_timeout(&control, left.min(Duration::from_secs(1))) {
+        match connect_from(source, control, left.min(Duration::from_secs(1))) {
             Ok(stream) => break stream,
             Err(err) => {
                 debug!("connecting to the first host's launcher at {control}: {err}");
@@ -188,25 +326,73 @@ pub fn join(
     };
     let sender = Sender::new(&stream)
         .map_err(LaunchError::io(format!("control connection to {control}")))?;
-    let mut receiver = Receiver::new(stream);
+    let mut receiver = Receiver::with_limit(stream, MAX_HANDSHAKE_LINE);
+    let node_rank = hello.node_rank;
+    let nonce_c = random_hex::<16>().map_err(LaunchError::io("cannot read /dev/urandom"))?;
+    let knock = Msg::Knock {
+        node_rank,
+        nonce: nonce_c.clone(),
+    };
     sender
-        .send(&Msg::Hello(hello))
-        .map_err(LaunchError::io(format!("saying hello to {control}")))?;
-    debug!("connected to the first host's launcher at {control}; waiting for Go");
+        .send(&knock)
+        .map_err(LaunchError::io(format!("knocking at {control}")))?;
     // The first host answers by its own deadline, which is at most start_timeout from now.
-    let answer_by = Instant::now() + start_timeout + Duration::from_secs(5);
-    let answer = match receiver.recv(answer_by, &|| !interrupted()) {
+    let answer_by = Instant::now() + start_timeout + GREETING_LIMIT;
+    let keep_waiting = || !interrupted();
+    let closed = || {
+        format!(
+            "the first host's launcher at {control} closed the connection during the handshake: \
+             it admits only the hosts of its --ips, each from its own address, holding the same \
+             job secret (see its log)"
+        )
+    };
+    let nonce_a = match receiver.recv(answer_by, &keep_waiting) {
+        Ok(Some(Msg::Challenge { nonce, proof }))
+            if same_proof(
+                &proof,
+                &control_proof(key, ProofSide::Acceptor, node_rank, &nonce_c, &nonce),
+            ) =>
+        {
+            nonce
+        }
+        Ok(Some(Msg::Challenge { .. })) => {
+            return fail(format!(
+                "the launcher at {control} did not prove the job secret: is RINGDET_JOB_SECRET \
+                 (or --job_secret_file) the same on every host?"
+            ));
+        }
+        Ok(None) => return fail(closed()),
+        Ok(Some(other)) => {
+            return fail(format!(
+                "the launcher at {control} answered {} instead of a challenge",
+                kind(&Some(other))
+            ));
+        }
+        Err(err) if interrupted() => {
+            return fail(format!(
+                "interrupted while waiting for the first host ({err})"
+            ));
+        }
+        Err(err) => return fail(format!("no challenge from {control}: {err}")),
+    };
+    let proof = control_proof(key, ProofSide::Connector, node_rank, &nonce_c, &nonce_a);
+    // The first host measures the clock skew from this: stamp it now, not before connecting.
+    hello.time_ms = now_ms();
+    sender
+        .send(&Msg::Proof { proof })
+        .and_then(|()| sender.send(&Msg::Hello(hello)))
+        .map_err(LaunchError::io(format!("saying hello to {control}")))?;
+    receiver.set_limit(MAX_LINE);
+    debug!("connected to the first host's launcher at {control}; waiting for Go");
+    let answer = match receiver.recv(answer_by, &keep_waiting) {
         Ok(Some(msg @ (Msg::Go { .. } | Msg::Reject { .. }))) => msg,
         Ok(Some(other)) => {
             return fail(format!(
-                "the first host's launcher answered {other:?} instead of Go"
+                "the first host's launcher answered {} instead of Go",
+                kind(&Some(other))
             ));
         }
-        Ok(None) => {
-            return fail(format!(
-                "the first host's launcher at {control} closed the connection before the start"
-            ));
-        }
+        Ok(None) => return fail(closed()),
         Err(err) if interrupted() => {
             return fail(format!(
                 "interrupted while waiting for the first host ({err})"
@@ -219,4 +405,16 @@ pub fn join(
         }
     };
     Ok((sender, receiver, answer))
+}
+
+/// Connects to `to` from the address `from` (so that the first host sees this host's `--ips`
+/// address), falling back to the system's choice when `from` is not an address of this machine.
+fn connect_from(from: IpAddr, to: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+    if let Err(err) = socket.bind(&SocketAddr::new(from, 0).into()) {
+        debug!("cannot connect from {from} ({err}); letting the system choose the address");
+        return TcpStream::connect_timeout(&to, timeout);
+    }
+    socket.connect_timeout(&to.into(), timeout)?;
+    Ok(socket.into())
 }

@@ -78,6 +78,18 @@ pub enum FailureKind {
         /// How it ended.
         exit: ExitKind,
     },
+    /// A worker stayed stopped (SIGSTOP, Ctrl-Z, a debugger) longer than the stall limit: it
+    /// makes no progress, and the ranks waiting for it would only time out later.
+    Stalled {
+        /// Its global rank.
+        rank: usize,
+        /// Its rank on its host.
+        local_rank: usize,
+        /// Its pid.
+        pid: u32,
+        /// How long it had been stopped, in ms, when the launcher gave up on it.
+        stopped_ms: u64,
+    },
     /// The launcher received SIGINT/SIGTERM/SIGHUP (Ctrl-C).
     Interrupted {
         /// The signal number.
@@ -113,7 +125,7 @@ impl Failure {
         match &self.kind {
             FailureKind::Worker { exit, .. } => exit.exit_code(),
             FailureKind::Interrupted { signal } => 128 + signal,
-            FailureKind::LauncherLost { .. } => 1,
+            FailureKind::Stalled { .. } | FailureKind::LauncherLost { .. } => 1,
         }
     }
 
@@ -138,6 +150,16 @@ impl Failure {
             } => format!(
                 "rank {rank} (local rank {local_rank}) on {at}, pid {pid}: {}",
                 exit.describe()
+            ),
+            FailureKind::Stalled {
+                rank,
+                local_rank,
+                pid,
+                stopped_ms,
+            } => format!(
+                "rank {rank} (local rank {local_rank}) on {at}, pid {pid}: stopped (process state \
+                 T: SIGSTOP, Ctrl-Z or a debugger?) for {:.0} s, making no progress",
+                *stopped_ms as f64 / 1000.0
             ),
             FailureKind::Interrupted { signal } => {
                 format!(

@@ -75,6 +75,15 @@ pub struct LaunchFlags {
     )]
     pub grace_period: f64,
 
+    /// Seconds a worker may stay stopped (SIGSTOP, Ctrl-Z, a debugger: state T in /proc) before
+    /// the job fails naming it (default: RINGDET_STALL_TIMEOUT, else 20).
+    #[arg(
+        long = "stall_timeout",
+        alias = "stall-timeout",
+        value_name = "SECONDS"
+    )]
+    pub stall_timeout: Option<f64>,
+
     /// Ranks whose output is echoed on this console: `all` or global ranks `0,3`
     /// (default: this host's first worker, so rank 0 on the first host).
     #[arg(long = "show_ranks", alias = "show-ranks", value_name = "all|R,R,..")]

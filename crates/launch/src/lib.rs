@@ -13,7 +13,8 @@
 //!   gathers and judges the others, which join; the orphan [`sentinel`] is forked first, and
 //!   [`signals`] become [`events`].
 //! - [`spawn`]: this host's workers with their environment ([`env`](mod@env), written by
-//!   `ringdet_collective::worker_env`), process groups ([`procs`]) and [`logs`]; then the
+//!   `ringdet_collective::worker_env`), process groups ([`procs`]) and [`logs`], with the
+//!   [`job_files`] record that lets dead jobs' `/dev/shm` files be removed; then the
 //!   [`supervisor`] runs the job to its end and returns the [`supervisor::Outcome`] and its
 //!   root cause ([`failure`]).
 //!
@@ -28,6 +29,7 @@ pub mod events;
 pub mod failure;
 pub mod flags;
 pub mod interfaces;
+pub mod job_files;
 pub mod logs;
 pub mod plan;
 pub mod ports;

@@ -92,6 +92,8 @@ pub struct Plan {
     pub start_timeout: Duration,
     /// SIGTERM → SIGKILL delay when stopping workers.
     pub grace: Duration,
+    /// How long a worker may stay stopped (state T) before the job fails naming it.
+    pub stall_limit: Duration,
     /// The job's name (`--job_id`).
     pub job_id: String,
     /// The console echo.
@@ -136,6 +138,7 @@ pub fn plan(flags: &LaunchFlags, cmd: &WorkerCommand) -> Result<Plan> {
             ));
         }
     };
+    let stall_limit = stall_limit(flags.stall_timeout)?;
     if !(flags.start_timeout > 0.0 && flags.grace_period >= 0.0) {
         return Err(LaunchError::Setting(
             "--start_timeout must be positive and --grace_period non-negative".into(),
@@ -163,6 +166,7 @@ pub fn plan(flags: &LaunchFlags, cmd: &WorkerCommand) -> Result<Plan> {
         &flags.log_dir,
         Duration::from_secs_f64(flags.start_timeout),
         Duration::from_secs_f64(flags.grace_period),
+        stall_limit,
         &flags.job_id,
         echo,
     )
@@ -199,6 +203,7 @@ impl Plan {
             log_dir,
             Duration::from_secs(30),
             Duration::from_secs(5),
+            stall_limit(None)?,
             "local",
             echo,
         )
@@ -215,6 +220,7 @@ fn assemble(
     log_dir: &Path,
     start_timeout: Duration,
     grace: Duration,
+    stall_limit: Duration,
     job_id: &str,
     echo: Echo,
 ) -> Result<Plan> {
@@ -246,6 +252,7 @@ fn assemble(
         log_dir,
         start_timeout,
         grace,
+        stall_limit,
         job_id: job_id.to_string(),
         echo,
     };
@@ -277,6 +284,30 @@ fn shown_ranks(spec: Option<&str>, topo: &Topology) -> Result<Vec<usize>> {
             })
             .collect(),
     }
+}
+
+/// The variable that sets the stall limit when `--stall_timeout` is not given.
+pub const STALL_TIMEOUT_VAR: &str = "RINGDET_STALL_TIMEOUT";
+/// The stall limit when neither `--stall_timeout` nor `RINGDET_STALL_TIMEOUT` is given.
+pub const DEFAULT_STALL_LIMIT: Duration = Duration::from_secs(20);
+
+/// `--stall_timeout`, else `RINGDET_STALL_TIMEOUT`, else [`DEFAULT_STALL_LIMIT`]; positive.
+fn stall_limit(flag: Option<f64>) -> Result<Duration> {
+    let seconds = match (flag, std::env::var(STALL_TIMEOUT_VAR)) {
+        (Some(seconds), _) => seconds,
+        (None, Ok(text)) => text.trim().parse().map_err(|_| {
+            LaunchError::Setting(format!(
+                "{STALL_TIMEOUT_VAR}={text} is not a number of seconds"
+            ))
+        })?,
+        (None, Err(_)) => return Ok(DEFAULT_STALL_LIMIT),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(LaunchError::Setting(format!(
+            "--stall_timeout ({STALL_TIMEOUT_VAR}) must be a positive number of seconds, not {seconds}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// The job token: derived from the user's secret, else random (the first host's, sent with Go).

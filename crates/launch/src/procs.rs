@@ -45,6 +45,29 @@ impl LiveGroups {
     }
 }
 
+/// Field `n` (numbered as in proc(5), from 3, the state) of `/proc/<pid>/stat`; None if the
+/// process is gone.
+pub fn stat_field(pid: u32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is parenthesised and may hold spaces and parentheses.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name
+        .split_whitespace()
+        .nth(n.checked_sub(3)?)
+        .map(str::to_string)
+}
+
+/// A process's state letter from `/proc/<pid>/stat` (`R`, `S`, `D`, `T` stopped, `t` stopped
+/// by a tracer, `Z`, ...); None if it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    stat_field(pid, 3)?.chars().next()
+}
+
+/// Whether a process is stopped (by a signal or a tracer).
+pub fn is_stopped(pid: u32) -> bool {
+    matches!(process_state(pid), Some('T' | 't'))
+}
+
 /// Makes this process the reaper of orphaned descendants, so a worker's children that outlive it
 /// are re-parented to the launcher (and stopped by it) instead of escaping to init.
 pub fn become_subreaper() {
@@ -218,9 +241,7 @@ pub fn kill_reparented(live: &LiveGroups, keep: &[u32]) -> usize {
 
 /// The parent pid from /proc/PID/stat (the field after the parenthesised command name).
 pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(1)?.parse().ok()
+    stat_field(pid, 4)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -232,5 +253,23 @@ mod tests {
         let mine = parent_of(std::process::id()).unwrap();
         // SAFETY: getppid has no preconditions.
         assert_eq!(mine as i32, unsafe { libc::getppid() });
+        assert!(matches!(process_state(std::process::id()), Some('R' | 'S')));
+    }
+
+    #[test]
+    fn a_stopped_child_is_seen_stopped() {
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        let pid = child.id();
+        assert!(!is_stopped(pid));
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_stopped(pid) && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let stopped = is_stopped(pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(stopped);
     }
 }

@@ -3,7 +3,9 @@
 //! reaches end-of-file without a "clean exit" byte, the launcher died (even by SIGKILL), and the
 //! sentinel SIGKILLs every group it was told of. PR_SET_PDEATHSIG already kills each worker; this
 //! also reaches the workers' own children (data-loader processes, `sh -c` pipelines), which
-//! PDEATHSIG does not (Horovod's safe_shell_exec uses the same pipe-EOF idea).
+//! PDEATHSIG does not (Horovod's safe_shell_exec uses the same pipe-EOF idea). Then it removes
+//! the job's `/dev/shm` files, which the launcher would have removed, through the launcher's
+//! [`job_files`](crate::job_files) record.
 
 use std::io;
 
@@ -26,12 +28,14 @@ impl Sentinel {
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: single-threaded here; the child only calls async-signal-safe functions and _exit.
+        let launcher_pid = std::process::id();
+        // SAFETY: single-threaded here, so the child inherits no lock held by another thread;
+        // it reads the pipe, kills, removes files and _exits.
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
             0 => unsafe {
                 libc::close(fds[1]);
-                sentinel_main(fds[0])
+                sentinel_main(fds[0], launcher_pid)
             },
             pid => {
                 // SAFETY: closing our copy of the read end.
@@ -75,8 +79,9 @@ impl Sentinel {
     }
 }
 
-/// The sentinel process: reads records until EOF, then kills the groups unless told all is well.
-unsafe fn sentinel_main(read_fd: libc::c_int) -> ! {
+/// The sentinel process: reads records until EOF, then kills the groups and removes the job's
+/// `/dev/shm` files unless told all is well.
+unsafe fn sentinel_main(read_fd: libc::c_int, launcher_pid: u32) -> ! {
     unsafe {
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
             libc::signal(signal, libc::SIG_IGN);
@@ -112,6 +117,8 @@ unsafe fn sentinel_main(read_fd: libc::c_int) -> ! {
         for &pgid in &groups[..count] {
             libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
         }
+        // The workers are dead (SIGKILL is delivered before they run again): their files can go.
+        let _ = crate::job_files::remove_job(&crate::job_files::record_path(launcher_pid));
         libc::_exit(0)
     }
 }

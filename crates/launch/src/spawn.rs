@@ -12,9 +12,9 @@ use super::events::{Event, now_ms};
 use super::failure::ExitKind;
 use super::logs::{self, Follower};
 use super::plan::{Plan, WorkerCommand};
-use super::procs;
 use super::sentinel::Sentinel;
 use super::supervisor::{Outcome, Role, Slot, Supervisor};
+use super::{job_files, procs};
 
 /// Starts this host's workers of `plan` running `cmd` with the job `token`, then supervises them
 /// (in `role`, with the events of `tx`/`rx`) until the job is over; returns how it ended.
@@ -34,6 +34,13 @@ pub fn run_workers(
         log_dir: &plan.log_dir,
     };
     logs::write_endpoints(&plan.log_dir, &topo.endpoints())?;
+    let stale = job_files::remove_stale();
+    if stale > 0 {
+        tracing::info!("removed {stale} file(s) that dead jobs left in /dev/shm");
+    }
+    let record = job_files::write_record(token, &topo.endpoints())
+        .map_err(|e| tracing::warn!("cannot record the job's /dev/shm files: {e}"))
+        .ok();
     let live = procs::LiveGroups::default();
     let mut slots = Vec::new();
     let mut followers = Vec::new();
@@ -113,11 +120,16 @@ pub fn run_workers(
         topo.host().to_string(),
         topo.node_rank,
         plan.grace,
+        plan.stall_limit,
         rx,
     );
     let outcome = supervisor.run();
     // Every worker of this host has exited: remove shared-memory files a killed one left.
-    if let Err(e) = ringdet_collective::remove_host_files(token.as_bytes(), &topo.endpoints()) {
+    let removed = match &record {
+        Some(record) => job_files::remove_job(record),
+        None => ringdet_collective::remove_host_files(token.as_bytes(), &topo.endpoints()),
+    };
+    if let Err(e) = removed {
         tracing::warn!("could not remove the job's files in /dev/shm: {e}");
     }
     Ok(outcome)

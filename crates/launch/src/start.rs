@@ -16,7 +16,7 @@ use super::plan::{Plan, WorkerCommand, job_token, plan, worker_command};
 use super::sentinel::Sentinel;
 use super::spawn::run_workers;
 use super::supervisor::{Outcome, Peer, Role};
-use super::{ports, procs, signals, wire};
+use super::{ports, procs, signals, token, wire};
 
 /// Runs `ringdet launch` with its `flags` (`raw_args`, the process's arguments, tell
 /// `-- program` from a ringdet subcommand); returns how the job ended. A job that cannot start
@@ -56,6 +56,7 @@ pub fn start(plan: &Plan, cmd: &WorkerCommand) -> Result<Outcome> {
         got_signal.get()
     };
 
+    let key = token::control_key(&plan.fingerprint.job_id, plan.secret.as_deref());
     let (role, token) = if topo.ips.len() == 1 {
         if !preflight.is_empty() {
             return Ok(refuse(
@@ -82,6 +83,7 @@ pub fn start(plan: &Plan, cmd: &WorkerCommand) -> Result<Outcome> {
         let members = match control::gather(
             &listener,
             &topo.ips,
+            &key,
             deadline,
             plan.start_timeout,
             &interrupted,
@@ -145,7 +147,9 @@ pub fn start(plan: &Plan, cmd: &WorkerCommand) -> Result<Outcome> {
         debug!("joining the first host's launcher at {}", plan.control);
         let (sender, receiver, answer) = match control::join(
             plan.control,
+            topo.host(),
             hello,
+            &key,
             deadline,
             plan.start_timeout,
             &interrupted,

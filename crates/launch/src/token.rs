@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{LaunchError, Result};
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// The user's secret: `--job_secret_file` (trailing newline removed), else `RINGDET_JOB_SECRET`.
@@ -56,13 +57,75 @@ pub fn secret_proof(job_id: &str, secret: &[u8]) -> String {
 
 /// 128 random bits from the kernel, as hex.
 pub fn random_token() -> Result<String> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(LaunchError::io(
-            "cannot read /dev/urandom for the job token",
-        ))?;
+    random_hex::<16>().map_err(LaunchError::io(
+        "cannot read /dev/urandom for the job token",
+    ))
+}
+
+/// `N` random bytes from the kernel, as hex (nonces of the control channel's handshake).
+pub fn random_hex<const N: usize>() -> std::io::Result<String> {
+    let mut bytes = [0u8; N];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The key of the control channel's challenge-response: derived from the user's secret when
+/// there is one (only a host holding it can join), else from the job id alone (then only the
+/// source-address check keeps strangers out; see docs/launch.md, "Threat model").
+pub fn control_key(job_id: &str, secret: Option<&[u8]>) -> String {
+    tagged_hash("ringdet control key v1", job_id, secret.unwrap_or_default())
+}
+
+/// Which side of the control handshake a proof is for; each side proves with its own tag so
+/// one side's proof cannot be replayed as the other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofSide {
+    /// The first host's launcher, answering a connection.
+    Acceptor,
+    /// Another host's launcher, connecting.
+    Connector,
+}
+
+/// `HMAC-SHA256(key, side | node_rank | connector's nonce | acceptor's nonce)`, as hex (empty
+/// only if HMAC refused the key, which it does for no length; an empty proof is never accepted).
+pub fn control_proof(
+    key: &str,
+    side: ProofSide,
+    node_rank: usize,
+    nonce_c: &str,
+    nonce_a: &str,
+) -> String {
+    let tag: &[u8] = match side {
+        ProofSide::Acceptor => b"acceptor",
+        ProofSide::Connector => b"connector",
+    };
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()) else {
+        return String::new();
+    };
+    for part in [
+        tag,
+        &(node_rank as u64).to_le_bytes(),
+        nonce_c.as_bytes(),
+        nonce_a.as_bytes(),
+    ] {
+        mac.update(&(part.len() as u64).to_le_bytes());
+        mac.update(part);
+    }
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares two proofs in time independent of where they differ.
+pub fn same_proof(a: &str, b: &str) -> bool {
+    !a.is_empty()
+        && a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -78,5 +141,25 @@ mod tests {
         assert_ne!(secret_proof("job", b"s3cret")[..32], a);
         assert_ne!(random_token().unwrap(), random_token().unwrap());
         assert_eq!(user_secret(None, Some(String::new())).unwrap(), None);
+    }
+
+    #[test]
+    fn control_proofs_depend_on_key_side_rank_and_nonces() {
+        let key = control_key("job", Some(b"s3cret"));
+        assert_ne!(key, control_key("job", None));
+        let proof = control_proof(&key, ProofSide::Connector, 1, "c", "a");
+        assert!(same_proof(
+            &proof,
+            &control_proof(&key, ProofSide::Connector, 1, "c", "a")
+        ));
+        for other in [
+            control_proof(&key, ProofSide::Acceptor, 1, "c", "a"),
+            control_proof(&key, ProofSide::Connector, 2, "c", "a"),
+            control_proof(&key, ProofSide::Connector, 1, "c2", "a"),
+            control_proof(&key, ProofSide::Connector, 1, "c", "a2"),
+            control_proof(&control_key("job", None), ProofSide::Connector, 1, "c", "a"),
+        ] {
+            assert!(!same_proof(&proof, &other));
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The control channel's wire format: one JSON message per line over TCP, every read and write
 //! bounded by a deadline, and a heartbeat so a silent peer is noticed within `SILENCE_LIMIT`.
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,8 +15,10 @@ use super::same_job::Fingerprint;
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A peer silent this long is lost.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
-/// The longest message accepted.
-const MAX_LINE: usize = 1 << 20;
+/// The longest message accepted from a launcher that proved the job secret.
+pub const MAX_LINE: usize = 1 << 20;
+/// The longest message accepted before the proof (`Knock`, `Challenge`, `Proof`).
+pub const MAX_HANDSHAKE_LINE: usize = 1024;
 
 /// What a launcher tells the first host when it joins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +39,25 @@ pub struct Hello {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "msg")]
 pub enum Msg {
+    /// Launcher → first host, first message: who I claim to be, and my nonce.
+    Knock {
+        /// Its position in `--ips`.
+        node_rank: usize,
+        /// Its random nonce (hex).
+        nonce: String,
+    },
+    /// First host → launcher: my nonce, and my proof that I hold the control key.
+    Challenge {
+        /// The first host's random nonce (hex).
+        nonce: String,
+        /// `control_proof(key, Acceptor, node_rank, its nonce, this nonce)`.
+        proof: String,
+    },
+    /// Launcher → first host: my proof that I hold the control key.
+    Proof {
+        /// `control_proof(key, Connector, node_rank, its nonce, the first host's nonce)`.
+        proof: String,
+    },
     /// Launcher → first host: I am here; this is my job.
     Hello(Hello),
     /// First host → launchers: everyone is here and agrees; start the workers.
@@ -94,29 +115,111 @@ impl Sender {
     }
 }
 
-/// The receiving half: whole lines, kept across read timeouts.
-pub struct Receiver {
-    reader: BufReader<TcpStream>,
-    partial: Vec<u8>,
+/// Splits a byte stream into lines of at most `limit` bytes, holding at most `limit + 1` bytes
+/// of an unfinished line: a peer that never sends a newline gets an error, not memory.
+#[derive(Debug)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+    limit: usize,
 }
 
-impl Receiver {
-    /// Wraps a connected stream.
-    pub fn new(stream: TcpStream) -> Receiver {
-        Receiver {
-            reader: BufReader::new(stream),
-            partial: Vec::new(),
+impl LineSplitter {
+    /// A splitter for lines of at most `limit` bytes (the newline not counted).
+    pub fn new(limit: usize) -> LineSplitter {
+        LineSplitter {
+            pending: Vec::new(),
+            limit,
         }
     }
 
+    /// How many more bytes may be pushed before the next line is taken.
+    pub fn room(&self) -> usize {
+        (self.limit + 1).saturating_sub(self.pending.len())
+    }
+
+    /// Bytes held (an unfinished line, or lines not yet taken).
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Appends at most [`room`](Self::room) bytes of `bytes`; returns how many were taken.
+    pub fn push(&mut self, bytes: &[u8]) -> usize {
+        let taken = bytes.len().min(self.room());
+        self.pending.extend_from_slice(&bytes[..taken]);
+        taken
+    }
+
+    /// The next whole line (without its newline), `Ok(None)` if none is complete yet, or an
+    /// error once more than `limit` bytes came without a newline.
+    pub fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        match self.pending.iter().position(|b| *b == b'\n') {
+            Some(end) if end <= self.limit => {
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                Ok(Some(line))
+            }
+            Some(_) => Err(too_long()),
+            None if self.pending.len() > self.limit => Err(too_long()),
+            None => Ok(None),
+        }
+    }
+}
+
+fn too_long() -> std::io::Error {
+    std::io::Error::new(ErrorKind::InvalidData, "control message too long")
+}
+
+/// Parses one line (without its newline) as a message; any other input is an `InvalidData`
+/// error.
+pub fn parse_line(line: &[u8]) -> std::io::Result<Msg> {
+    serde_json::from_slice(line).map_err(|err| {
+        std::io::Error::new(
+            ErrorKind::InvalidData,
+            format!("bad control message: {err}"),
+        )
+    })
+}
+
+/// The receiving half: whole lines, kept across read timeouts, each at most its limit.
+pub struct Receiver {
+    stream: TcpStream,
+    lines: LineSplitter,
+}
+
+impl Receiver {
+    /// Wraps a connected stream; messages may be up to `MAX_LINE` bytes.
+    pub fn new(stream: TcpStream) -> Receiver {
+        Receiver::with_limit(stream, MAX_LINE)
+    }
+
+    /// Wraps a connected stream whose messages may be at most `limit` bytes (fewer bytes than
+    /// that are ever held for it).
+    pub fn with_limit(stream: TcpStream, limit: usize) -> Receiver {
+        Receiver {
+            stream,
+            lines: LineSplitter::new(limit),
+        }
+    }
+
+    /// Raises (or lowers) the longest message accepted from now on.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.lines.limit = limit;
+    }
+
     /// The next message before `deadline`; `Ok(None)` on a clean end of stream.
-    /// `keep_waiting` is asked every 200 ms and may cut the wait short (returns `TimedOut`).
+    /// The deadline holds whatever the peer sends (it is checked after every read), and
+    /// `keep_waiting` is asked at least every 200 ms and may cut the wait short (returns
+    /// `TimedOut`).
     pub fn recv(
         &mut self,
         deadline: Instant,
         keep_waiting: &dyn Fn() -> bool,
     ) -> std::io::Result<Option<Msg>> {
+        let mut chunk = [0u8; 8192];
         loop {
+            if let Some(line) = self.lines.next_line()? {
+                return parse_line(&line).map(Some);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !keep_waiting() {
                 return Err(std::io::Error::new(
@@ -124,34 +227,19 @@ impl Receiver {
                     "no message before the deadline",
                 ));
             }
-            self.reader
-                .get_ref()
+            self.stream
                 .set_read_timeout(Some(left.min(Duration::from_millis(200))))?;
-            match self.reader.read_until(b'\n', &mut self.partial) {
-                Ok(0) => return Ok(None),
-                Ok(_) if self.partial.ends_with(b"\n") => {
-                    let line = std::mem::take(&mut self.partial);
-                    return serde_json::from_slice(&line).map(Some).map_err(|err| {
-                        std::io::Error::new(
-                            ErrorKind::InvalidData,
-                            format!("bad control message: {err}"),
-                        )
-                    });
+            let want = self.lines.room().min(chunk.len());
+            match self.stream.read(&mut chunk[..want]) {
+                Ok(0) => return Ok(None), // end of stream (inside a line or not)
+                Ok(n) => {
+                    self.lines.push(&chunk[..n]);
                 }
-                Ok(_) => return Ok(None), // end of stream inside a line
                 Err(err)
                     if matches!(
                         err.kind(),
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    if self.partial.len() > MAX_LINE {
-                        return Err(std::io::Error::new(
-                            ErrorKind::InvalidData,
-                            "control message too long",
-                        ));
-                    }
-                }
+                    ) => {}
                 Err(err) => return Err(err),
             }
         }

@@ -2,7 +2,9 @@
 //! messages); the first host arbitrates: the first failure it hears of makes it tell every
 //! launcher to stop (`Abort`), and once all have stopped it sends the root cause, the earliest
 //! failure of all, to everyone (`Final`), so every host prints the same cause and exits with the
-//! same code. Every wait in here has a deadline.
+//! same code. Every wait in here has a deadline. A worker that stays stopped (state `T` in
+//! /proc) longer than the stall limit is a failure too, named as stopped, so the root cause is
+//! the rank that hung rather than a healthy one that timed out waiting for it.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use super::control::{Msg, Sender};
 use super::events::{Event, now_ms};
 use super::failure::{ExitKind, Failure, FailureKind, first_in_time};
 use super::logs::{Follower, TAIL_LINES, tail};
-use super::procs::{LiveGroups, kill_reparented};
+use super::procs::{LiveGroups, is_stopped, kill_reparented};
 use super::sentinel::Sentinel;
 
 mod coordinator;
@@ -84,6 +86,8 @@ pub struct Supervisor {
     pub node_rank: usize,
     /// SIGTERM → SIGKILL delay.
     pub grace: Duration,
+    /// How long a worker may stay stopped before the job fails naming it.
+    pub stall_limit: Duration,
     /// The event channel.
     pub events: Receiver<Event>,
     failures: Vec<Failure>,
@@ -95,6 +99,8 @@ pub struct Supervisor {
     final_by: Option<Instant>,
     interrupts: u32,
     root_cause: Option<Failure>,
+    /// Workers seen stopped, by pid: since when (monotonic, and ms since the epoch).
+    stopped_since: std::collections::HashMap<u32, (Instant, u64)>,
 }
 
 impl Supervisor {
@@ -109,6 +115,7 @@ impl Supervisor {
         host: String,
         node_rank: usize,
         grace: Duration,
+        stall_limit: Duration,
         events: Receiver<Event>,
     ) -> Supervisor {
         Supervisor {
@@ -120,6 +127,7 @@ impl Supervisor {
             host,
             node_rank,
             grace,
+            stall_limit,
             events,
             failures: Vec::new(),
             stopping: None,
@@ -130,6 +138,7 @@ impl Supervisor {
             final_by: None,
             interrupts: 0,
             root_cause: None,
+            stopped_since: std::collections::HashMap::new(),
         }
     }
 
@@ -248,14 +257,22 @@ impl Supervisor {
         }
     }
 
+    /// `rank 1 (pid 42, stopped), rank 3 (pid 44)`: this host's workers still running.
+    fn running_ranks(&self) -> String {
+        running_ranks(&self.slots)
+    }
+
     fn begin_stop(&mut self) {
         if self.stopping.is_some() {
             return;
         }
+        let ranks = self.running_ranks();
         let running = self.live.signal_all(libc::SIGTERM);
+        // A stopped worker acts on SIGTERM only once continued.
+        self.live.signal_all(libc::SIGCONT);
         if running > 0 {
             tracing::info!(
-                "stopping {running} worker(s) on {} (SIGTERM, SIGKILL after {:.0} s)",
+                "stopping {ranks} on {} (SIGTERM, SIGKILL after {:.0} s)",
                 self.host,
                 self.grace.as_secs_f64()
             );
@@ -275,20 +292,19 @@ impl Supervisor {
         if let Some(stop) = &mut self.stopping {
             if !all_exited && !stop.killed && now >= stop.sigkill_at {
                 stop.killed = true;
-                let n = self.live.signal_all(libc::SIGKILL);
-                tracing::warn!("{n} worker(s) ignored SIGTERM for the grace period: SIGKILL");
+                let ranks = running_ranks(&self.slots);
+                self.live.signal_all(libc::SIGKILL);
+                tracing::warn!(
+                    "{ranks} on {} ignored SIGTERM for the grace period: SIGKILL",
+                    self.host
+                );
             }
             let gave_up = !all_exited && stop.killed && now >= stop.give_up_at;
             if gave_up {
-                let stuck: Vec<String> = self
-                    .slots
-                    .iter()
-                    .filter(|s| s.exit.is_none())
-                    .map(|s| s.pid.to_string())
-                    .collect();
                 tracing::error!(
-                    "pid(s) {} did not exit after SIGKILL (D state?)",
-                    stuck.join(", ")
+                    "{} on {} did not exit after SIGKILL (D state?)",
+                    self.running_ranks(),
+                    self.host
                 );
             }
             if (all_exited || gave_up) && !self.stop_reported {
@@ -298,6 +314,9 @@ impl Supervisor {
         } else if all_exited && !self.done_reported {
             self.done_reported = true;
             return self.on_local_done();
+        } else if let Some(failure) = self.stalled_worker(now) {
+            tracing::error!("{}; stopping the job", failure.summary());
+            return self.local_failure(failure);
         }
         if self.final_by.is_some_and(|by| now >= by) {
             return match self.role {
@@ -306,6 +325,39 @@ impl Supervisor {
             };
         }
         None
+    }
+
+    /// The first running worker stopped for longer than the stall limit, as a failure dated
+    /// when it was first seen stopped; notes which workers are stopped now.
+    fn stalled_worker(&mut self, now: Instant) -> Option<Failure> {
+        let mut stalled = None;
+        for slot in self.slots.iter().filter(|s| s.exit.is_none() && s.pid != 0) {
+            if !is_stopped(slot.pid) {
+                self.stopped_since.remove(&slot.pid);
+                continue;
+            }
+            let (since, since_ms) = *self
+                .stopped_since
+                .entry(slot.pid)
+                .or_insert_with(|| (now, now_ms()));
+            if stalled.is_none() && now.duration_since(since) >= self.stall_limit {
+                let kind = FailureKind::Stalled {
+                    rank: slot.rank,
+                    local_rank: slot.local_rank,
+                    pid: slot.pid,
+                    stopped_ms: now.duration_since(since).as_millis() as u64,
+                };
+                stalled = Some(Failure {
+                    kind,
+                    host: self.host.clone(),
+                    node_rank: self.node_rank,
+                    time_ms: since_ms,
+                    log: Some(slot.log.display().to_string()),
+                    tail: tail(&slot.log, slot.log_start, TAIL_LINES),
+                });
+            }
+        }
+        stalled
     }
 
     fn on_local_stopped(&mut self) -> Option<i32> {
@@ -364,4 +416,17 @@ impl Supervisor {
         }
         code
     }
+}
+
+/// `rank 1 (pid 42, stopped), rank 3 (pid 44)`: the workers of `slots` still running.
+fn running_ranks(slots: &[Slot]) -> String {
+    slots
+        .iter()
+        .filter(|s| s.exit.is_none() && s.pid != 0)
+        .map(|s| {
+            let stopped = if is_stopped(s.pid) { ", stopped" } else { "" };
+            format!("rank {} (pid {}{stopped})", s.rank, s.pid)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
