@@ -316,10 +316,13 @@ impl Checkpoint {
         let text = match std::fs::read(&state_path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let msg = if self.weights_path().exists() || self.raw_path().exists() {
-                    "missing: the set was never committed (a crash during its save?)"
-                } else {
-                    "missing: no checkpoint of this name"
+                let msg = match (self.weights_path().exists(), self.raw_path().exists()) {
+                    (_, true) => "missing: the set was never committed (a crash during its save?)",
+                    (true, false) => {
+                        "missing, and so are the companions: only weights (pretrained or \
+                         exported), nothing to resume from"
+                    }
+                    (false, false) => "missing: no checkpoint of this name",
                 };
                 return Err(CheckpointError::Incomplete {
                     path: state_path,
