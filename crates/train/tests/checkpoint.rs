@@ -504,3 +504,26 @@ fn exact_resume_at_the_optimizer_level() {
         assert_eq!(resumed.state, straight.state, "k={k}");
     }
 }
+
+#[test]
+fn buffers_that_disagree_with_the_layout_are_not_saved() {
+    let dir = tmp("invalid");
+    let mut l = live(true);
+    l.sgd.velocity.pop();
+    let e = checkpoint::save_epoch(&dir, 0, l.view()).unwrap_err();
+    assert!(matches!(e, CheckpointError::Invalid { .. }), "{e}");
+    assert!(e.to_string().contains("0.opt.safetensors"), "{e}");
+    assert!(checkpoint::list(&dir).unwrap().is_empty());
+
+    // A lone weights file (pretrained or exported) is named as such on -r.
+    let l = live(false);
+    let c = checkpoint::save_named(&dir, "w", l.view()).unwrap();
+    for p in [c.raw_path(), c.opt_path(), c.state_path()] {
+        std::fs::remove_file(p).unwrap();
+    }
+    let e = c.load(&arch()).unwrap_err().to_string();
+    assert!(
+        e.contains("w.state.json") && e.contains("only weights"),
+        "{e}"
+    );
+}
