@@ -3,9 +3,11 @@
 //! its [`TrainRecipe`] hands the detector (`ringdet_detect`) its own types: model size, assigner
 //! and loss settings, NMS, learning-rate schedule, SGD and EMA.
 //!
-//! The trainer itself (issue #13) will live here too.
+//! [`checkpoint`] saves and loads checkpoints in PaddleDetection's layout, with everything an
+//! exact resume needs. The trainer itself (issue #13) will live here too.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 
 pub use config::{Config, ConfigError, TrainRecipe};

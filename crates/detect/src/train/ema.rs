@@ -43,6 +43,43 @@ impl Ema {
         }
     }
 
+    /// Restore a saved state (resume): the EMA buffers, the number of updates done and the decay
+    /// of the last one. An error when the buffer lengths differ from this EMA's, or when
+    /// `last_decay` is not what update `updates − 1` uses (a state from another decay).
+    pub fn restore(
+        &mut self,
+        params: Vec<f32>,
+        stats: Vec<f32>,
+        updates: u64,
+        last_decay: f64,
+    ) -> Result<()> {
+        if params.len() != self.params.len() || stats.len() != self.stats.len() {
+            return Err(DetectError::Input(format!(
+                "EMA state holds {} params and {} stats, this EMA {} and {}",
+                params.len(),
+                stats.len(),
+                self.params.len(),
+                self.stats.len()
+            )));
+        }
+        let expect = if updates == 0 {
+            0.0
+        } else {
+            self.decay_at(updates - 1)
+        };
+        if last_decay.to_bits() != expect.to_bits() {
+            return Err(DetectError::Input(format!(
+                "EMA state: last decay {last_decay} after {updates} updates, decay {} gives {expect}",
+                self.decay
+            )));
+        }
+        self.params = params;
+        self.stats = stats;
+        self.updates = updates;
+        self.last_decay = last_decay;
+        Ok(())
+    }
+
     /// Decay for update number `t` (0-based).
     pub fn decay_at(&self, t: u64) -> f64 {
         EmaParams { decay: self.decay }.threshold_decay(t)
@@ -112,5 +149,11 @@ mod tests {
         assert!((p[0] as f64 - expect / c).abs() < 1e-6);
         assert!((s[0] as f64 - 5.0 * expect / 2.0 / c).abs() < 1e-5);
         assert!(e.update(&[1.0, 2.0], &[1.0]).is_err());
+        let mut r = Ema::new(0.9998, 1, 1);
+        r.restore(e.params.clone(), e.stats.clone(), e.updates, e.last_decay)
+            .unwrap();
+        assert_eq!(r.corrected().unwrap(), e.corrected().unwrap());
+        assert!(r.restore(vec![0.0], vec![0.0], 3, 0.5).is_err());
+        assert!(r.restore(vec![0.0; 2], vec![0.0], 0, 0.0).is_err());
     }
 }

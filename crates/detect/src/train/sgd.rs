@@ -37,6 +37,20 @@ impl Sgd {
         }
     }
 
+    /// Replace the velocity with a saved one (resume); an error when its length is not the
+    /// parameter count.
+    pub fn restore_velocity(&mut self, velocity: Vec<f32>) -> Result<()> {
+        if velocity.len() != self.velocity.len() {
+            return Err(DetectError::Input(format!(
+                "SGD velocity: {} values for {} parameters",
+                velocity.len(),
+                self.velocity.len()
+            )));
+        }
+        self.velocity = velocity;
+        Ok(())
+    }
+
     /// `v ← m·v + (g + wd·θ·mask)`, `θ ← θ − lr·v`.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f64) -> Result<()> {
         let p = SgdParams {
