@@ -3,10 +3,12 @@
 //! its [`TrainRecipe`] hands the detector (`ringdet_detect`) its own types: model size, assigner
 //! and loss settings, NMS, learning-rate schedule, SGD and EMA.
 //!
-//! The trainer itself (issue #13) will live here too.
+//! [`eval`] evaluates a model on the config's `EvalDataset` (COCO bbox, pycocotools-exact),
+//! alone or data-parallel. The trainer itself (issue #13) will live here too.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod eval;
 
 pub use config::{Config, ConfigError, TrainRecipe};
 
