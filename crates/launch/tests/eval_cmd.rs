@@ -205,6 +205,16 @@ fn bad_weights_are_errors_naming_them() {
     );
     assert!(stderr.contains("is a directory"), "{stderr}");
 
+    // `weights` may leave out the extension, as PaddleDetection's leaves out `.pdparams`.
+    let (_, good) = fixture();
+    let stem = good.with_extension("");
+    let out = run_eval(&dir, &eval_args(&stem, data));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // A file that is not safetensors: the loader's error names it.
     let junk = dir.join("junk.safetensors");
     std::fs::write(&junk, b"not a safetensors file").unwrap();
