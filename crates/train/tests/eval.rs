@@ -138,14 +138,21 @@ fn two_ranks_match_one_process() {
             .map(|rank| {
                 let (arch, state, dataset, settings) = (&arch, &state, &dataset, &settings);
                 s.spawn(move || {
-                    let mut comm = Communicator::connect(
+                    let comm = Communicator::connect(
                         rank,
                         &endpoints,
                         b"eval-test",
                         ringdet_collective::Config::default(),
                     )
                     .unwrap();
-                    evaluate(arch, state, dataset, settings, Some(&mut comm)).unwrap()
+                    // Rank 1 goes through the trainer's asynchronous front end.
+                    if rank == 0 {
+                        let mut comm = comm;
+                        evaluate(arch, state, dataset, settings, Some(&mut comm)).unwrap()
+                    } else {
+                        let mut comm = comm.into_async();
+                        evaluate(arch, state, dataset, settings, Some(&mut comm)).unwrap()
+                    }
                 })
             })
             .collect();

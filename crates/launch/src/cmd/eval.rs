@@ -48,6 +48,9 @@ fn weights_file(weights: &str, origin: &str) -> anyhow::Result<PathBuf> {
     if path.is_file() {
         return Ok(path);
     }
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        bail!("weights {} ({origin}) does not exist", path.display());
+    }
     let with_ext = PathBuf::from(format!("{weights}.safetensors"));
     if with_ext.is_file() {
         return Ok(with_ext);
@@ -100,7 +103,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The loader's errors name the file.
     ringdet_detect::checkpoint::load(&mut state, &weights).context("loading the weights")?;
     let mut comm = communicator()?;
-    let report = evaluate(&arch, &state, &dataset, &settings, comm.as_mut())?;
+    let report = evaluate(
+        &arch,
+        &state,
+        &dataset,
+        &settings,
+        comm.as_mut()
+            .map(|c| c as &mut dyn ringdet_train::eval::EvalComm),
+    )?;
     if report.rank != 0 {
         return Ok(());
     }

@@ -2,9 +2,59 @@
 //! patterns of `x, y, w, h, score`), so rank 0 receives exactly the values each rank computed.
 
 use ringdet_coco::DetectionRecord;
-use ringdet_collective::Communicator;
+use ringdet_collective::{AsyncCommunicator, CommError, Communicator};
 
 use super::EvalError;
+
+/// The two collectives evaluation uses, so that [`super::evaluate`] takes a blocking
+/// [`Communicator`] or the trainer's [`AsyncCommunicator`] (whose queue runs them in order
+/// after the buckets already submitted).
+pub trait EvalComm {
+    /// This rank.
+    fn rank(&self) -> usize;
+    /// Ranks in the job.
+    fn world_size(&self) -> usize;
+    /// Every rank's `mine` (lengths may differ), in rank order.
+    fn all_gather_i64(&mut self, mine: &[i64]) -> Result<Vec<Vec<i64>>, CommError>;
+    /// `data` from `root` to every rank.
+    fn broadcast_f64(&mut self, data: &mut [f64], root: usize) -> Result<(), CommError>;
+}
+
+impl EvalComm for Communicator {
+    fn rank(&self) -> usize {
+        Communicator::rank(self)
+    }
+    fn world_size(&self) -> usize {
+        Communicator::world_size(self)
+    }
+    fn all_gather_i64(&mut self, mine: &[i64]) -> Result<Vec<Vec<i64>>, CommError> {
+        self.all_gather(mine)
+    }
+    fn broadcast_f64(&mut self, data: &mut [f64], root: usize) -> Result<(), CommError> {
+        self.broadcast(data, root)
+    }
+}
+
+impl EvalComm for AsyncCommunicator {
+    fn rank(&self) -> usize {
+        AsyncCommunicator::rank(self)
+    }
+    fn world_size(&self) -> usize {
+        AsyncCommunicator::world_size(self)
+    }
+    fn all_gather_i64(&mut self, mine: &[i64]) -> Result<Vec<Vec<i64>>, CommError> {
+        let mine = mine.to_vec();
+        self.run(move |c| c.all_gather(&mine)).wait()
+    }
+    fn broadcast_f64(&mut self, data: &mut [f64], root: usize) -> Result<(), CommError> {
+        let mut owned = data.to_vec();
+        owned = self
+            .run(move |c| c.broadcast(&mut owned, root).map(|()| owned))
+            .wait()?;
+        data.copy_from_slice(&owned);
+        Ok(())
+    }
+}
 
 /// Values per detection row on the wire.
 const ROW: usize = 7;
@@ -42,12 +92,12 @@ fn decode(rank: usize, values: &[i64]) -> Result<Vec<DetectionRecord>, EvalError
 /// All ranks' detections, in rank order, on every rank (the ring all-gather gives every rank
 /// the whole list; only rank 0 uses it).
 pub(super) fn gather_detections(
-    comm: &mut Communicator,
+    comm: &mut dyn EvalComm,
     mine: &[DetectionRecord],
 ) -> Result<Vec<DetectionRecord>, EvalError> {
     let rank = comm.rank();
     let parts = comm
-        .all_gather(&encode(mine))
+        .all_gather_i64(&encode(mine))
         .map_err(|source| EvalError::Comm {
             rank,
             what: "gathering the detections",

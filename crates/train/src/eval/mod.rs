@@ -31,6 +31,7 @@
 mod gather;
 mod settings;
 
+pub use gather::EvalComm;
 pub use settings::{EvalDataset, EvalSettings};
 
 use std::path::PathBuf;
@@ -42,7 +43,7 @@ use ringdet_coco::image::{ImageError, read_image};
 use ringdet_coco::loader::{Batch, CollateError, Record, collate};
 use ringdet_coco::transform::{Sample, resize_sample};
 use ringdet_coco::{DetectionRecord, Evaluation, JsonError, UnknownImages};
-use ringdet_collective::{CommError, Communicator};
+use ringdet_collective::CommError;
 use ringdet_detect::arch::Arch;
 use ringdet_detect::detector::{eval_forward, postprocess};
 use ringdet_detect::error::DetectError;
@@ -263,7 +264,8 @@ pub fn shard(len: usize, rank: usize, world_size: usize) -> Vec<usize> {
     (rank..len).step_by(world_size.max(1)).collect()
 }
 
-/// Evaluates `state` (an `arch` model) on `dataset`. With `comm` each rank evaluates its shard
+/// Evaluates `state` (an `arch` model) on `dataset`. With `comm` (a [`ringdet_collective::Communicator`]
+/// or [`ringdet_collective::AsyncCommunicator`], see [`EvalComm`]) each rank evaluates its shard
 /// and rank 0 the gathered detections; without it this process evaluates everything. Every rank
 /// must call it (it all-gathers and broadcasts). Nothing is printed: see
 /// [`EvalReport::summary`], [`EvalReport::classwise_table`] and [`EvalReport::timing_line`].
@@ -272,7 +274,7 @@ pub fn evaluate(
     state: &ModelState,
     dataset: &EvalDataset,
     settings: &EvalSettings,
-    mut comm: Option<&mut Communicator>,
+    mut comm: Option<&mut dyn EvalComm>,
 ) -> Result<EvalReport, EvalError> {
     let start = Instant::now();
     let (rank, world_size) = comm
@@ -316,7 +318,7 @@ pub fn evaluate(
     if let Some(c) = comm
         && world_size > 1
     {
-        c.broadcast(&mut stats, 0)
+        c.broadcast_f64(&mut stats, 0)
             .map_err(|source| EvalError::Comm {
                 rank,
                 what: "broadcasting the stats from rank 0",
