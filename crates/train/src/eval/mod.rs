@@ -389,14 +389,15 @@ fn infer(
         });
         let mut rows = Vec::new();
         for _ in 0..batches.len() {
-            let batch = rx.recv().map_err(|_| EvalError::Reader { rank })??;
+            let mut batch = rx.recv().map_err(|_| EvalError::Reader { rank })??;
+            let pixels = std::mem::take(&mut batch.image);
             let model_err = |source| EvalError::Model {
                 rank,
                 image_ids: batch.im_id.clone(),
                 source,
             };
             let [n, c, h, w] = batch.image_shape;
-            let image = Feat::from_vec(batch.image.clone(), n, c, h, w).map_err(model_err)?;
+            let image = Feat::from_vec(pixels, n, c, h, w).map_err(model_err)?;
             let out = eval_forward(arch, state, &image).map_err(model_err)?;
             let scale_factors: Vec<[f32; 2]> = batch
                 .scale_factor
