@@ -32,6 +32,8 @@ enum Command {
     MakeDataset(cmd::make_dataset::Args),
     /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
     CocoEval(cmd::coco_eval::Args),
+    /// Evaluate a model on the config's EvalDataset (COCO bbox), alone or under `ringdet launch`.
+    Eval(cmd::eval::Args),
     /// Compare the PP-YOLOE implementation with a PaddleDetection golden set (one row per tensor).
     Parity(cmd::parity::Args),
     /// Time one PP-YOLOE CPU training step and eval forward, with peak memory.
@@ -74,6 +76,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
         Command::CocoEval(args) => cmd::coco_eval::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Parity(args) => cmd::parity::run(args),
         Command::PerfDetect(args) => cmd::perf_detect::run(args),
     }

@@ -4,11 +4,13 @@
 //! and loss settings, NMS, learning-rate schedule, SGD and EMA.
 //!
 //! [`checkpoint`] saves and loads checkpoints in PaddleDetection's layout, with everything an
-//! exact resume needs. The trainer itself (issue #13) will live here too.
+//! exact resume needs. [`eval`] evaluates a model on the config's `EvalDataset` (COCO bbox,
+//! pycocotools-exact), alone or data-parallel. The trainer itself (issue #13) will live here too.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod config;
+pub mod eval;
 
 pub use config::{Config, ConfigError, TrainRecipe};
 
