@@ -3,10 +3,12 @@
 //! its [`TrainRecipe`] hands the detector (`ringdet_detect`) its own types: model size, assigner
 //! and loss settings, NMS, learning-rate schedule, SGD and EMA.
 //!
-//! The trainer itself (issue #13) will live here too.
+//! [`trainer`] is the training loop (`ringdet train`): one rank, or data parallel under
+//! `ringdet launch` through the collective.
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod trainer;
 
 pub use config::{Config, ConfigError, TrainRecipe};
 
