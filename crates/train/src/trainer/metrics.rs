@@ -101,25 +101,33 @@ impl StepRecord {
         )
     }
 
-    /// The `metrics.jsonl` row.
-    pub fn json(&self) -> serde_json::Value {
+    /// The `metrics.jsonl` row, keys in a fixed order (`kind` first).
+    pub fn json(&self) -> String {
         let l = &self.losses;
-        serde_json::json!({
-            "kind": "train",
-            "epoch": self.epoch,
-            "iter": self.iter,
-            "step": self.step,
-            "lr": self.lr,
-            "loss": l.loss,
-            "loss_cls": l.loss_cls,
-            "loss_iou": l.loss_iou,
-            "loss_dfl": l.loss_dfl,
-            "loss_l1": l.loss_l1,
-            "batch_cost": self.batch_cost,
-            "data_cost": self.data_cost,
-            "comm_exposed": self.comm_exposed,
-            "ips": self.ips,
-        })
+        let fields: [(&str, f64); 10] = [
+            ("lr", self.lr),
+            ("loss", l.loss),
+            ("loss_cls", l.loss_cls),
+            ("loss_iou", l.loss_iou),
+            ("loss_dfl", l.loss_dfl),
+            ("loss_l1", l.loss_l1),
+            ("batch_cost", self.batch_cost),
+            ("data_cost", self.data_cost),
+            ("comm_exposed", self.comm_exposed),
+            ("ips", self.ips),
+        ];
+        let mut row = format!(
+            "{{\"kind\":\"train\",\"epoch\":{},\"iter\":{},\"step\":{}",
+            self.epoch, self.iter, self.step
+        );
+        for (key, value) in &fields {
+            // JSON has no NaN or infinity: such a value is written as null.
+            let v = serde_json::Number::from_f64(*value)
+                .map_or_else(|| "null".to_string(), |n| n.to_string());
+            row.push_str(&format!(",\"{key}\":{v}"));
+        }
+        row.push('}');
+        row
     }
 }
 
@@ -163,7 +171,7 @@ impl MetricsFile {
     }
 
     /// Appends one row and flushes it.
-    pub fn write(&mut self, row: &serde_json::Value) -> Result<(), TrainError> {
+    pub fn write(&mut self, row: &str) -> Result<(), TrainError> {
         let io = |error| TrainError::Io {
             path: self.path.clone(),
             error,
@@ -199,8 +207,14 @@ mod tests {
         );
         assert!(line.contains("loss_l1: 0.750000 eta: 1:02:05 batch_cost: 0.5000"));
         assert!(line.ends_with("ips: 16.0000 images/s"), "{line}");
-        let j = r.json();
-        assert_eq!(j["kind"], "train");
+        let text = r.json();
+        assert!(
+            text.starts_with(
+                "{\"kind\":\"train\",\"epoch\":1,\"iter\":3,\"step\":23,\"lr\":0.001,"
+            ),
+            "{text}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(j["step"], 23);
         assert_eq!(j["loss_iou"], 0.25);
     }
