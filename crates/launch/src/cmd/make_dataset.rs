@@ -28,7 +28,7 @@ struct ShapesArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// `coco` writes to `dataset/coco/` (where PaddleDetection's COCO configs read), so an
-    /// unchanged COCO config trains on the synthetic data (set its `num_classes` with `-o`).
+    /// unchanged COCO config trains on the synthetic data (its 80 classes cover the 7 shapes).
     #[arg(long, value_enum, default_value_t = Layout::Shapes)]
     layout: Layout,
     /// Number of train images.

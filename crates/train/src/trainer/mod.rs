@@ -306,6 +306,23 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             );
         }
     }
+    if cfg.get("bucket_mb").is_some() {
+        say(
+            replicas,
+            "bucket_mb: this build averages the whole gradient buffer once per step, after \
+             backward (the step API has no per-bucket hook); ignored",
+        );
+    }
+    if world > 1 {
+        let norm = opt_string(&cfg, "norm_type")?.unwrap_or_else(|| "bn".into());
+        say(
+            replicas,
+            &format!(
+                "BN statistics are summed across the {world} ranks (SyncBN; the config's \
+                 norm_type is {norm})"
+            ),
+        );
+    }
     let mut sgd = recipe.sgd(&state.layout);
     let mut ema = recipe.ema(state.params.len(), state.stats.len());
     let mut metrics = match rank {
