@@ -171,3 +171,24 @@ fn missing_pretrain_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn scale_lr_uses_the_linear_scaling_rule() {
+    let dir = scratch("scale-lr");
+    let (config, _) = setup(&dir, 1);
+    let mut opts = options(config, &[]);
+    opts.scale_lr = true;
+    let summary = train_with(&opts, &Replicas::single()).unwrap();
+    let text = std::fs::read_to_string(&summary.metrics).unwrap();
+    let lrs: Vec<f64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    // Global batch 4 against PaddleDetection's 8 × 4: an eighth of the warmup's 0.01 / 3.
+    assert_eq!(lrs.len(), 3);
+    assert!((lrs[1] - 0.01 / 3.0 / 8.0).abs() < 1e-12, "{lrs:?}");
+}
