@@ -24,6 +24,8 @@ enum Command {
     Info(cmd::info::Args),
     /// Print a PaddleDetection config merged with its _BASE_ files and -o overrides.
     Config(cmd::config::Args),
+    /// Train PP-YOLOE from a PaddleDetection config (PaddleDetection's tools/train.py flags).
+    Train(cmd::train::Args),
     /// Start one worker per device on this host, in step with the other hosts' launchers.
     Launch(cmd::launch::Args),
     /// All-reduce bandwidth and latency per message size (like nccl-tests' all_reduce_perf).
@@ -71,6 +73,7 @@ fn error_chain(error: &anyhow::Error) -> String {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info(args) => cmd::info::run(args),
+        Command::Train(args) => cmd::train::run(args),
         Command::Config(args) => cmd::config::run(args),
         Command::Launch(args) => cmd::launch::run(args),
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),

@@ -63,7 +63,23 @@ pub fn worker_command(command: &[String], raw_args: &[String]) -> Result<WorkerC
             shown: command.to_vec(),
         });
     }
-    WorkerCommand::this_binary(command)
+    match paddle_tool(&command[0]) {
+        Some(sub) => {
+            let mut args = vec![sub.to_string()];
+            args.extend(command[1..].iter().cloned());
+            WorkerCommand::this_binary(&args)
+        }
+        None => WorkerCommand::this_binary(command),
+    }
+}
+
+/// PaddleDetection's `tools/<name>.py` (any path ending so) as the ringdet subcommand `<name>`
+/// (`tools/train.py` → `ringdet train`), so fleetrun command lines work unchanged.
+pub fn paddle_tool(program: &str) -> Option<&str> {
+    let path = Path::new(program);
+    let name = path.file_name()?.to_str()?.strip_suffix(".py")?;
+    let parent = path.parent()?.file_name()?.to_str()?;
+    (parent == "tools" && !name.is_empty()).then_some(name)
 }
 
 /// Which ranks' output the launcher echoes on its console, and how.
@@ -315,5 +331,23 @@ pub fn job_token(plan: &Plan) -> Result<String> {
     match &plan.secret {
         Some(secret) => Ok(token::derive_token(&plan.fingerprint.job_id, secret)),
         None => token::random_token(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paddle_tool;
+
+    #[test]
+    fn paddle_tools_map_to_subcommands() {
+        assert_eq!(paddle_tool("tools/train.py"), Some("train"));
+        assert_eq!(
+            paddle_tool("/src/PaddleDetection/tools/eval.py"),
+            Some("eval")
+        );
+        assert_eq!(paddle_tool("./tools/infer.py"), Some("infer"));
+        assert_eq!(paddle_tool("train.py"), None);
+        assert_eq!(paddle_tool("scripts/train.py"), None);
+        assert_eq!(paddle_tool("train"), None);
     }
 }

@@ -125,3 +125,39 @@ fn sizes_below_the_smallest_are_refused() {
         assert!(!out.exists(), "--size {size} wrote {}", out.display());
     }
 }
+
+#[test]
+fn coco_layout_writes_dataset_coco() {
+    let dir =
+        std::env::temp_dir().join(format!("ringdet-make-dataset-coco-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_ringdet"))
+        .current_dir(&dir)
+        .args([
+            "make-dataset",
+            "shapes",
+            "--layout",
+            "coco",
+            "--train",
+            "2",
+            "--val",
+            "1",
+        ])
+        .args(["--size", "32"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for rel in [
+        "dataset/coco/annotations/instances_train2017.json",
+        "dataset/coco/annotations/instances_val2017.json",
+        "dataset/coco/train2017/000000000001.jpg",
+    ] {
+        assert!(dir.join(rel).is_file(), "{rel} missing");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

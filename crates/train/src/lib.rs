@@ -3,14 +3,16 @@
 //! its [`TrainRecipe`] hands the detector (`ringdet_detect`) its own types: model size, assigner
 //! and loss settings, NMS, learning-rate schedule, SGD and EMA.
 //!
-//! [`checkpoint`] saves and loads checkpoints in PaddleDetection's layout, with everything an
-//! exact resume needs. [`eval`] evaluates a model on the config's `EvalDataset` (COCO bbox,
-//! pycocotools-exact), alone or data-parallel. The trainer itself (issue #13) will live here too.
+//! [`trainer`] is the training loop (`ringdet train`): one rank, or data parallel under
+//! `ringdet launch` through the collective. [`eval`] evaluates a model on the config's
+//! `EvalDataset` (COCO bbox, pycocotools-exact), alone or data-parallel. [`checkpoint`] saves
+//! and loads checkpoints in PaddleDetection's layout, with everything an exact resume needs.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
+pub mod trainer;
 
 pub use config::{Config, ConfigError, TrainRecipe};
 

@@ -20,7 +20,7 @@ use crossbeam::channel::{Receiver, bounded};
 
 use crate::image::ImageError;
 use crate::sampler::{DistributedBatchSampler, SamplerError};
-use crate::transform::{IMAGENET_MEAN, IMAGENET_STD, TrainSampleTransforms};
+use crate::transform::{BATCH_SIZES, IMAGENET_MEAN, IMAGENET_STD, TrainSampleTransforms};
 
 /// Training (random transforms, BatchRandomResize) or evaluation (640×640 bicubic, in order).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +65,8 @@ pub struct LoaderConfig {
     pub bad_image: BadImagePolicy,
     /// Per-sample train transforms.
     pub transforms: TrainSampleTransforms,
+    /// BatchRandomResize's square sizes (`target_size`); empty: PP-YOLOE's [`BATCH_SIZES`].
+    pub train_sizes: Vec<usize>,
     /// Normalisation mean (RGB, 0..1 scale).
     pub mean: [f32; 3],
     /// Normalisation std (RGB, 0..1 scale).
@@ -86,6 +88,7 @@ impl LoaderConfig {
             drop_last: true,
             bad_image: BadImagePolicy::Skip,
             transforms: TrainSampleTransforms::default(),
+            train_sizes: BATCH_SIZES.to_vec(),
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
         }

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use super::{BadImagePolicy, Batch, LoaderConfig, LoaderError, LoaderStats, Mode, Record, collate};
 use crate::image::read_image;
-use crate::transform::{AugRng, Sample, draw_batch_resize, eval_resize};
+use crate::transform::{AugRng, Sample, draw_batch_resize_from, eval_resize};
 
 /// Decodes `records[index]`; under [`BadImagePolicy::Skip`] a bad image is counted, logged, and the
 /// next record (cyclically) is taken instead, so batch sizes stay equal on every rank.
@@ -52,22 +52,21 @@ pub(super) fn make_batch(
     config: &LoaderConfig,
     stats: &LoaderStats,
 ) -> Result<Batch, LoaderError> {
-    let keys = [
-        config.seed,
-        epoch as u64,
-        config.rank as u64,
-        batch_index as u64,
-    ];
+    // Draws are keyed by the batch's place in the epoch and each sample's place in the global
+    // batch (`rank · batch_size + slot`), not by the rank: the same global batch gets the same
+    // draws (and the same BatchRandomResize size on every rank) whatever the number of ranks.
+    let keys = [config.seed, epoch as u64, batch_index as u64];
     // BatchRandomResize draws from the batch's own stream, so drawing it first changes nothing and
     // lets each sample go from its cropped canvas straight to the batch size.
-    let resize =
-        (config.mode == Mode::Train).then(|| draw_batch_resize(&mut AugRng::from_keys(&keys)));
+    let resize = (config.mode == Mode::Train)
+        .then(|| draw_batch_resize_from(&mut AugRng::from_keys(&keys), &config.train_sizes));
     let mut samples = Vec::with_capacity(indices.len());
     for (slot, &index) in indices.iter().enumerate() {
         let mut sample = load_sample(records, index, config, stats)?;
         match resize {
             Some((size, interp)) => {
-                let mut rng = AugRng::from_keys(&[keys[0], keys[1], keys[2], keys[3], slot as u64]);
+                let global_slot = (config.rank * config.batch_size + slot) as u64;
+                let mut rng = AugRng::from_keys(&[keys[0], keys[1], keys[2], global_slot]);
                 config
                     .transforms
                     .apply_and_resize(&mut sample, &mut rng, size, size, interp);

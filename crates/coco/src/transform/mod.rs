@@ -20,8 +20,8 @@ pub use expand::{CanvasView, ExpandPlan, RandomExpand, draw_expand, random_expan
 pub use flip::{flip, flip_boxes, random_flip};
 pub use normalize::{IMAGENET_MEAN, IMAGENET_STD, normalize_permute};
 pub use resize::{
-    BATCH_SIZES, Interp, RowSource, batch_random_resize, draw_batch_resize, eval_resize,
-    resize_sample, scale_boxes,
+    BATCH_SIZES, Interp, RowSource, batch_random_resize, draw_batch_resize, draw_batch_resize_from,
+    eval_resize, resize_sample, scale_boxes,
 };
 pub use rng::AugRng;
 

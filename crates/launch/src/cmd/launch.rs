@@ -44,7 +44,7 @@ fn check_worker_args(flags: &LaunchFlags, raw: &[String]) -> anyhow::Result<()> 
     if std::path::Path::new(&worker.program) != this_binary {
         return Ok(());
     }
-    let argv = std::iter::once("ringdet").chain(flags.command.iter().map(String::as_str));
+    let argv = std::iter::once("ringdet").chain(worker.args.iter().map(String::as_str));
     if let Err(e) = crate::Cli::try_parse_from(argv) {
         e.exit();
     }

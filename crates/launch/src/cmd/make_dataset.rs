@@ -23,9 +23,14 @@ enum Kind {
 
 #[derive(clap::Args)]
 struct ShapesArgs {
-    /// Output folder (created if missing).
+    /// Output folder (created if missing); default `dataset/shapes`, or `dataset/coco` with
+    /// `--layout coco`.
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// `coco` writes to `dataset/coco/` (where PaddleDetection's COCO configs read), so an
+    /// unchanged COCO config trains on the synthetic data (its 80 classes cover the 7 shapes).
+    #[arg(long, value_enum, default_value_t = Layout::Shapes)]
+    layout: Layout,
     /// Number of train images.
     #[arg(long, default_value_t = 1000)]
     train: usize,
@@ -46,8 +51,21 @@ struct ShapesArgs {
     force: bool,
 }
 
+/// Where the dataset goes by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Layout {
+    /// `dataset/shapes/`.
+    Shapes,
+    /// `dataset/coco/`.
+    Coco,
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let Kind::Shapes(a) = args.kind;
+    let Kind::Shapes(mut a) = args.kind;
+    let out = a.out.take().unwrap_or_else(|| match a.layout {
+        Layout::Shapes => PathBuf::from("dataset/shapes"),
+        Layout::Coco => PathBuf::from("dataset/coco"),
+    });
     if a.size < MIN_SIZE {
         bail!(
             "--size {}: the smallest size the shapes dataset draws is {MIN_SIZE}",
@@ -56,18 +74,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if !a.force {
         for split in SPLITS {
-            let existing = instances_path(&a.out, split);
+            let existing = instances_path(&out, split);
             if existing.exists() {
                 bail!(
                     "{} already exists: pass --force to overwrite the dataset in {}",
                     existing.display(),
-                    a.out.display()
+                    out.display()
                 );
             }
         }
     }
     let config = ShapesConfig {
-        out: a.out,
+        out,
         train: a.train,
         val: a.val,
         seed: a.seed,

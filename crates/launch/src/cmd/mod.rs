@@ -9,3 +9,4 @@ pub mod launch;
 pub mod make_dataset;
 pub mod parity;
 pub mod perf_detect;
+pub mod train;

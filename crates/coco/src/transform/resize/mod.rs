@@ -81,7 +81,18 @@ pub fn scale_boxes(
 
 /// Draws BatchRandomResize's size and interpolation for one batch.
 pub fn draw_batch_resize(rng: &mut AugRng) -> (usize, Interp) {
-    let size = BATCH_SIZES[rng.index(BATCH_SIZES.len())];
+    draw_batch_resize_from(rng, &BATCH_SIZES)
+}
+
+/// Draws a size from `sizes` (a config's `target_size` list; [`BATCH_SIZES`] when empty) and an
+/// interpolation, as [`draw_batch_resize`] does from PP-YOLOE's list.
+pub fn draw_batch_resize_from(rng: &mut AugRng, sizes: &[usize]) -> (usize, Interp) {
+    let sizes = if sizes.is_empty() {
+        &BATCH_SIZES[..]
+    } else {
+        sizes
+    };
+    let size = sizes[rng.index(sizes.len())];
     let interp = Interp::RANDOM[rng.index(Interp::RANDOM.len())];
     (size, interp)
 }

@@ -1,0 +1,96 @@
+//! `ringdet train -c CONFIG [-o key=value ...]`: PaddleDetection's `tools/train.py` flags; the
+//! loop is `ringdet_train::trainer`. Flags that change nothing in this build say so in one line.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use ringdet_train::trainer::{TrainOptions, train};
+
+/// Arguments of `ringdet train` (PaddleDetection's `tools/train.py`).
+#[derive(clap::Args)]
+pub struct Args {
+    /// A PaddleDetection config file (its `_BASE_` includes are read too).
+    #[arg(short = 'c', long = "config")]
+    config: PathBuf,
+    /// Overrides, `key=value` with dotted keys (`-o epoch=2 TrainReader.batch_size=4`).
+    #[arg(short = 'o', long = "opt", num_args = 1..)]
+    overrides: Vec<String>,
+    /// Evaluate during training (not in this build yet: training goes on without it).
+    #[arg(long)]
+    eval: bool,
+    /// Resume from a checkpoint (not in this build yet: refused).
+    #[arg(short = 'r', long = "resume")]
+    resume: Option<PathBuf>,
+    /// Mixed precision (the CPU trainer runs in f32).
+    #[arg(long)]
+    amp: bool,
+    /// Per-class AP during evaluation.
+    #[arg(long)]
+    classwise: bool,
+    /// VisualDL logging.
+    #[arg(long = "use_vdl", alias = "use-vdl", num_args = 0..=1, default_missing_value = "true")]
+    use_vdl: Option<String>,
+    /// VisualDL log directory.
+    #[arg(long = "vdl_log_dir", alias = "vdl-log-dir")]
+    vdl_log_dir: Option<PathBuf>,
+    /// Fleet (collective) mode: ranks come from the worker environment whatever this says.
+    #[arg(long)]
+    fleet: bool,
+    /// Continuous-evaluation mode.
+    #[arg(long = "enable_ce", alias = "enable-ce", num_args = 0..=1, default_missing_value = "true")]
+    enable_ce: Option<String>,
+    /// Save only predictions during evaluation.
+    #[arg(long = "save_prediction_only", alias = "save-prediction-only")]
+    save_prediction_only: bool,
+    /// Use the linear-scaling LR (global batch / (8 × batch_size) × base_lr).
+    #[arg(long = "scale_lr", alias = "scale-lr")]
+    scale_lr: bool,
+}
+
+/// Trains.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(ckpt) = &args.resume {
+        bail!(
+            "-r {}: resuming from a checkpoint is not in this build yet",
+            ckpt.display()
+        );
+    }
+    let rank0 = ringdet_collective::worker_env::from_env()
+        .ok()
+        .flatten()
+        .is_none_or(|e| e.rank == 0);
+    let mut notes = Vec::new();
+    if args.eval {
+        notes.push(
+            "--eval: evaluation during training is not in this build yet; training without it",
+        );
+    }
+    if args.amp {
+        notes.push("--amp: the CPU trainer runs in f32; ignored");
+    }
+    if args.classwise || args.save_prediction_only {
+        notes.push("--classwise / --save_prediction_only apply to evaluation, which is not in this build yet; ignored");
+    }
+    if args.use_vdl.is_some() || args.vdl_log_dir.is_some() {
+        notes.push("--use_vdl / --vdl_log_dir: no VisualDL here; metrics go to metrics.jsonl in the output folder");
+    }
+    if args.fleet {
+        notes.push(
+            "--fleet: ranks come from the worker environment (ringdet launch); nothing to switch",
+        );
+    }
+    if args.enable_ce.is_some() {
+        notes.push("--enable_ce: ignored");
+    }
+    if rank0 {
+        for n in notes {
+            println!("{n}");
+        }
+    }
+    train(&TrainOptions {
+        config: args.config,
+        overrides: args.overrides,
+        scale_lr: args.scale_lr,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! `ringdet train` on a tiny shapes set: one rank against two ranks through
+//! `ringdet launch ... tools/train.py` with the same global batch (same losses), and a NaN
+//! injected on the last rank stopping the job with the step, the rank and the loss term.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{BIN, scratch};
+use ringdet_detect::arch::{Arch, ModelConfig};
+use ringdet_detect::checkpoint;
+use ringdet_detect::init::{SeededNormal, initialize};
+use ringdet_detect::state::ModelState;
+
+/// A dataset, a config and starting weights in `dir`.
+fn setup(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("shapes");
+    let made = Command::new(BIN)
+        .args(["make-dataset", "shapes", "--train", "16", "--val", "2"])
+        .args(["--size", "64", "--seed", "1", "--out"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/demo/ppyoloe_shapes_demo.yml")
+        .canonicalize()
+        .unwrap();
+    let config = dir.join("tiny.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 1\nepoch: 1\n\
+             TrainDataset: {{dataset_dir: '{}'}}\n\
+             TrainReader:\n  batch_size: 4\n  batch_transforms:\n    \
+             - BatchRandomResize: {{target_size: [64], random_size: True, random_interp: True, keep_ratio: False}}\n    \
+             - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: True}}\n    \
+             - Permute: {{}}\n    - PadGT: {{}}\n",
+            demo.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    // PaddleDetection's initialisation, with the regression biases peaked at 2 grid units so
+    // that the first predicted boxes overlap the shapes and the loss normaliser (the soft-target
+    // sum averaged over ranks) is above its clip at 1: only then is the rank-averaged loss of
+    // two ranks the one-rank loss of the same global batch.
+    let arch = Arch::new(ModelConfig::new(0.125, 0.33).with_classes(7)).unwrap();
+    let mut state = ModelState::zeros(&arch).unwrap();
+    initialize(&mut state, &mut SeededNormal::new(0));
+    for level in 0..3 {
+        let bias = state
+            .get_mut(&format!("yolo_head.pred_reg.{level}.bias"))
+            .unwrap();
+        let bins = bias.len() / 4;
+        for (i, b) in bias.iter_mut().enumerate() {
+            *b = if i % bins == 2 { 6.0 } else { 0.0 };
+        }
+    }
+    let weights = dir.join("start.safetensors");
+    checkpoint::save(&state, &weights).unwrap();
+    (config, weights)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn rows(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn launch(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(["launch", "--nproc_per_node", "2", "--log_dir", "log"])
+        .args(args)
+        .env_remove("RINGDET_JOB_SECRET")
+        .env_remove("FLAGS_START_PORT")
+        .env_remove("POD_IP")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn two_ranks_match_one_rank_with_the_same_global_batch() {
+    let dir = scratch("train-one-vs-two");
+    let (config, weights) = setup(&dir);
+    let pretrain = format!("pretrain_weights={}", weights.display());
+    let cfg = config.to_str().unwrap();
+    let one = Command::new(BIN)
+        .current_dir(&dir)
+        .args(["train", "-c", cfg, "-o", "save_dir=one", &pretrain])
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", text(&one));
+    let stdout = String::from_utf8_lossy(&one.stdout);
+    assert!(
+        stdout.contains("Epoch: [0] [0/3] learning_rate: 0.000000 loss: "),
+        "{stdout}"
+    );
+    let two = launch(
+        &dir,
+        &[
+            "tools/train.py",
+            "-c",
+            cfg,
+            "-o",
+            "save_dir=two",
+            "TrainReader.batch_size=2",
+            &pretrain,
+        ],
+    );
+    assert!(two.status.success(), "{}", text(&two));
+    let shown = text(&two);
+    assert!(
+        shown.contains("global batch 4 (2 ranks x 2): using the config's base_lr 0.01")
+            && shown.contains("BN statistics are summed across the 2 ranks"),
+        "{shown}"
+    );
+    let (a, b) = (
+        rows(&dir.join("one/tiny/metrics.jsonl")),
+        rows(&dir.join("two/tiny/metrics.jsonl")),
+    );
+    assert_eq!((a.len(), b.len()), (3, 3), "one: {a:?}\ntwo: {b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["step"], y["step"]);
+        assert_eq!(x["lr"], y["lr"]);
+        for term in ["loss", "loss_cls", "loss_iou", "loss_dfl"] {
+            let (p, q) = (x[term].as_f64().unwrap(), y[term].as_f64().unwrap());
+            assert!(p.is_finite() && p > 0.0, "{term} {p}");
+            assert!(
+                (p - q).abs() <= 1e-4 * p.abs(),
+                "step {}: {term} one rank {p}, two ranks {q}",
+                x["step"]
+            );
+        }
+    }
+}
+
+#[test]
+fn nan_on_one_rank_stops_the_job_naming_step_rank_and_term() {
+    let dir = scratch("train-nan");
+    let (config, _) = setup(&dir);
+    let out = launch(
+        &dir,
+        &[
+            "tools/train.py",
+            "-c",
+            config.to_str().unwrap(),
+            "-o",
+            "TrainReader.batch_size=2",
+            "debug_nan_step=1",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("step 1 (epoch 0, iter 1): rank 1: loss_cls is NaN"),
+        "{all}"
+    );
+    let rows = rows(&dir.join("output/tiny/metrics.jsonl"));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}
+
+#[test]
+fn resume_is_refused_and_pretrain_urls_are_explained() {
+    let dir = scratch("train-flags");
+    let (config, _) = setup(&dir);
+    let cfg = config.to_str().unwrap();
+    let resume = Command::new(BIN)
+        .current_dir(&dir)
+        .args(["train", "-c", cfg, "-r", "output/x/model_final"])
+        .output()
+        .unwrap();
+    assert!(!resume.status.success());
+    assert!(
+        text(&resume).contains(
+            "-r output/x/model_final: resuming from a checkpoint is not in this build yet"
+        )
+    );
+    let url = Command::new(BIN)
+        .current_dir(&dir)
+        .args([
+            "train",
+            "-c",
+            cfg,
+            "-o",
+            "pretrain_weights=https://x.invalid/w.pdparams",
+        ])
+        .output()
+        .unwrap();
+    assert!(!url.status.success());
+    let all = text(&url);
+    assert!(
+        all.contains("pretrain_weights: https://x.invalid/w.pdparams is a URL"),
+        "{all}"
+    );
+    assert!(all.contains("-o pretrain_weights="), "{all}");
+}

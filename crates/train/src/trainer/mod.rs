@@ -1,0 +1,531 @@
+//! The training loop behind `ringdet train`, on the CPU: config → [`TrainRecipe`] → model
+//! (PaddleDetection's initialisation, or `pretrain_weights` from a local safetensors file) →
+//! COCO training set (`TrainDataset`, paths relative to the working directory) → loader with
+//! `worker_num` threads → per step: forward and backward (ATSS before `static_assigner_epoch`,
+//! then TAL), gradients averaged over the ranks, SGD with momentum and L2 decay, EMA, LR from
+//! the recipe's warmup + cosine schedule.
+//!
+//! Data parallel when the worker environment (`ringdet launch`) names several ranks: rank 0's
+//! initial weights are broadcast, each rank reads its shard through the distributed batch
+//! sampler, BN statistics and the loss normaliser are summed across ranks through
+//! [`Replicas`] (SyncBN on every rank, as PP-YOLOE's `norm_type: sync_bn` asks), and the whole
+//! flat gradient buffer is averaged once per step after backward (the step API gives no hook to
+//! reduce buckets while backward runs). The ranks exchange their losses every step, so a
+//! non-finite loss on any rank stops every rank with the same error naming step, rank and term.
+
+mod metrics;
+mod replica;
+
+pub use metrics::{MetricsFile, StepLosses, StepRecord};
+pub use replica::Replicas;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ringdet_coco::Instances;
+use ringdet_coco::loader::{Batch, Loader, LoaderConfig, training_records};
+use ringdet_collective::{CommError, Communicator, ReduceOp, worker_env};
+use ringdet_detect::arch::Arch;
+use ringdet_detect::init::{SeededNormal, initialize};
+use ringdet_detect::model::Feat;
+use ringdet_detect::state::ModelState;
+use ringdet_detect::step::{TrainBatch, forward_backward};
+use ringdet_detect::{DetectError, checkpoint};
+use serde_yaml_ng::Value;
+use tracing::info;
+
+use crate::config::{Config, ConfigError, TrainRecipe};
+
+/// Why training stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The config could not be read or does not make a recipe.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A setting the trainer reads is wrong.
+    #[error("{key}: {msg}")]
+    Setting {
+        /// The config key.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The dataset could not be read.
+    #[error("TrainDataset: {0}")]
+    Data(String),
+    /// The model failed.
+    #[error("rank {rank}: {error}")]
+    Model {
+        /// This rank.
+        rank: usize,
+        /// The error.
+        error: DetectError,
+    },
+    /// The ranks could not talk.
+    #[error("rank {rank}: {what}: {error}")]
+    Comm {
+        /// This rank.
+        rank: usize,
+        /// What was exchanged.
+        what: &'static str,
+        /// The error.
+        error: CommError,
+    },
+    /// A loss term is NaN or infinite.
+    #[error("step {step} (epoch {epoch}, iter {iter}): rank {rank}: {term} is {value}")]
+    NonFinite {
+        /// Global step, 0-based.
+        step: usize,
+        /// Epoch, 0-based.
+        epoch: usize,
+        /// Iteration within the epoch.
+        iter: usize,
+        /// The rank whose loss it is.
+        rank: usize,
+        /// The loss term (`loss_cls`, ...).
+        term: &'static str,
+        /// Its value.
+        value: f64,
+    },
+}
+
+/// What `ringdet train` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// The PaddleDetection config file.
+    pub config: PathBuf,
+    /// `-o key=value` overrides.
+    pub overrides: Vec<String>,
+    /// Use the linear-scaling LR when the global batch differs from 8 × `batch_size`.
+    pub scale_lr: bool,
+}
+
+/// How training ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSummary {
+    /// Steps run.
+    pub steps: usize,
+    /// Rank-averaged losses of the last step.
+    pub last: StepLosses,
+    /// `metrics.jsonl` (written by rank 0 only).
+    pub metrics: PathBuf,
+}
+
+/// Settings the trainer reads from the config besides the recipe.
+#[derive(Clone, Debug, PartialEq)]
+struct Extras {
+    worker_num: usize,
+    seed: u64,
+    pretrain: Option<String>,
+    output_dir: PathBuf,
+    anno_path: PathBuf,
+    image_dir: PathBuf,
+    debug_nan_step: Option<usize>,
+}
+
+fn opt_string(c: &Config, key: &str) -> Result<Option<String>, ConfigError> {
+    match c.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Ok(Some(c.string(key)?).filter(|s| !s.trim().is_empty())),
+    }
+}
+
+fn opt_usize(c: &Config, key: &str) -> Result<Option<usize>, ConfigError> {
+    match c.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => c.usize(key).map(Some),
+    }
+}
+
+impl Extras {
+    fn read(c: &Config, config_path: &Path) -> Result<Extras, TrainError> {
+        let dataset_dir = opt_string(c, "TrainDataset.dataset_dir")?.unwrap_or_default();
+        let anno = opt_string(c, "TrainDataset.anno_path")?.ok_or(ConfigError::Missing {
+            key: "TrainDataset.anno_path".into(),
+        })?;
+        let images = opt_string(c, "TrainDataset.image_dir")?.unwrap_or_default();
+        let dir = Path::new(&dataset_dir);
+        let name = config_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "train".into());
+        let save_dir = opt_string(c, "save_dir")?.unwrap_or_else(|| "output".into());
+        Ok(Extras {
+            worker_num: opt_usize(c, "worker_num")?.unwrap_or(2).max(1),
+            seed: opt_usize(c, "seed")?.unwrap_or(0) as u64,
+            pretrain: opt_string(c, "pretrain_weights")?,
+            output_dir: Path::new(&save_dir).join(name),
+            anno_path: dir.join(anno),
+            image_dir: dir.join(images),
+            debug_nan_step: opt_usize(c, "debug_nan_step")?,
+        })
+    }
+}
+
+/// The ranks from the worker environment: several under `ringdet launch`, else one.
+pub fn join_ranks() -> Result<Replicas, TrainError> {
+    let comm_err = |error| TrainError::Comm {
+        rank: 0,
+        what: "joining the job",
+        error,
+    };
+    let env = worker_env::from_env()
+        .map_err(|e| comm_err(CommError::Local(format!("worker environment: {e}"))))?;
+    match env {
+        Some(env) if env.world_size > 1 => {
+            let comm = Communicator::from_env().map_err(|error| TrainError::Comm {
+                rank: env.rank,
+                what: "joining the job",
+                error,
+            })?;
+            Ok(Replicas::collective(comm))
+        }
+        _ => Ok(Replicas::single()),
+    }
+}
+
+/// Trains as `opts` says, joining the ranks of the worker environment.
+pub fn train(opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    let replicas = join_ranks()?;
+    train_with(opts, &replicas)
+}
+
+/// Prints a line on rank 0's stdout (what `ringdet launch` echoes).
+fn say(replicas: &Replicas, line: &str) {
+    if replicas.rank() == 0 {
+        println!("{line}");
+    }
+}
+
+/// Trains as `opts` says over `replicas`.
+pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSummary, TrainError> {
+    let (rank, world) = (replicas.rank(), replicas.world());
+    let mut cfg = Config::load(&opts.config)?;
+    cfg.apply_overrides(&opts.overrides)?;
+    let recipe = TrainRecipe::from_config(&cfg)?;
+    let extras = Extras::read(&cfg, &opts.config)?;
+    let model_err = |error| TrainError::Model { rank, error };
+    let comm_err = |what: &'static str| move |error| TrainError::Comm { rank, what, error };
+
+    // Model.
+    let arch = Arch::new(recipe.model.clone()).map_err(model_err)?;
+    let mut state = ModelState::zeros(&arch).map_err(model_err)?;
+    initialize(&mut state, &mut SeededNormal::new(extras.seed));
+    if let Some(weights) = &extras.pretrain {
+        load_pretrained(&mut state, weights).map_err(|msg| TrainError::Setting {
+            key: "pretrain_weights".into(),
+            msg,
+        })?;
+        say(replicas, &format!("loaded pretrain_weights {weights}"));
+    }
+    replicas
+        .broadcast(&mut state.params)
+        .map_err(comm_err("broadcasting rank 0's parameters"))?;
+    replicas
+        .broadcast(&mut state.stats)
+        .map_err(comm_err("broadcasting rank 0's BN statistics"))?;
+
+    // Data.
+    let instances = Instances::load(&extras.anno_path)
+        .map_err(|e| TrainError::Data(format!("{}: {e}", extras.anno_path.display())))?;
+    if let Some(bad) = instances
+        .categories
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i >= recipe.model.num_classes)
+    {
+        return Err(TrainError::Setting {
+            key: "num_classes".into(),
+            msg: format!(
+                "{} has {} categories (category {} is `{}`), the model {} classes",
+                extras.anno_path.display(),
+                instances.categories.len(),
+                bad.0,
+                bad.1.name,
+                recipe.model.num_classes
+            ),
+        });
+    }
+    let (records, _) = training_records(&instances, &extras.image_dir);
+    if records.is_empty() {
+        return Err(TrainError::Data(format!(
+            "{} has no image with a usable box",
+            extras.anno_path.display()
+        )));
+    }
+    let num_images = records.len();
+    let mut loader_cfg = LoaderConfig::train(recipe.batch_size, extras.worker_num, extras.seed);
+    loader_cfg.rank = rank;
+    loader_cfg.world_size = world;
+    loader_cfg.train_sizes = recipe.train_sizes.clone();
+    let loader = Loader::new(records, loader_cfg).map_err(|e| TrainError::Data(e.to_string()))?;
+    let iters = loader.sampler().num_batches();
+    if iters == 0 {
+        return Err(TrainError::Setting {
+            key: "TrainReader.batch_size".into(),
+            msg: format!(
+                "{num_images} training images over {world} ranks do not fill one batch of {}",
+                recipe.batch_size
+            ),
+        });
+    }
+
+    // Optimiser, LR.
+    let schedule = recipe.lr_schedule(iters)?;
+    let global_batch = world * recipe.batch_size;
+    let mut lr_scale = 1.0;
+    if global_batch != 8 * recipe.batch_size {
+        let factor = global_batch as f64 / (8 * recipe.batch_size) as f64;
+        let scaled = recipe.base_lr * factor;
+        if opts.scale_lr {
+            lr_scale = factor;
+            say(
+                replicas,
+                &format!(
+                    "global batch {global_batch} ({world} ranks x {}): base_lr {scaled:.6} \
+                     (linear scaling of the config's {} for 8 x {}, --scale_lr)",
+                    recipe.batch_size, recipe.base_lr, recipe.batch_size
+                ),
+            );
+        } else {
+            say(
+                replicas,
+                &format!(
+                    "global batch {global_batch} ({world} ranks x {}): using the config's base_lr {} \
+                     (linear scaling for 8 x {} would give {scaled:.6}; pass --scale_lr to use it)",
+                    recipe.batch_size, recipe.base_lr, recipe.batch_size
+                ),
+            );
+        }
+    }
+    if cfg.get("bucket_mb").is_some() {
+        say(
+            replicas,
+            "bucket_mb: this build averages the whole gradient buffer once per step, after \
+             backward (the step API has no per-bucket hook); ignored",
+        );
+    }
+    if world > 1 {
+        let norm = opt_string(&cfg, "norm_type")?.unwrap_or_else(|| "bn".into());
+        say(
+            replicas,
+            &format!(
+                "BN statistics are summed across the {world} ranks (SyncBN; the config's \
+                 norm_type is {norm})"
+            ),
+        );
+    }
+    let mut sgd = recipe.sgd(&state.layout);
+    let mut ema = recipe.ema(state.params.len(), state.stats.len());
+    let mut metrics = match rank {
+        0 => Some(MetricsFile::create(&extras.output_dir)?),
+        _ => None,
+    };
+    let metrics_path = extras.output_dir.join("metrics.jsonl");
+    say(
+        replicas,
+        &format!(
+            "training {} on {num_images} images: {world} rank(s) x batch {}, {iters} iterations \
+             per epoch, {} epochs; gradients averaged as one buffer per step; metrics in {}",
+            opts.config.display(),
+            recipe.batch_size,
+            recipe.epochs,
+            metrics_path.display()
+        ),
+    );
+    info!(rank, world, "training started");
+
+    let total_steps = recipe.epochs * iters;
+    let mut step = 0;
+    let mut last = StepLosses::default();
+    let mut cost_sum = 0.0;
+    for epoch in 0..recipe.epochs {
+        let mut batches = loader.epoch(epoch as u32);
+        for iter in 0..iters {
+            let start = Instant::now();
+            let batch = match batches.next() {
+                Some(b) => b.map_err(|e| TrainError::Data(format!("rank {rank}: {e}")))?,
+                None => {
+                    return Err(TrainError::Data(format!(
+                        "rank {rank}: the loader ended after {iter} of {iters} batches"
+                    )));
+                }
+            };
+            let data_cost = start.elapsed().as_secs_f64();
+            let input = TrainInput::from_batch(batch).map_err(model_err)?;
+            state.grads.fill(0.0);
+            let out = forward_backward(
+                &arch,
+                &mut state,
+                &input.as_batch(),
+                epoch,
+                &recipe.train,
+                replicas,
+            )
+            .map_err(model_err)?;
+            let v = out.losses;
+            let mut mine = [v.loss, v.cls, v.iou, v.dfl, v.l1].map(f64::from);
+            if extras.debug_nan_step == Some(step) && rank + 1 == world {
+                mine[1] = f64::NAN;
+            }
+            let losses = exchange_losses(replicas, &mine, step, epoch, iter)?;
+            let comm_start = Instant::now();
+            replicas
+                .all_reduce(&mut state.grads, ReduceOp::Avg)
+                .map_err(comm_err("averaging gradients"))?;
+            let comm_exposed = comm_start.elapsed().as_secs_f64();
+            let lr = schedule.lr(step) * lr_scale;
+            sgd.step(&mut state.params, &state.grads, lr)
+                .map_err(model_err)?;
+            if let Some(ema) = ema.as_mut() {
+                ema.update(&state.params, &state.stats).map_err(model_err)?;
+            }
+            let batch_cost = start.elapsed().as_secs_f64();
+            cost_sum += batch_cost;
+            let record = StepRecord {
+                epoch,
+                iter,
+                iters_per_epoch: iters,
+                step,
+                lr,
+                losses,
+                batch_cost,
+                data_cost,
+                comm_exposed,
+                ips: global_batch as f64 / batch_cost.max(1e-9),
+                eta_s: cost_sum / (step + 1) as f64 * (total_steps - step - 1) as f64,
+            };
+            if let Some(m) = metrics.as_mut() {
+                m.write(&record.json())?;
+                if iter % recipe.log_iter == 0 {
+                    println!("{}", record.console_line());
+                }
+            }
+            last = losses;
+            step += 1;
+        }
+    }
+    say(
+        replicas,
+        &format!(
+            "training finished: {step} steps, last loss {:.6}",
+            last.loss
+        ),
+    );
+    Ok(TrainSummary {
+        steps: step,
+        last,
+        metrics: metrics_path,
+    })
+}
+
+/// Every rank's loss terms to every rank (each fills its own row of a zeroed table that is
+/// summed), checked for non-finite values, then averaged.
+fn exchange_losses(
+    replicas: &Replicas,
+    mine: &[f64; 5],
+    step: usize,
+    epoch: usize,
+    iter: usize,
+) -> Result<StepLosses, TrainError> {
+    let (rank, world) = (replicas.rank(), replicas.world());
+    let mut table = vec![0.0f32; world * 5];
+    for (slot, v) in table[rank * 5..rank * 5 + 5].iter_mut().zip(mine) {
+        *slot = *v as f32;
+    }
+    replicas
+        .all_reduce(&mut table, ReduceOp::Sum)
+        .map_err(|error| TrainError::Comm {
+            rank,
+            what: "exchanging losses",
+            error,
+        })?;
+    let mut mean = [0.0f64; 5];
+    for r in 0..world {
+        for (t, name) in StepLosses::NAMES.iter().enumerate() {
+            let value = if r == rank {
+                mine[t]
+            } else {
+                f64::from(table[r * 5 + t])
+            };
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    step,
+                    epoch,
+                    iter,
+                    rank: r,
+                    term: name,
+                    value,
+                });
+            }
+            mean[t] += value / world as f64;
+        }
+    }
+    Ok(StepLosses::from_array(mean))
+}
+
+/// `pretrain_weights`: a local safetensors file; a URL or a missing file is refused.
+fn load_pretrained(state: &mut ModelState, weights: &str) -> Result<(), String> {
+    let hint = "pass `-o pretrain_weights=` to start from PaddleDetection's initialisation";
+    if weights.contains("://") {
+        return Err(format!(
+            "{weights} is a URL: this build reads only local safetensors files ({hint})"
+        ));
+    }
+    let path = Path::new(weights);
+    if !path.is_file() {
+        return Err(format!("{weights}: no such file ({hint})"));
+    }
+    checkpoint::load(state, path).map_err(|e| format!("{e} ({hint})"))
+}
+
+/// A loader batch in the detector's types.
+struct TrainInput {
+    image: Feat,
+    boxes: Vec<[f32; 4]>,
+    labels: Vec<usize>,
+    mask: Vec<f32>,
+    max_boxes: usize,
+}
+
+impl TrainInput {
+    fn from_batch(b: Batch) -> Result<TrainInput, DetectError> {
+        let [n, c, h, w] = b.image_shape;
+        let image = Feat::from_vec(b.image, n, c, h, w)?;
+        let boxes = b
+            .gt_bbox
+            .chunks_exact(4)
+            .map(|x| [x[0], x[1], x[2], x[3]])
+            .collect();
+        let labels = b
+            .gt_class
+            .iter()
+            .map(|&c| usize::try_from(c).unwrap_or(0))
+            .collect();
+        Ok(TrainInput {
+            image,
+            boxes,
+            labels,
+            mask: b.pad_gt_mask,
+            max_boxes: b.max_boxes,
+        })
+    }
+
+    fn as_batch(&self) -> TrainBatch<'_> {
+        TrainBatch {
+            image: &self.image,
+            gt_boxes: &self.boxes,
+            gt_labels: &self.labels,
+            pad_mask: &self.mask,
+            max_boxes: self.max_boxes,
+        }
+    }
+}
