@@ -79,6 +79,9 @@ fn options(config: PathBuf, overrides: &[String]) -> TrainOptions {
         config,
         overrides: overrides.to_vec(),
         scale_lr: false,
+        resume: None,
+        eval: false,
+        classwise: false,
     }
 }
 

@@ -1,9 +1,8 @@
 //! `ringdet train -c CONFIG [-o key=value ...]`: PaddleDetection's `tools/train.py` flags; the
-//! loop is `ringdet_train::trainer`. Flags that change nothing in this build say so in one line.
+//! loop is `ringdet_train::trainer` (checkpoints, `-r`, `--eval`). Flags that change nothing in this build say so in one line.
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use ringdet_train::trainer::{TrainOptions, train};
 
 /// Arguments of `ringdet train` (PaddleDetection's `tools/train.py`).
@@ -15,10 +14,11 @@ pub struct Args {
     /// Overrides, `key=value` with dotted keys (`-o epoch=2 TrainReader.batch_size=4`).
     #[arg(short = 'o', long = "opt", num_args = 1..)]
     overrides: Vec<String>,
-    /// Evaluate during training (not in this build yet: training goes on without it).
+    /// Evaluate with the EMA weights at every snapshot epoch and after the last; keeps
+    /// `best_model`.
     #[arg(long)]
     eval: bool,
-    /// Resume from a checkpoint (not in this build yet: refused).
+    /// Resume from a checkpoint: `output/<config name>/<name>` (`0`, `model_final`, …).
     #[arg(short = 'r', long = "resume")]
     resume: Option<PathBuf>,
     /// Mixed precision (the CPU trainer runs in f32).
@@ -49,27 +49,21 @@ pub struct Args {
 
 /// Trains.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(ckpt) = &args.resume {
-        bail!(
-            "-r {}: resuming from a checkpoint is not in this build yet",
-            ckpt.display()
-        );
-    }
     let rank0 = ringdet_collective::worker_env::from_env()
         .ok()
         .flatten()
         .is_none_or(|e| e.rank == 0);
     let mut notes = Vec::new();
-    if args.eval {
-        notes.push(
-            "--eval: evaluation during training is not in this build yet; training without it",
-        );
-    }
     if args.amp {
         notes.push("--amp: the CPU trainer runs in f32; ignored");
     }
-    if args.classwise || args.save_prediction_only {
-        notes.push("--classwise / --save_prediction_only apply to evaluation, which is not in this build yet; ignored");
+    if args.classwise && !args.eval {
+        notes.push("--classwise applies to evaluation during training (--eval); ignored");
+    }
+    if args.save_prediction_only {
+        notes.push(
+            "--save_prediction_only: evaluation during training writes no predictions; ignored",
+        );
     }
     if args.use_vdl.is_some() || args.vdl_log_dir.is_some() {
         notes.push("--use_vdl / --vdl_log_dir: no VisualDL here; metrics go to metrics.jsonl in the output folder");
@@ -91,6 +85,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config: args.config,
         overrides: args.overrides,
         scale_lr: args.scale_lr,
+        resume: args.resume,
+        eval: args.eval,
+        classwise: args.classwise,
     })?;
     Ok(())
 }

@@ -165,6 +165,27 @@ impl MetricsFile {
         })
     }
 
+    /// Opens `dir/metrics.jsonl` to append to it (a resumed run), creating it if missing.
+    pub fn append(dir: &Path) -> Result<MetricsFile, TrainError> {
+        std::fs::create_dir_all(dir).map_err(|error| TrainError::Io {
+            path: dir.to_path_buf(),
+            error,
+        })?;
+        let path = dir.join("metrics.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|error| TrainError::Io {
+                path: path.clone(),
+                error,
+            })?;
+        Ok(MetricsFile {
+            path,
+            out: BufWriter::new(file),
+        })
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -12,6 +12,12 @@
 //! flat gradient buffer is averaged once per step after backward (the step API gives no hook to
 //! reduce buckets while backward runs). The ranks exchange their losses every step, so a
 //! non-finite loss on any rank stops every rank with the same error naming step, rank and term.
+//!
+//! Rank 0 saves a checkpoint ([`crate::checkpoint`]) after every `snapshot_epoch`-th epoch and
+//! `model_final` after the last; [`TrainOptions::resume`] continues from one bit for bit. With
+//! [`TrainOptions::eval`] every rank evaluates its shard of the `EvalDataset` with the EMA weights
+//! at those epochs ([`crate::eval::evaluate`]); rank 0 prints the summary, appends an `eval` row
+//! to `metrics.jsonl` and saves `best_model` when the AP improves.
 
 mod metrics;
 mod replica;
@@ -34,7 +40,9 @@ use ringdet_detect::{DetectError, checkpoint};
 use serde_yaml_ng::Value;
 use tracing::info;
 
+use crate::checkpoint::{self as ckpt, CheckpointError, DataState, Fingerprint, SnapshotRef};
 use crate::config::{Config, ConfigError, TrainRecipe};
+use crate::eval::{EvalComm, EvalDataset, EvalError, EvalSettings, evaluate};
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +87,22 @@ pub enum TrainError {
         /// The error.
         error: CommError,
     },
+    /// A checkpoint could not be saved or resumed from (the error names the file).
+    #[error("rank {rank}: {error}")]
+    Checkpoint {
+        /// This rank.
+        rank: usize,
+        /// The error.
+        error: CheckpointError,
+    },
+    /// Evaluation during training failed.
+    #[error("epoch {epoch}: {error}")]
+    Eval {
+        /// The epoch evaluated, 0-based.
+        epoch: usize,
+        /// The error (it names the rank or file).
+        error: EvalError,
+    },
     /// A loss term is NaN or infinite.
     #[error("step {step} (epoch {epoch}, iter {iter}): rank {rank}: {term} is {value}")]
     NonFinite {
@@ -106,6 +130,12 @@ pub struct TrainOptions {
     pub overrides: Vec<String>,
     /// Use the linear-scaling LR when the global batch differs from 8 × `batch_size`.
     pub scale_lr: bool,
+    /// `-r output/<config name>/<name>`: the checkpoint to continue from.
+    pub resume: Option<PathBuf>,
+    /// `--eval`: evaluate with the EMA weights at every snapshot epoch and after the last.
+    pub eval: bool,
+    /// `--classwise`: print the per-class AP table with each evaluation.
+    pub classwise: bool,
 }
 
 /// How training ended.
@@ -129,6 +159,7 @@ struct Extras {
     anno_path: PathBuf,
     image_dir: PathBuf,
     debug_nan_step: Option<usize>,
+    config_name: String,
 }
 
 fn opt_string(c: &Config, key: &str) -> Result<Option<String>, ConfigError> {
@@ -162,10 +193,11 @@ impl Extras {
             worker_num: opt_usize(c, "worker_num")?.unwrap_or(2).max(1),
             seed: opt_usize(c, "seed")?.unwrap_or(0) as u64,
             pretrain: opt_string(c, "pretrain_weights")?,
-            output_dir: Path::new(&save_dir).join(name),
+            output_dir: Path::new(&save_dir).join(&name),
             anno_path: dir.join(anno),
             image_dir: dir.join(images),
             debug_nan_step: opt_usize(c, "debug_nan_step")?,
+            config_name: name,
         })
     }
 }
@@ -325,7 +357,62 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     }
     let mut sgd = recipe.sgd(&state.layout);
     let mut ema = recipe.ema(state.params.len(), state.stats.len());
+    let ckpt_err = |error| TrainError::Checkpoint { rank, error };
+    let mut fingerprint = Fingerprint::new(&recipe, world);
+    fingerprint.set("seed", extras.seed);
+    fingerprint.set("dataset_len", num_images);
+    fingerprint.set("iters_per_epoch", iters);
+    let mut start_epoch = 0;
+    let mut step = 0;
+    let mut best_ap: Option<f64> = None;
+    let mut best_epoch: Option<u64> = None;
+    if let Some(arg) = &opts.resume {
+        let snap = ckpt::resume(arg, &arch, &extras.config_name, &fingerprint).map_err(ckpt_err)?;
+        if snap.state.data.seed != extras.seed {
+            return Err(ckpt_err(CheckpointError::Incompatible {
+                path: arg.clone(),
+                differences: vec![format!(
+                    "data.seed: checkpoint {}, now {}",
+                    snap.state.data.seed, extras.seed
+                )],
+            }));
+        }
+        if snap.state.data.next_batch != 0 {
+            return Err(ckpt_err(CheckpointError::Incompatible {
+                path: arg.clone(),
+                differences: vec![format!(
+                    "data.next_batch: checkpoint {} (mid-epoch), this trainer resumes at epoch \
+                     boundaries only",
+                    snap.state.data.next_batch
+                )],
+            }));
+        }
+        state = snap.model;
+        sgd = snap.sgd;
+        ema = snap.ema;
+        start_epoch = usize::try_from(snap.state.epoch).unwrap_or(usize::MAX);
+        step = usize::try_from(snap.state.global_step).unwrap_or(usize::MAX);
+        best_ap = snap.state.best_ap;
+        best_epoch = snap.state.best_epoch;
+        say(
+            replicas,
+            &format!(
+                "resumed from {}: continuing at epoch {start_epoch}, step {step}",
+                arg.display()
+            ),
+        );
+    }
+    let eval_setup = if opts.eval {
+        let settings = EvalSettings::from_config(&cfg, &recipe)
+            .map_err(|error| TrainError::Eval { epoch: 0, error })?;
+        let dataset =
+            EvalDataset::from_config(&cfg).map_err(|error| TrainError::Eval { epoch: 0, error })?;
+        Some((settings, dataset))
+    } else {
+        None
+    };
     let mut metrics = match rank {
+        0 if opts.resume.is_some() => Some(MetricsFile::append(&extras.output_dir)?),
         0 => Some(MetricsFile::create(&extras.output_dir)?),
         _ => None,
     };
@@ -344,10 +431,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     info!(rank, world, "training started");
 
     let total_steps = recipe.epochs * iters;
-    let mut step = 0;
+    let first_step = step;
     let mut last = StepLosses::default();
     let mut cost_sum = 0.0;
-    for epoch in 0..recipe.epochs {
+    for epoch in start_epoch..recipe.epochs {
         let mut batches = loader.epoch(epoch as u32);
         for iter in 0..iters {
             let start = Instant::now();
@@ -401,7 +488,8 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 data_cost,
                 comm_exposed,
                 ips: global_batch as f64 / batch_cost.max(1e-9),
-                eta_s: cost_sum / (step + 1) as f64 * (total_steps - step - 1) as f64,
+                eta_s: cost_sum / (step + 1 - first_step) as f64
+                    * total_steps.saturating_sub(step + 1) as f64,
             };
             if let Some(m) = metrics.as_mut() {
                 m.write(&record.json())?;
@@ -411,6 +499,97 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             }
             last = losses;
             step += 1;
+        }
+        let Some(name) = ckpt::snapshot_name(
+            epoch as u64,
+            recipe.epochs as u64,
+            recipe.snapshot_epoch as u64,
+        ) else {
+            continue;
+        };
+        if let Some((settings, dataset)) = &eval_setup {
+            let started = Instant::now();
+            let weights = match ema.as_ref() {
+                Some(e) => match e.corrected().map_err(model_err)? {
+                    Some((params, stats)) => {
+                        let mut w = state.clone();
+                        w.params = params;
+                        w.stats = stats;
+                        w.grads = Vec::new();
+                        Some(w)
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            let model = weights.as_ref().unwrap_or(&state);
+            let mut link = ReplicaEval(replicas);
+            let comm: Option<&mut dyn EvalComm> = match world {
+                1 => None,
+                _ => Some(&mut link),
+            };
+            let report = evaluate(&arch, model, dataset, settings, comm)
+                .map_err(|error| TrainError::Eval { epoch, error })?;
+            let seconds = started.elapsed().as_secs_f64();
+            let ap = report.stats[0];
+            let improved = best_ap.is_none_or(|b| ap > b);
+            if improved {
+                best_ap = Some(ap);
+                best_epoch = Some(epoch as u64);
+            }
+            if let Some(m) = metrics.as_mut() {
+                let mut text = report.summary().unwrap_or_default();
+                if opts.classwise {
+                    text.push_str(&report.classwise_table().unwrap_or_default());
+                }
+                print!("{text}");
+                println!("{}", report.timing_line());
+                let row = serde_json::json!({
+                    "kind": "eval",
+                    "epoch": epoch,
+                    "stats": report.stats,
+                    "seconds": seconds,
+                });
+                m.write(&row.to_string())?;
+            }
+            if improved && rank == 0 {
+                let trainer_state =
+                    trainer_state(&extras, &fingerprint, epoch, step, best_ap, best_epoch);
+                ckpt::save_named(
+                    &extras.output_dir,
+                    "best_model",
+                    SnapshotRef {
+                        model: &state,
+                        sgd: &sgd,
+                        ema: ema.as_ref(),
+                        state: &trainer_state,
+                    },
+                )
+                .map_err(ckpt_err)?;
+                println!(
+                    "best_model: AP {ap:.4} at epoch {epoch}, saved in {}",
+                    extras.output_dir.join("best_model").display()
+                );
+            }
+        }
+        if rank == 0 {
+            let trainer_state =
+                trainer_state(&extras, &fingerprint, epoch, step, best_ap, best_epoch);
+            let saved = ckpt::save_named(
+                &extras.output_dir,
+                &name,
+                SnapshotRef {
+                    model: &state,
+                    sgd: &sgd,
+                    ema: ema.as_ref(),
+                    state: &trainer_state,
+                },
+            )
+            .map_err(ckpt_err)?;
+            println!(
+                "epoch {epoch}: saved checkpoint {}",
+                saved.dir.join(&saved.name).display()
+            );
         }
     }
     say(
@@ -425,6 +604,50 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         last,
         metrics: metrics_path,
     })
+}
+
+/// The trainer state after epoch `epoch` (0-based) with `step` optimizer steps done.
+fn trainer_state(
+    extras: &Extras,
+    fingerprint: &Fingerprint,
+    epoch: usize,
+    step: usize,
+    best_ap: Option<f64>,
+    best_epoch: Option<u64>,
+) -> ckpt::TrainerState {
+    ckpt::TrainerState {
+        config_name: extras.config_name.clone(),
+        epoch: epoch as u64 + 1,
+        global_step: step as u64,
+        best_ap,
+        best_epoch,
+        data: DataState {
+            seed: extras.seed,
+            sampler_epoch: u32::try_from(epoch + 1).unwrap_or(u32::MAX),
+            next_batch: 0,
+            rng: Vec::new(),
+        },
+        fingerprint: fingerprint.clone(),
+    }
+}
+
+/// The trainer's communicator as evaluation's (`None` for a single rank is handled by the
+/// caller).
+struct ReplicaEval<'a>(&'a Replicas);
+
+impl EvalComm for ReplicaEval<'_> {
+    fn rank(&self) -> usize {
+        self.0.rank()
+    }
+    fn world_size(&self) -> usize {
+        self.0.world()
+    }
+    fn all_gather_i64(&mut self, mine: &[i64]) -> Result<Vec<Vec<i64>>, CommError> {
+        self.0.all_gather_i64(mine)
+    }
+    fn broadcast_f64(&mut self, data: &mut [f64], root: usize) -> Result<(), CommError> {
+        self.0.broadcast_f64(data, root)
+    }
 }
 
 /// Every rank's loss terms to every rank (each fills its own row of a zeroed table that is

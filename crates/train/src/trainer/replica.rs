@@ -71,6 +71,21 @@ impl Replicas {
     }
 }
 
+impl Replicas {
+    /// Every rank's `mine` (lengths may differ), in rank order; a single rank gets its own.
+    pub fn all_gather_i64(&self, mine: &[i64]) -> Result<Vec<Vec<i64>>, CommError> {
+        match &self.comm {
+            None => Ok(vec![mine.to_vec()]),
+            Some(_) => self.with(|c| c.all_gather(mine), Vec::new()),
+        }
+    }
+
+    /// Replaces `data` by `root`'s.
+    pub fn broadcast_f64(&self, data: &mut [f64], root: usize) -> Result<(), CommError> {
+        self.with(|c| c.broadcast(data, root), ())
+    }
+}
+
 impl CrossReplica for Replicas {
     fn world_size(&self) -> usize {
         self.world_size

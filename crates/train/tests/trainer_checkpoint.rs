@@ -1,0 +1,201 @@
+//! The trainer with checkpoints and evaluation, one rank, on a tiny synthetic shapes set: a run
+//! resumed from its epoch-0 checkpoint ends with the same `model_final`, bit for bit, as the
+//! run that went straight through; `--eval` writes `eval` rows and keeps `best_model`.
+
+use std::path::{Path, PathBuf};
+
+use ringdet_coco::synth::{ShapesConfig, write_shapes_dataset};
+use ringdet_tensor::safetensors::SafeTensors;
+use ringdet_train::checkpoint::Checkpoint;
+use ringdet_train::trainer::{Replicas, TrainOptions, train_with};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("trainer-checkpoint-tests")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 16-image training set and 3 validation images, and a config (64×64 inputs, width 0.125,
+/// batch 4: 3 steps an epoch (14 images have a box), EMA on, cosine over 4 epochs).
+fn setup(dir: &Path) -> PathBuf {
+    let data = dir.join("shapes");
+    write_shapes_dataset(&ShapesConfig {
+        out: data.clone(),
+        train: 16,
+        val: 3,
+        seed: 1,
+        size: 64,
+        quality: 90,
+    })
+    .unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/demo/ppyoloe_shapes_demo.yml")
+        .canonicalize()
+        .unwrap();
+    let config = dir.join("tiny.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 5\nepoch: 2\nsave_dir: '{}'\n\
+             pretrain_weights: ''\n\
+             LearningRate:\n  base_lr: 0.01\n  schedulers:\n    \
+             - {{name: CosineDecay, max_epochs: 4}}\n    \
+             - {{name: LinearWarmup, start_factor: 0., epochs: 1}}\n\
+             TrainDataset: {{dataset_dir: '{}'}}\n\
+             EvalDataset: {{dataset_dir: '{}'}}\n\
+             TrainReader:\n  batch_size: 4\n  batch_transforms:\n    \
+             - BatchRandomResize: {{target_size: [64], random_size: True, random_interp: True, keep_ratio: False}}\n    \
+             - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: True}}\n    \
+             - Permute: {{}}\n    - PadGT: {{}}\n",
+            demo.display(),
+            dir.join("output").display(),
+            data.display(),
+            data.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn options(config: &Path, overrides: &[&str]) -> TrainOptions {
+    TrainOptions {
+        config: config.to_path_buf(),
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        scale_lr: false,
+        resume: None,
+        eval: false,
+        classwise: false,
+    }
+}
+
+/// Asserts every tensor of `a` and `b` has the same dtype, shape and bytes.
+fn assert_same_tensors(a: &Path, b: &Path) {
+    let (ta, tb) = (SafeTensors::open(a).unwrap(), SafeTensors::open(b).unwrap());
+    let mut na: Vec<&str> = ta.names().collect();
+    let mut nb: Vec<&str> = tb.names().collect();
+    na.sort_unstable();
+    nb.sort_unstable();
+    assert_eq!(
+        na,
+        nb,
+        "{} and {} hold different tensors",
+        a.display(),
+        b.display()
+    );
+    assert!(!na.is_empty());
+    for name in na {
+        let (ia, ib) = (ta.info(name).unwrap(), tb.info(name).unwrap());
+        assert_eq!(ia.dtype, ib.dtype, "{name}");
+        assert_eq!(ia.shape, ib.shape, "{name}");
+        assert!(
+            ta.bytes(name).unwrap() == tb.bytes(name).unwrap(),
+            "tensor {name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+#[test]
+fn resumed_run_ends_bit_identical_to_the_straight_run() {
+    let dir = scratch("resume");
+    let config = setup(&dir);
+    let out = dir.join("output/tiny");
+    let overrides = ["epoch=2", "snapshot_epoch=1"];
+    let straight = train_with(&options(&config, &overrides), &Replicas::single()).unwrap();
+    assert_eq!(straight.steps, 6);
+    for name in ["0", "model_final"] {
+        assert!(
+            Checkpoint::new(&out, name).unwrap().is_committed(),
+            "no {name}"
+        );
+    }
+    let kept = dir.join("straight");
+    std::fs::create_dir_all(&kept).unwrap();
+    for f in ["model_final.safetensors", "model_final.raw.safetensors"] {
+        std::fs::copy(out.join(f), kept.join(f)).unwrap();
+    }
+
+    let mut opts = options(&config, &overrides);
+    opts.resume = Some(out.join("0"));
+    let resumed = train_with(&opts, &Replicas::single()).unwrap();
+    assert_eq!(resumed.steps, 6);
+    for f in ["model_final.safetensors", "model_final.raw.safetensors"] {
+        assert_same_tensors(&kept.join(f), &out.join(f));
+    }
+    // The resumed run appended its epoch to the metrics: steps 0..6, then 3..6 again.
+    let text = std::fs::read_to_string(&resumed.metrics).unwrap();
+    let steps: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, [0, 1, 2, 3, 4, 5, 3, 4, 5]);
+
+    // Another world size is refused, naming the setting.
+    let mut cfg = ringdet_train::Config::load(&config).unwrap();
+    cfg.apply_overrides(&["epoch=2".to_string()]).unwrap();
+    let recipe = ringdet_train::TrainRecipe::from_config(&cfg).unwrap();
+    let arch = ringdet_detect::arch::Arch::new(recipe.model.clone()).unwrap();
+    let two = ringdet_train::checkpoint::Fingerprint::new(&recipe, 2);
+    let err = ringdet_train::checkpoint::resume(out.join("0"), &arch, "tiny", &two)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("world_size: checkpoint 1, now 2"), "{err}");
+}
+
+#[test]
+fn eval_during_training_writes_rows_and_best_model() {
+    let dir = scratch("eval");
+    let config = setup(&dir);
+    let out = dir.join("output/tiny");
+    let mut opts = options(&config, &["epoch=2", "snapshot_epoch=1"]);
+    opts.eval = true;
+    opts.classwise = true;
+    let summary = train_with(&opts, &Replicas::single()).unwrap();
+    let text = std::fs::read_to_string(&summary.metrics).unwrap();
+    let evals: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "eval")
+        .collect();
+    assert_eq!(evals.len(), 2, "{text}");
+    for (e, row) in evals.iter().enumerate() {
+        assert_eq!(row["epoch"], e);
+        let stats = row["stats"].as_array().unwrap();
+        assert_eq!(stats.len(), 12, "{row}");
+        assert!(
+            stats.iter().all(|s| s.as_f64().unwrap().is_finite()),
+            "{row}"
+        );
+        assert!(row["seconds"].as_f64().unwrap() >= 0.0);
+    }
+    let best = Checkpoint::new(&out, "best_model").unwrap();
+    assert!(best.is_committed());
+    let arch = ringdet_detect::arch::Arch::new(
+        ringdet_detect::arch::ModelConfig::new(0.125, 0.33).with_classes(7),
+    )
+    .unwrap();
+    let state = best.load(&arch).unwrap().state;
+    let aps: Vec<f64> = evals
+        .iter()
+        .map(|r| r["stats"][0].as_f64().unwrap())
+        .collect();
+    let best_ap = aps.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(state.best_ap, Some(best_ap));
+    let best_epoch = aps.iter().position(|&a| a == best_ap).unwrap() as u64;
+    assert_eq!(state.best_epoch, Some(best_epoch));
+    // model_final carries the record too, so a resumed run keeps it.
+    let final_state = Checkpoint::new(&out, "model_final")
+        .unwrap()
+        .load(&arch)
+        .unwrap()
+        .state;
+    assert_eq!(final_state.best_ap, Some(best_ap));
+}
