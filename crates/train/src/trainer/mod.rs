@@ -93,7 +93,7 @@ pub enum TrainError {
         /// This rank.
         rank: usize,
         /// The error.
-        error: CheckpointError,
+        error: Box<CheckpointError>,
     },
     /// Evaluation during training failed.
     #[error("epoch {epoch}: {error}")]
@@ -101,7 +101,7 @@ pub enum TrainError {
         /// The epoch evaluated, 0-based.
         epoch: usize,
         /// The error (it names the rank or file).
-        error: EvalError,
+        error: Box<EvalError>,
     },
     /// A loss term is NaN or infinite.
     #[error("step {step} (epoch {epoch}, iter {iter}): rank {rank}: {term} is {value}")]
@@ -357,7 +357,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     }
     let mut sgd = recipe.sgd(&state.layout);
     let mut ema = recipe.ema(state.params.len(), state.stats.len());
-    let ckpt_err = |error| TrainError::Checkpoint { rank, error };
+    let ckpt_err = |error| TrainError::Checkpoint {
+        rank,
+        error: Box::new(error),
+    };
     let mut fingerprint = Fingerprint::new(&recipe, world);
     fingerprint.set("seed", extras.seed);
     fingerprint.set("dataset_len", num_images);
@@ -403,10 +406,15 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         );
     }
     let eval_setup = if opts.eval {
-        let settings = EvalSettings::from_config(&cfg, &recipe)
-            .map_err(|error| TrainError::Eval { epoch: 0, error })?;
-        let dataset =
-            EvalDataset::from_config(&cfg).map_err(|error| TrainError::Eval { epoch: 0, error })?;
+        let settings =
+            EvalSettings::from_config(&cfg, &recipe).map_err(|error| TrainError::Eval {
+                epoch: 0,
+                error: Box::new(error),
+            })?;
+        let dataset = EvalDataset::from_config(&cfg).map_err(|error| TrainError::Eval {
+            epoch: 0,
+            error: Box::new(error),
+        })?;
         Some((settings, dataset))
     } else {
         None
@@ -528,8 +536,12 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 1 => None,
                 _ => Some(&mut link),
             };
-            let report = evaluate(&arch, model, dataset, settings, comm)
-                .map_err(|error| TrainError::Eval { epoch, error })?;
+            let report = evaluate(&arch, model, dataset, settings, comm).map_err(|error| {
+                TrainError::Eval {
+                    epoch,
+                    error: Box::new(error),
+                }
+            })?;
             let seconds = started.elapsed().as_secs_f64();
             let ap = report.stats[0];
             let improved = best_ap.is_none_or(|b| ap > b);
