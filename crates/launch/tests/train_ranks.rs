@@ -1,6 +1,8 @@
 //! `ringdet train` on a tiny shapes set: one rank against two ranks through
 //! `ringdet launch ... tools/train.py` with the same global batch (same losses), and a NaN
-//! injected on the last rank stopping the job with the step, the rank and the loss term.
+//! injected on the last rank stopping the job with the step, the rank and the loss term; two
+//! ranks resumed from their epoch-0 checkpoint end bit for bit where the straight run ends, with
+//! `--eval` on both ranks' shards.
 
 mod common;
 
@@ -173,8 +175,72 @@ fn nan_on_one_rank_stops_the_job_naming_step_rank_and_term() {
     assert_eq!(rows.len(), 1, "{rows:?}");
 }
 
+/// Asserts every tensor of `a` and `b` has the same dtype, shape and bytes.
+fn assert_same_tensors(a: &Path, b: &Path) {
+    use ringdet_tensor::safetensors::SafeTensors;
+    let (ta, tb) = (SafeTensors::open(a).unwrap(), SafeTensors::open(b).unwrap());
+    let mut names: Vec<&str> = ta.names().collect();
+    names.sort_unstable();
+    let mut other: Vec<&str> = tb.names().collect();
+    other.sort_unstable();
+    assert_eq!(names, other, "{} and {}", a.display(), b.display());
+    assert!(!names.is_empty());
+    for name in names {
+        assert_eq!(ta.info(name).unwrap(), tb.info(name).unwrap(), "{name}");
+        assert!(
+            ta.bytes(name).unwrap() == tb.bytes(name).unwrap(),
+            "tensor {name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
 #[test]
-fn resume_is_refused_and_pretrain_urls_are_explained() {
+fn two_ranks_resume_bit_for_bit_and_evaluate_with_ema() {
+    let dir = scratch("train-resume-eval");
+    let (config, _) = setup(&dir);
+    let cfg = config.to_str().unwrap();
+    let args = [
+        "tools/train.py",
+        "-c",
+        cfg,
+        "--eval",
+        "-o",
+        "epoch=2",
+        "snapshot_epoch=1",
+        "EvalDataset.dataset_dir=shapes",
+    ];
+    let straight = launch(&dir, &args);
+    let all = text(&straight);
+    assert!(straight.status.success(), "{all}");
+    assert!(all.contains("Average Precision"), "{all}");
+    let out = dir.join("output/tiny");
+    let evals: Vec<_> = rows(&out.join("metrics.jsonl"))
+        .into_iter()
+        .filter(|r| r["kind"] == "eval")
+        .collect();
+    assert_eq!(evals.len(), 2, "{evals:?}");
+    assert!(out.join("best_model.state.json").is_file());
+    let kept = dir.join("straight");
+    std::fs::create_dir_all(&kept).unwrap();
+    for f in ["model_final.safetensors", "model_final.raw.safetensors"] {
+        std::fs::copy(out.join(f), kept.join(f)).unwrap();
+    }
+    // `-o` takes every following word: -r goes before it.
+    let mut resume_args = args.to_vec();
+    resume_args.splice(3..3, ["-r", "output/tiny/0"]);
+    let resumed = launch(&dir, &resume_args);
+    let all = text(&resumed);
+    assert!(resumed.status.success(), "{all}");
+    assert!(all.contains("continuing at epoch 1"), "{all}");
+    for f in ["model_final.safetensors", "model_final.raw.safetensors"] {
+        assert_same_tensors(&kept.join(f), &out.join(f));
+    }
+}
+
+#[test]
+fn missing_checkpoint_is_named_and_pretrain_urls_are_explained() {
     let dir = scratch("train-flags");
     let (config, _) = setup(&dir);
     let cfg = config.to_str().unwrap();
@@ -184,10 +250,12 @@ fn resume_is_refused_and_pretrain_urls_are_explained() {
         .output()
         .unwrap();
     assert!(!resume.status.success());
+    let all = text(&resume);
     assert!(
-        text(&resume).contains(
-            "-r output/x/model_final: resuming from a checkpoint is not in this build yet"
-        )
+        all.contains(
+            "model_final.state.json: incomplete checkpoint: missing: no checkpoint of this name"
+        ),
+        "{all}"
     );
     let url = Command::new(BIN)
         .current_dir(&dir)
