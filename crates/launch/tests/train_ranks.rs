@@ -210,6 +210,7 @@ fn two_ranks_resume_bit_for_bit_and_evaluate_with_ema() {
         "epoch=2",
         "snapshot_epoch=1",
         "EvalDataset.dataset_dir=shapes",
+        "use_ema=true",
     ];
     let straight = launch(&dir, &args);
     let all = text(&straight);

@@ -19,7 +19,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// A 16-image training set and 3 validation images, and a config (64×64 inputs, width 0.125,
-/// batch 4: 3 steps an epoch (14 images have a box), EMA on, cosine over 4 epochs).
+/// batch 4: 3 steps an epoch (14 images have a box), EMA on with decay 0.9, cosine over 4 epochs).
 fn setup(dir: &Path) -> PathBuf {
     let data = dir.join("shapes");
     write_shapes_dataset(&ShapesConfig {
@@ -40,7 +40,7 @@ fn setup(dir: &Path) -> PathBuf {
         &config,
         format!(
             "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 5\nepoch: 2\nsave_dir: '{}'\n\
-             pretrain_weights: ''\n\
+             pretrain_weights: ''\nuse_ema: true\nema_decay: 0.9\n\
              LearningRate:\n  base_lr: 0.01\n  schedulers:\n    \
              - {{name: CosineDecay, max_epochs: 4}}\n    \
              - {{name: LinearWarmup, start_factor: 0., epochs: 1}}\n\
@@ -115,7 +115,11 @@ fn resumed_run_ends_bit_identical_to_the_straight_run() {
     }
     let kept = dir.join("straight");
     std::fs::create_dir_all(&kept).unwrap();
-    for f in ["model_final.safetensors", "model_final.raw.safetensors"] {
+    for f in [
+        "model_final.safetensors",
+        "model_final.raw.safetensors",
+        "model_final.opt.safetensors",
+    ] {
         std::fs::copy(out.join(f), kept.join(f)).unwrap();
     }
 
@@ -123,7 +127,11 @@ fn resumed_run_ends_bit_identical_to_the_straight_run() {
     opts.resume = Some(out.join("0"));
     let resumed = train_with(&opts, &Replicas::single()).unwrap();
     assert_eq!(resumed.steps, 6);
-    for f in ["model_final.safetensors", "model_final.raw.safetensors"] {
+    for f in [
+        "model_final.safetensors",
+        "model_final.raw.safetensors",
+        "model_final.opt.safetensors",
+    ] {
         assert_same_tensors(&kept.join(f), &out.join(f));
     }
     // The resumed run appended its epoch to the metrics: steps 0..6, then 3..6 again.
@@ -143,6 +151,12 @@ fn resumed_run_ends_bit_identical_to_the_straight_run() {
     cfg.apply_overrides(&["epoch=2".to_string()]).unwrap();
     let recipe = ringdet_train::TrainRecipe::from_config(&cfg).unwrap();
     let arch = ringdet_detect::arch::Arch::new(recipe.model.clone()).unwrap();
+    let last = Checkpoint::new(&out, "model_final")
+        .unwrap()
+        .load(&arch)
+        .unwrap();
+    assert!(last.ema.is_some(), "the EMA was not saved");
+    assert_eq!((last.state.epoch, last.state.global_step), (2, 6));
     let two = ringdet_train::checkpoint::Fingerprint::new(&recipe, 2);
     let err = ringdet_train::checkpoint::resume(out.join("0"), &arch, "tiny", &two)
         .unwrap_err()
