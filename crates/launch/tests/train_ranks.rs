@@ -82,10 +82,12 @@ fn rows(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn launch(dir: &Path, args: &[&str]) -> Output {
+/// `ringdet launch` of two ranks from `port` on (each test its own: they run in parallel).
+fn launch(dir: &Path, port: u16, args: &[&str]) -> Output {
     Command::new(BIN)
         .current_dir(dir)
         .args(["launch", "--nproc_per_node", "2", "--log_dir", "log"])
+        .args(["--start_port", &port.to_string()])
         .args(args)
         .env_remove("RINGDET_JOB_SECRET")
         .env_remove("FLAGS_START_PORT")
@@ -113,6 +115,7 @@ fn two_ranks_match_one_rank_with_the_same_global_batch() {
     );
     let two = launch(
         &dir,
+        25110,
         &[
             "tools/train.py",
             "-c",
@@ -156,6 +159,7 @@ fn nan_on_one_rank_stops_the_job_naming_step_rank_and_term() {
     let (config, _) = setup(&dir);
     let out = launch(
         &dir,
+        25120,
         &[
             "tools/train.py",
             "-c",
@@ -212,7 +216,7 @@ fn two_ranks_resume_bit_for_bit_and_evaluate_with_ema() {
         "EvalDataset.dataset_dir=shapes",
         "use_ema=true",
     ];
-    let straight = launch(&dir, &args);
+    let straight = launch(&dir, 25130, &args);
     let all = text(&straight);
     assert!(straight.status.success(), "{all}");
     assert!(all.contains("Average Precision"), "{all}");
@@ -231,7 +235,7 @@ fn two_ranks_resume_bit_for_bit_and_evaluate_with_ema() {
     // `-o` takes every following word: -r goes before it.
     let mut resume_args = args.to_vec();
     resume_args.splice(3..3, ["-r", "output/tiny/0"]);
-    let resumed = launch(&dir, &resume_args);
+    let resumed = launch(&dir, 25140, &resume_args);
     let all = text(&resumed);
     assert!(resumed.status.success(), "{all}");
     assert!(all.contains("continuing at epoch 1"), "{all}");
