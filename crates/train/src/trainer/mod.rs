@@ -141,7 +141,7 @@ pub struct TrainOptions {
 /// How training ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainSummary {
-    /// Steps run.
+    /// Global steps at the end (a resumed run counts the steps before its checkpoint too).
     pub steps: usize,
     /// Rank-averaged losses of the last step.
     pub last: StepLosses,
@@ -371,15 +371,6 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     let mut best_epoch: Option<u64> = None;
     if let Some(arg) = &opts.resume {
         let snap = ckpt::resume(arg, &arch, &extras.config_name, &fingerprint).map_err(ckpt_err)?;
-        if snap.state.data.seed != extras.seed {
-            return Err(ckpt_err(CheckpointError::Incompatible {
-                path: arg.clone(),
-                differences: vec![format!(
-                    "data.seed: checkpoint {}, now {}",
-                    snap.state.data.seed, extras.seed
-                )],
-            }));
-        }
         if snap.state.data.next_batch != 0 {
             return Err(ckpt_err(CheckpointError::Incompatible {
                 path: arg.clone(),
