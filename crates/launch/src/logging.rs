@@ -3,6 +3,7 @@
 //! filtered by `RINGDET_LOG`, else `RUST_LOG`, else `info` (e.g. `RINGDET_LOG=debug`).
 
 use std::fmt;
+use std::io::IsTerminal;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -31,6 +32,8 @@ pub fn install() {
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs and captured stderr stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .event_format(Plain)
         .try_init();
     if installed.is_ok()
