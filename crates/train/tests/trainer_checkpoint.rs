@@ -2,9 +2,10 @@
 //! resumed from its epoch-0 checkpoint ends with the same `model_final`, bit for bit, as the
 //! run that went straight through; `--eval` writes `eval` rows and keeps `best_model`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use ringdet_coco::synth::{ShapesConfig, write_shapes_dataset};
 use ringdet_tensor::safetensors::SafeTensors;
 use ringdet_train::checkpoint::Checkpoint;
 use ringdet_train::trainer::{Replicas, TrainOptions, train_with};
@@ -21,43 +22,12 @@ fn scratch(name: &str) -> PathBuf {
 /// A 16-image training set and 3 validation images, and a config (64×64 inputs, width 0.125,
 /// batch 4: 3 steps an epoch (14 images have a box), EMA on with decay 0.9, cosine over 4 epochs).
 fn setup(dir: &Path) -> PathBuf {
-    let data = dir.join("shapes");
-    write_shapes_dataset(&ShapesConfig {
-        out: data.clone(),
-        train: 16,
-        val: 3,
-        seed: 1,
-        size: 64,
-        quality: 90,
-    })
-    .unwrap();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../configs/demo/ppyoloe_shapes_demo.yml")
-        .canonicalize()
-        .unwrap();
-    let config = dir.join("tiny.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 5\nepoch: 2\nsave_dir: '{}'\n\
-             pretrain_weights: ''\nuse_ema: true\nema_decay: 0.9\n\
-             LearningRate:\n  base_lr: 0.01\n  schedulers:\n    \
-             - {{name: CosineDecay, max_epochs: 4}}\n    \
-             - {{name: LinearWarmup, start_factor: 0., epochs: 1}}\n\
-             TrainDataset: {{dataset_dir: '{}'}}\n\
-             EvalDataset: {{dataset_dir: '{}'}}\n\
-             TrainReader:\n  batch_size: 4\n  batch_transforms:\n    \
-             - BatchRandomResize: {{target_size: [64], random_size: True, random_interp: True, keep_ratio: False}}\n    \
-             - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: True}}\n    \
-             - Permute: {{}}\n    - PadGT: {{}}\n",
-            demo.display(),
-            dir.join("output").display(),
-            data.display(),
-            data.display()
-        ),
-    )
-    .unwrap();
-    config
+    let data = common::tiny_dataset(dir, 3);
+    let extra = format!(
+        "pretrain_weights: ''\nuse_ema: true\nema_decay: 0.9\nEvalDataset: {{dataset_dir: '{}'}}\n",
+        data.display()
+    );
+    common::tiny_config(dir, &data, 2, 4, &extra)
 }
 
 fn options(config: &Path, overrides: &[&str]) -> TrainOptions {

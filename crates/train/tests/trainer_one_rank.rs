@@ -2,9 +2,10 @@
 //! well-formed row per step with finite losses that go down; a NaN stops training naming the
 //! step, the rank and the term; a missing `pretrain_weights` file is named.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use ringdet_coco::synth::{ShapesConfig, write_shapes_dataset};
 use ringdet_detect::arch::{Arch, ModelConfig};
 use ringdet_detect::checkpoint;
 use ringdet_detect::init::{SeededNormal, initialize};
@@ -23,40 +24,8 @@ fn scratch(name: &str) -> PathBuf {
 /// A 16-image dataset, a config (64×64 inputs, width 0.125, batch 4: 3 steps an epoch) and
 /// starting weights whose regression biases make the first boxes overlap the shapes.
 fn setup(dir: &Path, epochs: usize) -> (PathBuf, PathBuf) {
-    let data = dir.join("shapes");
-    write_shapes_dataset(&ShapesConfig {
-        out: data.clone(),
-        train: 16,
-        val: 2,
-        seed: 1,
-        size: 64,
-        quality: 90,
-    })
-    .unwrap();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../configs/demo/ppyoloe_shapes_demo.yml")
-        .canonicalize()
-        .unwrap();
-    let config = dir.join("tiny.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 5\nepoch: {epochs}\nsave_dir: '{}'\n\
-             LearningRate:\n  base_lr: 0.01\n  schedulers:\n    \
-             - {{name: CosineDecay, max_epochs: {}}}\n    \
-             - {{name: LinearWarmup, start_factor: 0., epochs: 1}}\n\
-             TrainDataset: {{dataset_dir: '{}'}}\n\
-             TrainReader:\n  batch_size: 4\n  batch_transforms:\n    \
-             - BatchRandomResize: {{target_size: [64], random_size: True, random_interp: True, keep_ratio: False}}\n    \
-             - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: True}}\n    \
-             - Permute: {{}}\n    - PadGT: {{}}\n",
-            demo.display(),
-            dir.join("output").display(),
-            epochs + 2,
-            data.display()
-        ),
-    )
-    .unwrap();
+    let data = common::tiny_dataset(dir, 2);
+    let config = common::tiny_config(dir, &data, epochs, epochs + 2, "");
     let arch = Arch::new(ModelConfig::new(0.125, 0.33).with_classes(7)).unwrap();
     let mut state = ModelState::zeros(&arch).unwrap();
     initialize(&mut state, &mut SeededNormal::new(0));
