@@ -298,6 +298,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     loader_cfg.rank = rank;
     loader_cfg.world_size = world;
     loader_cfg.train_sizes = recipe.train_sizes.clone();
+    loader_cfg.transforms = recipe.sample_transforms.clone();
     let loader = Loader::new(records, loader_cfg).map_err(|e| TrainError::Data(e.to_string()))?;
     let iters = loader.sampler().num_batches();
     if iters == 0 {
