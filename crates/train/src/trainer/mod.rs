@@ -19,11 +19,15 @@
 //! at those epochs ([`crate::eval::evaluate`]); rank 0 prints the summary, appends an `eval` row
 //! to `metrics.jsonl` and saves `best_model` when the AP improves.
 
+mod buckets;
 mod metrics;
 mod replica;
+mod replica_check;
 
+pub use buckets::{BucketPlan, CommSettings, GradReducer};
 pub use metrics::{MetricsFile, StepLosses, StepRecord};
 pub use replica::Replicas;
+pub use replica_check::{check_replicas, replica_hashes};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,10 +36,11 @@ use ringdet_coco::Instances;
 use ringdet_coco::loader::{Batch, Loader, LoaderConfig, training_records};
 use ringdet_collective::{CommError, Communicator, ReduceOp, worker_env};
 use ringdet_detect::arch::Arch;
+use ringdet_detect::cross_replica::{CrossReplica, SingleReplica};
 use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::model::Feat;
 use ringdet_detect::state::ModelState;
-use ringdet_detect::step::{TrainBatch, forward_backward};
+use ringdet_detect::step::{StepLinks, TrainBatch, forward_backward_with};
 use ringdet_detect::{DetectError, checkpoint};
 use serde_yaml_ng::Value;
 use tracing::info;
@@ -103,6 +108,21 @@ pub enum TrainError {
         /// The error (it names the rank or file).
         error: Box<EvalError>,
     },
+    /// `--check_replicas`: the ranks' weights are no longer identical.
+    #[error(
+        "step {step}: the replicas differ after the update: {detail} from rank {reference}; \
+         every rank stops"
+    )]
+    ReplicasDiffer {
+        /// Global step, 0-based, after whose update the hashes were compared.
+        step: usize,
+        /// The ranks that differ from the reference.
+        ranks: Vec<usize>,
+        /// The rank of the largest group of equal hashes (the lowest such rank on a tie).
+        reference: usize,
+        /// Each differing rank and what differs.
+        detail: String,
+    },
     /// A loss term is NaN or infinite.
     #[error("step {step} (epoch {epoch}, iter {iter}): rank {rank}: {term} is {value}")]
     NonFinite {
@@ -136,6 +156,9 @@ pub struct TrainOptions {
     pub eval: bool,
     /// `--classwise`: print the per-class AP table with each evaluation.
     pub classwise: bool,
+    /// `--check_replicas N`: every N steps compare a hash of every rank's weights, BN statistics
+    /// and SGD velocity, and stop every rank, naming the one that differs, on a difference.
+    pub check_replicas: Option<usize>,
 }
 
 /// How training ended.
@@ -338,23 +361,27 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             );
         }
     }
-    if cfg.get("bucket_mb").is_some() {
-        say(
-            replicas,
-            "bucket_mb: this build averages the whole gradient buffer once per step, after \
-             backward (the step API has no per-bucket hook); ignored",
-        );
+    let comm = CommSettings::read(&cfg)?;
+    let norm_type = opt_string(&cfg, "norm_type")?.unwrap_or_else(|| "bn".into());
+    if let Some(line) = comm.bn_line(&norm_type, world) {
+        say(replicas, &line);
     }
-    if world > 1 {
-        let norm = opt_string(&cfg, "norm_type")?.unwrap_or_else(|| "bn".into());
-        say(
-            replicas,
-            &format!(
-                "BN statistics are summed across the {world} ranks (SyncBN; the config's \
-                 norm_type is {norm})"
-            ),
-        );
-    }
+    let bn_link: &dyn CrossReplica = match comm.sync_bn(&norm_type, world) {
+        true => replicas,
+        false => &SingleReplica,
+    };
+    let buckets = BucketPlan::new(&state.layout, comm.first_bucket_bytes, comm.bucket_bytes);
+    let grad_exchange = match (world, comm.overlap) {
+        (1, _) => "one rank, no gradient exchange".to_string(),
+        (_, true) => format!(
+            "gradients averaged in {} queued as backward finishes them",
+            buckets.describe()
+        ),
+        (_, false) => format!(
+            "gradients averaged in {} queued after backward (overlap_grad_reduce: false)",
+            buckets.describe()
+        ),
+    };
     let mut sgd = recipe.sgd(&state.layout);
     let mut ema = recipe.ema(state.params.len(), state.stats.len());
     let ckpt_err = |error| TrainError::Checkpoint {
@@ -420,7 +447,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         replicas,
         &format!(
             "training {} on {num_images} images: {world} rank(s) x batch {}, {iters} iterations \
-             per epoch, {} epochs; gradients averaged as one buffer per step; metrics in {}",
+             per epoch, {} epochs; {grad_exchange}; metrics in {}",
             opts.config.display(),
             recipe.batch_size,
             recipe.epochs,
@@ -448,31 +475,43 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             let data_cost = start.elapsed().as_secs_f64();
             let input = TrainInput::from_batch(batch).map_err(model_err)?;
             state.grads.fill(0.0);
-            let out = forward_backward(
+            let mut reducer = GradReducer::new(replicas, &buckets, comm.overlap);
+            let links = StepLinks {
+                bn: bn_link,
+                normalizer: replicas,
+                grads: reducer.sink(),
+            };
+            let out = forward_backward_with(
                 &arch,
                 &mut state,
                 &input.as_batch(),
                 epoch,
                 &recipe.train,
-                replicas,
+                links,
             )
             .map_err(model_err)?;
+            let comm_start = Instant::now();
+            reducer
+                .finish(&mut state.grads)
+                .map_err(comm_err("averaging gradients"))?;
+            let comm_exposed = comm_start.elapsed().as_secs_f64();
             let v = out.losses;
             let mut mine = [v.loss, v.cls, v.iou, v.dfl, v.l1].map(f64::from);
             if extras.debug_nan_step == Some(step) && rank + 1 == world {
                 mine[1] = f64::NAN;
             }
             let losses = exchange_losses(replicas, &mine, step, epoch, iter)?;
-            let comm_start = Instant::now();
-            replicas
-                .all_reduce(&mut state.grads, ReduceOp::Avg)
-                .map_err(comm_err("averaging gradients"))?;
-            let comm_exposed = comm_start.elapsed().as_secs_f64();
             let lr = schedule.lr(step) * lr_scale;
             sgd.step(&mut state.params, &state.grads, lr)
                 .map_err(model_err)?;
             if let Some(ema) = ema.as_mut() {
                 ema.update(&state.params, &state.stats).map_err(model_err)?;
+            }
+            if comm.debug_perturb_step == Some(step)
+                && rank + 1 == world
+                && let Some(w) = state.params.first_mut()
+            {
+                *w += 1e-3;
             }
             let batch_cost = start.elapsed().as_secs_f64();
             cost_sum += batch_cost;
@@ -495,6 +534,12 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 if iter % recipe.log_iter == 0 {
                     println!("{}", record.console_line());
                 }
+            }
+            if let Some(every) = opts.check_replicas.filter(|&n| n > 0)
+                && (step + 1) % every == 0
+            {
+                let hashes = replica_hashes(&state, &sgd, comm.sync_bn(&norm_type, world));
+                check_replicas(replicas, hashes, step)?;
             }
             last = losses;
             step += 1;
@@ -521,6 +566,15 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 },
                 None => None,
             };
+            let mut weights = weights;
+            if world > 1 && !comm.sync_bn(&norm_type, world) {
+                // Per-rank BN: every rank's running statistics are its own; evaluate every
+                // shard with rank 0's (the ones its checkpoints hold).
+                let w = weights.get_or_insert_with(|| state.clone());
+                replicas.broadcast(&mut w.stats).map_err(comm_err(
+                    "broadcasting rank 0's BN statistics for evaluation",
+                ))?;
+            }
             let model = weights.as_ref().unwrap_or(&state);
             let mut link = ReplicaEval(replicas);
             let comm: Option<&mut dyn EvalComm> = match world {
