@@ -2,16 +2,26 @@
 //! (PaddleDetection's initialisation, or `pretrain_weights` from a local safetensors file) →
 //! COCO training set (`TrainDataset`, paths relative to the working directory) → loader with
 //! `worker_num` threads → per step: forward and backward (ATSS before `static_assigner_epoch`,
-//! then TAL), gradients averaged over the ranks, SGD with momentum and L2 decay, EMA, LR from
-//! the recipe's warmup + cosine schedule.
+//! then TAL), gradients averaged over the ranks in buckets while backward runs, SGD with
+//! momentum and L2 decay, EMA, LR from the recipe's warmup + cosine schedule.
 //!
 //! Data parallel when the worker environment (`ringdet launch`) names several ranks: rank 0's
 //! initial weights are broadcast, each rank reads its shard through the distributed batch
-//! sampler, BN statistics and the loss normaliser are summed across ranks through
-//! [`Replicas`] (SyncBN on every rank, as PP-YOLOE's `norm_type: sync_bn` asks), and the whole
-//! flat gradient buffer is averaged once per step after backward (the step API gives no hook to
-//! reduce buckets while backward runs). The ranks exchange their losses every step, so a
-//! non-finite loss on any rank stops every rank with the same error naming step, rank and term.
+//! sampler, and every exchange goes through [`Replicas`], one communication thread that runs
+//! them in the order asked (the same on every rank). The loss normaliser is summed across the
+//! ranks. BN: PaddleDetection turns `norm_type: sync_bn` into SyncBN only on GPUs with several
+//! ranks, so on these CPU ranks each rank normalises with its own batch statistics (one line says
+//! so) unless `sync_bn_on_cpu: true` sums them across the ranks; with per-rank BN the ranks'
+//! running statistics differ and evaluation uses rank 0's. Gradients are averaged in buckets
+//! ([`buckets`]: first `first_bucket_mb`, then `bucket_mb`, PyTorch's and
+//! Paddle's 1 and 25 MiB): backward reports each range of the flat buffer once final
+//! ([`forward_backward_with`]), and each full bucket is queued on the communication thread at
+//! once, so it travels while backward computes the next; after backward the step waits for the
+//! rest (`comm_exposed`), writes the averages back and steps SGD. `overlap_grad_reduce: false`
+//! queues the same buckets after backward instead (same gradients, bit for bit). The ranks
+//! exchange their losses every step, so a non-finite loss on any rank stops every rank with the
+//! same error naming step, rank and term; [`TrainOptions::check_replicas`] compares a hash of
+//! every rank's weights every N steps and stops every rank naming the one that differs.
 //!
 //! Rank 0 saves a checkpoint ([`crate::checkpoint`]) after every `snapshot_epoch`-th epoch and
 //! `model_final` after the last; [`TrainOptions::resume`] continues from one bit for bit. With
@@ -19,7 +29,7 @@
 //! at those epochs ([`crate::eval::evaluate`]); rank 0 prints the summary, appends an `eval` row
 //! to `metrics.jsonl` and saves `best_model` when the AP improves.
 
-mod buckets;
+pub mod buckets;
 mod metrics;
 mod replica;
 mod replica_check;
