@@ -1,7 +1,7 @@
 //! Several ranks as threads of one process, joined by the collective on loopback (OS-assigned
 //! ports): gradient buckets averaged while backward runs equal the whole buffer averaged at once;
-//! 1, 2 and 4 ranks with the same global batch and SyncBN forced give the same loss curve, with
-//! overlap on or off (bit for bit the same weights); `--check_replicas` stays quiet while the
+//! 1, 2 and 4 ranks with the same global batch and SyncBN forced give the same loss curve and
+//! the same BN running statistics, with overlap on or off (bit for bit the same weights); `--check_replicas` stays quiet while the
 //! replicas agree and stops every rank naming the one perturbed.
 
 #[allow(dead_code)] // the shared tiny dataset has 14 usable images; these tests need 4k
@@ -290,6 +290,44 @@ fn one_two_and_four_ranks_give_the_same_loss_curve_with_sync_bn() {
                 );
             }
         }
+    }
+    // SyncBN across the ranks is one rank's BN over the whole batch: the running statistics
+    // every rank ends with (rank 0's are saved) are the single rank's.
+    let stats = |world: usize| {
+        let f =
+            SafeTensors::open(dir.join(format!("ranks{world}/tiny/model_final.raw.safetensors")))
+                .unwrap();
+        let mut names: Vec<String> = f
+            .names()
+            .filter(|n| n.ends_with("._mean") || n.ends_with("._variance"))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        assert!(names.len() > 100, "{names:?}");
+        names
+            .iter()
+            .flat_map(|n| f.tensor(n).unwrap().to_vec::<f32>().unwrap())
+            .collect::<Vec<f32>>()
+    };
+    let one = stats(1);
+    for world in [2, 4] {
+        let other = stats(world);
+        assert_eq!(one.len(), other.len());
+        let diff: f64 = one
+            .iter()
+            .zip(&other)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let norm: f64 = one
+            .iter()
+            .map(|a| f64::from(*a).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(
+            diff <= 1e-4 * norm,
+            "{world} ranks: BN running statistics differ from one rank's by {diff} (norm {norm})"
+        );
     }
     // Overlap off: the same buckets queued after backward, so the same weights bit for bit.
     let save = dir.join("ranks2-no-overlap");

@@ -297,3 +297,73 @@ impl GradSink for GradReducer<'_> {
         self.take(offset, grads)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo(overrides: &[&str]) -> Result<CommSettings, TrainError> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs/demo/ppyoloe_shapes_demo.yml");
+        let mut c = Config::load(&path).unwrap();
+        c.apply_overrides(overrides).unwrap();
+        CommSettings::read(&c)
+    }
+
+    #[test]
+    fn settings_default_to_pytorch_and_paddle_and_read_overrides() {
+        let d = demo(&[]).unwrap();
+        assert_eq!(d, CommSettings::default());
+        assert_eq!((d.first_bucket_bytes, d.bucket_bytes), (1 << 20, 25 << 20));
+        assert!(d.overlap && !d.sync_bn_on_cpu);
+        let o = demo(&[
+            "bucket_mb=0.5",
+            "first_bucket_mb=2",
+            "overlap_grad_reduce=false",
+            "sync_bn_on_cpu=true",
+            "debug_perturb_step=3",
+        ])
+        .unwrap();
+        assert_eq!((o.first_bucket_bytes, o.bucket_bytes), (2 << 20, 1 << 19));
+        assert!(!o.overlap && o.sync_bn_on_cpu);
+        assert_eq!(o.debug_perturb_step, Some(3));
+        let e = demo(&["bucket_mb=0"]).unwrap_err().to_string();
+        assert!(e.starts_with("bucket_mb: 0: "), "{e}");
+        let e = demo(&["overlap_grad_reduce=sometimes"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overlap_grad_reduce"), "{e}");
+    }
+
+    #[test]
+    fn sync_bn_only_when_asked_forced_and_several_ranks() {
+        let forced = CommSettings {
+            sync_bn_on_cpu: true,
+            ..CommSettings::default()
+        };
+        assert!(forced.sync_bn("sync_bn", 2));
+        assert!(!forced.sync_bn("sync_bn", 1));
+        assert!(!forced.sync_bn("bn", 2));
+        assert!(!CommSettings::default().sync_bn("sync_bn", 8));
+        assert!(CommSettings::default().bn_line("sync_bn", 1).is_none());
+        let line = CommSettings::default().bn_line("sync_bn", 2).unwrap();
+        assert!(line.contains("sync_bn_on_cpu=true"), "{line}");
+    }
+
+    #[test]
+    fn buckets_close_at_tensor_ends_once_full() {
+        // Tensors of 100, 200, 50, 1000, 10, 10 values (400, 800, 200, 4000, 40, 40 bytes).
+        let ends = [100, 300, 350, 1350, 1360, 1370];
+        let plan = BucketPlan::from_tensor_ends(ends, 1370, 1000, 2000);
+        // First: 1000 bytes reached at the end of the second tensor; then the 4000-byte tensor
+        // alone overshoots 2000; the rest is a last, smaller bucket.
+        assert_eq!(plan.ranges(), &[0..300, 300..1350, 1350..1370]);
+        let one = BucketPlan::from_tensor_ends(ends, 1370, 1 << 20, 25 << 20);
+        assert_eq!(one.ranges(), &[0..1370]);
+        assert_eq!(one.describe(), "1 bucket of 0.01 MiB");
+        assert_eq!(
+            BucketPlan::from_tensor_ends([], 0, 4, 4).ranges(),
+            &[] as &[Range<usize>]
+        );
+    }
+}
