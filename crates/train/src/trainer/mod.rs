@@ -166,8 +166,9 @@ pub struct TrainOptions {
     pub eval: bool,
     /// `--classwise`: print the per-class AP table with each evaluation.
     pub classwise: bool,
-    /// `--check_replicas N`: every N steps compare a hash of every rank's weights, BN statistics
-    /// and SGD velocity, and stop every rank, naming the one that differs, on a difference.
+    /// `--check_replicas N`: every N steps compare a hash of every rank's weights, SGD velocity
+    /// and (with SyncBN) BN statistics, and stop every rank, naming the one that differs, on a
+    /// difference.
     pub check_replicas: Option<usize>,
 }
 
@@ -371,17 +372,22 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             );
         }
     }
-    let comm = CommSettings::read(&cfg)?;
+    let comm_settings = CommSettings::read(&cfg)?;
     let norm_type = opt_string(&cfg, "norm_type")?.unwrap_or_else(|| "bn".into());
-    if let Some(line) = comm.bn_line(&norm_type, world) {
+    if let Some(line) = comm_settings.bn_line(&norm_type, world) {
         say(replicas, &line);
     }
-    let bn_link: &dyn CrossReplica = match comm.sync_bn(&norm_type, world) {
+    let sync_bn = comm_settings.sync_bn(&norm_type, world);
+    let bn_link: &dyn CrossReplica = match sync_bn {
         true => replicas,
         false => &SingleReplica,
     };
-    let buckets = BucketPlan::new(&state.layout, comm.first_bucket_bytes, comm.bucket_bytes);
-    let grad_exchange = match (world, comm.overlap) {
+    let buckets = BucketPlan::new(
+        &state.layout,
+        comm_settings.first_bucket_bytes,
+        comm_settings.bucket_bytes,
+    );
+    let grad_exchange = match (world, comm_settings.overlap) {
         (1, _) => "one rank, no gradient exchange".to_string(),
         (_, true) => format!(
             "gradients averaged in {} queued as backward finishes them",
@@ -485,7 +491,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             let data_cost = start.elapsed().as_secs_f64();
             let input = TrainInput::from_batch(batch).map_err(model_err)?;
             state.grads.fill(0.0);
-            let mut reducer = GradReducer::new(replicas, &buckets, comm.overlap);
+            let mut reducer = GradReducer::new(replicas, &buckets, comm_settings.overlap);
             let links = StepLinks {
                 bn: bn_link,
                 normalizer: replicas,
@@ -517,7 +523,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             if let Some(ema) = ema.as_mut() {
                 ema.update(&state.params, &state.stats).map_err(model_err)?;
             }
-            if comm.debug_perturb_step == Some(step)
+            if comm_settings.debug_perturb_step == Some(step)
                 && rank + 1 == world
                 && let Some(w) = state.params.first_mut()
             {
@@ -548,7 +554,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             if let Some(every) = opts.check_replicas.filter(|&n| n > 0)
                 && (step + 1) % every == 0
             {
-                let hashes = replica_hashes(&state, &sgd, comm.sync_bn(&norm_type, world));
+                let hashes = replica_hashes(&state, &sgd, sync_bn);
                 check_replicas(replicas, hashes, step)?;
             }
             last = losses;
@@ -563,7 +569,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         };
         if let Some((settings, dataset)) = &eval_setup {
             let started = Instant::now();
-            let weights = match ema.as_ref() {
+            let mut weights = match ema.as_ref() {
                 Some(e) => match e.corrected().map_err(model_err)? {
                     Some((params, stats)) => {
                         let mut w = state.clone();
@@ -576,8 +582,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 },
                 None => None,
             };
-            let mut weights = weights;
-            if world > 1 && !comm.sync_bn(&norm_type, world) {
+            if world > 1 && !sync_bn {
                 // Per-rank BN: every rank's running statistics are its own; evaluate every
                 // shard with rank 0's (the ones its checkpoints hold).
                 let w = weights.get_or_insert_with(|| state.clone());
