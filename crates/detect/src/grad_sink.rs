@@ -6,7 +6,7 @@
 //! Each layer's backward *releases* the parameters whose gradients it has finished
 //! ([`crate::model::Bwd::release`]); every parameter is used by exactly one layer, so a released
 //! gradient is final, and a later write into it is refused with an error naming the tensor.
-//! [`Releases`] turns the released set into the prefix of the buffer that is final and hands each
+//! `Releases` turns the released set into the prefix of the buffer that is final and hands each
 //! new piece of that prefix to the [`GradSink`].
 
 use std::ops::Range;
@@ -30,7 +30,7 @@ impl<F: FnMut(usize, &[f32]) -> Result<()>> GradSink for F {
 }
 
 /// Which parameters' gradients are final, and how much of the buffer has been reported.
-pub struct Releases<'a> {
+pub(crate) struct Releases<'a> {
     sink: &'a mut dyn GradSink,
     /// Per layout slot: released.
     released: Vec<bool>,
@@ -90,11 +90,6 @@ impl<'a> Releases<'a> {
     pub fn finish(&mut self, grads: &[f32]) -> Result<()> {
         self.released.iter_mut().for_each(|r| *r = true);
         self.advance(grads)
-    }
-
-    /// Elements reported so far.
-    pub fn reported(&self) -> usize {
-        self.reported
     }
 
     fn advance(&mut self, grads: &[f32]) -> Result<()> {
