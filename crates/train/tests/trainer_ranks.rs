@@ -2,7 +2,8 @@
 //! ports): gradient buckets averaged while backward runs equal the whole buffer averaged at once;
 //! 1, 2 and 4 ranks with the same global batch and SyncBN forced give the same loss curve and
 //! the same BN running statistics, with overlap on or off (bit for bit the same weights); `--check_replicas` stays quiet while the
-//! replicas agree and stops every rank naming the one perturbed.
+//! replicas agree and stops every rank naming the one perturbed; a rank that fails mid-backward
+//! makes the others fail naming it.
 
 #[allow(dead_code)] // the shared tiny dataset has 14 usable images; these tests need 4k
 mod common;
@@ -171,6 +172,29 @@ fn bucketed_average_equals_the_whole_buffer_average() {
 
 /// A dataset, a config and starting weights whose regression biases put the first boxes on the
 /// shapes (so the loss normaliser is above its clip at 1 and ranks match one rank).
+#[test]
+fn a_rank_failing_mid_backward_stops_the_others_naming_it() {
+    let ends = [1000usize, 2000, 3000, 4000];
+    let plan = BucketPlan::from_tensor_ends(ends, 4000, 4000, 4000);
+    assert_eq!(plan.ranges().len(), 4);
+    let results = on_ranks(2, |rank, replicas| {
+        let mut grads = vec![1.0f32; 4000];
+        let mut reducer = GradReducer::new(&replicas, &plan, true);
+        if rank == 1 {
+            // Backward fails after the first bucket went out: the reducer is dropped unfinished.
+            reducer.sink().unwrap().ready(0, &grads[..1000]).unwrap();
+            drop(reducer);
+            return Ok(());
+        }
+        reducer.sink().unwrap().ready(0, &grads[..4000]).unwrap();
+        reducer.finish(&mut grads)
+    });
+    // Rank 1 aborts its communicator: rank 0's buckets fail (rather than wait for a deadline).
+    let e = results[0].as_ref().unwrap_err().to_string();
+    assert!(e.contains("rank 1"), "{e}");
+    assert!(results[1].is_ok());
+}
+
 /// The training set has a multiple of 4 usable images: the sampler then pads no rank's shard,
 /// and 1, 2 and 4 ranks see the same permutation (padding changes the list that is shuffled).
 fn setup(dir: &Path) -> (PathBuf, String) {

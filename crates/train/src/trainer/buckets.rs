@@ -292,6 +292,18 @@ impl<'r> GradReducer<'r> {
     }
 }
 
+/// Buckets still queued when the reducer goes without [`GradReducer::finish`] mean the step
+/// failed on this rank mid-backward: the other ranks would wait for this rank's later buckets
+/// until their deadline, and this rank's communication thread with them. Aborting the
+/// communicator stops both at once, the others with an error naming this rank.
+impl Drop for GradReducer<'_> {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            self.replicas.abort();
+        }
+    }
+}
+
 impl GradSink for GradReducer<'_> {
     fn ready(&mut self, offset: usize, grads: &[f32]) -> ringdet_detect::Result<()> {
         self.take(offset, grads)

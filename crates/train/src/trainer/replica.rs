@@ -93,6 +93,15 @@ impl Replicas {
         self.in_place(values, move |c, v| c.all_reduce(v, op))
     }
 
+    /// Fails the running and every queued exchange now, and makes the other ranks' exchanges
+    /// with this one fail (naming it) rather than wait for their deadline; for a rank that stops
+    /// with exchanges still queued.
+    pub fn abort(&self) {
+        if let Some(c) = &self.comm {
+            c.abort();
+        }
+    }
+
     /// Queues the average over the ranks of `bucket` behind the exchanges already asked for and
     /// returns at once; `None` for a single rank (the average is the bucket itself).
     pub fn submit_avg(&self, bucket: Vec<f32>) -> Option<Handle<Vec<f32>>> {
