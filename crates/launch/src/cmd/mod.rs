@@ -3,6 +3,8 @@
 pub mod allreduce_perf;
 pub mod coco_eval;
 pub mod config;
+#[cfg(test)]
+mod error_chains;
 pub mod eval;
 pub mod info;
 pub mod launch;
