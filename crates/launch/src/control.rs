@@ -258,6 +258,7 @@ fn kind(msg: &Option<Msg>) -> &'static str {
         Some(Msg::Abort { .. }) => "Abort",
         Some(Msg::Stopped) => "Stopped",
         Some(Msg::Final { .. }) => "Final",
+        Some(Msg::Progress { .. }) => "Progress",
         Some(Msg::Ping) => "Ping",
     }
 }

@@ -75,8 +75,9 @@ pub struct LaunchFlags {
     )]
     pub grace_period: f64,
 
-    /// Seconds a worker may stay stopped (SIGSTOP, Ctrl-Z, a debugger: state T in /proc) before
-    /// the job fails naming it (default: RINGDET_STALL_TIMEOUT, else 20).
+    /// Seconds a worker may stay stopped (SIGSTOP, Ctrl-Z, a debugger: state T in /proc), or
+    /// run without progress heartbeats while other ranks wait for it in a collective, before the
+    /// job fails naming it (default: RINGDET_STALL_TIMEOUT, else 20).
     #[arg(
         long = "stall_timeout",
         alias = "stall-timeout",

@@ -89,6 +89,11 @@ pub enum Msg {
         /// The earliest failure of all hosts, or None.
         root_cause: Option<Failure>,
     },
+    /// Launcher → first host, every second while its workers run: their progress samples.
+    Progress {
+        /// This host's workers that joined the progress board.
+        ranks: Vec<super::supervisor::RankStatus>,
+    },
     /// Heartbeat.
     Ping,
 }
