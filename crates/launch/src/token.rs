@@ -2,6 +2,11 @@
 //! that a stray process or another job cannot join the ring. It is derived from a secret the user
 //! gives every host (`RINGDET_JOB_SECRET` or `--job_secret_file`), or drawn at random by the first
 //! host's launcher and sent to the others over the control channel. Never a constant.
+//!
+//! A `--job_secret_file` that does not exist yet is created by the first host's launcher (256
+//! random bits, mode 0600) and waited for by the others: on a file system every host shares, that
+//! distributes a fresh secret without the user handling it. A single host's random token never
+//! leaves the host (the workers get it in their environment).
 
 use std::io::Read;
 use std::path::Path;
@@ -29,6 +34,78 @@ pub fn user_secret(file: Option<&Path>, env_value: Option<String>) -> Result<Opt
         return Ok(Some(bytes));
     }
     Ok(env_value.filter(|v| !v.is_empty()).map(String::into_bytes))
+}
+
+/// How long to wait between looks for a secret file another host creates.
+const SECRET_FILE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The secret in `path`, which may not exist yet: the first host (`create`) writes a fresh random
+/// one there (256 bits as hex, mode 0600, whole or not at all; a file another launcher created in
+/// the meantime wins), the other hosts wait for it until `deadline`.
+pub fn shared_secret_file(
+    path: &Path,
+    create: bool,
+    deadline: std::time::Instant,
+) -> Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if create && !path.exists() {
+        let secret = random_hex::<32>().map_err(LaunchError::io(
+            "cannot read /dev/urandom for the job secret",
+        ))?;
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}",
+            file_name.unwrap_or_default(),
+            std::process::id()
+        ));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(format!("{secret}\n").as_bytes())
+                    .and(f.sync_all())
+            });
+        // A link, unlike a rename, does not replace a file that appeared meanwhile.
+        let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => tracing::info!(
+                "created the job secret {} (mode 0600) for the other hosts to read",
+                path.display()
+            ),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => {
+                return Err(LaunchError::Io {
+                    what: format!("cannot create --job_secret_file {}", path.display()),
+                    error: err,
+                });
+            }
+        }
+    }
+    let mut said = false;
+    while !path.exists() {
+        if std::time::Instant::now() >= deadline {
+            return Err(LaunchError::Setting(format!(
+                "--job_secret_file {} does not exist, and the first host's launcher did not \
+                 create it before the start deadline: is it on a file system every host shares?",
+                path.display()
+            )));
+        }
+        if !said {
+            tracing::info!(
+                "waiting for the first host's launcher to create --job_secret_file {}",
+                path.display()
+            );
+            said = true;
+        }
+        std::thread::sleep(SECRET_FILE_POLL);
+    }
+    user_secret(Some(path), None)?.ok_or_else(|| {
+        LaunchError::Setting(format!("--job_secret_file {} is empty", path.display()))
+    })
 }
 
 fn tagged_hash(tag: &str, job_id: &str, secret: &[u8]) -> String {
