@@ -10,7 +10,7 @@ pub const HEADER_LEN: usize = 24;
 /// Identifies our frames ("RDG1").
 pub const MAGIC: u32 = 0x5244_4731;
 /// Protocol version carried in every frame and in the handshake.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest payload of an abort frame.
 pub const MAX_ABORT_PAYLOAD: u32 = 4096;
 
