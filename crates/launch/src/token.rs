@@ -163,46 +163,54 @@ pub enum ProofSide {
     Connector,
 }
 
-/// `HMAC-SHA256(key, side | node_rank | connector's nonce | acceptor's nonce)`, as hex (empty
-/// only if HMAC refused the key, which it does for no length; an empty proof is never accepted).
+/// Bytes of a control-handshake nonce and of a proof.
+pub const CONTROL_NONCE_LEN: usize = 32;
+
+/// `HMAC-SHA256(key, "ringdet control v2" | side | node_rank | first host's nonce | connecting
+/// launcher's nonce)`, each part length-prefixed.
 pub fn control_proof(
     key: &str,
     side: ProofSide,
     node_rank: usize,
-    nonce_c: &str,
-    nonce_a: &str,
-) -> String {
+    nonce_a: &[u8],
+    nonce_c: &[u8],
+) -> [u8; CONTROL_NONCE_LEN] {
     let tag: &[u8] = match side {
         ProofSide::Acceptor => b"acceptor",
         ProofSide::Connector => b"connector",
     };
+    let mut out = [0u8; CONTROL_NONCE_LEN];
+    // HMAC takes a key of any length; were it ever refused, the all-zero proof is never accepted.
     let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()) else {
-        return String::new();
+        return out;
     };
     for part in [
+        b"ringdet control v2".as_slice(),
         tag,
         &(node_rank as u64).to_le_bytes(),
-        nonce_c.as_bytes(),
-        nonce_a.as_bytes(),
+        nonce_a,
+        nonce_c,
     ] {
         mac.update(&(part.len() as u64).to_le_bytes());
         mac.update(part);
     }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    out.copy_from_slice(&mac.finalize().into_bytes());
+    out
 }
 
-/// Compares two proofs in time independent of where they differ.
-pub fn same_proof(a: &str, b: &str) -> bool {
-    !a.is_empty()
-        && a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// Compares two proofs in time independent of where they differ; an all-zero proof is never
+/// the same as anything.
+pub fn same_proof(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.iter().any(|x| *x != 0)
+        && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `N` random bytes from the kernel (the control handshake's nonces).
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -224,19 +232,26 @@ mod tests {
     fn control_proofs_depend_on_key_side_rank_and_nonces() {
         let key = control_key("job", Some(b"s3cret"));
         assert_ne!(key, control_key("job", None));
-        let proof = control_proof(&key, ProofSide::Connector, 1, "c", "a");
+        let proof = control_proof(&key, ProofSide::Connector, 1, b"a", b"c");
         assert!(same_proof(
             &proof,
-            &control_proof(&key, ProofSide::Connector, 1, "c", "a")
+            &control_proof(&key, ProofSide::Connector, 1, b"a", b"c")
         ));
         for other in [
-            control_proof(&key, ProofSide::Acceptor, 1, "c", "a"),
-            control_proof(&key, ProofSide::Connector, 2, "c", "a"),
-            control_proof(&key, ProofSide::Connector, 1, "c2", "a"),
-            control_proof(&key, ProofSide::Connector, 1, "c", "a2"),
-            control_proof(&control_key("job", None), ProofSide::Connector, 1, "c", "a"),
+            control_proof(&key, ProofSide::Acceptor, 1, b"a", b"c"),
+            control_proof(&key, ProofSide::Connector, 2, b"a", b"c"),
+            control_proof(&key, ProofSide::Connector, 1, b"a", b"c2"),
+            control_proof(&key, ProofSide::Connector, 1, b"a2", b"c"),
+            control_proof(
+                &control_key("job", None),
+                ProofSide::Connector,
+                1,
+                b"a",
+                b"c",
+            ),
         ] {
             assert!(!same_proof(&proof, &other));
         }
+        assert!(!same_proof(&[0; 32], &[0; 32]));
     }
 }
