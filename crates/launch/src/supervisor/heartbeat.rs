@@ -20,6 +20,8 @@ use crate::procs::process_state;
 
 /// How often another host sends its samples to the first host.
 const SEND_EVERY: Duration = Duration::from_secs(1);
+/// Samples of another host older than this are not used (its workers may have exited since).
+const SAMPLES_EXPIRE: Duration = Duration::from_secs(5);
 
 /// One rank's progress as its host's launcher saw it, sent to the first host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +112,8 @@ impl Supervisor {
                     .beats
                     .sent_at
                     .is_none_or(|at| now.duration_since(at) >= SEND_EVERY);
-                if due && !local.is_empty() {
+                // Sent even when empty: the first host then forgets workers that have exited.
+                if due {
                     self.beats.sent_at = Some(now);
                     let _ = sender.send(&Msg::Progress { ranks: local });
                 }
@@ -127,6 +130,9 @@ impl Supervisor {
             .map(|r| (r, self.host.clone(), self.node_rank))
             .collect();
         for (node, (ranks, at, host)) in &self.beats.remote {
+            if now.duration_since(*at) > SAMPLES_EXPIRE {
+                continue;
+            }
             let age = now.duration_since(*at).as_millis() as u64;
             for r in ranks {
                 let mut r = r.clone();
