@@ -121,3 +121,26 @@ fn a_spinning_rank_on_another_host_is_named_by_every_host() {
         );
     }
 }
+
+#[test]
+fn a_rank_blocked_on_a_lock_is_named_as_sleeping() {
+    let dir = scratch("blocked-rank");
+    let mut launcher = start(
+        &dir,
+        "127.0.0.1",
+        "127.0.0.1",
+        24670,
+        &["--nproc_per_node", "2", "--stall_timeout", "2"],
+        &[TEST_WORKER, "256", "block", "0", "4"],
+    );
+    let status = launcher.wait(40.0);
+    let err = launcher.stderr();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("root cause (first failure): rank 0 (local rank 0) on host 127.0.0.1")
+            && err
+                .contains("after all_reduce #3, outside any collective (process state S: sleeping")
+            && err.contains("while rank 1 waits in all_reduce #4"),
+        "{err}"
+    );
+}
