@@ -144,3 +144,26 @@ fn a_rank_blocked_on_a_lock_is_named_as_sleeping() {
         "{err}"
     );
 }
+
+#[test]
+fn a_hung_rank_started_by_a_shell_is_named_too() {
+    let dir = scratch("spinning-rank-under-sh");
+    // `; true` keeps the shell from exec'ing: the rank is the worker's child, in its group.
+    let script = format!("{TEST_WORKER} 256 spin 1 3; true");
+    let mut launcher = start(
+        &dir,
+        "127.0.0.1",
+        "127.0.0.1",
+        24680,
+        &["--nproc_per_node", "2", "--stall_timeout", "2"],
+        &["sh", "-c", &script],
+    );
+    let status = launcher.wait(40.0);
+    let err = launcher.stderr();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("root cause (first failure): rank 1 (local rank 1) on host 127.0.0.1")
+            && err.contains("while rank 0 waits in all_reduce #3"),
+        "{err}"
+    );
+}

@@ -16,7 +16,7 @@ use crate::control::Msg;
 use crate::events::now_ms;
 use crate::failure::{Failure, FailureKind};
 use crate::logs::{TAIL_LINES, tail};
-use crate::procs::process_state;
+use crate::procs::{process_state, stat_field};
 
 /// How often another host sends its samples to the first host.
 const SEND_EVERY: Duration = Duration::from_secs(1);
@@ -72,8 +72,13 @@ impl Supervisor {
         let mut out = Vec::new();
         for slot in self.slots.iter().filter(|s| s.exit.is_none() && s.pid != 0) {
             let state = board.read(slot.local_rank);
-            if state.pid != slot.pid {
-                continue; // never joined a communicator: not judged
+            // The worker itself, or a process of its group (`sh -c 'python train.py'`), joined;
+            // a worker that never joined a communicator is not judged.
+            let joined = state.pid == slot.pid
+                || (state.pid != 0
+                    && stat_field(state.pid, 5).is_some_and(|pgrp| pgrp == slot.pid.to_string()));
+            if !joined {
+                continue;
             }
             let (beats, since) = self
                 .beats
@@ -84,7 +89,7 @@ impl Supervisor {
                 *beats = state.beats;
                 *since = now;
             }
-            let proc_state = process_state(slot.pid);
+            let proc_state = process_state(state.pid);
             if matches!(proc_state, Some('T' | 't')) {
                 continue;
             }
