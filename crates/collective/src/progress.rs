@@ -11,8 +11,10 @@
 //! The launcher samples the counters and measures on its own clock how long each has stood
 //! still. As PyTorch's flight recorder compares "last enqueued / last completed" sequence numbers
 //! across ranks, [`find_hung`] names the rank others are waiting on: a rank *outside* any
-//! collective whose counter has not moved for the limit, while at least one other rank waits
-//! *inside* a collective that the first has not entered yet. A rank blocked inside a collective
+//! collective whose counter has not moved for the limit, while at least one other rank has waited
+//! for the limit *inside* a collective that the first has not entered yet. (Only the wait
+//! counts: ranks whose steps take minutes between collectives are never named for a skew of a
+//! few seconds.) A rank blocked inside a collective
 //! (waiting for a hung peer) is never the one named; when every rank is inside a collective (a
 //! network fault) nobody is, and the data timeout decides. A worker that never joins a
 //! communicator leaves its slot empty and is never judged.
@@ -248,15 +250,17 @@ pub struct Hung {
 }
 
 /// The rank that everyone else waits on, if any: outside any collective, its counter still for at
-/// least `limit_ms`, and at least one other rank inside a collective numbered at or after the
-/// suspect's next one. Of several, the one furthest behind (fewest completed operations), then
-/// the one still the longest.
+/// least `limit_ms`, and at least one other rank waiting for at least `limit_ms` inside a
+/// collective numbered at or after the suspect's next one. Of several, the one furthest behind
+/// (fewest completed operations), then the one still the longest.
 pub fn find_hung(ranks: &[RankProgress], limit_ms: u64) -> Option<Hung> {
     let waiters_of = |next: u64| -> Vec<usize> {
         ranks
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.in_op.as_ref().is_some_and(|(_, id)| *id >= next))
+            .filter(|(_, r)| {
+                r.idle_ms >= limit_ms && r.in_op.as_ref().is_some_and(|(_, id)| *id >= next)
+            })
             .map(|(i, _)| i)
             .collect()
     };
@@ -316,6 +320,9 @@ mod tests {
         // Still within the limit.
         let early = [rank(0, Some(3), 3, 19_000), rank(1, None, 3, 19_000)];
         assert_eq!(find_hung(&early, 20_000), None);
+        // Steps of a minute between collectives, rank 0 a second faster: it has waited 1 s.
+        let long_steps = [rank(0, Some(3), 3, 1_000), rank(1, None, 3, 60_000)];
+        assert_eq!(find_hung(&long_steps, 20_000), None);
         // A rank waiting in an older collective is not waiting for one that completed it.
         let older = [rank(0, Some(2), 2, 30_000), rank(1, None, 3, 30_000)];
         assert_eq!(find_hung(&older, 20_000), None);
