@@ -32,6 +32,7 @@ impl Communicator {
     /// bit-identical from run to run. All ranks must pass the same length.
     pub fn all_reduce<T: Element>(&mut self, data: &mut [T], op: ReduceOp) -> Result<()> {
         let op_id = self.begin(Kind::AllReduce)?;
+        let _in_op = crate::progress::enter(Kind::AllReduce, op_id);
         if self.hier.is_some() {
             self.hier_all_reduce(data, op, op_id)?;
         } else {
@@ -138,6 +139,7 @@ impl Communicator {
             )));
         }
         let op_id = self.begin(Kind::Broadcast)?;
+        let _in_op = crate::progress::enter(Kind::Broadcast, op_id);
         let (elem, bytes) = (size_of::<T>(), std::mem::size_of_val(data));
         let plan = schedule::ring_broadcast(
             self.rank,
@@ -162,6 +164,7 @@ impl Communicator {
         let (n, r, elem) = (self.world_size, self.rank, size_of::<T>());
         let (seg, lag) = (self.config.segment_bytes, self.config.ring_lag.max(1));
         let op_id = self.begin(Kind::Lengths)?;
+        let _in_op = crate::progress::enter(Kind::Lengths, op_id);
         let len_blocks: Vec<Range<usize>> = (0..n).map(|i| i * 8..(i + 1) * 8).collect();
         self.scratch_mut(8 * n)[r * 8..(r + 1) * 8]
             .copy_from_slice(&(mine.len() as u64).to_le_bytes());
@@ -189,6 +192,7 @@ impl Communicator {
         bytemuck::cast_slice_mut::<T, u8>(&mut out)[blocks[r].clone()]
             .copy_from_slice(bytemuck::cast_slice(mine));
         let op_id = self.begin(Kind::AllGather)?;
+        let _in_op = crate::progress::enter(Kind::AllGather, op_id);
         let plan = schedule::ring_all_gather(r, n, &blocks, Buf::Data, seg, elem, lag);
         self.run_plan(
             Kind::AllGather,
@@ -217,6 +221,7 @@ impl Communicator {
         op: ReduceOp,
     ) -> Result<Range<usize>> {
         let op_id = self.begin(Kind::ReduceScatter)?;
+        let _in_op = crate::progress::enter(Kind::ReduceScatter, op_id);
         let (n, r) = (self.world_size, self.rank);
         let mine = schedule::chunks(data.len(), n)[r].clone();
         let plan = schedule::ring_all_reduce(
@@ -244,6 +249,7 @@ impl Communicator {
     /// Returns once every rank has called `barrier`.
     pub fn barrier(&mut self) -> Result<()> {
         let op_id = self.begin(Kind::Barrier)?;
+        let _in_op = crate::progress::enter(Kind::Barrier, op_id);
         let (n, r) = (self.world_size, self.rank);
         let blocks: Vec<Range<usize>> = (0..n).map(|i| i..i + 1).collect();
         self.scratch_mut(n)[r] = 1;

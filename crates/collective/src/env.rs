@@ -95,6 +95,8 @@ impl Communicator {
 
     /// Like [`from_env`](Communicator::from_env) with `base` settings under the environment's.
     pub fn from_env_with(base: Config) -> Result<Communicator> {
+        // From now on the launcher, if it keeps a progress board, judges this rank's progress.
+        crate::progress::attach();
         let env = worker_env::from_env()?.ok_or_else(|| CommError::Env {
             var: ringdet::RANK.into(),
             detail: "not set, nor any other launcher's rank variables: start this program with \

@@ -31,6 +31,7 @@ mod hier;
 mod master;
 mod op_ctx;
 mod peer_mem;
+pub mod progress;
 pub mod rendezvous;
 pub mod schedule;
 mod shm;

@@ -2,8 +2,9 @@
 //! messages go into the handshake (both sides) and into the frame reader of a link. Whatever
 //! arrives, a parser never panics, never allocates more than a stated bound however large a
 //! length field says the next part is, and ends in an error or in a valid message; a stranger
-//! without the token hears nothing about the job; a genuine handshake corrupted by one byte is
-//! never accepted with other fields than the ones sent.
+//! without the token hears 32 random bytes (the challenge) and nothing else; a connector facing
+//! a listener without the token never sends its hello; a genuine handshake corrupted by one byte
+//! is never accepted with other fields than the ones sent.
 //!
 //! Case counts are fixed and small so this runs in a few seconds; every stream is finite and
 //! every read of a socket has a timeout.
@@ -13,9 +14,10 @@ use ringdet_collective::CommError;
 use ringdet_collective::control::check_header;
 use ringdet_collective::engine::OpCtx;
 use ringdet_collective::transport::{Link, poll};
-use ringdet_collective::wire::frame::{HEADER_LEN, Header, Kind, MAX_ABORT_PAYLOAD};
+use ringdet_collective::wire::frame::{HEADER_LEN, Header, Kind, MAX_ABORT_PAYLOAD, VERSION};
 use ringdet_collective::wire::handshake::{
-    self, HELLO_LEN, HandshakeError, Hello, MAX_REASON, Purpose,
+    self, ACCEPTOR_PROOF_LEN, CHALLENGE_LEN, HandshakeError, Hello, MAX_REASON, PROOF_LEN, Purpose,
+    SEALED_HELLO_LEN,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -147,7 +149,7 @@ fn purpose() -> impl Strategy<Value = Purpose> {
 
 prop_compose! {
     fn hello()(
-        version in prop_oneof![Just(2u16), any::<u16>()],
+        version in prop_oneof![Just(VERSION as u16), Just(2u16), any::<u16>()],
         purpose in purpose(),
         stream in any::<u8>(),
         world_size in any::<u32>(),
@@ -170,8 +172,8 @@ fn mutate(mut bytes: Vec<u8>, flips: &[(usize, u8)]) -> Vec<u8> {
     bytes
 }
 
-/// Runs the acceptor on `input` and checks what a peer without the token may hear: nothing (for
-/// garbage), the challenge, and at most the refusal of its token.
+/// Runs the acceptor on `input` and checks what a peer without the token may hear: the
+/// challenge (32 bytes) and nothing else, not even a refusal.
 fn accept_stranger(input: Vec<u8>, piece: usize) -> Result<(), TestCaseError> {
     let mut peer = Script::new(input, piece);
     let (result, largest) = largest_allocation(|| handshake::accept(&mut peer, TOKEN, |_| Ok(())));
@@ -180,16 +182,12 @@ fn accept_stranger(input: Vec<u8>, piece: usize) -> Result<(), TestCaseError> {
         largest <= HANDSHAKE_ALLOC_BOUND,
         "allocated {largest} bytes"
     );
-    let heard = &peer.sent_to_it;
-    prop_assert!(
-        heard.is_empty() || (heard.len() >= 65 && heard[0] == 0),
-        "{heard:?}"
+    prop_assert_eq!(
+        peer.sent_to_it.len(),
+        CHALLENGE_LEN,
+        "{:?}",
+        peer.sent_to_it
     );
-    if heard.len() > 65 {
-        let refusal = &heard[65..];
-        prop_assert_eq!(refusal[0], 1);
-        prop_assert_eq!(&refusal[3..], b"wrong job token");
-    }
     Ok(())
 }
 
@@ -202,13 +200,17 @@ proptest! {
     }
 
     #[test]
-    fn acceptor_survives_mutated_hellos_and_tells_a_stranger_nothing(
+    fn acceptor_survives_made_up_proofs_and_hellos_and_tells_a_stranger_nothing(
         h in hello(),
+        old_style in any::<bool>(),
+        proof in proptest::collection::vec(any::<u8>(), PROOF_LEN..=PROOF_LEN),
         answer in proptest::collection::vec(any::<u8>(), 0..80),
-        flips in proptest::collection::vec((0usize..HELLO_LEN + 40, 1u8..=255), 0..4),
+        flips in proptest::collection::vec((0usize..PROOF_LEN + SEALED_HELLO_LEN + 40, 1u8..=255), 0..4),
         piece in 1usize..80,
     ) {
-        let mut input = h.encode().to_vec();
+        // A version-2 connector's hello first, or a made-up proof and then a hello.
+        let mut input = if old_style { Vec::new() } else { proof };
+        input.extend_from_slice(&h.encode());
         input.extend_from_slice(&answer);
         accept_stranger(mutate(input, &flips), piece)?;
     }
@@ -226,9 +228,10 @@ proptest! {
                 b.extend_from_slice(&body);
                 b
             }),
-            // A challenge with a made-up proof, then anything.
-            proptest::collection::vec(any::<u8>(), 64..200).prop_map(|rest| {
-                let mut b = vec![0u8];
+            // A challenge and a made-up proof, then a refusal-looking status and anything.
+            (proptest::collection::vec(any::<u8>(), CHALLENGE_LEN + ACCEPTOR_PROOF_LEN..=CHALLENGE_LEN + ACCEPTOR_PROOF_LEN),
+             proptest::collection::vec(any::<u8>(), 0..200)).prop_map(|(mut b, rest)| {
+                b.push(1);
                 b.extend_from_slice(&rest);
                 b
             }),
@@ -245,15 +248,17 @@ proptest! {
             }
             Err(_) => {}
         }
-        // It sent its hello first, whatever came back.
-        prop_assert_eq!(&peer.sent_to_it[..HELLO_LEN], &h.encode()[..]);
+        // It answered a challenge with its nonce and proof, and never said who it is.
+        let sent = &peer.sent_to_it;
+        prop_assert!(sent.is_empty() || sent.len() == PROOF_LEN, "sent {} bytes", sent.len());
+        prop_assert!(!sent.windows(4).any(|w| w == &h.encode()[..4]), "the hello's magic was sent");
     }
 }
 
-/// Bytes of a genuine exchange: connector to acceptor (hello, status and proof), acceptor to
-/// connector (status, nonce and proof, then the acceptance).
-const CONNECTOR_BYTES: usize = HELLO_LEN + 33;
-const ACCEPTOR_BYTES: usize = 65 + 1;
+/// Bytes of a genuine exchange: connector to acceptor (nonce and proof, then the sealed hello),
+/// acceptor to connector (the challenge, its proof, then the acceptance).
+const CONNECTOR_BYTES: usize = PROOF_LEN + SEALED_HELLO_LEN;
+const ACCEPTOR_BYTES: usize = CHALLENGE_LEN + ACCEPTOR_PROOF_LEN + 1;
 
 /// Copies `from` to `to`, flipping the byte at `flip` (counted over this direction), until
 /// `from` closes or fails; then closes the writing side of `to`.
@@ -321,7 +326,7 @@ proptest! {
         at in 0usize..CONNECTOR_BYTES + 8,
         mask in 1u8..=255,
     ) {
-        h.version = 2;
+        h.version = VERSION as u16;
         let (accepted, connected) = handshake_through_relay(h, to_acceptor, Some((at, mask)));
         let flipped = at < if to_acceptor { CONNECTOR_BYTES } else { ACCEPTOR_BYTES };
         if let Ok(got) = &accepted {

@@ -1,9 +1,13 @@
 //! Start-up over the control channel. The first host's launcher listens; every other launcher
 //! connects (retrying until the deadline) from its own `--ips` address, and the two prove to
-//! each other that they hold the control key (`Knock`, `Challenge`, `Proof`: HMAC-SHA256 over
-//! both nonces, as the collective's handshake does) before the launcher says `Hello`. A
+//! each other that they hold the control key before either says anything else (protocol 2,
+//! nonce first, as the collective's handshake: the first host sends a bare 32-byte nonce; the
+//! launcher answers its own nonce and `HMAC-SHA256(key, "connector" | node rank | both nonces)`;
+//! the first host checks it and answers its own proof; only then the launcher says `Hello`). A
 //! connection from an address that is not another host's, or without the proof, is logged and
-//! closed without a word. The first host greets up to [`MAX_GREETINGS`] connections side by side
+//! closed without a word: a stranger learns 32 random bytes, and a launcher that reached a
+//! stranger's listener has sent a nonce and a proof bound to the stranger's nonce, never its
+//! hello. The first host greets up to [`MAX_GREETINGS`] connections side by side
 //! (each at most [`GREETING_LIMIT`], none past the deadline) and waits for all the launchers
 //! until its deadline or a signal, naming the hosts that never came, then compares their same-job fingerprints and preflight results and
 //! answers `Go` (with the job token) or `Reject`.
@@ -20,9 +24,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::error::LaunchError;
 use super::events::now_ms;
 use super::same_job::{Fingerprint, differences};
-use super::token::{ProofSide, control_proof, random_hex, same_proof};
+use super::token::{CONTROL_NONCE_LEN, ProofSide, control_proof, random_bytes, same_proof};
+use super::wire::MAX_LINE;
 pub use super::wire::{Hello, Msg, Receiver, Sender};
-use super::wire::{MAX_HANDSHAKE_LINE, MAX_LINE};
 
 /// A launcher that joined the first host.
 pub struct Member {
@@ -164,58 +168,31 @@ struct Greeting<'a> {
 }
 
 impl Greeting<'_> {
-    /// Source address, `Knock`, `Challenge`, `Proof`, then the hello and who it claims to be.
-    /// Nothing about the job is sent before the proof; a failure before it drops the socket
-    /// without a word.
+    /// Source address, the challenge-response ([`prove_to_member`]), then the hello and who it
+    /// claims to be. Nothing about the job is sent before the proof; a failure before it drops
+    /// the socket without a word.
     fn greet(&self, stream: TcpStream, peer: SocketAddr) -> Result<Member, String> {
         let peer_ip = peer.ip().to_canonical();
-        if !self.ips[1..].contains(&peer_ip) {
+        // Its node rank follows from its address: nothing needs to be read to know it.
+        let Some(node_rank) = self.ips[1..].iter().position(|ip| *ip == peer_ip) else {
             return Err(format!(
                 "{peer_ip} is none of the other hosts in --ips (closed)"
             ));
-        }
+        };
+        let node_rank = node_rank + 1;
         stream.set_nonblocking(false).map_err(|e| e.to_string())?;
         let sender = Sender::new(&stream).map_err(|e| e.to_string())?;
-        let mut receiver = Receiver::with_limit(stream, MAX_HANDSHAKE_LINE);
+        let mut receiver = Receiver::new(stream);
         let keep_waiting = || !self.gathering_over.load(Ordering::Relaxed);
-        let (node_rank, nonce_c) = match receiver.recv(self.deadline, &keep_waiting) {
-            Ok(Some(Msg::Knock { node_rank, nonce })) => (node_rank, nonce),
-            Ok(other) => return Err(format!("expected a knock, got {} (closed)", kind(&other))),
-            Err(err) => return Err(format!("{err} (closed)")),
-        };
-        if node_rank == 0 || self.ips.get(node_rank) != Some(&peer_ip) {
-            return Err(format!(
-                "it claims to be node {node_rank}, which is not {peer_ip}'s place in --ips (closed)"
-            ));
-        }
-        let nonce_a = random_hex::<16>().map_err(|e| format!("no nonce: {e}"))?;
-        let proof_a = control_proof(self.key, ProofSide::Acceptor, node_rank, &nonce_c, &nonce_a);
-        let challenge = Msg::Challenge {
-            nonce: nonce_a.clone(),
-            proof: proof_a,
-        };
-        sender.send(&challenge).map_err(|e| e.to_string())?;
-        match receiver.recv(self.deadline, &keep_waiting) {
-            Ok(Some(Msg::Proof { proof }))
-                if same_proof(
-                    &proof,
-                    &control_proof(
-                        self.key,
-                        ProofSide::Connector,
-                        node_rank,
-                        &nonce_c,
-                        &nonce_a,
-                    ),
-                ) => {}
-            Ok(Some(Msg::Proof { .. })) => {
-                return Err(format!(
-                    "{peer_ip} (node {node_rank}) failed the job-secret proof: a stranger, or \
-                     a different RINGDET_JOB_SECRET / --job_secret_file there (closed)"
-                ));
-            }
-            Ok(other) => return Err(format!("expected a proof, got {} (closed)", kind(&other))),
-            Err(err) => return Err(format!("{err} (closed)")),
-        }
+        prove_to_member(
+            &sender,
+            &mut receiver,
+            node_rank,
+            self.key,
+            self.deadline,
+            &keep_waiting,
+        )
+        .map_err(|why| format!("{peer_ip} (node {node_rank}): {why} (closed)"))?;
         receiver.set_limit(MAX_LINE);
         let hello = match receiver.recv(self.deadline, &keep_waiting) {
             Ok(Some(Msg::Hello(hello))) => hello,
@@ -243,13 +220,109 @@ impl Greeting<'_> {
     }
 }
 
+/// The first host's half of the control handshake on a connection from node `node_rank`
+/// (known from its address): sends a bare nonce, reads the launcher's nonce and proof, checks
+/// it, and answers its own proof. Nothing else is sent; before the proof is checked at most
+/// [`CONTROL_NONCE_LEN`] × 2 bytes are read. An older launcher (protocol 1, whose JSON `Knock`
+/// came first) is named as such.
+pub fn prove_to_member(
+    sender: &Sender,
+    receiver: &mut Receiver,
+    node_rank: usize,
+    key: &str,
+    deadline: Instant,
+    keep_waiting: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    let nonce_a = random_bytes::<CONTROL_NONCE_LEN>().map_err(|e| format!("no nonce: {e}"))?;
+    sender.send_raw(&nonce_a).map_err(|e| e.to_string())?;
+    let mut answer = [0u8; 2 * CONTROL_NONCE_LEN];
+    receiver
+        .recv_raw(&mut answer, deadline, keep_waiting)
+        .map_err(|e| format!("no proof of the job secret: {e}"))?;
+    if answer.starts_with(br#"{"msg":"Knock""#) {
+        return Err(
+            "it speaks the control protocol of an older ringdet launch (whose \
+                    launchers speak first): run the same ringdet on every host"
+                .into(),
+        );
+    }
+    let (nonce_c, proof_c) = answer.split_at(CONTROL_NONCE_LEN);
+    let expected = control_proof(key, ProofSide::Connector, node_rank, &nonce_a, nonce_c);
+    if !same_proof(proof_c, &expected) {
+        return Err("failed the job-secret proof: a stranger, or a different \
+                    RINGDET_JOB_SECRET / --job_secret_file there"
+            .into());
+    }
+    let proof_a = control_proof(key, ProofSide::Acceptor, node_rank, &nonce_a, nonce_c);
+    sender.send_raw(&proof_a).map_err(|e| e.to_string())
+}
+
+/// Another host's half of the control handshake, as node `node_rank`: reads the first host's
+/// nonce, answers its own nonce and proof, and checks the first host's proof before anything
+/// else is said. `control` names the first host in the messages.
+pub fn prove_to_first_host(
+    sender: &Sender,
+    receiver: &mut Receiver,
+    node_rank: usize,
+    key: &str,
+    deadline: Instant,
+    keep_waiting: &dyn Fn() -> bool,
+    control: SocketAddr,
+) -> Result<(), String> {
+    let eof = |e: &std::io::Error| e.kind() == std::io::ErrorKind::UnexpectedEof;
+    let mut nonce_a = [0u8; CONTROL_NONCE_LEN];
+    if let Err(e) = receiver.recv_raw(&mut nonce_a, deadline, keep_waiting) {
+        return Err(if eof(&e) {
+            format!(
+                "the first host's launcher at {control} closed the connection before its \
+                 challenge: it admits only the hosts of its --ips, each from its own address \
+                 (see its log), or it is an older ringdet launch, which waits for this host to \
+                 speak first"
+            )
+        } else {
+            format!("no challenge from {control}: {e}")
+        });
+    }
+    let nonce_c = random_bytes::<CONTROL_NONCE_LEN>()
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let mut answer = [0u8; 2 * CONTROL_NONCE_LEN];
+    answer[..CONTROL_NONCE_LEN].copy_from_slice(&nonce_c);
+    answer[CONTROL_NONCE_LEN..].copy_from_slice(&control_proof(
+        key,
+        ProofSide::Connector,
+        node_rank,
+        &nonce_a,
+        &nonce_c,
+    ));
+    sender
+        .send_raw(&answer)
+        .map_err(|e| format!("answering the challenge of {control}: {e}"))?;
+    let mut proof_a = [0u8; CONTROL_NONCE_LEN];
+    if let Err(e) = receiver.recv_raw(&mut proof_a, deadline, keep_waiting) {
+        return Err(if eof(&e) {
+            format!(
+                "the first host's launcher at {control} closed the connection after our proof \
+                 of the job secret: is RINGDET_JOB_SECRET (or --job_secret_file) the same on \
+                 every host, and is this host's address in its --ips? (see its log)"
+            )
+        } else {
+            format!("no proof from {control}: {e}")
+        });
+    }
+    let expected = control_proof(key, ProofSide::Acceptor, node_rank, &nonce_a, &nonce_c);
+    if !same_proof(&proof_a, &expected) {
+        return Err(format!(
+            "the launcher at {control} did not prove the job secret: is RINGDET_JOB_SECRET \
+             (or --job_secret_file) the same on every host?"
+        ));
+    }
+    Ok(())
+}
+
 /// A message's kind, for logs (never its contents, which a stranger chose).
 fn kind(msg: &Option<Msg>) -> &'static str {
     match msg {
         None => "end of stream",
-        Some(Msg::Knock { .. }) => "Knock",
-        Some(Msg::Challenge { .. }) => "Challenge",
-        Some(Msg::Proof { .. }) => "Proof",
         Some(Msg::Hello(_)) => "Hello",
         Some(Msg::Go { .. }) => "Go",
         Some(Msg::Reject { .. }) => "Reject",
@@ -258,6 +331,7 @@ fn kind(msg: &Option<Msg>) -> &'static str {
         Some(Msg::Abort { .. }) => "Abort",
         Some(Msg::Stopped) => "Stopped",
         Some(Msg::Final { .. }) => "Final",
+        Some(Msg::Progress { .. }) => "Progress",
         Some(Msg::Ping) => "Ping",
     }
 }
@@ -326,16 +400,7 @@ pub fn join(
     };
     let sender = Sender::new(&stream)
         .map_err(LaunchError::io(format!("control connection to {control}")))?;
-    let mut receiver = Receiver::with_limit(stream, MAX_HANDSHAKE_LINE);
-    let node_rank = hello.node_rank;
-    let nonce_c = random_hex::<16>().map_err(LaunchError::io("cannot read /dev/urandom"))?;
-    let knock = Msg::Knock {
-        node_rank,
-        nonce: nonce_c.clone(),
-    };
-    sender
-        .send(&knock)
-        .map_err(LaunchError::io(format!("knocking at {control}")))?;
+    let mut receiver = Receiver::new(stream);
     // The first host answers by its own deadline, which is at most start_timeout from now.
     let answer_by = Instant::now() + start_timeout + GREETING_LIMIT;
     let keep_waiting = || !interrupted();
@@ -346,43 +411,26 @@ pub fn join(
              job secret (see its log)"
         )
     };
-    let nonce_a = match receiver.recv(answer_by, &keep_waiting) {
-        Ok(Some(Msg::Challenge { nonce, proof }))
-            if same_proof(
-                &proof,
-                &control_proof(key, ProofSide::Acceptor, node_rank, &nonce_c, &nonce),
-            ) =>
-        {
-            nonce
-        }
-        Ok(Some(Msg::Challenge { .. })) => {
-            return fail(format!(
-                "the launcher at {control} did not prove the job secret: is RINGDET_JOB_SECRET \
-                 (or --job_secret_file) the same on every host?"
-            ));
-        }
-        Ok(None) => return fail(closed()),
-        Ok(Some(other)) => {
-            return fail(format!(
-                "the launcher at {control} answered {} instead of a challenge",
-                kind(&Some(other))
-            ));
-        }
-        Err(err) if interrupted() => {
-            return fail(format!(
-                "interrupted while waiting for the first host ({err})"
-            ));
-        }
-        Err(err) => return fail(format!("no challenge from {control}: {err}")),
-    };
-    let proof = control_proof(key, ProofSide::Connector, node_rank, &nonce_c, &nonce_a);
+    if let Err(why) = prove_to_first_host(
+        &sender,
+        &mut receiver,
+        hello.node_rank,
+        key,
+        answer_by,
+        &keep_waiting,
+        control,
+    ) {
+        return fail(if interrupted() {
+            format!("interrupted while waiting for the first host ({why})")
+        } else {
+            why
+        });
+    }
     // The first host measures the clock skew from this: stamp it now, not before connecting.
     hello.time_ms = now_ms();
     sender
-        .send(&Msg::Proof { proof })
-        .and_then(|()| sender.send(&Msg::Hello(hello)))
+        .send(&Msg::Hello(hello))
         .map_err(LaunchError::io(format!("saying hello to {control}")))?;
-    receiver.set_limit(MAX_LINE);
     debug!("connected to the first host's launcher at {control}; waiting for Go");
     let answer = match receiver.recv(answer_by, &keep_waiting) {
         Ok(Some(msg @ (Msg::Go { .. } | Msg::Reject { .. }))) => msg,

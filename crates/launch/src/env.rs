@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ringdet_collective::worker_env::Placement;
+use ringdet_collective::worker_env::{Placement, ringdet};
 
 use super::devices::Device;
 use super::ranks::Topology;
@@ -19,6 +19,8 @@ pub struct JobInfo<'a> {
     pub token: &'a str,
     /// Absolute log directory.
     pub log_dir: &'a Path,
+    /// The progress board the workers beat on (slot = local rank), if the launcher keeps one.
+    pub progress: Option<&'a Path>,
 }
 
 /// The variables set for this host's worker `local_rank`, in a stable order.
@@ -39,11 +41,16 @@ pub fn worker_env(topo: &Topology, local_rank: usize, job: &JobInfo) -> Vec<(Str
         },
         log_dir: job.log_dir,
     };
-    placement
+    let mut vars: Vec<(String, String)> = placement
         .vars()
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
-        .collect()
+        .collect();
+    if let Some(board) = job.progress {
+        vars.push((ringdet::PROGRESS_FILE.into(), board.display().to_string()));
+        vars.push((ringdet::PROGRESS_SLOT.into(), local_rank.to_string()));
+    }
+    vars
 }
 
 #[cfg(test)]
@@ -72,6 +79,7 @@ mod tests {
             job_id: "j",
             token: "t0k",
             log_dir: Path::new("/tmp/log"),
+            progress: Some(Path::new("/dev/shm/board")),
         };
         let env: std::collections::HashMap<_, _> = worker_env(&topo, 1, &job).into_iter().collect();
         // The names are the collective's (worker_env tests them); the values come from here.
@@ -86,5 +94,7 @@ mod tests {
         assert_eq!(env["RINGDET_DEVICE"], "cuda:1");
         assert_eq!(env["RINGDET_NNODES"], "2");
         assert_eq!(env["RINGDET_JOB_TOKEN"], "t0k");
+        assert_eq!(env["RINGDET_PROGRESS_FILE"], "/dev/shm/board");
+        assert_eq!(env["RINGDET_PROGRESS_SLOT"], "1");
     }
 }

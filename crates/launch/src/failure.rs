@@ -90,6 +90,24 @@ pub enum FailureKind {
         /// How long it had been stopped, in ms, when the launcher gave up on it.
         stopped_ms: u64,
     },
+    /// A running worker's progress heartbeats stopped for longer than the stall limit, outside
+    /// any collective, while other ranks wait for it inside one (an endless loop, a deadlock).
+    Hung {
+        /// Its global rank.
+        rank: usize,
+        /// Its rank on its host.
+        local_rank: usize,
+        /// Its pid.
+        pid: u32,
+        /// How long it had made no progress, in ms.
+        idle_ms: u64,
+        /// Where it stands: `after all_reduce #12`, `before its first collective`.
+        position: String,
+        /// Its process state letter when last sampled.
+        state: Option<char>,
+        /// Who waits for it: `ranks 0,2 wait in all_reduce #13`.
+        waiting: String,
+    },
     /// The launcher received SIGINT/SIGTERM/SIGHUP (Ctrl-C).
     Interrupted {
         /// The signal number.
@@ -125,7 +143,9 @@ impl Failure {
         match &self.kind {
             FailureKind::Worker { exit, .. } => exit.exit_code(),
             FailureKind::Interrupted { signal } => 128 + signal,
-            FailureKind::Stalled { .. } | FailureKind::LauncherLost { .. } => 1,
+            FailureKind::Stalled { .. }
+            | FailureKind::Hung { .. }
+            | FailureKind::LauncherLost { .. } => 1,
         }
     }
 
@@ -161,6 +181,20 @@ impl Failure {
                  T: SIGSTOP, Ctrl-Z or a debugger?) for {:.0} s, making no progress",
                 *stopped_ms as f64 / 1000.0
             ),
+            FailureKind::Hung {
+                rank,
+                local_rank,
+                pid,
+                idle_ms,
+                position,
+                state,
+                waiting,
+            } => format!(
+                "rank {rank} (local rank {local_rank}) on {at}, pid {pid}: no progress for {:.0} s \
+                 {position}, outside any collective ({}), while {waiting}",
+                *idle_ms as f64 / 1000.0,
+                describe_state(*state)
+            ),
             FailureKind::Interrupted { signal } => {
                 format!(
                     "the launcher on {at} was interrupted by {}",
@@ -195,6 +229,17 @@ impl Failure {
             }
         }
         text
+    }
+}
+
+/// What a hung process's state letter suggests.
+fn describe_state(state: Option<char>) -> String {
+    match state {
+        Some('R') => "process state R: running, an endless loop?".into(),
+        Some('S') => "process state S: sleeping, a deadlock or a blocking read?".into(),
+        Some('D') => "process state D: waiting on the disk or a device".into(),
+        Some(other) => format!("process state {other}"),
+        None => "process state unknown".into(),
     }
 }
 

@@ -49,7 +49,10 @@ pub struct LaunchFlags {
     pub job_id: String,
 
     /// File holding a secret shared by every host; the job token is derived from it
-    /// (RINGDET_JOB_SECRET does the same; without either, the first host draws a random token).
+    /// (RINGDET_JOB_SECRET does the same; without either, the first host draws a random token,
+    /// and several hosts are warned that only the address check guards the control channel).
+    /// A missing file is created by the first host (random, mode 0600) and waited for by the
+    /// others: put it on a file system every host shares.
     #[arg(
         long = "job_secret_file",
         alias = "job-secret-file",
@@ -75,8 +78,9 @@ pub struct LaunchFlags {
     )]
     pub grace_period: f64,
 
-    /// Seconds a worker may stay stopped (SIGSTOP, Ctrl-Z, a debugger: state T in /proc) before
-    /// the job fails naming it (default: RINGDET_STALL_TIMEOUT, else 20).
+    /// Seconds a worker may stay stopped (SIGSTOP, Ctrl-Z, a debugger: state T in /proc), or
+    /// run without progress heartbeats while other ranks wait for it in a collective, before the
+    /// job fails naming it (default: RINGDET_STALL_TIMEOUT, else 20).
     #[arg(
         long = "stall_timeout",
         alias = "stall-timeout",

@@ -19,6 +19,12 @@ const PREFIX: &str = "ringdet-launcher-";
 const SUFFIX: &str = ".job";
 const HEADER: &str = "ringdet launch job files v1";
 
+/// The progress board of the launcher with pid `launcher_pid` (see `ringdet_collective::progress`),
+/// removed with its record.
+pub fn progress_path(launcher_pid: u32) -> PathBuf {
+    Path::new(DIR).join(format!("{PREFIX}{launcher_pid}.progress"))
+}
+
 /// The record of the launcher with pid `launcher_pid`.
 pub fn record_path(launcher_pid: u32) -> PathBuf {
     Path::new(DIR).join(format!("{PREFIX}{launcher_pid}{SUFFIX}"))
@@ -87,6 +93,7 @@ fn read_record(path: &Path) -> Option<Record> {
 pub fn remove_job(path: &Path) -> std::io::Result<usize> {
     let removed = match read_record(path) {
         Some(record) => {
+            let _ = std::fs::remove_file(progress_path(record.pid));
             ringdet_collective::remove_host_files(record.token.as_bytes(), &record.endpoints)?
         }
         None => 0,

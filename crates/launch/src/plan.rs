@@ -166,10 +166,23 @@ pub fn plan(flags: &LaunchFlags, cmd: &WorkerCommand) -> Result<Plan> {
         devices,
         start_port,
     };
-    let secret = token::user_secret(
-        flags.job_secret_file.as_deref(),
-        std::env::var(ringdet::JOB_SECRET).ok(),
-    )?;
+    let secret = match flags.job_secret_file.as_deref() {
+        Some(file) if !file.exists() => Some(token::shared_secret_file(
+            file,
+            topo.node_rank == 0,
+            std::time::Instant::now() + Duration::from_secs_f64(flags.start_timeout),
+        )?),
+        file => token::user_secret(file, std::env::var(ringdet::JOB_SECRET).ok())?,
+    };
+    if secret.is_none() && topo.ips.len() > 1 {
+        tracing::warn!(
+            "no job secret (RINGDET_JOB_SECRET or --job_secret_file): the launchers' control \
+             key is derived from --job_id alone, so any process on one of the --ips hosts that \
+             knows the job id can pose as a launcher and receive the job token. Give every host \
+             the same RINGDET_JOB_SECRET, or a --job_secret_file on a file system they share \
+             (the first host creates it when missing)"
+        );
+    }
     let echo = Echo {
         ranks: shown_ranks(flags.show_ranks.as_deref(), &topo)?,
         prefixed: true,

@@ -15,6 +15,7 @@ use super::plan::{Plan, WorkerCommand};
 use super::sentinel::Sentinel;
 use super::supervisor::{Outcome, Role, Slot, Supervisor};
 use super::{job_files, procs};
+use ringdet_collective::progress::Board;
 
 /// Starts this host's workers of `plan` running `cmd` with the job `token`, then supervises them
 /// (in `role`, with the events of `tx`/`rx`) until the job is over; returns how it ended.
@@ -28,16 +29,28 @@ pub fn run_workers(
     rx: Receiver<Event>,
 ) -> Result<Outcome> {
     let topo = &plan.topo;
-    let job = JobInfo {
-        job_id: &plan.job_id,
-        token,
-        log_dir: &plan.log_dir,
-    };
     logs::write_endpoints(&plan.log_dir, &topo.endpoints())?;
     let stale = job_files::remove_stale();
     if stale > 0 {
         tracing::info!("removed {stale} file(s) that dead jobs left in /dev/shm");
     }
+    // Without a board the stopped-worker check still runs; hung-but-running ranks go unnamed.
+    let board_path = job_files::progress_path(std::process::id());
+    let board = Board::create(&board_path, topo.local_world_size())
+        .map_err(|e| {
+            tracing::warn!(
+                "cannot create the progress board {}: {e}; a rank that hangs while running \
+                 will not be named",
+                board_path.display()
+            )
+        })
+        .ok();
+    let job = JobInfo {
+        job_id: &plan.job_id,
+        token,
+        log_dir: &plan.log_dir,
+        progress: board.as_ref().map(Board::path),
+    };
     let record = job_files::write_record(token, &topo.endpoints())
         .map_err(|e| tracing::warn!("cannot record the job's /dev/shm files: {e}"))
         .ok();
@@ -122,6 +135,7 @@ pub fn run_workers(
         plan.grace,
         plan.stall_limit,
         rx,
+        board,
     );
     let outcome = supervisor.run();
     // Every worker of this host has exited: remove shared-memory files a killed one left.
@@ -132,5 +146,6 @@ pub fn run_workers(
     if let Err(e) = removed {
         tracing::warn!("could not remove the job's files in /dev/shm: {e}");
     }
+    let _ = std::fs::remove_file(&board_path);
     Ok(outcome)
 }

@@ -1,5 +1,6 @@
-//! The control channel's wire format: one JSON message per line over TCP, every read and write
-//! bounded by a deadline, and a heartbeat so a silent peer is noticed within `SILENCE_LIMIT`.
+//! The control channel's wire format: a fixed-size binary handshake (nonces and proofs, see
+//! `control`), then one JSON message per line over TCP, every read and write bounded by a
+//! deadline, and a heartbeat so a silent peer is noticed within `SILENCE_LIMIT`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -17,7 +18,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 /// The longest message accepted from a launcher that proved the job secret.
 pub const MAX_LINE: usize = 1 << 20;
-/// The longest message accepted before the proof (`Knock`, `Challenge`, `Proof`).
+/// The longest line accepted while a line's limit is being tested (the handshake before any
+/// line is binary and of fixed size; kept for the parser's fuzz target).
 pub const MAX_HANDSHAKE_LINE: usize = 1024;
 
 /// What a launcher tells the first host when it joins.
@@ -39,26 +41,7 @@ pub struct Hello {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "msg")]
 pub enum Msg {
-    /// Launcher → first host, first message: who I claim to be, and my nonce.
-    Knock {
-        /// Its position in `--ips`.
-        node_rank: usize,
-        /// Its random nonce (hex).
-        nonce: String,
-    },
-    /// First host → launcher: my nonce, and my proof that I hold the control key.
-    Challenge {
-        /// The first host's random nonce (hex).
-        nonce: String,
-        /// `control_proof(key, Acceptor, node_rank, its nonce, this nonce)`.
-        proof: String,
-    },
-    /// Launcher → first host: my proof that I hold the control key.
-    Proof {
-        /// `control_proof(key, Connector, node_rank, its nonce, the first host's nonce)`.
-        proof: String,
-    },
-    /// Launcher → first host: I am here; this is my job.
+    /// Launcher → first host, once both have proved the control key: I am here; this is my job.
     Hello(Hello),
     /// First host → launchers: everyone is here and agrees; start the workers.
     Go {
@@ -89,6 +72,11 @@ pub enum Msg {
         /// The earliest failure of all hosts, or None.
         root_cause: Option<Failure>,
     },
+    /// Launcher → first host, every second while its workers run: their progress samples.
+    Progress {
+        /// This host's workers that joined the progress board.
+        ranks: Vec<super::supervisor::RankStatus>,
+    },
     /// Heartbeat.
     Ping,
 }
@@ -104,6 +92,12 @@ impl Sender {
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
         stream.set_nodelay(true)?;
         Ok(Sender(Arc::new(Mutex::new(stream))))
+    }
+
+    /// Sends raw bytes (the handshake's nonces and proofs).
+    pub fn send_raw(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut stream = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        stream.write_all(bytes)
     }
 
     /// Sends one message as one line.
@@ -243,6 +237,48 @@ impl Receiver {
                 Err(err) => return Err(err),
             }
         }
+    }
+
+    /// Exactly `buf.len()` raw bytes (the handshake's nonces and proofs) before `deadline`, read
+    /// no further than that, with the deadline and `keep_waiting` honoured as in
+    /// [`recv`](Self::recv). A peer that closes first gives `UnexpectedEof`.
+    pub fn recv_raw(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        keep_waiting: &dyn Fn() -> bool,
+    ) -> std::io::Result<()> {
+        // Nothing is buffered before the first line; take what is, should a caller mix them.
+        let mut filled = self.lines.pending.len().min(buf.len());
+        buf[..filled].copy_from_slice(&self.lines.pending[..filled]);
+        self.lines.pending.drain(..filled);
+        while filled < buf.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !keep_waiting() {
+                return Err(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    "no answer before the deadline",
+                ));
+            }
+            self.stream
+                .set_read_timeout(Some(left.min(Duration::from_millis(200))))?;
+            match self.stream.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        "connection closed",
+                    ));
+                }
+                Ok(n) => filled += n,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     /// Messages other than `Ping`, each handed to `deliver`, until the peer closes, fails or is

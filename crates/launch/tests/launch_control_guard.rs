@@ -1,7 +1,9 @@
 //! The first host's control port under attack while it waits for the other hosts: a flood
 //! without a newline keeps its memory flat, a 1-byte trickle neither stretches `--start_timeout`
-//! nor delays Ctrl-C, and a forged hello from an address that is not the host it claims gets a
-//! closed socket (no byte of job information) and changes nothing about the job.
+//! nor delays Ctrl-C, a forged hello from an address that is not the host it claims gets a
+//! closed socket (no byte of job information) and changes nothing about the job, and a stranger
+//! from a job host's address that speaks the old protocol (hello first) hears 32 random bytes
+//! and is logged as an older ringdet.
 
 mod common;
 
@@ -243,7 +245,9 @@ fn a_host_with_another_secret_is_refused_by_the_handshake() {
     let (s0, s1) = (first.wait(30.0), second.wait(30.0));
     assert_eq!(s1.code(), Some(1));
     assert!(
-        second.stderr().contains("did not prove the job secret"),
+        second
+            .stderr()
+            .contains("closed the connection after our proof of the job secret"),
         "{}",
         second.stderr()
     );
@@ -270,11 +274,13 @@ fn silent_strangers_do_not_hold_up_the_real_host() {
         let until = Instant::now() + Duration::from_secs(30);
         let mut open: Vec<TcpStream> = Vec::new();
         while !flag.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
-            // Keep a connection while it is open and silent (a read would block).
+            // Keep a connection while it is open (the first host's nonce is read and ignored).
             open.retain(|s| {
                 s.set_nonblocking(true).unwrap();
-                let read = (&*s).read(&mut [0u8; 1]);
-                matches!(read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                match (&*s).read(&mut [0u8; 64]) {
+                    Ok(n) => n > 0,
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                }
             });
             // Once the job has started the port is closed: attempts fail until told to stop.
             while open.len() < 4 {
@@ -290,4 +296,31 @@ fn silent_strangers_do_not_hold_up_the_real_host() {
     second_host_joins(&dir, port, &mut first);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     strangers.join().unwrap();
+}
+
+#[test]
+fn a_launcher_of_the_old_protocol_hears_only_a_nonce_and_is_named_as_older() {
+    let port = 24760;
+    let (dir, mut first) = waiting_first_host("control-old-protocol", port, "30");
+    // Protocol 1: the connecting launcher knocked first, in JSON, from its own address.
+    let mut old = connect_from("127.0.0.2", control(port));
+    let knock =
+        "{\"msg\":\"Knock\",\"node_rank\":1,\"nonce\":\"00112233445566778899aabbccddeeff\"}\n";
+    let _ = old.write_all(knock.as_bytes());
+    old.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 4096];
+    while heard.len() < 4096 {
+        match old.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => heard.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(heard.len(), 32, "it heard {heard:?}");
+    let err = second_host_joins(&dir, port, &mut first);
+    assert!(
+        err.contains("refused a control connection from 127.0.0.2")
+            && err.contains("older ringdet launch"),
+        "{err}"
+    );
 }

@@ -150,3 +150,94 @@ fn the_token_derives_from_the_users_secret() {
     assert_ne!(a, token_of("job", "other", 24152));
     assert_ne!(a, token_of("job2", "s3cret", 24153));
 }
+
+#[test]
+fn a_single_host_token_is_random_and_never_derived_from_the_job_id() {
+    let dir = scratch("token-solo-random");
+    let run = |port: u16| {
+        let mut solo = start(
+            &dir,
+            "127.0.0.1",
+            "127.0.0.1",
+            port,
+            &["--job_id", "public-name"],
+            &["sh", "-c", "echo T=$RINGDET_JOB_TOKEN"],
+        );
+        assert!(solo.wait(10.0).success(), "{}", solo.stderr());
+        assert!(
+            !solo.stderr().contains("no job secret"),
+            "{}",
+            solo.stderr()
+        );
+        vars(&solo.worker_log(0))["T"].clone()
+    };
+    let (a, b) = (run(24160), run(24161));
+    assert_eq!(a.len(), 32);
+    assert_ne!(a, b, "two runs of the same job id got the same token");
+    for secret in ["", "public-name", "default"] {
+        assert_ne!(
+            a,
+            ringdet_launch::token::derive_token("public-name", secret.as_bytes())
+        );
+    }
+}
+
+#[test]
+fn several_hosts_without_a_secret_are_warned() {
+    let dir = scratch("token-no-secret-warning");
+    let worker = ["sh", "-c", "echo T=$RINGDET_JOB_TOKEN"];
+    let mut h0 = start(&dir, TWO_HOSTS, "127.0.0.1", 24170, &[], &worker);
+    let mut h1 = start(&dir, TWO_HOSTS, "127.0.0.2", 24170, &[], &worker);
+    assert!(h0.wait(20.0).success() && h1.wait(20.0).success());
+    for launcher in [&h0, &h1] {
+        let err = launcher.stderr();
+        assert!(
+            err.contains("warning: no job secret (RINGDET_JOB_SECRET or --job_secret_file)")
+                && err.contains("derived from --job_id alone"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_secret_file_is_created_by_the_first_host_and_read_by_the_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("token-secret-file");
+    let secret_file = dir.join("shared").join("job.secret");
+    std::fs::create_dir_all(secret_file.parent().unwrap()).unwrap();
+    let flags = [
+        "--job_secret_file",
+        secret_file.to_str().unwrap(),
+        "--job_id",
+        "j",
+    ];
+    let worker = ["sh", "-c", "echo T=$RINGDET_JOB_TOKEN"];
+    // The second host first: it waits for the file.
+    let mut h1 = start(&dir, TWO_HOSTS, "127.0.0.2", 24180, &flags, &worker);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut h0 = start(&dir, TWO_HOSTS, "127.0.0.1", 24180, &flags, &worker);
+    let (s0, s1) = (h0.wait(20.0), h1.wait(20.0));
+    let (e0, e1) = (h0.stderr(), h1.stderr());
+    assert!(s0.success() && s1.success(), "{e0}\n{e1}");
+    assert!(
+        !e0.contains("no job secret") && !e1.contains("no job secret"),
+        "{e0}\n{e1}"
+    );
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    let secret = secret.trim_end();
+    assert_eq!(secret.len(), 64, "{secret}");
+    let expected = ringdet_launch::token::derive_token("j", secret.as_bytes());
+    assert_eq!(vars(&h0.worker_log(0))["T"], expected);
+    assert_eq!(vars(&h1.worker_log(1))["T"], expected);
+    // No temporary file is left beside it.
+    let left: Vec<_> = std::fs::read_dir(secret_file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

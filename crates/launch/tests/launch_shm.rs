@@ -1,5 +1,6 @@
-//! The job's `/dev/shm` files do not outlive a SIGKILLed launcher: its sentinel removes them, and
-//! when the sentinel could not (killed too), the next job on the host removes them at start.
+//! The job's `/dev/shm` files (the ranks' and the launcher's progress board) do not outlive a
+//! SIGKILLed launcher: its sentinel removes them, and when the sentinel could not (killed too),
+//! the next job on the host removes them at start.
 
 mod common;
 
@@ -35,12 +36,16 @@ fn start_job(dir: &std::path::Path, port: u16) -> (Launcher, Vec<u32>, Cleanup) 
         &["sh", "-c", SHM_WORKER],
     );
     let pids = vec![read_pid(dir, "pid.0", 20.0), read_pid(dir, "pid.1", 20.0)];
-    let files = (0..2)
+    let mut files = (0..2)
         .map(|rank| {
             let name = format!("shm.{rank}");
             read_pid_like(dir, &name)
         })
         .collect::<Vec<_>>();
+    // The launcher's progress board (heartbeats) goes with the job's files.
+    files.push(ringdet_launch::job_files::progress_path(
+        launcher.child.id(),
+    ));
     for file in &files {
         assert!(file.exists(), "{} was not created", file.display());
     }

@@ -45,13 +45,12 @@ pub enum TensorError {
         msg: String,
     },
     /// An I/O error, with the path it concerns.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory the I/O was on.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (in the message, not chained as a source: printed once).
+        error: std::io::Error,
     },
 }
 

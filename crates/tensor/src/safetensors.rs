@@ -42,9 +42,9 @@ fn bad(path: &Path, msg: impl Into<String>) -> TensorError {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> TensorError + '_ {
-    move |source| TensorError::Io {
+    move |error| TensorError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

@@ -6,13 +6,12 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
     /// The file could not be opened or read.
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Io {
         /// The path as given.
         file: String,
-        /// The operating-system error.
-        #[source]
-        source: std::io::Error,
+        /// The operating-system error (in the message, not chained as a source: printed once).
+        error: std::io::Error,
     },
     /// The file is not valid JSON, or a record lacks a field or holds a wrong value.
     #[error("{0}")]

@@ -22,9 +22,9 @@ impl FileBytes {
     /// Opens `path`, mapping it when it is large.
     pub(crate) fn open(path: &Path) -> Result<Self, JsonError> {
         let name = path.display().to_string();
-        let io = |source| JsonError::Io {
+        let io = |error| JsonError::Io {
             file: name.clone(),
-            source,
+            error,
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();

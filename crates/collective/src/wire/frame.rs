@@ -10,7 +10,7 @@ pub const HEADER_LEN: usize = 24;
 /// Identifies our frames ("RDG1").
 pub const MAGIC: u32 = 0x5244_4731;
 /// Protocol version carried in every frame and in the handshake.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest payload of an abort frame.
 pub const MAX_ABORT_PAYLOAD: u32 = 4096;
 
@@ -36,7 +36,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn from_u8(v: u8) -> Option<Kind> {
+    pub(crate) fn from_u8(v: u8) -> Option<Kind> {
         Some(match v {
             1 => Kind::AllReduce,
             2 => Kind::Broadcast,

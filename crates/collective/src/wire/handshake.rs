@@ -1,16 +1,28 @@
-//! Connection handshake: both ends prove they hold the job token without sending it.
+//! Connection handshake (protocol version 3): both ends prove they hold the job token without
+//! sending it, the accepting side first challenges, and nobody says anything about itself before
+//! the other has proved the token.
 //!
-//! The connector sends a `Hello` (protocol version, world size, both ranks, what the connection is
-//! for, a random nonce, a fingerprint of its job-wide settings). The acceptor answers with its own
-//! nonce and `HMAC-SHA256(token, "acceptor" | hello | nonce_a)`; the connector checks that proof
-//! and answers `HMAC-SHA256(token, "connector" | hello | nonce_a)`; the acceptor checks it, and
-//! only then the hello's fields, and accepts. Fresh nonces on both sides make a recorded exchange
-//! useless for a replay. A refusal carries its reason so the refused peer can report it, but the
-//! acceptor says nothing about the job (version, ranks, world size, settings) to a peer that has
-//! not proved the token: a stranger hears at most a challenge and "wrong job token".
+//! 1. The acceptor sends a random nonce `nonce_a` (32 bytes, nothing else: no magic, no version,
+//!    no length).
+//! 2. The connector answers its own nonce `nonce_c` and `HMAC-SHA256(token, "connector" | nonce_a
+//!    | nonce_c)`. The acceptor checks it; a wrong proof closes the socket without a byte more.
+//! 3. The acceptor proves itself: `HMAC-SHA256(token, "acceptor" | nonce_a | nonce_c)`. The
+//!    connector checks it; a wrong proof closes the socket before it says who it is.
+//! 4. Only then the connector sends its `Hello` (protocol version, world size, both ranks, what
+//!    the connection is for, a fingerprint of its job-wide settings) with
+//!    `HMAC-SHA256(token, "hello" | nonce_a | nonce_c | hello)`, and the acceptor checks the
+//!    hello's fields and answers acceptance or a refusal with its reason.
 //!
-//! Every length read here is bounded before anything is allocated: a hello is [`HELLO_LEN`]
-//! bytes, a refusal's reason at most [`MAX_REASON`] bytes whatever its length field says.
+//! A stranger who connects learns 32 random bytes, not even how the protocol is framed; a
+//! connector that reached a stranger's listener reveals a nonce and a proof bound to the
+//! stranger's nonce, never its rank, job or settings. Fresh nonces on both sides make a recorded
+//! exchange useless for a replay. Version 2 (before this one), where the connector spoke first, is
+//! recognised by its hello's magic and refused with a message that says so; a version-3 connector
+//! facing a version-2 acceptor hears no challenge and says that it may be an older ringdet.
+//!
+//! Every length read here is bounded before anything is allocated: every message but a refusal
+//! has a fixed length, and a refusal's reason is at most [`MAX_REASON`] bytes whatever its
+//! length field says.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -21,6 +33,14 @@ const HELLO_MAGIC: u32 = 0x5244_4831;
 pub const HELLO_LEN: usize = 60;
 const NONCE_LEN: usize = 32;
 const MAC_LEN: usize = 32;
+/// Bytes the acceptor sends first: its nonce.
+pub const CHALLENGE_LEN: usize = NONCE_LEN;
+/// Bytes of the connector's answer: its nonce and its proof.
+pub const PROOF_LEN: usize = NONCE_LEN + MAC_LEN;
+/// Bytes of the acceptor's proof.
+pub const ACCEPTOR_PROOF_LEN: usize = MAC_LEN;
+/// Bytes of the connector's hello with its MAC.
+pub const SEALED_HELLO_LEN: usize = HELLO_LEN + MAC_LEN;
 /// Most bytes of a refusal's reason that are read (and allocated), whatever its length field says.
 pub const MAX_REASON: usize = 512;
 
@@ -54,7 +74,8 @@ pub struct Hello {
     pub from_rank: u32,
     /// Rank the connector wants to reach.
     pub to_rank: u32,
-    /// Connector's random nonce.
+    /// Connector's random nonce (carried for the layout; the handshake's nonces are exchanged
+    /// before the hello).
     pub nonce: [u8; NONCE_LEN],
     /// Fingerprint of the connector's job-wide settings
     /// ([`Config::fingerprint`](crate::Config::fingerprint)).
@@ -75,13 +96,17 @@ pub enum HandshakeError {
     Io(String),
 }
 
-fn io_err(what: &str, e: std::io::Error) -> HandshakeError {
+fn io_text(what: &str, e: std::io::Error) -> String {
     let kind = match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".to_string(),
         std::io::ErrorKind::UnexpectedEof => "connection closed".to_string(),
         _ => e.to_string(),
     };
-    HandshakeError::Io(format!("{what}: {kind}"))
+    format!("{what}: {kind}")
+}
+
+fn io_err(what: &str, e: std::io::Error) -> HandshakeError {
+    HandshakeError::Io(io_text(what, e))
 }
 
 /// Fresh random nonce from the operating system.
@@ -140,17 +165,15 @@ impl Hello {
     }
 }
 
-fn mac(
-    token: &[u8],
-    label: &[u8],
-    hello: &[u8],
-    nonce: &[u8],
-) -> Result<Hmac<Sha256>, HandshakeError> {
+fn mac(token: &[u8], label: &[u8], parts: &[&[u8]]) -> Result<Hmac<Sha256>, HandshakeError> {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(token)
         .map_err(|e| HandshakeError::Invalid(format!("job token: {e}")))?;
+    m.update(b"ringdet handshake v3 ");
     m.update(label);
-    m.update(hello);
-    m.update(nonce);
+    for part in parts {
+        m.update(&(part.len() as u64).to_le_bytes());
+        m.update(part);
+    }
     Ok(m)
 }
 
@@ -187,90 +210,217 @@ fn read_status<S: Read>(s: &mut S) -> Result<(), HandshakeError> {
     }
 }
 
-/// Connector side: sends `hello`, checks the acceptor's proof, proves our token.
+/// The protocol version of a hello sent by a connector of version 2 or older (which spoke
+/// first), recognised by its magic at the start of what should be a nonce and a proof.
+fn old_connector_version(answer: &[u8; PROOF_LEN]) -> Option<u16> {
+    let magic = u32::from_le_bytes([answer[0], answer[1], answer[2], answer[3]]);
+    let version = u16::from_le_bytes([answer[4], answer[5]]);
+    (magic == HELLO_MAGIC && version < super::frame::VERSION as u16).then_some(version)
+}
+
+/// Connector side: answers the acceptor's challenge with our proof of the token, checks the
+/// acceptor's proof, and only then sends `hello` (sealed with the token) and reads the answer.
+/// Nothing about this rank is sent to an acceptor that has not proved the token.
 pub fn connect<S: Read + Write>(
     s: &mut S,
     token: &[u8],
     hello: &Hello,
 ) -> Result<(), HandshakeError> {
-    let hb = hello.encode();
-    s.write_all(&hb).map_err(|e| io_err("sending hello", e))?;
-    read_status(s)?;
     let mut nonce_a = [0u8; NONCE_LEN];
-    let mut proof = [0u8; MAC_LEN];
-    s.read_exact(&mut nonce_a)
-        .map_err(|e| io_err("reading challenge", e))?;
-    s.read_exact(&mut proof)
-        .map_err(|e| io_err("reading challenge", e))?;
-    if mac(token, b"ringdet-acceptor", &hb, &nonce_a)?
-        .verify_slice(&proof)
-        .is_err()
-    {
-        send_refusal(s, "wrong job token (the two ranks hold different tokens)");
-        return Err(HandshakeError::Invalid(
-            "peer does not hold our job token".into(),
-        ));
-    }
-    let mine = mac(token, b"ringdet-connector", &hb, &nonce_a)?
+    s.read_exact(&mut nonce_a).map_err(|e| {
+        HandshakeError::Io(format!(
+            "{} (an older ringdet, whose handshake waits for the connecting rank to speak \
+             first, or not a ringdet rank?)",
+            io_text("waiting for the challenge", e)
+        ))
+    })?;
+    let nonce_c = nonce()?;
+    let proof_c = mac(token, b"connector", &[&nonce_a, &nonce_c])?
         .finalize()
         .into_bytes();
-    let mut b = [0u8; 1 + MAC_LEN];
-    b[1..].copy_from_slice(&mine);
-    s.write_all(&b).map_err(|e| io_err("sending proof", e))?;
+    let mut answer = [0u8; PROOF_LEN];
+    answer[..NONCE_LEN].copy_from_slice(&nonce_c);
+    answer[NONCE_LEN..].copy_from_slice(&proof_c);
+    s.write_all(&answer)
+        .map_err(|e| io_err("sending proof", e))?;
+    let mut proof_a = [0u8; MAC_LEN];
+    if let Err(e) = s.read_exact(&mut proof_a) {
+        return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            HandshakeError::Invalid(
+                "the peer closed the connection after our proof of the job token: it holds \
+                 another job token (another job on that port?)"
+                    .into(),
+            )
+        } else {
+            io_err("reading the peer's proof", e)
+        });
+    }
+    if mac(token, b"acceptor", &[&nonce_a, &nonce_c])?
+        .verify_slice(&proof_a)
+        .is_err()
+    {
+        return Err(HandshakeError::Invalid(
+            "peer does not hold our job token (closed before saying who we are)".into(),
+        ));
+    }
+    let hb = hello.encode();
+    let seal = mac(token, b"hello", &[&nonce_a, &nonce_c, &hb])?
+        .finalize()
+        .into_bytes();
+    let mut sealed = [0u8; SEALED_HELLO_LEN];
+    sealed[..HELLO_LEN].copy_from_slice(&hb);
+    sealed[HELLO_LEN..].copy_from_slice(&seal);
+    s.write_all(&sealed)
+        .map_err(|e| io_err("sending hello", e))?;
     read_status(s)
 }
 
-/// Acceptor side: reads a hello, challenges, verifies the proof of the token, and only then lets
-/// `check` vet the hello's fields (the protocol version is checked here). Returns the accepted
-/// hello; on refusal the reason was already sent to the peer. Before the proof the peer is told
-/// nothing but the challenge and, if its proof is wrong, "wrong job token".
+/// Acceptor side: challenges, verifies the proof of the token, proves ours, and only then reads
+/// the hello and lets `check` vet its fields (the protocol version is checked here). Returns the
+/// accepted hello; on refusal the reason was already sent to the peer. A peer that has not proved
+/// the token hears the challenge (32 random bytes) and nothing else.
 pub fn accept<S: Read + Write>(
     s: &mut S,
     token: &[u8],
     check: impl FnOnce(&Hello) -> Result<(), String>,
 ) -> Result<Hello, HandshakeError> {
-    let mut hb = [0u8; HELLO_LEN];
-    s.read_exact(&mut hb)
-        .map_err(|e| io_err("reading hello", e))?;
-    // Garbage (bad magic, unknown purpose) is dropped without an answer.
-    let hello = Hello::decode(&hb)?;
     let nonce_a = nonce()?;
-    let proof = mac(token, b"ringdet-acceptor", &hb, &nonce_a)?
-        .finalize()
-        .into_bytes();
-    let mut b = [0u8; 1 + NONCE_LEN + MAC_LEN];
-    b[1..1 + NONCE_LEN].copy_from_slice(&nonce_a);
-    b[1 + NONCE_LEN..].copy_from_slice(&proof);
-    s.write_all(&b)
+    s.write_all(&nonce_a)
         .map_err(|e| io_err("sending challenge", e))?;
-    // The connector either refuses (it found our proof wrong: a different token) or proves.
-    read_status(s)?;
-    let mut answer = [0u8; MAC_LEN];
+    let mut answer = [0u8; PROOF_LEN];
     s.read_exact(&mut answer)
         .map_err(|e| io_err("reading proof", e))?;
-    if mac(token, b"ringdet-connector", &hb, &nonce_a)?
-        .verify_slice(&answer)
+    if let Some(version) = old_connector_version(&answer) {
+        return Err(HandshakeError::Invalid(format!(
+            "a rank speaking protocol version {version} (an older ringdet, whose connecting rank \
+             speaks first); this rank speaks {}: run the same ringdet on every host",
+            super::frame::VERSION
+        )));
+    }
+    let (nonce_c, proof_c) = answer.split_at(NONCE_LEN);
+    if mac(token, b"connector", &[&nonce_a, nonce_c])?
+        .verify_slice(proof_c)
         .is_err()
     {
-        let reason = "wrong job token".to_string();
-        send_refusal(s, &reason);
-        return Err(HandshakeError::Refused(reason));
+        // Not a word: a stranger learns nothing, not even how a refusal looks.
+        return Err(HandshakeError::Invalid(
+            "no proof of the job token (a stranger, or a rank of another job)".into(),
+        ));
     }
+    let proof_a = mac(token, b"acceptor", &[&nonce_a, nonce_c])?
+        .finalize()
+        .into_bytes();
+    s.write_all(&proof_a)
+        .map_err(|e| io_err("sending our proof", e))?;
+    let mut sealed = [0u8; SEALED_HELLO_LEN];
+    s.read_exact(&mut sealed)
+        .map_err(|e| io_err("reading hello", e))?;
+    let (hb, seal) = sealed.split_at(HELLO_LEN);
+    if mac(token, b"hello", &[&nonce_a, nonce_c, hb])?
+        .verify_slice(seal)
+        .is_err()
+    {
+        return Err(HandshakeError::Invalid(
+            "the hello does not carry the job token's seal (altered on the way?)".into(),
+        ));
+    }
+    let mut hello_bytes = [0u8; HELLO_LEN];
+    hello_bytes.copy_from_slice(hb);
     // The peer holds the token: it may now hear what is wrong with its hello.
-    let vetted = if hello.version != super::frame::VERSION as u16 {
-        Err(format!(
+    let vetted = match Hello::decode(&hello_bytes) {
+        Err(e) => Err(e.to_string()),
+        Ok(hello) if hello.version != super::frame::VERSION as u16 => Err(format!(
             "protocol version {} (this rank speaks {})",
             hello.version,
             super::frame::VERSION
-        ))
-    } else {
-        check(&hello)
+        )),
+        Ok(hello) => check(&hello).map(|()| hello),
     };
-    if let Err(reason) = vetted {
-        send_refusal(s, &reason);
-        return Err(HandshakeError::Refused(reason));
+    match vetted {
+        Ok(hello) => {
+            s.write_all(&[0u8])
+                .map_err(|e| io_err("sending acceptance", e))?;
+            Ok(hello)
+        }
+        Err(reason) => {
+            send_refusal(s, &reason);
+            Err(HandshakeError::Refused(reason))
+        }
     }
-    s.write_all(&[0u8])
-        .map_err(|e| io_err("sending acceptance", e))?;
-    Ok(hello)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that sends `input` (then end of stream) and keeps what it is sent.
+    struct Peer {
+        input: std::io::Cursor<Vec<u8>>,
+        sent: Vec<u8>,
+    }
+
+    impl Read for Peer {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Peer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.sent.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn hello(version: u16) -> Hello {
+        Hello {
+            version,
+            purpose: Purpose::Ring,
+            stream: 0,
+            world_size: 2,
+            from_rank: 1,
+            to_rank: 0,
+            nonce: [3; NONCE_LEN],
+            settings: 9,
+        }
+    }
+
+    #[test]
+    fn a_version_2_connector_is_refused_naming_the_versions() {
+        // Version 2: the connector's hello came first, then status 0 and its proof.
+        let mut input = hello(2).encode().to_vec();
+        input.extend_from_slice(&[0u8; 33]);
+        let mut peer = Peer {
+            input: std::io::Cursor::new(input),
+            sent: Vec::new(),
+        };
+        let err = accept(&mut peer, b"token", |_| Ok(())).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("protocol version 2") && text.contains("older ringdet"),
+            "{text}"
+        );
+        assert_eq!(
+            peer.sent.len(),
+            CHALLENGE_LEN,
+            "only the challenge was sent"
+        );
+    }
+
+    #[test]
+    fn a_connector_facing_a_silent_listener_says_nothing_and_suspects_an_older_ringdet() {
+        // A version-2 acceptor waits for the connector to speak first: here, it closes.
+        let mut peer = Peer {
+            input: std::io::Cursor::new(Vec::new()),
+            sent: Vec::new(),
+        };
+        let err = connect(&mut peer, b"token", &hello(VERSION_U16)).unwrap_err();
+        assert!(err.to_string().contains("older ringdet"), "{err}");
+        assert!(peer.sent.is_empty(), "sent {:?}", peer.sent);
+    }
+
+    const VERSION_U16: u16 = super::super::frame::VERSION as u16;
 }

@@ -40,6 +40,10 @@ pub mod ringdet {
     pub const DEVICE: &str = "RINGDET_DEVICE";
     /// The user's job secret, read by the launcher and never passed to workers.
     pub const JOB_SECRET: &str = "RINGDET_JOB_SECRET";
+    /// The launcher's progress board in `/dev/shm` (see [`crate::progress`]).
+    pub const PROGRESS_FILE: &str = "RINGDET_PROGRESS_FILE";
+    /// This worker's slot in the progress board.
+    pub const PROGRESS_SLOT: &str = "RINGDET_PROGRESS_SLOT";
 }
 
 /// `PADDLE_*` and `FLAGS_selected_gpus`: what fleetrun / `paddle.distributed.launch` set.

@@ -68,9 +68,9 @@ impl PtxCache {
 
     /// Stores PTX atomically (temporary file, fsync, rename), so a reader never sees half a file.
     pub fn put(&self, path: &Path, ptx: &str) -> Result<(), RuntimeError> {
-        let err = |source| RuntimeError::Cache {
+        let err = |error| RuntimeError::Cache {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         std::fs::create_dir_all(&self.dir).map_err(err)?;
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));

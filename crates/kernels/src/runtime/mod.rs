@@ -45,12 +45,11 @@ pub enum RuntimeError {
     #[error("no kernel source named {0:?}")]
     UnknownSource(String),
     /// The on-disk PTX cache could not be used.
-    #[error("kernel cache {path}: {source}")]
+    #[error("kernel cache {path}: {error}")]
     Cache {
         /// The cache file or directory.
         path: std::path::PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, not chained as a source: printed once).
+        error: std::io::Error,
     },
 }

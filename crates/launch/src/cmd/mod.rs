@@ -4,6 +4,8 @@ pub mod allreduce_perf;
 pub mod coco_eval;
 pub mod config;
 pub mod demo;
+#[cfg(test)]
+mod error_chains;
 pub mod eval;
 pub mod info;
 pub mod launch;

@@ -28,13 +28,17 @@ pub struct Args {
     device: DeviceArg,
 }
 
+/// Every comparison of the golden directory `dir`.
+pub(crate) fn run_dir(dir: &std::path::Path) -> anyhow::Result<Vec<golden::ParityRow>> {
+    golden::run(dir).with_context(|| format!("parity on {}", dir.display()))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.device == DeviceArg::Cuda {
         bail!("--device cuda: the detector has no CUDA path yet; run with --device cpu");
     }
     let start = std::time::Instant::now();
-    let rows = golden::run(&args.golden)
-        .with_context(|| format!("parity on {}", args.golden.display()))?;
+    let rows = run_dir(&args.golden)?;
     println!(
         "{:<48} {:>12} {:>10}  {:<14} result",
         "tensor", "error", "tolerance", "metric"

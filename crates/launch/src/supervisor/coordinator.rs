@@ -77,6 +77,11 @@ impl Supervisor {
                 peer.stopped = true;
                 self.maybe_finalize(false)
             }
+            Msg::Progress { ranks } => {
+                let host = peer.host.clone();
+                self.beats.remote_samples(node, host, ranks);
+                None
+            }
             _ => None,
         }
     }

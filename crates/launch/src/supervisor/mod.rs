@@ -4,7 +4,8 @@
 //! failure of all, to everyone (`Final`), so every host prints the same cause and exits with the
 //! same code. Every wait in here has a deadline. A worker that stays stopped (state `T` in
 //! /proc) longer than the stall limit is a failure too, named as stopped, so the root cause is
-//! the rank that hung rather than a healthy one that timed out waiting for it.
+//! the rank that hung rather than a healthy one that timed out waiting for it; so is a running
+//! worker whose progress heartbeats stopped while other ranks wait for it (`heartbeat`).
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -17,9 +18,12 @@ use super::procs::{LiveGroups, is_stopped, kill_reparented};
 use super::sentinel::Sentinel;
 
 mod coordinator;
+mod heartbeat;
 mod member;
 
 pub use coordinator::Peer;
+pub use heartbeat::RankStatus;
+use ringdet_collective::progress::Board;
 
 /// A worker this launcher started.
 pub struct Slot {
@@ -101,6 +105,10 @@ pub struct Supervisor {
     root_cause: Option<Failure>,
     /// Workers seen stopped, by pid: since when (monotonic, and ms since the epoch).
     stopped_since: std::collections::HashMap<u32, (Instant, u64)>,
+    /// The progress board this host's workers beat on, if it could be created.
+    board: Option<Board>,
+    /// Progress samples, this host's and (first host) the others'.
+    beats: heartbeat::Beats,
 }
 
 impl Supervisor {
@@ -117,6 +125,7 @@ impl Supervisor {
         grace: Duration,
         stall_limit: Duration,
         events: Receiver<Event>,
+        board: Option<Board>,
     ) -> Supervisor {
         Supervisor {
             role,
@@ -139,6 +148,8 @@ impl Supervisor {
             interrupts: 0,
             root_cause: None,
             stopped_since: std::collections::HashMap::new(),
+            board,
+            beats: heartbeat::Beats::default(),
         }
     }
 
@@ -315,6 +326,9 @@ impl Supervisor {
             self.done_reported = true;
             return self.on_local_done();
         } else if let Some(failure) = self.stalled_worker(now) {
+            tracing::error!("{}; stopping the job", failure.summary());
+            return self.local_failure(failure);
+        } else if let Some(failure) = self.hung_worker(now) {
             tracing::error!("{}; stopping the job", failure.summary());
             return self.local_failure(failure);
         }

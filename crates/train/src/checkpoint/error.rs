@@ -6,12 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// Reading, writing, renaming or syncing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not chained as a source: printed once).
+        error: std::io::Error,
     },
     /// A file's content is not what a checkpoint writes (truncated, corrupt, wrong tensor or
     /// field).

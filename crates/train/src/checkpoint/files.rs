@@ -22,9 +22,9 @@ pub(crate) const META_ROLE: &str = "ringdet.role";
 pub(crate) const META_STEP: &str = "ringdet.global_step";
 
 pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
+    move |error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -38,7 +38,7 @@ pub(crate) fn corrupt(path: &Path, msg: impl Into<String>) -> CheckpointError {
 /// A tensor-crate error about `path`, said once with the file name.
 pub(crate) fn tensor_err(path: &Path, e: TensorError) -> CheckpointError {
     match e {
-        TensorError::Io { path, source } => CheckpointError::Io { path, source },
+        TensorError::Io { path, error } => CheckpointError::Io { path, error },
         other => {
             let msg = other.to_string();
             let file = path.display().to_string();

@@ -48,14 +48,14 @@ struct Files {
 }
 
 fn open(dir: &Path, name: &str) -> Result<SafeTensors> {
-    let p = dir.join(name);
-    SafeTensors::open(&p).map_err(|e| DetectError::Input(format!("{}: {e}", p.display())))
+    // The tensor crate's errors name the file.
+    SafeTensors::open(dir.join(name)).map_err(|e| DetectError::Input(e.to_string()))
 }
 
 fn f32s(f: &SafeTensors, name: &str) -> Result<Vec<f32>> {
     let t = f
         .tensor(name)
-        .map_err(|e| DetectError::Input(format!("{}: {e}", f.path().display())))?;
+        .map_err(|e| DetectError::Input(e.to_string()))?;
     if t.dtype() == DType::I32 {
         let v = t
             .to_vec::<i32>()
