@@ -4,6 +4,8 @@ pub mod allreduce_perf;
 pub mod coco_eval;
 pub mod config;
 pub mod eval;
+pub mod export;
+pub mod infer;
 pub mod info;
 pub mod launch;
 pub mod make_dataset;
