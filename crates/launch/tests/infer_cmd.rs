@@ -159,9 +159,32 @@ fn exported_model_runs_without_the_config() {
     .into_iter()
     .chain([data.join("val2017").display().to_string()])
     .collect();
-    let text = ok(&run(&dir, &args));
+    let mut with_ids = args.clone();
+    with_ids.push("--anno_path".into());
+    with_ids.push(
+        data.join("annotations/instances_val2017.json")
+            .display()
+            .to_string(),
+    );
+    let text = ok(&run(&dir, &with_ids));
     assert!(text.contains("infer: 6 images in"), "{text}");
     assert_eq!(files_in(&dir.join("fused")).len(), 7);
+    // The same detections as the unfused model from the config, up to float32 rounding.
+    let mut unfused = vec!["infer".to_string()];
+    unfused.extend(model_args(weights, data));
+    unfused.extend(["--save_results", "--output_dir", "unfused", "--infer_dir"].map(String::from));
+    unfused.push(data.join("val2017").display().to_string());
+    ok(&run(&dir, &unfused));
+    let read = |p: &str| ringdet_coco::load_detections(dir.join(p)).unwrap();
+    let (a, b) = (read("unfused/bbox.json"), read("fused/bbox.json"));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.image_id, x.category_id), (y.image_id, y.category_id));
+        assert!((x.score - y.score).abs() <= 1e-4, "{x:?} vs {y:?}");
+        for k in 0..4 {
+            assert!((x.bbox[k] - y.bbox[k]).abs() <= 1e-2, "{x:?} vs {y:?}");
+        }
+    }
 }
 
 #[test]

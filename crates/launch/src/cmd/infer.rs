@@ -44,6 +44,10 @@ pub struct Args {
         default_value_t = 0.5
     )]
     draw_threshold: f32,
+    /// A COCO instances file whose image ids (by file name) and category ids bbox.json uses
+    /// (default: TestDataset.anno_path of the config; with --model_dir: the input's index).
+    #[arg(long = "anno_path", alias = "anno-path", value_name = "FILE")]
+    anno_path: Option<PathBuf>,
     /// Also write every detection to OUTPUT_DIR/bbox.json (COCO results format).
     #[arg(long = "save_results", alias = "save-results")]
     save_results: bool,
@@ -51,7 +55,7 @@ pub struct Args {
 
 /// Loads the model, runs it on the inputs and prints the throughput.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = match (&args.model_dir, &args.config) {
+    let mut model = match (&args.model_dir, &args.config) {
         (Some(dir), _) => InferModel::from_model_dir(dir)?,
         (None, Some(path)) => {
             let mut config = Config::load(path)?;
@@ -65,6 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give -c CONFIG -o weights=PATH or --model_dir DIR"),
     };
+    if let Some(anno) = &args.anno_path {
+        model.use_annotations(anno)?;
+    }
     if !(0.0..=1.0).contains(&args.draw_threshold) {
         bail!(
             "--draw_threshold {} is not a score in 0..=1",

@@ -315,6 +315,36 @@ impl InferModel {
         })
     }
 
+    /// Takes image ids (by file name) and category ids from the COCO instances file `path`
+    /// (`ringdet infer --anno_path`, e.g. for an exported model, which has no dataset): the
+    /// `bbox.json` rows then name the annotation file's ids. Its categories must be as many as
+    /// the model's classes.
+    pub fn use_annotations(&mut self, path: &Path) -> Result<(), InferError> {
+        let instances = Instances::load(path).map_err(|source| InferError::Annotations {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let map = CategoryMap::new(&instances.categories);
+        if map.len() != self.arch.head.num_classes {
+            return Err(InferError::Path {
+                what: "annotation file",
+                path: path.to_path_buf(),
+                msg: format!(
+                    "has {} categories but the model has {} classes",
+                    map.len(),
+                    self.arch.head.num_classes
+                ),
+            });
+        }
+        self.category_ids = map.ids().to_vec();
+        self.image_ids = instances
+            .images
+            .iter()
+            .map(|i| (file_key(&i.file_name), i.id))
+            .collect();
+        Ok(())
+    }
+
     /// The model `ringdet export` wrote to `dir` (`infer_cfg.yml` and the fused weights), with no
     /// training config.
     pub fn from_model_dir(dir: &Path) -> Result<InferModel, InferError> {
