@@ -244,6 +244,34 @@ fn bad_inputs_name_the_file() {
         .to_string();
     assert!(e.contains("notes.png"), "{e}");
 
+    // Pictures never overwrite their inputs.
+    let inputs = image_files(None, Some(&dir.join("shapes/val2017"))).unwrap();
+    let e = infer(
+        &model,
+        &inputs,
+        &InferOptions::new(dir.join("shapes/val2017")),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("overwrite"), "{e}");
+
+    // Labels from a text file, one per line; a count that is not the model's is refused.
+    std::fs::write(dir.join("labels.txt"), "a\nb\nc\nd\ne\nf\ng\n").unwrap();
+    let mut with_txt = cfg.clone();
+    with_txt
+        .apply_overrides(&[
+            format!("TestDataset.dataset_dir={}", dir.display()),
+            "TestDataset.anno_path=labels.txt".to_string(),
+        ])
+        .unwrap();
+    let m = InferModel::from_config(&with_txt, &weights).unwrap();
+    assert_eq!(m.labels, ["a", "b", "c", "d", "e", "f", "g"]);
+    std::fs::write(dir.join("labels.txt"), "a\nb\n").unwrap();
+    let e = InferModel::from_config(&with_txt, &weights)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("labels.txt") && e.contains("2 classes"), "{e}");
+
     let e = InferModel::from_config(&cfg, &dir.join("missing.safetensors"))
         .unwrap_err()
         .to_string();

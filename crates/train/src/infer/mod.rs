@@ -98,6 +98,9 @@ pub enum InferError {
         /// What is wrong.
         msg: String,
     },
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
     /// A file could not be written or read.
     #[error("{path}: {error}")]
     Io {
@@ -455,16 +458,12 @@ pub fn image_files(
             }
             Ok(files)
         }
-        (Some(_), Some(_)) => Err(InferError::Path {
-            what: "inputs",
-            path: PathBuf::new(),
-            msg: "give either --infer_img or --infer_dir, not both".into(),
-        }),
-        (None, None) => Err(InferError::Path {
-            what: "inputs",
-            path: PathBuf::new(),
-            msg: "give --infer_img FILE or --infer_dir FOLDER".into(),
-        }),
+        (Some(_), Some(_)) => Err(InferError::Usage(
+            "give either --infer_img or --infer_dir, not both".into(),
+        )),
+        (None, None) => Err(InferError::Usage(
+            "give --infer_img FILE or --infer_dir FOLDER".into(),
+        )),
     }
 }
 
@@ -525,6 +524,34 @@ pub fn infer(
 ) -> Result<InferReport, InferError> {
     let start = Instant::now();
     std::fs::create_dir_all(&options.output_dir).map_err(io_err(&options.output_dir))?;
+    if options.draw {
+        // Pictures take the inputs' names: never write them over the inputs.
+        let out = options
+            .output_dir
+            .canonicalize()
+            .map_err(io_err(&options.output_dir))?;
+        if let Some(input) = images.iter().find(|p| {
+            p.parent()
+                .map(|d| {
+                    if d.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        d
+                    }
+                })
+                .and_then(|d| d.canonicalize().ok())
+                .is_some_and(|d| d == out)
+        }) {
+            return Err(InferError::Path {
+                what: "output folder (--output_dir)",
+                path: options.output_dir.clone(),
+                msg: format!(
+                    "holds the input {}: the pictures would overwrite the inputs; choose another folder",
+                    input.display()
+                ),
+            });
+        }
+    }
     let mut detections = Vec::new();
     let mut pictures = Vec::new();
     let batch_size = model.settings.batch_size.max(1);
