@@ -26,6 +26,7 @@ pub use infer_cfg::INFER_CFG;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use ringdet_coco::draw::{self, DrawError};
@@ -555,63 +556,86 @@ pub fn infer(
     let mut detections = Vec::new();
     let mut pictures = Vec::new();
     let batch_size = model.settings.batch_size.max(1);
-    for (b, chunk) in images.chunks(batch_size).enumerate() {
-        let decoded = chunk
-            .iter()
-            .map(|p| read_image(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let per_image = model.detect(&decoded).map_err(|e| match e {
-            InferError::Model { source, .. } => InferError::Model {
-                context: format!(
-                    "running the model on {}",
-                    chunk
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                source,
-            },
-            other => other,
-        })?;
-        for (i, ((path, image), dets)) in chunk.iter().zip(&decoded).zip(per_image).enumerate() {
-            let index = (b * batch_size + i) as i64;
-            let name = path.file_name().map_or_else(
-                || format!("{index}.png"),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            let image_id = model.image_ids.get(&name).copied().unwrap_or(index);
-            let mut drawable = Vec::with_capacity(dets.len());
-            for &(class, score, [x1, y1, x2, y2]) in &dets {
-                let category_id = model
-                    .category_ids
-                    .get(class)
-                    .copied()
-                    .unwrap_or(class as i64);
-                // As PaddleDetection's get_det_res: f32 corners widened to f64, w and h in f64.
-                let [x1d, y1d, x2d, y2d] = [x1, y1, x2, y2].map(f64::from);
-                detections.push(DetectionRecord {
-                    image_id,
-                    category_id,
-                    bbox: [x1d, y1d, x2d - x1d, y2d - y1d],
-                    score: f64::from(score),
-                });
-                drawable.push(draw::Detection {
-                    bbox: [x1, y1, x2 - x1, y2 - y1],
-                    class,
-                    score,
-                });
+    let chunks: Vec<&[PathBuf]> = images.chunks(batch_size).collect();
+    // A reader thread decodes the next batch while the model runs on this one.
+    std::thread::scope(|scope| -> Result<(), InferError> {
+        let (tx, rx) = sync_channel::<Result<Vec<RgbImage>, ImageError>>(2);
+        let chunks_ref = &chunks;
+        scope.spawn(move || {
+            for chunk in chunks_ref {
+                let decoded = chunk
+                    .iter()
+                    .map(|p| read_image(p))
+                    .collect::<Result<Vec<_>, _>>();
+                let failed = decoded.is_err();
+                if tx.send(decoded).is_err() || failed {
+                    return;
+                }
             }
-            if options.draw {
-                let drawn =
-                    draw::draw_detections(image, &drawable, &model.labels, options.draw_threshold);
-                let out = options.output_dir.join(&name);
-                draw::save_image(&out, &drawn)?;
-                pictures.push(out);
+        });
+        for (b, &chunk) in chunks.iter().enumerate() {
+            let decoded = rx.recv().map_err(|_| {
+                InferError::Usage("the image reader thread stopped unexpectedly".into())
+            })??;
+            let per_image = model.detect(&decoded).map_err(|e| match e {
+                InferError::Model { source, .. } => InferError::Model {
+                    context: format!(
+                        "running the model on {}",
+                        chunk
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    source,
+                },
+                other => other,
+            })?;
+            for (i, ((path, image), dets)) in chunk.iter().zip(&decoded).zip(per_image).enumerate()
+            {
+                let index = (b * batch_size + i) as i64;
+                let name = path.file_name().map_or_else(
+                    || format!("{index}.png"),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                let image_id = model.image_ids.get(&name).copied().unwrap_or(index);
+                let mut drawable = Vec::with_capacity(dets.len());
+                for &(class, score, [x1, y1, x2, y2]) in &dets {
+                    let category_id = model
+                        .category_ids
+                        .get(class)
+                        .copied()
+                        .unwrap_or(class as i64);
+                    // As PaddleDetection's get_det_res: f32 corners widened to f64, w and h in f64.
+                    let [x1d, y1d, x2d, y2d] = [x1, y1, x2, y2].map(f64::from);
+                    detections.push(DetectionRecord {
+                        image_id,
+                        category_id,
+                        bbox: [x1d, y1d, x2d - x1d, y2d - y1d],
+                        score: f64::from(score),
+                    });
+                    drawable.push(draw::Detection {
+                        bbox: [x1, y1, x2 - x1, y2 - y1],
+                        class,
+                        score,
+                    });
+                }
+                if options.draw {
+                    let drawn = draw::draw_detections(
+                        image,
+                        &drawable,
+                        &model.labels,
+                        options.draw_threshold,
+                    );
+                    let out = options.output_dir.join(&name);
+                    draw::save_image(&out, &drawn)?;
+                    pictures.push(out);
+                }
             }
+            tracing::debug!(batch = b, images = chunk.len(), "inferred");
         }
-        tracing::debug!(batch = b, images = chunk.len(), "inferred");
-    }
+        Ok(())
+    })?;
     let bbox_json = if options.save_results {
         let path = options.output_dir.join("bbox.json");
         let file = std::fs::File::create(&path).map_err(io_err(&path))?;
