@@ -172,10 +172,24 @@ fn exported_model_runs_without_the_config() {
     // The same detections as the unfused model from the config, up to float32 rounding.
     let mut unfused = vec!["infer".to_string()];
     unfused.extend(model_args(weights, data));
-    unfused.extend(["--save_results", "--output_dir", "unfused", "--infer_dir"].map(String::from));
+    unfused.extend(
+        [
+            "--save_results",
+            "--visualize",
+            "False",
+            "--output_dir",
+            "unfused",
+            "--infer_dir",
+        ]
+        .map(String::from),
+    );
     unfused.push(data.join("val2017").display().to_string());
     ok(&run(&dir, &unfused));
     let read = |p: &str| ringdet_coco::load_detections(dir.join(p)).unwrap();
+    assert_eq!(
+        files_in(&dir.join("unfused")),
+        vec!["bbox.json".to_string()]
+    );
     let (a, b) = (read("unfused/bbox.json"), read("fused/bbox.json"));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {

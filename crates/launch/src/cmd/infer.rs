@@ -44,6 +44,9 @@ pub struct Args {
         default_value_t = 0.5
     )]
     draw_threshold: f32,
+    /// Draw and write the pictures (PaddleDetection's `--visualize`; `False` writes only bbox.json).
+    #[arg(long, value_name = "BOOL", default_value = "True", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    visualize: bool,
     /// A COCO instances file whose image ids (by file name) and category ids bbox.json uses
     /// (default: TestDataset.anno_path of the config; with --model_dir: the input's index).
     #[arg(long = "anno_path", alias = "anno-path", value_name = "FILE")]
@@ -51,6 +54,15 @@ pub struct Args {
     /// Also write every detection to OUTPUT_DIR/bbox.json (COCO results format).
     #[arg(long = "save_results", alias = "save-results")]
     save_results: bool,
+}
+
+/// `True`/`False` as PaddleDetection's `ast.literal_eval` flags take them (any case, or 1/0).
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("{s:?} is not True or False")),
+    }
 }
 
 /// Loads the model, runs it on the inputs and prints the throughput.
@@ -93,6 +105,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut options = InferOptions::new(&args.output_dir);
     options.draw_threshold = args.draw_threshold;
     options.save_results = args.save_results;
+    options.draw = args.visualize;
+    if !args.visualize && !args.save_results {
+        bail!("--visualize False without --save_results would write nothing");
+    }
     let report = infer(&model, &images, &options)?;
     if let Some(bbox) = &report.bbox_json {
         let bbox = if world_size > 1 {
