@@ -1,5 +1,5 @@
 //! Inference on image files (`ringdet infer`, issue #14): a model from a training config and its
-//! weights, or from an exported folder ([`export`]), run on a list of JPEG/PNG files in batches
+//! weights, or from an exported folder ([`export()`]), run on a list of JPEG/PNG files in batches
 //! with the eval transforms (the `EvalReader`'s resize and normalisation, batch size and the
 //! head's NMS, as [`crate::eval`] uses them). Each input gets a picture with its detections drawn
 //! (`ringdet_coco::draw`) under the output folder with the input's file name, and the detections
