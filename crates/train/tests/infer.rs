@@ -298,6 +298,25 @@ fn bad_inputs_name_the_file() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("model.safetensors"), "{e}");
+    // infer_cfg.yml edits are read; unsupported ones are named.
+    let report = export(&cfg, "m", &weights, &dir.join("exp")).unwrap();
+    let text = std::fs::read_to_string(report.dir.join(INFER_CFG)).unwrap();
+    let edited = text
+        .replace("score_threshold: 0.001", "score_threshold: 0.25")
+        .replace("is_scale: true", "is_scale: false");
+    std::fs::write(report.dir.join(INFER_CFG), &edited).unwrap();
+    let m = InferModel::from_model_dir(&report.dir).unwrap();
+    assert_eq!(m.settings.nms.score_threshold, 0.25);
+    assert!((m.settings.mean[0] - 0.485 / 255.0).abs() < 1e-9);
+    std::fs::write(
+        report.dir.join(INFER_CFG),
+        text.replace("type: Permute", "type: Pad"),
+    )
+    .unwrap();
+    let e = InferModel::from_model_dir(&report.dir)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Preprocess.2.type") && e.contains("Pad"), "{e}");
     std::fs::write(report.dir.join(INFER_CFG), "arch: YOLO\n").unwrap();
     let e = InferModel::from_model_dir(&report.dir)
         .unwrap_err()
