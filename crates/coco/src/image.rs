@@ -180,3 +180,24 @@ pub fn encode_jpeg(
         .map_err(|e| e.to_string())?;
     Ok(out)
 }
+
+/// Encodes 8-bit RGB pixels as a PNG (lossless).
+pub fn encode_png(height: usize, width: usize, rgb: &[u8]) -> Result<Vec<u8>, String> {
+    if rgb.len() != height * width * 3 {
+        return Err(format!(
+            "{} bytes for a {width}x{height} RGB image",
+            rgb.len()
+        ));
+    }
+    let options = zune_core::options::EncoderOptions::new(
+        width,
+        height,
+        ColorSpace::RGB,
+        zune_core::bit_depth::BitDepth::Eight,
+    );
+    let mut out = Vec::with_capacity(rgb.len() / 2 + 64);
+    zune_png::PngEncoder::new(rgb, options)
+        .encode(&mut out)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(out)
+}

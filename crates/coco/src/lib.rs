@@ -3,8 +3,10 @@
 //! Data side: [`json`] reads instances files; [`image`] decodes JPEG/PNG to RGB; [`transform`]
 //! holds PP-YOLOE's augmentations; [`loader`] runs them on worker threads and collates batches;
 //! [`sampler`] deals indices to ranks the way PaddlePaddle's DistributedBatchSampler does;
-//! [`synth`] writes a synthetic shapes dataset. Evaluation: [`eval`].
+//! [`synth`] writes a synthetic shapes dataset. Evaluation: [`eval`]. Pictures: [`draw`] draws
+//! detections on images and writes JPEG or PNG.
 
+pub mod draw;
 pub mod eval;
 pub mod image;
 pub mod json;

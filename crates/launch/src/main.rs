@@ -38,6 +38,11 @@ enum Command {
     CocoEval(cmd::coco_eval::Args),
     /// Evaluate a model on the config's EvalDataset (COCO bbox), alone or under `ringdet launch`.
     Eval(cmd::eval::Args),
+    /// Run a model on image files and draw its detections (PaddleDetection's tools/infer.py flags).
+    Infer(cmd::infer::Args),
+    /// Export a model with its RepVGG blocks fused, plus infer_cfg.yml (tools/export_model.py).
+    #[command(alias = "export_model")]
+    Export(cmd::export::Args),
     /// Compare the PP-YOLOE implementation with a PaddleDetection golden set (one row per tensor).
     Parity(cmd::parity::Args),
     /// Time one PP-YOLOE CPU training step and eval forward, with peak memory.
@@ -83,6 +88,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
         Command::CocoEval(args) => cmd::coco_eval::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Infer(args) => cmd::infer::run(args),
+        Command::Export(args) => cmd::export::run(args),
         Command::Parity(args) => cmd::parity::run(args),
         Command::PerfDetect(args) => cmd::perf_detect::run(args),
     }

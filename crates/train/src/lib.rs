@@ -7,11 +7,14 @@
 //! `ringdet launch` through the collective. [`eval`] evaluates a model on the config's
 //! `EvalDataset` (COCO bbox, pycocotools-exact), alone or data-parallel. [`checkpoint`] saves
 //! and loads checkpoints in PaddleDetection's layout, with everything an exact resume needs.
+//! [`infer`] runs a model on image files and draws its detections (`ringdet infer`), and exports
+//! it with the RepVGG blocks fused (`ringdet export`).
 #![warn(missing_docs)]
 
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
+pub mod infer;
 pub mod trainer;
 
 pub use config::{Config, ConfigError, TrainRecipe};

@@ -7,6 +7,8 @@ pub mod demo;
 #[cfg(test)]
 mod error_chains;
 pub mod eval;
+pub mod export;
+pub mod infer;
 pub mod info;
 pub mod launch;
 pub mod make_dataset;
