@@ -1,0 +1,214 @@
+//! From the unpickled object graph to named tensors: every array in the top-level dict (and in
+//! dicts, lists and Paddle's `(name, array)` tuples nested in it, named `outer/inner`) becomes a
+//! tensor; everything else (scheduler state, name tables, counters) is listed as skipped.
+
+use std::collections::{HashMap, HashSet};
+
+use super::numpy::{self, Converted};
+use super::object::{Arena, Id, Obj};
+use crate::Tensor;
+
+/// An entry of the file that is not a tensor, or an array this crate cannot hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its key path (`outer/inner` for nested containers).
+    pub key: String,
+    /// What it is, e.g. `int 3` or `dict of 424 entries, no arrays`.
+    pub what: String,
+}
+
+/// Tensors in file order and the skipped entries.
+pub struct Collected {
+    /// `(name, tensor)` in the order the file holds them.
+    pub tensors: Vec<(String, Tensor)>,
+    /// Entries that are not tensors.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Most nesting levels read below the top-level dict.
+const MAX_DEPTH: usize = 64;
+/// Paddle's key of parameters saved in slices (over 1 GiB, protocols 2-3).
+const BIG_PARAM_KEY: &str = "UnpackBigParamInfor@@";
+
+struct Walker<'a> {
+    arena: &'a Arena,
+    input: &'a [u8],
+    has_array: Vec<Option<bool>>,
+    budget: usize,
+    out: Collected,
+    names: HashSet<String>,
+}
+
+/// Collects the tensors of the pickled object `root`.
+pub fn collect(arena: &Arena, root: Id, input: &[u8]) -> Result<Collected, String> {
+    let Obj::Dict(_) = arena.get(root) else {
+        return Err(format!(
+            "the pickle holds a {}, expected a dict of name -> array",
+            arena.get(root).kind()
+        ));
+    };
+    let mut w = Walker {
+        arena,
+        input,
+        has_array: vec![None; arena.len()],
+        budget: arena.len().saturating_mul(4).saturating_add(1024),
+        out: Collected {
+            tensors: Vec::new(),
+            skipped: Vec::new(),
+        },
+        names: HashSet::new(),
+    };
+    for (key, value) in w.entries(root) {
+        if key == BIG_PARAM_KEY {
+            return Err(format!(
+                "{BIG_PARAM_KEY}: the file holds parameters over 1 GiB saved in slices, which \
+                 this reader does not reassemble"
+            ));
+        }
+        w.walk(value, key, 0)?;
+    }
+    Ok(w.out)
+}
+
+fn key_text(arena: &Arena, k: Id) -> String {
+    match arena.get(k) {
+        Obj::Str(s) => s.clone(),
+        Obj::Int(i) => i.to_string(),
+        o => format!("<{}>", o.kind()),
+    }
+}
+
+impl Walker<'_> {
+    /// The dict's entries, one per key (the last value set wins, at its first position).
+    fn entries(&self, dict: Id) -> Vec<(String, Id)> {
+        let Obj::Dict(entries) = self.arena.get(dict) else {
+            return Vec::new();
+        };
+        let mut at: HashMap<String, usize> = HashMap::new();
+        let mut out: Vec<(String, Id)> = Vec::with_capacity(entries.len());
+        for &(k, v) in entries {
+            let key = key_text(self.arena, k);
+            match at.get(&key) {
+                Some(&i) => out[i].1 = v,
+                None => {
+                    at.insert(key.clone(), out.len());
+                    out.push((key, v));
+                }
+            }
+        }
+        out
+    }
+
+    fn spend(&mut self) -> Result<(), String> {
+        self.budget = self
+            .budget
+            .checked_sub(1)
+            .ok_or("the object graph refers to the same objects too often")?;
+        Ok(())
+    }
+
+    fn contains_array(&mut self, id: Id, depth: usize) -> Result<bool, String> {
+        if let Some(b) = self.has_array[id] {
+            return Ok(b);
+        }
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.spend()?;
+        // A cycle reads as "no array" while it is being explored.
+        self.has_array[id] = Some(false);
+        let children: Vec<Id> = match self.arena.get(id) {
+            Obj::Array(_) => {
+                self.has_array[id] = Some(true);
+                return Ok(true);
+            }
+            Obj::Tuple(v) | Obj::List(v) => v.clone(),
+            Obj::Dict(e) => e.iter().map(|&(_, v)| v).collect(),
+            _ => Vec::new(),
+        };
+        let mut any = false;
+        for c in children {
+            any |= self.contains_array(c, depth + 1)?;
+        }
+        self.has_array[id] = Some(any);
+        Ok(any)
+    }
+
+    fn skip(&mut self, key: &str, what: String) {
+        self.out.skipped.push(Skipped {
+            key: key.to_string(),
+            what,
+        });
+    }
+
+    fn walk(&mut self, id: Id, path: String, depth: usize) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("{path}: nested deeper than {MAX_DEPTH} levels"));
+        }
+        self.spend()?;
+        let arena = self.arena;
+        match arena.get(id) {
+            Obj::Array(Some(state)) => {
+                match numpy::convert(arena, state, self.input)
+                    .map_err(|e| format!("{path}: {e}"))?
+                {
+                    Converted::Tensor(t) => {
+                        if !self.names.insert(path.clone()) {
+                            return Err(format!("tensor name {path:?} occurs twice"));
+                        }
+                        self.out.tensors.push((path, t));
+                    }
+                    Converted::Unsupported(what) => self.skip(&path, what),
+                }
+            }
+            Obj::Array(None) => {
+                return Err(format!("{path}: numpy array without its state (no BUILD)"));
+            }
+            // Paddle's wrapper of a tensor inside a container: tuple(((name, array),)).
+            Obj::Tuple(v)
+                if v.len() == 2
+                    && matches!(arena.get(v[0]), Obj::Str(_))
+                    && matches!(arena.get(v[1]), Obj::Array(_)) =>
+            {
+                self.walk(v[1], path, depth + 1)?;
+            }
+            Obj::Dict(e) => {
+                if !self.contains_array(id, depth)? {
+                    self.skip(&path, format!("dict of {} entries, no arrays", e.len()));
+                } else {
+                    for (k, v) in self.entries(id) {
+                        self.walk(v, format!("{path}/{k}"), depth + 1)?;
+                    }
+                }
+            }
+            Obj::Tuple(v) | Obj::List(v) => {
+                if !self.contains_array(id, depth)? {
+                    let kind = arena.get(id).kind();
+                    self.skip(&path, format!("{kind} of {} items, no arrays", v.len()));
+                } else {
+                    for (i, &c) in v.iter().enumerate() {
+                        self.walk(c, format!("{path}/{i}"), depth + 1)?;
+                    }
+                }
+            }
+            Obj::Scalar { dtype, data } => {
+                let what = numpy::describe_scalar(arena, *dtype, *data, self.input);
+                self.skip(&path, what);
+            }
+            Obj::None => self.skip(&path, "None".into()),
+            Obj::Bool(b) => self.skip(&path, format!("bool {b}")),
+            Obj::Int(i) => self.skip(&path, format!("int {i}")),
+            Obj::BigInt(n) => self.skip(&path, format!("int of {n} bytes")),
+            Obj::Float(f) => self.skip(&path, format!("float {f}")),
+            Obj::Str(s) => {
+                let short: String = s.chars().take(40).collect();
+                self.skip(&path, format!("str {short:?}"));
+            }
+            o => {
+                let what = o.kind().to_string();
+                self.skip(&path, what);
+            }
+        }
+        Ok(())
+    }
+}
