@@ -25,3 +25,4 @@ pub mod cross_replica;
 pub mod decode;
 pub mod detector;
 pub mod nms;
+pub mod pretrained;
