@@ -34,6 +34,8 @@ enum Command {
     MakeDataset(cmd::make_dataset::Args),
     /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
     CocoEval(cmd::coco_eval::Args),
+    /// Convert weights between Paddle's .pdparams and safetensors (same names, bit for bit).
+    Convert(cmd::convert::Args),
     /// Evaluate a model on the config's EvalDataset (COCO bbox), alone or under `ringdet launch`.
     Eval(cmd::eval::Args),
     /// Compare the PP-YOLOE implementation with a PaddleDetection golden set (one row per tensor).
@@ -79,6 +81,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
         Command::CocoEval(args) => cmd::coco_eval::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Parity(args) => cmd::parity::run(args),
         Command::PerfDetect(args) => cmd::perf_detect::run(args),
