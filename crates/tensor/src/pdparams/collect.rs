@@ -37,6 +37,11 @@ struct Walker<'a> {
     budget: usize,
     out: Collected,
     names: HashSet<String>,
+    /// Arrays already converted (a shared array is one tensor, storage shared).
+    converted: HashMap<Id, Tensor>,
+    /// Bytes of array data left to convert: the data of distinct arrays is in the file once,
+    /// so more than the file's size is an array state pointing at the same bytes again.
+    byte_budget: usize,
 }
 
 /// Collects the tensors of the pickled object `root`.
@@ -57,6 +62,8 @@ pub fn collect(arena: &Arena, root: Id, input: &[u8]) -> Result<Collected, Strin
             skipped: Vec::new(),
         },
         names: HashSet::new(),
+        converted: HashMap::new(),
+        byte_budget: input.len().saturating_mul(2).saturating_add(1 << 20),
     };
     for (key, value) in w.entries(root) {
         if key == BIG_PARAM_KEY {
@@ -149,10 +156,20 @@ impl Walker<'_> {
         let arena = self.arena;
         match arena.get(id) {
             Obj::Array(Some(state)) => {
-                match numpy::convert(arena, state, self.input)
-                    .map_err(|e| format!("{path}: {e}"))?
-                {
+                let converted = match self.converted.get(&id) {
+                    Some(t) => Converted::Tensor(t.clone()),
+                    None => numpy::convert(arena, state, self.input)
+                        .map_err(|e| format!("{path}: {e}"))?,
+                };
+                match converted {
                     Converted::Tensor(t) => {
+                        if !self.converted.contains_key(&id) {
+                            let bytes = t.numel() * t.dtype().size();
+                            self.byte_budget = self.byte_budget.checked_sub(bytes).ok_or_else(|| {
+                                format!("{path}: arrays reuse the same data more than the file holds")
+                            })?;
+                            self.converted.insert(id, t.clone());
+                        }
                         if !self.names.insert(path.clone()) {
                             return Err(format!("tensor name {path:?} occurs twice"));
                         }

@@ -36,6 +36,9 @@ struct Machine<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Id>,
     arena: Arena,
+    /// Items left that `tuple(...)` / `OrderedDict(...)` may copy: without a bound a small
+    /// file could copy one large list again and again.
+    copy_budget: usize,
 }
 
 /// Runs the pickle in `data` to its `STOP`.
@@ -48,6 +51,7 @@ pub fn run(data: &[u8]) -> Result<Unpickled, Fault> {
         marks: Vec::new(),
         memo: HashMap::new(),
         arena: Arena::default(),
+        copy_budget: data.len().saturating_add(1 << 16),
     };
     let mut protocol = 0;
     loop {
@@ -365,6 +369,14 @@ impl Machine<'_> {
                     return Err("numpy.ndarray is allowed only as _reconstruct's argument".into());
                 }
                 let obj = globals::reduce(&self.arena, g, v[1])?;
+                let copied = match &obj {
+                    Obj::Tuple(items) => items.len(),
+                    Obj::Dict(entries) => entries.len(),
+                    _ => 0,
+                };
+                self.copy_budget = self.copy_budget.checked_sub(copied).ok_or(
+                    "copies the same containers again and again (more items than the file holds)",
+                )?;
                 self.push(obj);
             }
             op::BUILD => {

@@ -65,14 +65,22 @@ pub struct PdParams {
 }
 
 impl PdParams {
-    /// Reads and checks the whole file.
+    /// Reads and checks the whole file (through a read-only memory map: the arrays are copied
+    /// once, into aligned tensors).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| TensorError::Io {
+        let io = |source| TensorError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        Self::parse(&bytes, path)
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        if file.metadata().map_err(io)?.len() == 0 {
+            return Self::parse(&[], path);
+        }
+        // SAFETY: the mapping is read-only and dropped before this returns; like every reader
+        // of memory-mapped files we rely on nobody truncating the file meanwhile.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::parse(&map, path)
     }
 
     /// Reads the pickle in `bytes`; `path` names it in errors.

@@ -92,13 +92,14 @@ pub fn convert(arena: &Arena, a: &ArrayState, input: &[u8]) -> Result<Converted,
             data.len()
         ));
     }
-    let mut owned = data.to_vec();
+    let mut owned = crate::storage::AlignedBytes::copy_from(data);
     if dt.byteorder == '>' && dtype.size() > 1 {
         owned
+            .as_mut_bytes()
             .chunks_exact_mut(dtype.size())
             .for_each(<[u8]>::reverse);
     }
-    let storage = crate::HostStorage::Owned(crate::storage::AlignedBytes::copy_from(&owned));
+    let storage = crate::HostStorage::Owned(owned);
     let t = if a.fortran && a.shape.len() > 1 {
         // Column-major data is the row-major data of the reversed shape, transposed.
         let rev: Vec<usize> = a.shape.iter().rev().copied().collect();

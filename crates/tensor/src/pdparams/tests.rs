@@ -109,6 +109,43 @@ fn non_array_values_are_reported() {
     );
 }
 
+#[test]
+fn a_shared_array_is_one_tensor_under_each_name() {
+    // The writer's pickle of {'a': X} is PROTO 3, EMPTY_DICT, MARK, BINUNICODE 'a', X,
+    // SETITEMS, STOP; make it {'a': X, 'b': X} with X memoized and fetched again.
+    let path =
+        std::env::temp_dir().join(format!("pdparams-shared-{}.pdparams", std::process::id()));
+    let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap();
+    save(&path, &[("a", &x)]).unwrap();
+    let one = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    let array = &one[4 + 6..one.len() - 2];
+    let mut p = one[..4 + 6].to_vec();
+    p.extend_from_slice(array);
+    p.extend_from_slice(b"q\x00X\x01\x00\x00\x00bh\x00u.");
+    let f = parse(&p).unwrap();
+    assert_eq!(f.names().collect::<Vec<_>>(), ["a", "b"]);
+    for n in ["a", "b"] {
+        assert_eq!(
+            f.tensor(n).unwrap().to_vec::<f32>().unwrap(),
+            vec![1.0, 2.0, 3.0]
+        );
+    }
+}
+
+#[test]
+fn copying_a_list_again_and_again_is_refused() {
+    let mut p = b"\x80\x02]q\x00(".to_vec();
+    p.extend(std::iter::repeat_n(b'N', 1000));
+    p.extend_from_slice(b"ecbuiltins\ntuple\nq\x01");
+    for _ in 0..200 {
+        p.extend_from_slice(b"h\x01h\x00\x85R");
+    }
+    p.push(b'.');
+    let e = parse(&p).unwrap_err().to_string();
+    assert!(e.contains("again and again"), "{e}");
+}
+
 /// A seeded xorshift: the mutation loop is the same on every run.
 struct Rand(u64);
 impl Rand {
