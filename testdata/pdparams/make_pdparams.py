@@ -22,6 +22,11 @@ Files (see README.md beside this script):
       plus PaddleDetection's `last_epoch` and a nested `master_weights` dict, and the expected
       tensors under the names ringdet gives them (`outer/inner` for nested ones);
   <tag>.pdema     the subset again, as PaddleDetection's EMA companion file;
+  <tag>_bigparam.pdparams
+      a parameter split into flat slices under `UnpackBigParamInfor@@`, as Paddle's
+      `_unpack_saved_dict` does for parameters over 1 GiB at protocols 2-3 (here with small
+      slices, written with pickle as Paddle's legacy save does; checked: `paddle.load` joins
+      them back into backbone.stem.conv2.conv.weight);
   evil_p2.pdparams, evil_p4.pdparams (paddle 3 run only)
       a dict whose value pickles as a call of os.system: must be refused, naming the global.
 """
@@ -140,6 +145,23 @@ def main():
     for k, v in sd.items():
         flat(k, v)
     write_safetensors(out("%s_pdopt.safetensors" % tag), expect)
+
+    # A parameter in slices, as _unpack_saved_dict writes one over 1 GiB.
+    key = "backbone.stem.conv2.conv.weight"
+    flat = golden[key].flatten()
+    big = collections.OrderedDict()
+    big["backbone.stem.conv1.conv.weight"] = golden["backbone.stem.conv1.conv.weight"]
+    parts = []
+    for i in range(0, len(flat), 1000):
+        parts.append("%s@@.%d" % (key, i // 1000))
+        big[parts[-1]] = flat[i:i + 1000]
+    big["UnpackBigParamInfor@@"] = {key: {"OriginShape": golden[key].shape, "slices": parts}}
+    path = out("%s_bigparam.pdparams" % tag)
+    with open(path, "wb") as f:
+        pickle.dump(dict(big), f, protocol=2)
+    back = paddle.load(path, return_numpy=True)
+    assert sorted(back) == sorted([key, "backbone.stem.conv1.conv.weight"]), sorted(back)
+    assert back[key].tobytes() == golden[key].tobytes()
 
     if tag == "paddle3":
         class Evil:

@@ -240,3 +240,27 @@ fn random_mutations_of_paddle_files_never_panic() {
         }
     }
 }
+
+#[test]
+fn parameters_saved_in_slices_are_joined() {
+    let golden = SafeTensors::open(GOLDEN).unwrap();
+    for tag in ["paddle2", "paddle3"] {
+        let p = PdParams::open(fixture(&format!("{tag}_bigparam.pdparams"))).unwrap();
+        assert_eq!(
+            p.names().collect::<Vec<_>>(),
+            [
+                "backbone.stem.conv1.conv.weight",
+                "backbone.stem.conv2.conv.weight"
+            ],
+            "{tag}"
+        );
+        for (name, t) in p.tensors() {
+            assert_eq!(
+                bits(t),
+                bits(&golden.tensor(name).unwrap()),
+                "{tag}: {name}"
+            );
+        }
+        assert!(p.skipped().is_empty(), "{tag}: {:?}", p.skipped());
+    }
+}

@@ -27,7 +27,8 @@ pub struct Collected {
 
 /// Most nesting levels read below the top-level dict.
 const MAX_DEPTH: usize = 64;
-/// Paddle's key of parameters saved in slices (over 1 GiB, protocols 2-3).
+/// Paddle's key of parameters saved in slices (over 1 GiB, protocols 2-3): name ->
+/// `{"OriginShape": shape, "slices": [slice names]}`, each slice a flat top-level array.
 const BIG_PARAM_KEY: &str = "UnpackBigParamInfor@@";
 
 struct Walker<'a> {
@@ -65,14 +66,17 @@ pub fn collect(arena: &Arena, root: Id, input: &[u8]) -> Result<Collected, Strin
         converted: HashMap::new(),
         byte_budget: input.len().saturating_mul(2).saturating_add(1 << 20),
     };
+    let mut big = None;
     for (key, value) in w.entries(root) {
         if key == BIG_PARAM_KEY {
-            return Err(format!(
-                "{BIG_PARAM_KEY}: the file holds parameters over 1 GiB saved in slices, which \
-                 this reader does not reassemble"
-            ));
+            big = Some(value);
+            continue;
         }
         w.walk(value, key, 0)?;
+    }
+    if let Some(info) = big {
+        w.join_slices(info)
+            .map_err(|e| format!("{BIG_PARAM_KEY}: {e}"))?;
     }
     Ok(w.out)
 }
@@ -139,6 +143,58 @@ impl Walker<'_> {
         }
         self.has_array[id] = Some(any);
         Ok(any)
+    }
+
+    /// Replaces the slices Paddle split big parameters into by the parameters (as
+    /// `paddle.load`'s `_pack_loaded_dict`: concatenated, reshaped, last in the file order).
+    fn join_slices(&mut self, info: Id) -> Result<(), String> {
+        let arena = self.arena;
+        if !matches!(arena.get(info), Obj::Dict(_)) {
+            return Err(format!("is a {}, expected a dict", arena.get(info).kind()));
+        }
+        for (name, entry) in self.entries(info) {
+            let fields: HashMap<String, Id> = self.entries(entry).into_iter().collect();
+            let list = |k: &str| match fields.get(k).map(|&i| arena.get(i)) {
+                Some(Obj::Tuple(v) | Obj::List(v)) => Ok(v.clone()),
+                _ => Err(format!("{name}: no {k} list")),
+            };
+            let shape = list("OriginShape")?
+                .iter()
+                .map(|&d| match arena.get(d) {
+                    Obj::Int(n) => usize::try_from(*n).map_err(|_| format!("{name}: dim {n}")),
+                    o => Err(format!("{name}: a dim is a {}", o.kind())),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut data = Vec::new();
+            let mut dtype = None;
+            for s in list("slices")? {
+                let part = arena
+                    .str(s)
+                    .ok_or_else(|| format!("{name}: a slice name is not a string"))?;
+                let at = self
+                    .out
+                    .tensors
+                    .iter()
+                    .position(|(n, _)| n == part)
+                    .ok_or_else(|| format!("{name}: slice {part:?} is not in the file"))?;
+                let (_, t) = self.out.tensors.remove(at);
+                self.names.remove(part);
+                if dtype.is_some_and(|d| d != t.dtype()) {
+                    return Err(format!("{name}: slices of different dtypes"));
+                }
+                dtype = Some(t.dtype());
+                data.extend_from_slice(&t.to_contiguous_bytes().map_err(|e| e.to_string())?);
+            }
+            let dtype = dtype.ok_or_else(|| format!("{name}: no slices"))?;
+            let storage = crate::HostStorage::Owned(crate::storage::AlignedBytes::copy_from(&data));
+            let t = Tensor::from_host_storage(storage, dtype, &shape)
+                .map_err(|e| format!("{name}: slices do not make shape {shape:?}: {e}"))?;
+            if !self.names.insert(name.clone()) {
+                return Err(format!("tensor name {name:?} occurs twice"));
+            }
+            self.out.tensors.push((name, t));
+        }
+        Ok(())
     }
 
     fn skip(&mut self, key: &str, what: String) {
