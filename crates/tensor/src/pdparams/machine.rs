@@ -386,8 +386,8 @@ impl Machine<'_> {
             }
             _ => {
                 return Err(
-                    "is not supported: a Paddle weights pickle does not use it, and this reader \
-                     runs only the opcodes such files hold"
+                    "not supported: Paddle's weights files do not use it, and this reader runs \
+                     only the opcodes they hold"
                         .into(),
                 );
             }
