@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 seed: 0,
                 size: 320,
                 quality: 90,
+                min_object: ringdet_coco::synth::DEFAULT_MIN_OBJECT,
             };
             write_shapes_dataset(&config)?;
             out

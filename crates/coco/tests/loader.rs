@@ -22,6 +22,7 @@ fn dataset(name: &str, train: usize) -> PathBuf {
         seed: 11,
         size: 48,
         quality: 90,
+        min_object: ringdet_coco::synth::DEFAULT_MIN_OBJECT,
     };
     write_shapes_dataset(&config).unwrap();
     out

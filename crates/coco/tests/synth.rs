@@ -50,6 +50,7 @@ fn writes_coco_layout_reproducibly() {
             seed: 9,
             size: 64,
             quality: 90,
+            min_object: ringdet_coco::synth::DEFAULT_MIN_OBJECT,
         };
         let summary = write_shapes_dataset(&config).unwrap();
         assert_eq!(summary.images, [6, 3]);

@@ -93,6 +93,13 @@ impl ParamLayout {
             .map(|&i| &self.slots[i])
             .ok_or_else(|| DetectError::UnknownTensor(name.into()))
     }
+    /// The index in [`Self::slots`] of a name.
+    pub fn index(&self, name: &str) -> Result<usize> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| DetectError::UnknownTensor(name.into()))
+    }
     /// Elements in the parameter (and gradient) buffer.
     pub fn num_params(&self) -> usize {
         self.num_params

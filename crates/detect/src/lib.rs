@@ -6,6 +6,7 @@
 pub mod arch;
 pub mod error;
 pub mod fuse;
+pub mod grad_sink;
 pub mod init;
 pub mod layout;
 pub mod loss;

@@ -14,6 +14,7 @@ use crate::cross_replica::{CrossReplica, loss_normalizer};
 use crate::decode::{DflShape, boxes_grid, dfl_level};
 use crate::detector::check_image;
 use crate::error::{DetectError, Result};
+use crate::grad_sink::GradSink;
 use crate::loss::{LossValues, LossWeights, Predictions, head_loss};
 use crate::model::{Bwd, Feat, Fwd, LevelLogits, backbone, head, neck, ops};
 use crate::state::ModelState;
@@ -96,8 +97,23 @@ fn check_batch(b: &TrainBatch) -> Result<()> {
     Ok(())
 }
 
+/// How one step reaches the other ranks, and who hears of its gradients as they become final.
+pub struct StepLinks<'a> {
+    /// BN batch statistics: summed across the ranks (SyncBN) or [`SingleReplica`] (each rank's
+    /// own BN).
+    ///
+    /// [`SingleReplica`]: crate::cross_replica::SingleReplica
+    pub bn: &'a dyn CrossReplica,
+    /// The loss normaliser (PP-YOLOE averages it across the ranks).
+    pub normalizer: &'a dyn CrossReplica,
+    /// Told of each range of the flat gradient buffer once backward has finished it (see
+    /// [`crate::grad_sink`]); `None`: nobody is.
+    pub grads: Option<&'a mut dyn GradSink>,
+}
+
 /// Forward, assignment, loss and backward for one batch. Gradients are **added** to `state.grads`
-/// (zero them first for a fresh step); BN running statistics are updated.
+/// (zero them first for a fresh step); BN running statistics are updated. BN statistics and the
+/// loss normaliser are both summed across `replicas`.
 pub fn forward_backward(
     arch: &Arch,
     state: &mut ModelState,
@@ -106,9 +122,34 @@ pub fn forward_backward(
     settings: &TrainSettings,
     replicas: &dyn CrossReplica,
 ) -> Result<StepOutputs> {
+    let links = StepLinks {
+        bn: replicas,
+        normalizer: replicas,
+        grads: None,
+    };
+    forward_backward_with(arch, state, batch, epoch, settings, links)
+}
+
+/// [`forward_backward`] with BN and the normaliser on their own links, and each range of the
+/// gradient handed to `links.grads` as soon as no later backward op adds into it (the ranges come
+/// front to back: the layout is in reverse execution order). The values the sink sees are the
+/// final ones: the same as `state.grads` holds after the call.
+pub fn forward_backward_with(
+    arch: &Arch,
+    state: &mut ModelState,
+    batch: &TrainBatch,
+    epoch: usize,
+    settings: &TrainSettings,
+    links: StepLinks,
+) -> Result<StepOutputs> {
     check_batch(batch)?;
+    let StepLinks {
+        bn: bn_replicas,
+        normalizer: norm_replicas,
+        grads: sink,
+    } = links;
     let layout = Arc::clone(&state.layout);
-    let mut ctx = Fwd::train(&layout, &state.params, &mut state.stats, replicas);
+    let mut ctx = Fwd::train(&layout, &state.params, &mut state.stats, bn_replicas);
     let (bb, bb_cache) = backbone::forward(&mut ctx, &arch.backbone, batch.image)?;
     let (nk, nk_cache) = neck::forward(&mut ctx, &arch.neck, &bb)?;
     let (logits, head_cache) = head::forward(&mut ctx, &arch.head, &nk)?;
@@ -186,7 +227,7 @@ pub fn forward_backward(
         assignments.push(asg);
     }
     let local_sum: f32 = assignments.iter().map(Assignment::score_sum).sum();
-    let normalizer = loss_normalizer(local_sum, replicas)?;
+    let normalizer = loss_normalizer(local_sum, norm_replicas)?;
     let pred = Predictions {
         batch: n,
         classes: c,
@@ -225,10 +266,14 @@ pub fn forward_backward(
         });
         offset += hw;
     }
-    let mut bwd = Bwd::new(&layout, &state.params, &mut state.grads, replicas);
+    let mut bwd = Bwd::new(&layout, &state.params, &mut state.grads, bn_replicas);
+    if let Some(sink) = sink {
+        bwd = bwd.with_sink(sink);
+    }
     let dneck = head::backward(&mut bwd, &arch.head, &head_cache, &dlogits)?;
     let dbb = neck::backward(&mut bwd, &arch.neck, &nk_cache, dneck)?;
     backbone::backward(&mut bwd, &arch.backbone, &bb_cache, dbb)?;
+    bwd.finish()?;
     Ok(StepOutputs {
         losses,
         used_atss,

@@ -20,6 +20,8 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train PP-YOLOE-s on a synthetic shapes dataset on 2 CPU ranks, offline: the main job in one command.
+    Demo(cmd::demo::Args),
     /// Show the version, the CPU, CUDA devices and the NVRTC library this binary would use.
     Info(cmd::info::Args),
     /// Print a PaddleDetection config merged with its _BASE_ files and -o overrides.
@@ -74,6 +76,7 @@ fn error_chain(error: &anyhow::Error) -> String {
 
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Config(args) => cmd::config::run(args),

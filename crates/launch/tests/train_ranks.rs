@@ -1,5 +1,6 @@
 //! `ringdet train` on a tiny shapes set: one rank against two ranks through
-//! `ringdet launch ... tools/train.py` with the same global batch (same losses), and a NaN
+//! `ringdet launch ... tools/train.py` with the same global batch and SyncBN forced (same losses;
+//! gradient buckets overlapped with backward, `--check_replicas 1` quiet), and a NaN
 //! injected on the last rank stopping the job with the step, the rank and the loss term; two
 //! ranks resumed from their epoch-0 checkpoint end bit for bit where the straight run ends, with
 //! `--eval` on both ranks' shards.
@@ -120,9 +121,14 @@ fn two_ranks_match_one_rank_with_the_same_global_batch() {
             "tools/train.py",
             "-c",
             cfg,
+            "--check_replicas",
+            "1",
             "-o",
             "save_dir=two",
             "TrainReader.batch_size=2",
+            "sync_bn_on_cpu=true",
+            "bucket_mb=0.25",
+            "first_bucket_mb=0.05",
             &pretrain,
         ],
     );
@@ -130,7 +136,8 @@ fn two_ranks_match_one_rank_with_the_same_global_batch() {
     let shown = text(&two);
     assert!(
         shown.contains("global batch 4 (2 ranks x 2): using the config's base_lr 0.01")
-            && shown.contains("BN statistics are summed across the 2 ranks"),
+            && shown.contains("BN statistics are summed across the 2 ranks")
+            && shown.contains("queued as backward finishes them"),
         "{shown}"
     );
     let (a, b) = (
@@ -177,6 +184,36 @@ fn nan_on_one_rank_stops_the_job_naming_step_rank_and_term() {
     );
     let rows = rows(&dir.join("output/tiny/metrics.jsonl"));
     assert_eq!(rows.len(), 1, "{rows:?}");
+}
+
+#[test]
+fn check_replicas_stops_the_job_naming_the_rank_that_differs() {
+    let dir = scratch("train-check-replicas");
+    let (config, _) = setup(&dir);
+    let out = launch(
+        &dir,
+        25190,
+        &[
+            "tools/train.py",
+            "-c",
+            config.to_str().unwrap(),
+            "--check_replicas",
+            "2",
+            "-o",
+            "TrainReader.batch_size=2",
+            "debug_perturb_step=0",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    // Perturbed after step 0, caught by the check after step 1 (every 2 steps).
+    assert!(
+        all.contains(
+            "step 1: the replicas differ after the update: rank 1 (parameters, SGD velocity) \
+             differs from rank 0"
+        ),
+        "{all}"
+    );
 }
 
 /// Asserts every tensor of `a` and `b` has the same dtype, shape and bytes.

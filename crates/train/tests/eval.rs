@@ -42,6 +42,7 @@ fn setup(dir: &Path) -> (Config, Arch, ModelState) {
         seed: 5,
         size: 64,
         quality: 90,
+        min_object: ringdet_coco::synth::DEFAULT_MIN_OBJECT,
     })
     .unwrap();
     let cfg = config(&[

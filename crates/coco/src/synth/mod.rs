@@ -6,7 +6,9 @@
 mod scene;
 mod shapes;
 
-pub use scene::{Scene, SceneObject, render_scene, render_scene_sized};
+pub use scene::{
+    DEFAULT_MIN_OBJECT, Scene, SceneObject, render_scene, render_scene_min, render_scene_sized,
+};
 pub use shapes::{CLASS_NAMES, Shape};
 
 use std::path::{Path, PathBuf};
@@ -31,6 +33,8 @@ pub struct ShapesConfig {
     pub size: usize,
     /// JPEG quality 1..=100.
     pub quality: u8,
+    /// Smallest object extent in pixels ([`DEFAULT_MIN_OBJECT`]: 6).
+    pub min_object: f64,
 }
 
 /// The smallest nominal side [`write_shapes_dataset`] draws: below it a scene has no room for a
@@ -61,6 +65,18 @@ pub enum SynthError {
     #[error("image size {size} is below the smallest size the shapes dataset draws, {MIN_SIZE}")]
     Size {
         /// The size asked for.
+        size: usize,
+    },
+    /// The smallest object extent is not a number of pixels the images can hold.
+    #[error(
+        "smallest object {min_object} px: must be at least 1 and at most 70% of the smallest image side ({largest} px at size {size})"
+    )]
+    MinObject {
+        /// The extent asked for.
+        min_object: f64,
+        /// The largest it may be at this size.
+        largest: f64,
+        /// The nominal image side.
         size: usize,
     },
     /// JPEG encoding failed.
@@ -103,6 +119,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
 pub fn write_shapes_dataset(config: &ShapesConfig) -> Result<ShapesSummary, SynthError> {
     if config.size < MIN_SIZE {
         return Err(SynthError::Size { size: config.size });
+    }
+    // The smallest image side is 0.75 × size (rounded); shapes span at most 70% of it.
+    let largest = 0.7 * (0.75 * config.size as f64).round();
+    if !(config.min_object >= 1.0 && config.min_object <= largest) {
+        return Err(SynthError::MinObject {
+            min_object: config.min_object,
+            largest,
+            size: config.size,
+        });
     }
     let ann_dir = config.out.join("annotations");
     std::fs::create_dir_all(&ann_dir).map_err(io_err(&ann_dir))?;
@@ -175,7 +200,7 @@ fn write_one(
     index: u64,
     id: u64,
 ) -> Result<(json::ImageRecord, Vec<SceneObject>), SynthError> {
-    let scene = render_scene(config.seed, split, index, config.size);
+    let scene = render_scene_min(config.seed, split, index, config.size, config.min_object);
     let file_name = format!("{id:012}.jpg");
     let path = dir.join(&file_name);
     let jpeg = crate::image::encode_jpeg(scene.height, scene.width, &scene.rgb, config.quality)

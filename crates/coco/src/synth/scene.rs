@@ -98,11 +98,14 @@ fn background(rng: &mut AugRng, w: usize, h: usize) -> Vec<f32> {
     px
 }
 
-fn place(rng: &mut AugRng, w: usize, h: usize) -> Placed {
+fn place(rng: &mut AugRng, w: usize, h: usize, min_object: f64) -> Placed {
     let shape = Shape::ALL[rng.index(Shape::ALL.len())];
     let min_side = w.min(h) as f64;
-    // Log-uniform extent from 6 px to 70% of the short side: tiny, small, medium and large objects.
-    let extent = (6f64.ln() + rng.next_f64() * ((0.7 * min_side).ln() - 6f64.ln())).exp() as f32;
+    // Log-uniform extent from `min_object` px to 70% of the short side: tiny, small, medium and
+    // large objects.
+    let largest = 0.7 * min_side;
+    let smallest = min_object.clamp(1.0, largest);
+    let extent = (smallest.ln() + rng.next_f64() * (largest.ln() - smallest.ln())).exp() as f32;
     let (mut a, mut b) = (extent / 2.0, extent / 2.0);
     if shape == Shape::Ellipse {
         if rng.uniform(0.0, 1.0) < 0.5 {
@@ -129,19 +132,27 @@ fn place(rng: &mut AugRng, w: usize, h: usize) -> Placed {
 /// Renders image `index` of a split, each side drawn from `[0.75, 1.25]·size`; the same arguments
 /// always give the same image.
 pub fn render_scene(seed: u64, split: u64, index: u64, size: usize) -> Scene {
+    render_scene_min(seed, split, index, size, DEFAULT_MIN_OBJECT)
+}
+
+/// The smallest object extent (px) [`render_scene`] draws.
+pub const DEFAULT_MIN_OBJECT: f64 = 6.0;
+
+/// [`render_scene`] with objects of at least `min_object` px (at most 70% of the short side).
+pub fn render_scene_min(seed: u64, split: u64, index: u64, size: usize, min_object: f64) -> Scene {
     let mut rng = AugRng::from_keys(&[seed, split, index]);
     let side = |rng: &mut AugRng| (rng.uniform(0.75, 1.25) * size.max(16) as f64).round() as usize;
     let (w, h) = (side(&mut rng), side(&mut rng));
-    render_with(rng, w, h)
+    render_with(rng, w, h, min_object)
 }
 
 /// Renders a `width × height` image (at least 16×16) for (seed, split, index).
 pub fn render_scene_sized(seed: u64, split: u64, index: u64, width: usize, height: usize) -> Scene {
     let rng = AugRng::from_keys(&[seed, split, index, 1]);
-    render_with(rng, width.max(16), height.max(16))
+    render_with(rng, width.max(16), height.max(16), DEFAULT_MIN_OBJECT)
 }
 
-fn render_with(mut rng: AugRng, w: usize, h: usize) -> Scene {
+fn render_with(mut rng: AugRng, w: usize, h: usize, min_object: f64) -> Scene {
     let mut canvas = background(&mut rng, w, h);
     let wanted = rng.randint(0, 11) as usize;
     let mut placed: Vec<Placed> = Vec::with_capacity(wanted);
@@ -150,7 +161,7 @@ fn render_with(mut rng: AugRng, w: usize, h: usize) -> Scene {
         if placed.len() == wanted {
             break;
         }
-        let mut p = place(&mut rng, w, h);
+        let mut p = place(&mut rng, w, h, min_object);
         let rect = p.pixel_rect(w, h);
         // Overlaps are welcome, hiding most of an earlier object is not.
         if rects.iter().any(|&r| overlap_fraction(rect, r) > 0.4) {

@@ -6,7 +6,7 @@ use super::{AugRng, Sample};
 use crate::image::RgbImage;
 
 /// RandomCrop parameters (PaddleDetection defaults).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RandomCrop {
     /// Aspect-ratio bounds `[0.5, 2.0]`.
     pub aspect_ratio: [f64; 2],

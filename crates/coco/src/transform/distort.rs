@@ -6,7 +6,7 @@ use super::AugRng;
 use crate::image::RgbImage;
 
 /// Ranges `[low, high]` and skip probability of each op (PaddleDetection defaults).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RandomDistort {
     /// Hue δ range and skip probability: `[-18, 18]`, 0.5.
     pub hue: [f64; 3],

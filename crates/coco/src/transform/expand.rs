@@ -6,7 +6,7 @@ use super::{AugRng, Sample};
 use crate::image::RgbImage;
 
 /// RandomExpand parameters (PaddleDetection defaults).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RandomExpand {
     /// Largest side ratio: 4.0.
     pub ratio: f64,

@@ -65,7 +65,7 @@ impl Sample {
 }
 
 /// The per-sample train transforms and their parameters (PaddleDetection's defaults).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrainSampleTransforms {
     /// RandomDistort parameters.
     pub distort: RandomDistort,
@@ -78,7 +78,7 @@ pub struct TrainSampleTransforms {
 }
 
 /// Probability of a horizontal flip.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FlipProb(pub f64);
 
 impl Default for FlipProb {

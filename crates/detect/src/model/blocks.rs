@@ -178,7 +178,9 @@ pub fn gate_backward<B: HostBackend<f32>>(
     let dw = ctx.grad(&format!("{}.weight", fc.name))?;
     let davg = ops::conv2d_backward(be, &dz, avg, w, dw, Some(&mut db), 1, 1, true)?
         .unwrap_or_else(|| avg.zeros_like());
-    ctx.add_grad(&format!("{}.bias", fc.name), &db)?;
+    let bias = format!("{}.bias", fc.name);
+    ctx.add_grad(&bias, &db)?;
+    ctx.release(&[&format!("{}.weight", fc.name), &bias])?;
     Ok((dx, davg))
 }
 

@@ -98,6 +98,9 @@ pub fn backward<B: HostBackend<f32>>(
     ctx.add_grad(&format!("{n}.bn.weight"), &dgamma)?;
     ctx.add_grad(&format!("{n}.bn.bias"), &dbeta)?;
     let w = ctx.param(&format!("{n}.conv.weight"))?;
-    let dw = ctx.grad(&format!("{n}.conv.weight"))?;
-    ops::conv2d_backward(be, &d_conv, x, w, dw, None, s.kernel, s.stride, want_dx)
+    let conv_w = format!("{n}.conv.weight");
+    let dw = ctx.grad(&conv_w)?;
+    let dx = ops::conv2d_backward(be, &d_conv, x, w, dw, None, s.kernel, s.stride, want_dx)?;
+    ctx.release(&[&conv_w, &format!("{n}.bn.weight"), &format!("{n}.bn.bias")])?;
+    Ok(dx)
 }

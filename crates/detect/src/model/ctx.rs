@@ -8,6 +8,7 @@ use ringdet_kernels::{Cpu, Real};
 use super::feat::Feat;
 use crate::cross_replica::CrossReplica;
 use crate::error::Result;
+use crate::grad_sink::{GradSink, Releases};
 use crate::layout::ParamLayout;
 
 /// The host backend the passes use by default.
@@ -140,7 +141,8 @@ impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
 pub type TrainStats<'s, T = f32> = (&'s mut [T], &'s mut [T], &'s dyn CrossReplica);
 
 /// Backward-pass context: parameters to read, gradients to accumulate into, replicas for SyncBN,
-/// and the backend (the host one unless asked otherwise).
+/// the backend (the host one unless asked otherwise), and optionally a [`GradSink`] told of each
+/// gradient range once it is final ([`Bwd::with_sink`]).
 pub struct Bwd<'a, B: HostBackend<f32> = Cpu> {
     layout: &'a ParamLayout,
     params: &'a [f32],
@@ -148,6 +150,7 @@ pub struct Bwd<'a, B: HostBackend<f32> = Cpu> {
     /// Cross-replica channel.
     pub replicas: &'a dyn CrossReplica,
     backend: &'a B,
+    releases: Option<Releases<'a>>,
 }
 
 impl<'a> Bwd<'a> {
@@ -177,7 +180,15 @@ impl<'a, B: HostBackend<f32>> Bwd<'a, B> {
             grads,
             replicas,
             backend,
+            releases: None,
         }
+    }
+    /// Reports each gradient range to `sink` once final: every layer's backward releases the
+    /// parameters it has finished ([`Self::release`]), and [`Self::finish`] the rest. A write
+    /// into a released gradient is then an error.
+    pub fn with_sink(mut self, sink: &'a mut dyn GradSink) -> Self {
+        self.releases = Some(Releases::new(self.layout, sink));
+        self
     }
     /// The backend every op of this pass runs on.
     pub fn backend(&self) -> &'a B {
@@ -188,10 +199,32 @@ impl<'a, B: HostBackend<f32>> Bwd<'a, B> {
         let s = self.layout.slot(name)?;
         Ok(&self.params[s.range()])
     }
-    /// The gradient of a parameter, writable.
+    /// The gradient of a parameter, writable (an error once it was released with a sink).
     pub fn grad(&mut self, name: &str) -> Result<&mut [f32]> {
+        if let Some(r) = &self.releases {
+            r.check_open(self.layout.index(name)?, name)?;
+        }
         let s = self.layout.slot(name)?;
         Ok(&mut self.grads[s.range()])
+    }
+    /// The gradients of `names` are final: no later backward op adds into them. With a sink,
+    /// the prefix of the buffer that this makes final is reported; without one, nothing happens.
+    pub fn release(&mut self, names: &[&str]) -> Result<()> {
+        let Some(r) = self.releases.as_mut() else {
+            return Ok(());
+        };
+        let indices = names
+            .iter()
+            .map(|n| self.layout.index(n))
+            .collect::<Result<Vec<_>>>()?;
+        r.release(&indices, self.grads)
+    }
+    /// End of backward: every gradient is final; with a sink, the rest of the buffer is reported.
+    pub fn finish(&mut self) -> Result<()> {
+        match self.releases.as_mut() {
+            Some(r) => r.finish(self.grads),
+            None => Ok(()),
+        }
     }
     /// `grad(name) += values`.
     pub fn add_grad(&mut self, name: &str, values: &[f32]) -> Result<()> {

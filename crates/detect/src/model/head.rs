@@ -96,7 +96,9 @@ fn pred_backward<B: HostBackend<f32>>(
     let dw = ctx.grad(&format!("{}.weight", s.name))?;
     let dx = ops::conv2d_backward(be, dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
         .ok_or_else(missing)?;
-    ctx.add_grad(&format!("{}.bias", s.name), &db)?;
+    let bias = format!("{}.bias", s.name);
+    ctx.add_grad(&bias, &db)?;
+    ctx.release(&[&format!("{}.weight", s.name), &bias])?;
     Ok(dx)
 }
 

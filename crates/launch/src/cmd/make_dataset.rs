@@ -46,6 +46,10 @@ struct ShapesArgs {
     /// JPEG quality (1..=100).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
+    /// Smallest object extent in pixels (objects are drawn log-uniformly from it to 70% of the
+    /// short side).
+    #[arg(long = "min_object", alias = "min-object", default_value_t = ringdet_coco::synth::DEFAULT_MIN_OBJECT)]
+    min_object: f64,
     /// Overwrite a dataset already in the output folder.
     #[arg(long)]
     force: bool,
@@ -91,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: a.seed,
         size: a.size,
         quality: a.quality,
+        min_object: a.min_object,
     };
     let start = Instant::now();
     let summary = write_shapes_dataset(&config)?;

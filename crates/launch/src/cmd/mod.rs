@@ -4,6 +4,7 @@ pub mod allreduce_perf;
 pub mod coco_eval;
 pub mod config;
 pub mod convert;
+pub mod demo;
 pub mod eval;
 pub mod info;
 pub mod launch;

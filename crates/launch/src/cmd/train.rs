@@ -45,6 +45,10 @@ pub struct Args {
     /// Use the linear-scaling LR (global batch / (8 × batch_size) × base_lr).
     #[arg(long = "scale_lr", alias = "scale-lr")]
     scale_lr: bool,
+    /// Every N steps compare a hash of each rank's weights, BN statistics and optimizer state
+    /// across the ranks; on a difference every rank stops, naming the rank and the step.
+    #[arg(long = "check_replicas", alias = "check-replicas", value_name = "N")]
+    check_replicas: Option<usize>,
 }
 
 /// Trains.
@@ -88,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume: args.resume,
         eval: args.eval,
         classwise: args.classwise,
+        check_replicas: args.check_replicas,
     })?;
     Ok(())
 }

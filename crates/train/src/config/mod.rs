@@ -8,11 +8,13 @@ mod error;
 mod load;
 mod overrides;
 mod recipe;
+mod transforms;
 mod value;
 mod yaml;
 
 pub use error::ConfigError;
 pub use recipe::TrainRecipe;
+pub use transforms::{no_augmentation, train_sample_transforms};
 pub use value::Config;
 
 #[cfg(test)]

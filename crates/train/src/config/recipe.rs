@@ -39,6 +39,8 @@ pub struct TrainRecipe {
     pub eval_batch_size: usize,
     /// BatchRandomResize's square sizes.
     pub train_sizes: Vec<usize>,
+    /// The per-sample augmentations `TrainReader.sample_transforms` lists (a left-out one is off).
+    pub sample_transforms: ringdet_coco::transform::TrainSampleTransforms,
     /// Eval Resize target (height, width).
     pub eval_size: (usize, usize),
     /// Model size and classes (`width_mult`, `depth_mult`, `num_classes`, `PPYOLOEHead.reg_max`).
@@ -271,6 +273,7 @@ impl TrainRecipe {
             )?,
             eval_batch_size: count("EvalReader.batch_size", 1)?,
             train_sizes,
+            sample_transforms: super::train_sample_transforms(c)?,
             eval_size,
             model,
             train,

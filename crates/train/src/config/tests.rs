@@ -360,3 +360,58 @@ fn impossible_values_are_refused_naming_key_and_origin() {
         assert!(e.contains(key) && e.contains(msg), "{e}");
     }
 }
+
+#[test]
+fn train_sample_transforms_follow_the_list() {
+    use ringdet_coco::transform::TrainSampleTransforms;
+    let recipe = |args: &[&str]| {
+        let mut c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+        c.apply_overrides(args).unwrap();
+        TrainRecipe::from_config(&c)
+    };
+    // PP-YOLOE's own list is PaddleDetection's defaults (with its fill value).
+    let t = recipe(&[]).unwrap().sample_transforms;
+    assert_eq!(t, TrainSampleTransforms::default());
+    // A list with Decode alone switches every augmentation off.
+    let t = recipe(&["TrainReader.sample_transforms=[{Decode: {}}]"])
+        .unwrap()
+        .sample_transforms;
+    assert_eq!(t, super::no_augmentation());
+    // Left-out transforms are off, named ones take their parameters.
+    let t = recipe(&[
+        "TrainReader.sample_transforms=[{Decode: {}}, {RandomCrop: {}}, {RandomFlip: {prob: 0.25}}]",
+    ])
+    .unwrap()
+    .sample_transforms;
+    assert_eq!(t.expand.prob, 1.0);
+    assert_eq!(t.distort, super::no_augmentation().distort);
+    assert_eq!(t.crop, TrainSampleTransforms::default().crop);
+    assert_eq!(t.flip_prob.0, 0.25);
+    // What this trainer does not implement is refused, named.
+    for (arg, msg) in [
+        ("[{Decode: {}}, {Mosaic: {}}]", "Mosaic is not supported"),
+        (
+            "[{RandomFlip: {}}, {RandomCrop: {}}]",
+            "RandomCrop comes after",
+        ),
+        ("[{RandomFlip: {prob: 2}}]", "must lie in [0, 1]"),
+        ("[{RandomExpand: {ratio: 0.5}}]", "must be at least 1"),
+        (
+            "[{RandomCrop: {is_mask_crop: true}}]",
+            "only false is supported",
+        ),
+        (
+            "[{RandomDistort: {hue: [1, 2]}}]",
+            "expected a list of 3 numbers",
+        ),
+        ("[{RandomFlip: {probability: 1}}]", "unknown parameter"),
+    ] {
+        let e = recipe(&[&format!("TrainReader.sample_transforms={arg}")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("TrainReader.sample_transforms.") && e.contains(msg),
+            "{arg}: {e}"
+        );
+    }
+}

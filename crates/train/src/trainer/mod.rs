@@ -2,16 +2,26 @@
 //! (PaddleDetection's initialisation, or `pretrain_weights` from a local safetensors file) →
 //! COCO training set (`TrainDataset`, paths relative to the working directory) → loader with
 //! `worker_num` threads → per step: forward and backward (ATSS before `static_assigner_epoch`,
-//! then TAL), gradients averaged over the ranks, SGD with momentum and L2 decay, EMA, LR from
-//! the recipe's warmup + cosine schedule.
+//! then TAL), gradients averaged over the ranks in buckets while backward runs, SGD with
+//! momentum and L2 decay, EMA, LR from the recipe's warmup + cosine schedule.
 //!
 //! Data parallel when the worker environment (`ringdet launch`) names several ranks: rank 0's
 //! initial weights are broadcast, each rank reads its shard through the distributed batch
-//! sampler, BN statistics and the loss normaliser are summed across ranks through
-//! [`Replicas`] (SyncBN on every rank, as PP-YOLOE's `norm_type: sync_bn` asks), and the whole
-//! flat gradient buffer is averaged once per step after backward (the step API gives no hook to
-//! reduce buckets while backward runs). The ranks exchange their losses every step, so a
-//! non-finite loss on any rank stops every rank with the same error naming step, rank and term.
+//! sampler, and every exchange goes through [`Replicas`], one communication thread that runs
+//! them in the order asked (the same on every rank). The loss normaliser is summed across the
+//! ranks. BN: PaddleDetection turns `norm_type: sync_bn` into SyncBN only on GPUs with several
+//! ranks, so on these CPU ranks each rank normalises with its own batch statistics (one line says
+//! so) unless `sync_bn_on_cpu: true` sums them across the ranks; with per-rank BN the ranks'
+//! running statistics differ and evaluation uses rank 0's. Gradients are averaged in buckets
+//! ([`buckets`]: first `first_bucket_mb`, then `bucket_mb`, PyTorch's and
+//! Paddle's 1 and 25 MiB): backward reports each range of the flat buffer once final
+//! ([`forward_backward_with`]), and each full bucket is queued on the communication thread at
+//! once, so it travels while backward computes the next; after backward the step waits for the
+//! rest (`comm_exposed`), writes the averages back and steps SGD. `overlap_grad_reduce: false`
+//! queues the same buckets after backward instead (same gradients, bit for bit). The ranks
+//! exchange their losses every step, so a non-finite loss on any rank stops every rank with the
+//! same error naming step, rank and term; [`TrainOptions::check_replicas`] compares a hash of
+//! every rank's weights every N steps and stops every rank naming the one that differs.
 //!
 //! Rank 0 saves a checkpoint ([`crate::checkpoint`]) after every `snapshot_epoch`-th epoch and
 //! `model_final` after the last; [`TrainOptions::resume`] continues from one bit for bit. With
@@ -19,11 +29,15 @@
 //! at those epochs ([`crate::eval::evaluate`]); rank 0 prints the summary, appends an `eval` row
 //! to `metrics.jsonl` and saves `best_model` when the AP improves.
 
+pub mod buckets;
 mod metrics;
 mod replica;
+mod replica_check;
 
+pub use buckets::{BucketPlan, CommSettings, GradReducer};
 pub use metrics::{MetricsFile, StepLosses, StepRecord};
 pub use replica::Replicas;
+pub use replica_check::{check_replicas, replica_hashes};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -33,10 +47,11 @@ use ringdet_coco::loader::{Batch, Loader, LoaderConfig, training_records};
 use ringdet_collective::{CommError, Communicator, ReduceOp, worker_env};
 use ringdet_detect::DetectError;
 use ringdet_detect::arch::Arch;
+use ringdet_detect::cross_replica::{CrossReplica, SingleReplica};
 use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::model::Feat;
 use ringdet_detect::state::ModelState;
-use ringdet_detect::step::{TrainBatch, forward_backward};
+use ringdet_detect::step::{StepLinks, TrainBatch, forward_backward_with};
 use serde_yaml_ng::Value;
 use tracing::info;
 
@@ -103,6 +118,21 @@ pub enum TrainError {
         /// The error (it names the rank or file).
         error: Box<EvalError>,
     },
+    /// `--check_replicas`: the ranks' weights are no longer identical.
+    #[error(
+        "step {step}: the replicas differ after the update: {detail} from rank {reference}; \
+         every rank stops"
+    )]
+    ReplicasDiffer {
+        /// Global step, 0-based, after whose update the hashes were compared.
+        step: usize,
+        /// The ranks that differ from the reference.
+        ranks: Vec<usize>,
+        /// The rank of the largest group of equal hashes (the lowest such rank on a tie).
+        reference: usize,
+        /// Each differing rank and what differs.
+        detail: String,
+    },
     /// A loss term is NaN or infinite.
     #[error("step {step} (epoch {epoch}, iter {iter}): rank {rank}: {term} is {value}")]
     NonFinite {
@@ -136,6 +166,10 @@ pub struct TrainOptions {
     pub eval: bool,
     /// `--classwise`: print the per-class AP table with each evaluation.
     pub classwise: bool,
+    /// `--check_replicas N`: every N steps compare a hash of every rank's weights, SGD velocity
+    /// and (with SyncBN) BN statistics, and stop every rank, naming the one that differs, on a
+    /// difference.
+    pub check_replicas: Option<usize>,
 }
 
 /// How training ended.
@@ -298,6 +332,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     loader_cfg.rank = rank;
     loader_cfg.world_size = world;
     loader_cfg.train_sizes = recipe.train_sizes.clone();
+    loader_cfg.transforms = recipe.sample_transforms.clone();
     let loader = Loader::new(records, loader_cfg).map_err(|e| TrainError::Data(e.to_string()))?;
     let iters = loader.sampler().num_batches();
     if iters == 0 {
@@ -338,23 +373,32 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             );
         }
     }
-    if cfg.get("bucket_mb").is_some() {
-        say(
-            replicas,
-            "bucket_mb: this build averages the whole gradient buffer once per step, after \
-             backward (the step API has no per-bucket hook); ignored",
-        );
+    let comm_settings = CommSettings::read(&cfg)?;
+    let norm_type = opt_string(&cfg, "norm_type")?.unwrap_or_else(|| "bn".into());
+    if let Some(line) = comm_settings.bn_line(&norm_type, world) {
+        say(replicas, &line);
     }
-    if world > 1 {
-        let norm = opt_string(&cfg, "norm_type")?.unwrap_or_else(|| "bn".into());
-        say(
-            replicas,
-            &format!(
-                "BN statistics are summed across the {world} ranks (SyncBN; the config's \
-                 norm_type is {norm})"
-            ),
-        );
-    }
+    let sync_bn = comm_settings.sync_bn(&norm_type, world);
+    let bn_link: &dyn CrossReplica = match sync_bn {
+        true => replicas,
+        false => &SingleReplica,
+    };
+    let buckets = BucketPlan::new(
+        &state.layout,
+        comm_settings.first_bucket_bytes,
+        comm_settings.bucket_bytes,
+    );
+    let grad_exchange = match (world, comm_settings.overlap) {
+        (1, _) => "one rank, no gradient exchange".to_string(),
+        (_, true) => format!(
+            "gradients averaged in {} queued as backward finishes them",
+            buckets.describe()
+        ),
+        (_, false) => format!(
+            "gradients averaged in {} queued after backward (overlap_grad_reduce: false)",
+            buckets.describe()
+        ),
+    };
     let mut sgd = recipe.sgd(&state.layout);
     let mut ema = recipe.ema(state.params.len(), state.stats.len());
     let ckpt_err = |error| TrainError::Checkpoint {
@@ -420,7 +464,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         replicas,
         &format!(
             "training {} on {num_images} images: {world} rank(s) x batch {}, {iters} iterations \
-             per epoch, {} epochs; gradients averaged as one buffer per step; metrics in {}",
+             per epoch, {} epochs; {grad_exchange}; metrics in {}",
             opts.config.display(),
             recipe.batch_size,
             recipe.epochs,
@@ -448,31 +492,43 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             let data_cost = start.elapsed().as_secs_f64();
             let input = TrainInput::from_batch(batch).map_err(model_err)?;
             state.grads.fill(0.0);
-            let out = forward_backward(
+            let mut reducer = GradReducer::new(replicas, &buckets, comm_settings.overlap);
+            let links = StepLinks {
+                bn: bn_link,
+                normalizer: replicas,
+                grads: reducer.sink(),
+            };
+            let out = forward_backward_with(
                 &arch,
                 &mut state,
                 &input.as_batch(),
                 epoch,
                 &recipe.train,
-                replicas,
+                links,
             )
             .map_err(model_err)?;
+            let comm_start = Instant::now();
+            reducer
+                .finish(&mut state.grads)
+                .map_err(comm_err("averaging gradients"))?;
+            let comm_exposed = comm_start.elapsed().as_secs_f64();
             let v = out.losses;
             let mut mine = [v.loss, v.cls, v.iou, v.dfl, v.l1].map(f64::from);
             if extras.debug_nan_step == Some(step) && rank + 1 == world {
                 mine[1] = f64::NAN;
             }
             let losses = exchange_losses(replicas, &mine, step, epoch, iter)?;
-            let comm_start = Instant::now();
-            replicas
-                .all_reduce(&mut state.grads, ReduceOp::Avg)
-                .map_err(comm_err("averaging gradients"))?;
-            let comm_exposed = comm_start.elapsed().as_secs_f64();
             let lr = schedule.lr(step) * lr_scale;
             sgd.step(&mut state.params, &state.grads, lr)
                 .map_err(model_err)?;
             if let Some(ema) = ema.as_mut() {
                 ema.update(&state.params, &state.stats).map_err(model_err)?;
+            }
+            if comm_settings.debug_perturb_step == Some(step)
+                && rank + 1 == world
+                && let Some(w) = state.params.first_mut()
+            {
+                *w += 1e-3;
             }
             let batch_cost = start.elapsed().as_secs_f64();
             cost_sum += batch_cost;
@@ -496,6 +552,12 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                     println!("{}", record.console_line());
                 }
             }
+            if let Some(every) = opts.check_replicas.filter(|&n| n > 0)
+                && (step + 1) % every == 0
+            {
+                let hashes = replica_hashes(&state, &sgd, sync_bn);
+                check_replicas(replicas, hashes, step)?;
+            }
             last = losses;
             step += 1;
         }
@@ -508,7 +570,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         };
         if let Some((settings, dataset)) = &eval_setup {
             let started = Instant::now();
-            let weights = match ema.as_ref() {
+            let mut weights = match ema.as_ref() {
                 Some(e) => match e.corrected().map_err(model_err)? {
                     Some((params, stats)) => {
                         let mut w = state.clone();
@@ -521,6 +583,14 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 },
                 None => None,
             };
+            if world > 1 && !sync_bn {
+                // Per-rank BN: every rank's running statistics are its own; evaluate every
+                // shard with rank 0's (the ones its checkpoints hold).
+                let w = weights.get_or_insert_with(|| state.clone());
+                replicas.broadcast(&mut w.stats).map_err(comm_err(
+                    "broadcasting rank 0's BN statistics for evaluation",
+                ))?;
+            }
             let model = weights.as_ref().unwrap_or(&state);
             let mut link = ReplicaEval(replicas);
             let comm: Option<&mut dyn EvalComm> = match world {

@@ -1,18 +1,22 @@
 //! The ranks of a training job as the trainer sees them: the detector's [`CrossReplica`] (SyncBN
-//! statistics, the loss normaliser) and the trainer's own exchanges (initial weights, gradients,
-//! losses), over the collective when there are several ranks.
+//! statistics, the loss normaliser) and the trainer's own exchanges (initial weights, gradient
+//! buckets, losses, replica hashes), over the collective when there are several ranks.
+//!
+//! Every exchange goes through one [`AsyncCommunicator`]: its thread runs them one after another
+//! in the order they were asked for. Gradient buckets are queued while backward continues
+//! ([`Replicas::submit_avg`]); a SyncBN or normaliser sum asked for meanwhile queues behind them
+//! and waits for its own result. Since every rank asks in the same order, the ranks issue their
+//! collectives in the same order and nothing deadlocks.
 
-use std::sync::Mutex;
-
-use ringdet_collective::{CommError, Communicator, ReduceOp};
+use ringdet_collective::{AsyncCommunicator, CommError, Communicator, Handle, ReduceOp};
 use ringdet_detect::DetectError;
 use ringdet_detect::cross_replica::CrossReplica;
 
-/// One rank alone, or this rank's communicator to the others.
+/// One rank alone, or this rank's communicator (on its communication thread) to the others.
 pub struct Replicas {
     rank: usize,
     world_size: usize,
-    comm: Option<Mutex<Communicator>>,
+    comm: Option<AsyncCommunicator>,
 }
 
 impl Replicas {
@@ -25,12 +29,12 @@ impl Replicas {
         }
     }
 
-    /// The ranks joined through `comm`.
+    /// The ranks joined through `comm`, which moves onto its communication thread.
     pub fn collective(comm: Communicator) -> Replicas {
         Replicas {
             rank: comm.rank(),
             world_size: comm.world_size(),
-            comm: Some(Mutex::new(comm)),
+            comm: Some(comm.into_async()),
         }
     }
 
@@ -44,45 +48,77 @@ impl Replicas {
         self.world_size
     }
 
-    fn with<R>(
+    /// Runs `f` on the communication thread after everything queued before it and waits for it;
+    /// a single rank gets `default`.
+    fn exec<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Communicator) -> Result<R, CommError>,
+        f: impl FnOnce(&mut Communicator) -> Result<R, CommError> + Send + 'static,
         default: R,
     ) -> Result<R, CommError> {
         match &self.comm {
             None => Ok(default),
-            Some(m) => {
-                let mut comm = m
-                    .lock()
-                    .map_err(|_| CommError::Local("communicator lock poisoned".into()))?;
-                f(&mut comm)
-            }
+            Some(c) => c.run(f).wait(),
         }
+    }
+
+    /// Runs an in-place exchange of `values` on the communication thread (through a copy: the
+    /// thread needs owned data).
+    fn in_place<T: ringdet_collective::Element>(
+        &self,
+        values: &mut [T],
+        f: impl FnOnce(&mut Communicator, &mut [T]) -> Result<(), CommError> + Send + 'static,
+    ) -> Result<(), CommError> {
+        if self.comm.is_none() {
+            return Ok(());
+        }
+        let mut owned = values.to_vec();
+        owned = self.exec(
+            move |c| {
+                f(c, &mut owned)?;
+                Ok(owned)
+            },
+            Vec::new(),
+        )?;
+        values.copy_from_slice(&owned);
+        Ok(())
     }
 
     /// Replaces `values` by rank 0's.
     pub fn broadcast(&self, values: &mut [f32]) -> Result<(), CommError> {
-        self.with(|c| c.broadcast(values, 0), ())
+        self.in_place(values, |c, v| c.broadcast(v, 0))
     }
 
     /// Element-wise `op` over the ranks, in place.
     pub fn all_reduce(&self, values: &mut [f32], op: ReduceOp) -> Result<(), CommError> {
-        self.with(|c| c.all_reduce(values, op), ())
+        self.in_place(values, move |c, v| c.all_reduce(v, op))
+    }
+
+    /// Fails the running and every queued exchange now, and makes the other ranks' exchanges
+    /// with this one fail (naming it) rather than wait for their deadline; for a rank that stops
+    /// with exchanges still queued.
+    pub fn abort(&self) {
+        if let Some(c) = &self.comm {
+            c.abort();
+        }
+    }
+
+    /// Queues the average over the ranks of `bucket` behind the exchanges already asked for and
+    /// returns at once; `None` for a single rank (the average is the bucket itself).
+    pub fn submit_avg(&self, bucket: Vec<f32>) -> Option<Handle<Vec<f32>>> {
+        self.comm.as_ref().map(|c| c.submit(bucket, ReduceOp::Avg))
     }
 }
 
 impl Replicas {
     /// Every rank's `mine` (lengths may differ), in rank order; a single rank gets its own.
     pub fn all_gather_i64(&self, mine: &[i64]) -> Result<Vec<Vec<i64>>, CommError> {
-        match &self.comm {
-            None => Ok(vec![mine.to_vec()]),
-            Some(_) => self.with(|c| c.all_gather(mine), Vec::new()),
-        }
+        let owned = mine.to_vec();
+        self.exec(move |c| c.all_gather(&owned), vec![mine.to_vec()])
     }
 
     /// Replaces `data` by `root`'s.
     pub fn broadcast_f64(&self, data: &mut [f64], root: usize) -> Result<(), CommError> {
-        self.with(|c| c.broadcast(data, root), ())
+        self.in_place(data, move |c, v| c.broadcast(v, root))
     }
 }
 

@@ -15,6 +15,7 @@ pub fn tiny_dataset(dir: &Path, val: usize) -> PathBuf {
         seed: 1,
         size: 64,
         quality: 90,
+        min_object: ringdet_coco::synth::DEFAULT_MIN_OBJECT,
     })
     .unwrap();
     data
