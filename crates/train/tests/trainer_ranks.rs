@@ -208,6 +208,7 @@ fn setup(dir: &Path) -> (PathBuf, String) {
             seed: 1,
             size: 64,
             quality: 90,
+            min_object: ringdet_coco::synth::DEFAULT_MIN_OBJECT,
         })
         .unwrap();
         let instances = Instances::load(data.join("annotations/instances_train2017.json")).unwrap();
