@@ -1,5 +1,5 @@
 //! `ringdet eval -c CONFIG -o weights=PATH [-o key=value ...]`: COCO bbox evaluation of a
-//! model on the config's `EvalDataset`, as PaddleDetection's `tools/eval.py`. Alone it
+//! model (`.pdparams` or safetensors weights) on the config's `EvalDataset`, as PaddleDetection's `tools/eval.py`. Alone it
 //! evaluates every image; under `ringdet launch` each rank evaluates its shard and rank 0 the
 //! gathered detections (the work is `ringdet_train::eval`). Rank 0 prints the summary (stdout;
 //! stderr with `--json`, whose one stdout line is `{"stats":[12 numbers]}`), the timing
