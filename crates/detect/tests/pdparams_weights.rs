@@ -160,3 +160,24 @@ fn paddle_saved_subset_loads_as_pretrained() {
         );
     }
 }
+
+#[test]
+fn a_file_name_that_fills_two_model_tensors_is_refused() {
+    // `bn._mean` [16] ends both backbone.stem.conv1.bn._mean and ...conv2.bn._mean (both 16).
+    let path = scratch("ambiguous.pdparams");
+    write(
+        &path,
+        &[(
+            "bn._mean".into(),
+            Tensor::zeros(&[16], ringdet_tensor::DType::F32),
+        )],
+    );
+    let e = load_pretrained(&mut fresh(), &path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`bn._mean` matches both `backbone.stem.conv1.bn._mean` and `backbone.stem.conv2.bn._mean`"),
+        "{e}"
+    );
+    assert!(e.contains("ambiguous.pdparams"), "{e}");
+}
