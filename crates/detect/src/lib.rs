@@ -26,3 +26,4 @@ pub mod cross_replica;
 pub mod decode;
 pub mod detector;
 pub mod nms;
+pub mod pretrained;

@@ -36,6 +36,8 @@ enum Command {
     MakeDataset(cmd::make_dataset::Args),
     /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
     CocoEval(cmd::coco_eval::Args),
+    /// Convert weights between Paddle's .pdparams and safetensors (same names, bit for bit).
+    Convert(cmd::convert::Args),
     /// Evaluate a model on the config's EvalDataset (COCO bbox), alone or under `ringdet launch`.
     Eval(cmd::eval::Args),
     /// Run a model on image files and draw its detections (PaddleDetection's tools/infer.py flags).
@@ -87,6 +89,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
         Command::CocoEval(args) => cmd::coco_eval::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Infer(args) => cmd::infer::run(args),
         Command::Export(args) => cmd::export::run(args),

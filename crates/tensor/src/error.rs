@@ -44,6 +44,17 @@ pub enum TensorError {
         /// What is wrong with it, naming the tensor or header field.
         msg: String,
     },
+    /// A Paddle `.pdparams` / `.pdopt` / `.pdema` pickle is malformed, truncated, or asks for an
+    /// opcode or a global outside the allow-list (loading weights never runs code).
+    #[error("{path}: {}{msg}", at_byte(.offset))]
+    Pickle {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the opcode at fault, when the fault has one.
+        offset: Option<usize>,
+        /// What is wrong, naming the opcode, global, key or field.
+        msg: String,
+    },
     /// An I/O error, with the path it concerns.
     #[error("{path}: {error}")]
     Io {
@@ -52,6 +63,10 @@ pub enum TensorError {
         /// The operating system's error (in the message, not chained as a source: printed once).
         error: std::io::Error,
     },
+}
+
+fn at_byte(offset: &Option<usize>) -> String {
+    offset.map(|o| format!("byte {o}: ")).unwrap_or_default()
 }
 
 /// Result alias of this crate.

@@ -226,6 +226,27 @@ impl Tensor {
         Ok(bytemuck::pod_collect_to_vec(&self.to_contiguous_bytes()?))
     }
 
+    /// The elements in row-major order converted to f32, whatever the dtype (as numpy's
+    /// `astype(float32)`: f64 rounds to nearest, f16 / bf16 / u8 are exact, large integers
+    /// round).
+    pub fn to_f32_vec(&self) -> Result<Vec<f32>> {
+        fn conv<T: Element>(t: &Tensor) -> Result<Vec<f32>> {
+            Ok(t.to_vec::<T>()?
+                .into_iter()
+                .map(|x| x.to_f64() as f32)
+                .collect())
+        }
+        match self.dtype {
+            DType::F32 => self.to_vec::<f32>(),
+            DType::F64 => conv::<f64>(self),
+            DType::F16 => conv::<half::f16>(self),
+            DType::BF16 => conv::<half::bf16>(self),
+            DType::U8 => conv::<u8>(self),
+            DType::I32 => conv::<i32>(self),
+            DType::I64 => conv::<i64>(self),
+        }
+    }
+
     /// Borrows the elements of a contiguous, suitably aligned host tensor without a copy.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
         self.check_dtype::<T>("as_slice")?;

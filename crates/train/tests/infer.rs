@@ -45,6 +45,7 @@ fn setup(dir: &Path) -> (Config, PathBuf, PathBuf) {
         seed: 9,
         size: 64,
         quality: 90,
+        min_object: ringdet_coco::synth::DEFAULT_MIN_OBJECT,
     })
     .unwrap();
     let mut cfg = Config::load(Path::new(CONFIG)).unwrap();

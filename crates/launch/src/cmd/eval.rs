@@ -1,5 +1,5 @@
 //! `ringdet eval -c CONFIG -o weights=PATH [-o key=value ...]`: COCO bbox evaluation of a
-//! model on the config's `EvalDataset`, as PaddleDetection's `tools/eval.py`. Alone it
+//! model (`.pdparams` or safetensors weights) on the config's `EvalDataset`, as PaddleDetection's `tools/eval.py`. Alone it
 //! evaluates every image; under `ringdet launch` each rank evaluates its shard and rank 0 the
 //! gathered detections (the work is `ringdet_train::eval`). Rank 0 prints the summary (stdout;
 //! stderr with `--json`, whose one stdout line is `{"stats":[12 numbers]}`), the timing
@@ -21,7 +21,8 @@ pub struct Args {
     /// A PaddleDetection config file (its `_BASE_` includes are read too).
     #[arg(short = 'c', long = "config")]
     config: PathBuf,
-    /// Overrides, `key=value` with dotted keys; `weights=PATH` names the safetensors weights.
+    /// Overrides, `key=value` with dotted keys; `weights=PATH` names the weights (`.pdparams` or
+    /// safetensors).
     #[arg(short = 'o', long = "opt", num_args = 1..)]
     overrides: Vec<String>,
     /// Print exactly one line `{"stats":[12 numbers]}` on stdout (the summary goes to stderr).
@@ -35,30 +36,36 @@ pub struct Args {
     output_eval: Option<PathBuf>,
 }
 
-/// The weights file `weights` names: the path itself, else `<path>.safetensors` (as
-/// PaddleDetection appends `.pdparams`); a folder or a missing file is an error naming it.
+/// The weights file `weights` names: the path itself, else `<path>.pdparams` or
+/// `<path>.safetensors` (as PaddleDetection appends `.pdparams`); a folder or a missing file is
+/// an error naming it. `.pdparams` / `.pdema` files are read directly, other names as
+/// safetensors.
 fn weights_file(weights: &str, origin: &str) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(weights);
     if path.is_dir() {
         bail!(
-            "weights {} ({origin}) is a directory; give a safetensors file",
+            "weights {} ({origin}) is a directory; give a .pdparams or safetensors file",
             path.display()
         );
     }
     if path.is_file() {
         return Ok(path);
     }
-    if path.extension().is_some_and(|e| e == "safetensors") {
+    if path
+        .extension()
+        .is_some_and(|e| e == "safetensors" || e == "pdparams" || e == "pdema")
+    {
         bail!("weights {} ({origin}) does not exist", path.display());
     }
-    let with_ext = PathBuf::from(format!("{weights}.safetensors"));
-    if with_ext.is_file() {
-        return Ok(with_ext);
+    let candidates = ["pdparams", "safetensors"].map(|e| PathBuf::from(format!("{weights}.{e}")));
+    if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(found.clone());
     }
     bail!(
-        "weights {} ({origin}) does not exist (nor {})",
+        "weights {} ({origin}) does not exist (nor {} or {})",
         path.display(),
-        with_ext.display()
+        candidates[0].display(),
+        candidates[1].display()
     )
 }
 

@@ -3,6 +3,7 @@
 pub mod allreduce_perf;
 pub mod coco_eval;
 pub mod config;
+pub mod convert;
 pub mod demo;
 #[cfg(test)]
 mod error_chains;

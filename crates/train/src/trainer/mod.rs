@@ -45,13 +45,13 @@ use std::time::Instant;
 use ringdet_coco::Instances;
 use ringdet_coco::loader::{Batch, Loader, LoaderConfig, training_records};
 use ringdet_collective::{CommError, Communicator, ReduceOp, worker_env};
+use ringdet_detect::DetectError;
 use ringdet_detect::arch::Arch;
 use ringdet_detect::cross_replica::{CrossReplica, SingleReplica};
 use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::model::Feat;
 use ringdet_detect::state::ModelState;
 use ringdet_detect::step::{StepLinks, TrainBatch, forward_backward_with};
-use ringdet_detect::{DetectError, checkpoint};
 use serde_yaml_ng::Value;
 use tracing::info;
 
@@ -286,11 +286,11 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     let mut state = ModelState::zeros(&arch).map_err(model_err)?;
     initialize(&mut state, &mut SeededNormal::new(extras.seed));
     if let Some(weights) = &extras.pretrain {
-        load_pretrained(&mut state, weights).map_err(|msg| TrainError::Setting {
+        let report = load_pretrained(&mut state, weights).map_err(|msg| TrainError::Setting {
             key: "pretrain_weights".into(),
             msg,
         })?;
-        say(replicas, &format!("loaded pretrain_weights {weights}"));
+        say(replicas, report.trim_end());
     }
     replicas
         .broadcast(&mut state.params)
@@ -768,19 +768,45 @@ fn exchange_losses(
     Ok(StepLosses::from_array(mean))
 }
 
-/// `pretrain_weights`: a local safetensors file; a URL or a missing file is refused.
-fn load_pretrained(state: &mut ModelState, weights: &str) -> Result<(), String> {
+/// `pretrain_weights`: a local `.pdparams` or safetensors file (`PATH`, else `PATH.pdparams` or
+/// `PATH.safetensors`, as PaddleDetection appends `.pdparams`), loaded as PaddleDetection's
+/// `load_pretrain_weight` does (names matched by dotted suffix, so a backbone-only file fills
+/// the backbone). A URL is read from PaddleDetection's download cache
+/// (`~/.cache/paddle/weights/<file name>`) when it is there, else refused. Returns the report of
+/// what was loaded, missing, unused and mis-shaped.
+fn load_pretrained(state: &mut ModelState, weights: &str) -> Result<String, String> {
     let hint = "pass `-o pretrain_weights=` to start from PaddleDetection's initialisation";
+    let path = pretrained_path(weights).map_err(|e| format!("{e} ({hint})"))?;
+    ringdet_detect::pretrained::load_pretrained(state, &path)
+        .map(|report| report.to_string())
+        .map_err(|e| format!("{e} ({hint})"))
+}
+
+/// The local file `pretrain_weights` names (see [`load_pretrained`]).
+fn pretrained_path(weights: &str) -> Result<PathBuf, String> {
     if weights.contains("://") {
+        let name = weights.rsplit('/').next().unwrap_or_default();
+        let cached = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/paddle/weights").join(name));
+        if let Some(c) = cached.filter(|c| !name.is_empty() && c.is_file()) {
+            return Ok(c);
+        }
         return Err(format!(
-            "{weights} is a URL: this build reads only local safetensors files ({hint})"
+            "{weights} is a URL and this build does not download: fetch it (e.g. `wget {weights}`) \
+             and pass the local file"
         ));
     }
-    let path = Path::new(weights);
-    if !path.is_file() {
-        return Err(format!("{weights}: no such file ({hint})"));
+    let path = PathBuf::from(weights);
+    if path.is_file() {
+        return Ok(path);
     }
-    checkpoint::load(state, path).map_err(|e| format!("{e} ({hint})"))
+    for ext in ["pdparams", "safetensors"] {
+        let with = PathBuf::from(format!("{weights}.{ext}"));
+        if with.is_file() {
+            return Ok(with);
+        }
+    }
+    Err(format!("{weights}: no such file (nor {weights}.pdparams)"))
 }
 
 /// A loader batch in the detector's types.
