@@ -20,6 +20,7 @@
 //! to `metrics.jsonl` and saves `best_model` when the AP improves.
 
 mod metrics;
+pub mod plots;
 mod replica;
 
 pub use metrics::{MetricsFile, StepLosses, StepRecord};
@@ -590,7 +591,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             )
             .map_err(ckpt_err)?;
             println!(
-                "epoch {epoch}: saved checkpoint {}",
+                "saved checkpoint {} (epoch {epoch}, step {step})",
                 saved.dir.join(&saved.name).display()
             );
         }
