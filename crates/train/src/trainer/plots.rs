@@ -458,6 +458,16 @@ pub fn plot_metrics(metrics: &Path, out: &Path) -> Result<Curves, PlotError> {
     Ok(curves)
 }
 
+/// Rank 0's redraw of `curves.png` beside `metrics` after a snapshot: a failure is printed and
+/// training goes on (a plot is not worth a run).
+pub(super) fn redraw(metrics: &Path, progress: &super::progress::Progress) {
+    let out = metrics.with_file_name(CURVES_FILE);
+    match plot_metrics(metrics, &out) {
+        Ok(_) => tracing::debug!(png = %out.display(), "curves redrawn"),
+        Err(e) => progress.println(&format!("warning: curves not drawn: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
