@@ -545,12 +545,12 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 1 => None,
                 _ => Some(&mut link),
             };
-            let report = evaluate(&arch, model, dataset, settings, comm).map_err(|error| {
-                TrainError::Eval {
+            let report = progress
+                .suspend(|| evaluate(&arch, model, dataset, settings, comm))
+                .map_err(|error| TrainError::Eval {
                     epoch,
                     error: Box::new(error),
-                }
-            })?;
+                })?;
             let seconds = started.elapsed().as_secs_f64();
             let ap = report.stats[0];
             let improved = best_ap.is_none_or(|b| ap > b);

@@ -248,6 +248,7 @@ impl Curves {
                 y_desc: "loss",
                 integer_x: false,
                 y_range: None,
+                smooth: true,
                 legend: SeriesLabelPosition::UpperRight,
             },
             &series,
@@ -272,6 +273,7 @@ impl Curves {
                 y_desc: "learning rate",
                 integer_x: false,
                 y_range: None,
+                smooth: false,
                 legend: SeriesLabelPosition::UpperRight,
             },
             &[points],
@@ -297,6 +299,7 @@ impl Curves {
                 y_desc: "AP",
                 integer_x: true,
                 y_range: Some(0.0..1.02),
+                smooth: false,
                 legend: SeriesLabelPosition::LowerRight,
             },
             &[map, map50],
@@ -314,6 +317,25 @@ fn register_font() -> Result<(), PlotError> {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
     });
     if ok { Ok(()) } else { Err(PlotError::Font) }
+}
+
+/// Series with at least this many points are smoothed where the panel asks for it.
+const SMOOTH_FROM: usize = 100;
+
+/// The mean of each point's last `w` values (fewer at the start).
+fn moving_average(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
+    let mut sum = 0.0;
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, y))| {
+            sum += y;
+            if i >= w {
+                sum -= points[i - w].1;
+            }
+            (x, sum / (i + 1).min(w) as f64)
+        })
+        .collect()
 }
 
 /// A tick label short enough for any magnitude (`0.0001` as `1.0e-4`).
@@ -354,6 +376,8 @@ struct Panel<'a> {
     integer_x: bool,
     /// A fixed y range (AP: 0..1) instead of the data's.
     y_range: Option<std::ops::Range<f64>>,
+    /// Above `SMOOTH_FROM` points, draw each series faint and its moving average solid.
+    smooth: bool,
     legend: SeriesLabelPosition,
 }
 
@@ -423,15 +447,29 @@ fn lines_panel(
         .map_err(|e| e.to_string())?;
         return Ok(());
     }
+    let longest = series.iter().map(Vec::len).max().unwrap_or(0);
+    let window = (panel.smooth && longest >= SMOOTH_FROM).then(|| (longest / 40).max(5));
     for ((points, name), color) in series.iter().zip(names).zip(colors) {
         let color = *color;
         let style = ShapeStyle::from(color).stroke_width(2);
+        let solid = match window {
+            Some(w) => {
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().copied(),
+                        ShapeStyle::from(color.mix(0.2)).stroke_width(1),
+                    ))
+                    .map_err(|e| e.to_string())?;
+                moving_average(points, w)
+            }
+            None => points.clone(),
+        };
         chart
-            .draw_series(LineSeries::new(points.iter().copied(), style))
+            .draw_series(LineSeries::new(solid, style))
             .map_err(|e| e.to_string())?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        if points.len() <= 60 {
+        if window.is_none() && points.len() <= 60 {
             chart
                 .draw_series(
                     points
@@ -440,6 +478,15 @@ fn lines_panel(
                 )
                 .map_err(|e| e.to_string())?;
         }
+    }
+    if let Some(w) = window {
+        let (width, _) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            format!("faint: each step; solid: mean of the last {w} steps"),
+            (width as i32 - 420, 30),
+            ("sans-serif", 14),
+        ))
+        .map_err(|e| e.to_string())?;
     }
     chart
         .configure_series_labels()
@@ -480,6 +527,8 @@ mod tests {
         assert_eq!(tick(&1.5), "1.5");
         assert_eq!(tick(&2.0), "2");
         assert_eq!(padded(1.0, 1.0), 0.9..1.1);
+        let avg = moving_average(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)], 2);
+        assert_eq!(avg, vec![(0.0, 1.0), (1.0, 2.0), (2.0, 4.0)]);
     }
 
     #[test]

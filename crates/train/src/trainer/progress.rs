@@ -78,6 +78,15 @@ impl Progress {
         }
     }
 
+    /// Runs `f` with the bar hidden (for work that logs to stderr, like evaluation, whose lines
+    /// would otherwise leave a copy of the bar behind them).
+    pub(super) fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Removes the bar (the lines printed above it stay).
     pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
