@@ -110,11 +110,24 @@ pub fn decode_image(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageError> {
     }
 }
 
-/// Decodes a JPEG to `(height, width, rgb bytes)`.
+/// Decodes a JPEG to `(height, width, rgb bytes)`. A file that does not end with JPEG's
+/// end-of-image marker (trailing zero bytes aside) is decoded in zune-jpeg's strict mode, so a
+/// truncated file is an error instead of an image whose missing part is silently grey (what
+/// the lenient mode, like OpenCV, returns); complete files keep the lenient decoder.
 pub fn decode_jpeg(bytes: &[u8]) -> Result<(usize, usize, Vec<u8>), String> {
-    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let complete = bytes[..end].ends_with(&[0xFF, 0xD9]);
+    let options = DecoderOptions::default()
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_strict_mode(!complete);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    let rgb = decoder.decode().map_err(|e| format!("{e:?}"))?;
+    let rgb = decoder.decode().map_err(|e| {
+        if complete {
+            format!("{e:?}")
+        } else {
+            format!("{e:?} (no end-of-image marker: the file looks truncated)")
+        }
+    })?;
     let info = decoder.info().ok_or("JPEG without a header")?;
     let (h, w) = (info.height as usize, info.width as usize);
     check_len(h, w, 3, rgb.len())?;

@@ -44,6 +44,26 @@ fn jpeg_round_trip_is_close() {
 }
 
 #[test]
+fn a_truncated_jpeg_is_an_error_not_a_grey_image() {
+    let rgb: Vec<u8> = (0..64 * 48 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let bytes = encode_jpeg(48, 64, &rgb, 90).unwrap();
+    // Complete, and complete with trailing zero padding: decoded.
+    decode_image(&bytes, Path::new("ok.jpg")).unwrap();
+    let mut padded = bytes.clone();
+    padded.extend_from_slice(&[0; 16]);
+    decode_image(&padded, Path::new("ok.jpg")).unwrap();
+    // Cut at 60%: the lenient decoder would fill the rest with grey; here it is an error.
+    let cut = &bytes[..bytes.len() * 6 / 10];
+    let err = decode_image(cut, Path::new("data/cut.jpg"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("data/cut.jpg: cannot decode image: ") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_files_name_the_path() {
     let missing = read_image(Path::new("/nonexistent/dir/x.jpg"))
         .unwrap_err()

@@ -49,6 +49,8 @@ enum Command {
     Parity(cmd::parity::Args),
     /// Time one PP-YOLOE CPU training step and eval forward, with peak memory.
     PerfDetect(cmd::perf_detect::Args),
+    /// Draw the curves PNG (losses, learning rate, mAP per eval) from a metrics.jsonl.
+    Plot(cmd::plot::Args),
 }
 
 fn main() -> ExitCode {
@@ -95,5 +97,6 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Export(args) => cmd::export::run(args),
         Command::Parity(args) => cmd::parity::run(args),
         Command::PerfDetect(args) => cmd::perf_detect::run(args),
+        Command::Plot(args) => cmd::plot::run(args),
     }
 }

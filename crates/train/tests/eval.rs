@@ -190,3 +190,34 @@ fn a_model_with_other_classes_is_refused() {
     );
     assert!(e.to_string().contains("instances_val2017.json"), "{e}");
 }
+
+#[test]
+fn a_missing_or_truncated_eval_image_stops_naming_it() {
+    let dir = scratch("bad-image");
+    let (cfg, arch, state) = setup(&dir);
+    let recipe = TrainRecipe::from_config(&cfg).unwrap();
+    let settings = EvalSettings::from_config(&cfg, &recipe).unwrap();
+    let dataset = EvalDataset::from_config(&cfg).unwrap();
+    let (gone, cut) = (
+        dataset.records[1].image_path.clone(),
+        dataset.records[4].image_path.clone(),
+    );
+    std::fs::remove_file(&gone).unwrap();
+    let e = evaluate(&arch, &state, &dataset, &settings, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&gone.display().to_string()) && e.contains("cannot read image"),
+        "{e}"
+    );
+    std::fs::copy(&cut, &gone).unwrap();
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = evaluate(&arch, &state, &dataset, &settings, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&cut.display().to_string()) && e.contains("truncated"),
+        "{e}"
+    );
+}

@@ -103,7 +103,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("no weights to evaluate: pass -o weights=PATH")?;
     let weights = weights_file(&weights, &config.origin("weights"))?;
     let recipe = TrainRecipe::from_config(&config)?;
-    let settings = EvalSettings::from_config(&config, &recipe)?;
+    let mut settings = EvalSettings::from_config(&config, &recipe)?;
+    settings.progress_bar = true;
     let dataset = EvalDataset::from_config(&config)?;
     let arch = Arch::new(recipe.model.clone())?;
     let mut state = ModelState::zeros(&arch)?;

@@ -15,4 +15,5 @@ pub mod launch;
 pub mod make_dataset;
 pub mod parity;
 pub mod perf_detect;
+pub mod plot;
 pub mod train;

@@ -299,7 +299,8 @@ impl Checkpoint {
             std::io::Write::write_all(w, &json)
         })
         .map_err(|e| files::tensor_err(&state_path, e))?;
-        tracing::info!(
+        // Debug only: the trainer prints the one user-facing "saved checkpoint" line.
+        tracing::debug!(
             checkpoint = %self.dir.join(&self.name).display(),
             epoch = st.epoch,
             step = st.global_step,

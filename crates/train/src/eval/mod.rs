@@ -344,6 +344,28 @@ pub fn evaluate(
     })
 }
 
+/// Rank 0's bar over its `images` when asked for and stderr is a terminal; cleared when dropped.
+fn progress_bar(
+    settings: &EvalSettings,
+    rank: usize,
+    images: usize,
+) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !settings.progress_bar || rank != 0 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(images as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "eval [{elapsed_precise}] {wide_bar:.cyan/blue} {pos}/{len} images  {per_sec}  eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar.with_finish(indicatif::ProgressFinish::AndClear))
+}
+
 /// Reads and resizes one batch of records into a collated batch.
 fn load_batch(
     records: &[Record],
@@ -388,8 +410,12 @@ fn infer(
             }
         });
         let mut rows = Vec::new();
+        let bar = progress_bar(settings, rank, indices.len());
         for _ in 0..batches.len() {
             let mut batch = rx.recv().map_err(|_| EvalError::Reader { rank })??;
+            if let Some(bar) = &bar {
+                bar.inc(batch.len() as u64);
+            }
             let pixels = std::mem::take(&mut batch.image);
             let model_err = |source| EvalError::Model {
                 rank,

@@ -29,6 +29,9 @@ pub struct EvalSettings {
     pub std: [f32; 3],
     /// Post-processing (`PPYOLOEHead.nms`).
     pub nms: NmsParams,
+    /// Draw a progress bar over rank 0's images on stderr when stderr is a terminal
+    /// (`ringdet eval` sets it; off by default, and during training).
+    pub progress_bar: bool,
 }
 
 const TRANSFORMS: &str = "EvalReader.sample_transforms";
@@ -45,6 +48,7 @@ impl EvalSettings {
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
             nms: recipe.nms,
+            progress_bar: false,
         };
         let Some(list) = config.get(TRANSFORMS).and_then(Value::as_sequence) else {
             return Ok(settings);

@@ -185,6 +185,7 @@ fn settings(r: &Reader, batch_size: usize) -> Result<EvalSettings, InferError> {
         mean: ringdet_coco::transform::IMAGENET_MEAN,
         std: ringdet_coco::transform::IMAGENET_STD,
         nms: NmsParams::default(),
+        progress_bar: false,
     };
     let list = r
         .get(r.root, "Preprocess", "Preprocess")?

@@ -72,16 +72,19 @@ pub struct StepRecord {
     pub comm_exposed: f64,
     /// Images per second over all ranks.
     pub ips: f64,
+    /// Ranks in the job (the console line adds images/s per rank when there are several).
+    pub ranks: usize,
     /// Estimated seconds left.
     pub eta_s: f64,
 }
 
 impl StepRecord {
-    /// PaddleDetection's console line.
+    /// PaddleDetection's console line; `ips` is the whole job's, followed by
+    /// `(… per rank)` when there are several ranks (PaddleDetection shows rank 0's alone).
     pub fn console_line(&self) -> String {
         let l = &self.losses;
         let width = self.iters_per_epoch.to_string().len();
-        format!(
+        let mut line = format!(
             "Epoch: [{}] [{:>width$}/{}] learning_rate: {:.6} loss: {:.6} loss_cls: {:.6} \
              loss_iou: {:.6} loss_dfl: {:.6} loss_l1: {:.6} eta: {} batch_cost: {:.4} \
              data_cost: {:.4} ips: {:.4} images/s",
@@ -98,7 +101,11 @@ impl StepRecord {
             self.batch_cost,
             self.data_cost,
             self.ips,
-        )
+        );
+        if self.ranks > 1 {
+            line.push_str(&format!(" ({:.4} per rank)", self.ips / self.ranks as f64));
+        }
+        line
     }
 
     /// The `metrics.jsonl` row, keys in a fixed order (`kind` first).
@@ -132,7 +139,7 @@ impl StepRecord {
 }
 
 /// `h:mm:ss`, as Python's `datetime.timedelta` prints it.
-fn eta(seconds: f64) -> String {
+pub(super) fn eta(seconds: f64) -> String {
     let s = if seconds.is_finite() && seconds > 0.0 {
         seconds.round() as u64
     } else {
@@ -219,6 +226,7 @@ mod tests {
             data_cost: 0.1,
             comm_exposed: 0.01,
             ips: 16.0,
+            ranks: 1,
             eta_s: 3725.0,
         };
         let line = r.console_line();
@@ -228,6 +236,11 @@ mod tests {
         );
         assert!(line.contains("loss_l1: 0.750000 eta: 1:02:05 batch_cost: 0.5000"));
         assert!(line.ends_with("ips: 16.0000 images/s"), "{line}");
+        let two = StepRecord { ranks: 2, ..r };
+        assert!(
+            two.console_line()
+                .ends_with("ips: 16.0000 images/s (8.0000 per rank)")
+        );
         let text = r.json();
         assert!(
             text.starts_with(

@@ -28,9 +28,17 @@
 //! [`TrainOptions::eval`] every rank evaluates its shard of the `EvalDataset` with the EMA weights
 //! at those epochs ([`crate::eval::evaluate`]); rank 0 prints the summary, appends an `eval` row
 //! to `metrics.jsonl` and saves `best_model` when the AP improves.
+//!
+//! What rank 0 shows: a progress bar on a terminal (`progress.rs`), PaddleDetection's line every
+//! `log_iter` steps, `metrics.jsonl` ([`MetricsFile`]) and `curves.png` redrawn at each
+//! snapshot ([`plots`]); `TrainReader.on_bad_image` says what a missing or corrupt image does
+//! ([`bad_images`]).
 
+pub mod bad_images;
 pub mod buckets;
 mod metrics;
+pub mod plots;
+mod progress;
 mod replica;
 mod replica_check;
 
@@ -58,6 +66,8 @@ use tracing::info;
 use crate::checkpoint::{self as ckpt, CheckpointError, DataState, Fingerprint, SnapshotRef};
 use crate::config::{Config, ConfigError, TrainRecipe};
 use crate::eval::{EvalComm, EvalDataset, EvalError, EvalSettings, evaluate};
+use bad_images::SkipCount;
+use progress::Progress;
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]
@@ -333,6 +343,8 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     loader_cfg.world_size = world;
     loader_cfg.train_sizes = recipe.train_sizes.clone();
     loader_cfg.transforms = recipe.sample_transforms.clone();
+    loader_cfg.bad_image = bad_images::policy(&cfg)?;
+    let mut skipped = SkipCount::new(loader_cfg.bad_image);
     let loader = Loader::new(records, loader_cfg).map_err(|e| TrainError::Data(e.to_string()))?;
     let iters = loader.sampler().num_batches();
     if iters == 0 {
@@ -475,6 +487,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
 
     let total_steps = recipe.epochs * iters;
     let first_step = step;
+    let progress = Progress::new(rank, total_steps, step);
     let mut last = StepLosses::default();
     let mut cost_sum = 0.0;
     for epoch in start_epoch..recipe.epochs {
@@ -482,7 +495,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         for iter in 0..iters {
             let start = Instant::now();
             let batch = match batches.next() {
-                Some(b) => b.map_err(|e| TrainError::Data(format!("rank {rank}: {e}")))?,
+                Some(b) => b.map_err(|e| bad_images::loader_error(rank, e))?,
                 None => {
                     return Err(TrainError::Data(format!(
                         "rank {rank}: the loader ended after {iter} of {iters} batches"
@@ -543,13 +556,15 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 data_cost,
                 comm_exposed,
                 ips: global_batch as f64 / batch_cost.max(1e-9),
+                ranks: world,
                 eta_s: cost_sum / (step + 1 - first_step) as f64
                     * total_steps.saturating_sub(step + 1) as f64,
             };
             if let Some(m) = metrics.as_mut() {
                 m.write(&record.json())?;
+                progress.step(&record);
                 if iter % recipe.log_iter == 0 {
-                    println!("{}", record.console_line());
+                    progress.println(&record.console_line());
                 }
             }
             if let Some(every) = opts.check_replicas.filter(|&n| n > 0)
@@ -561,6 +576,8 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             last = losses;
             step += 1;
         }
+        drop(batches);
+        skipped.end_epoch(epoch, &loader, replicas, metrics.as_mut(), &progress)?;
         let Some(name) = ckpt::snapshot_name(
             epoch as u64,
             recipe.epochs as u64,
@@ -569,6 +586,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             continue;
         };
         if let Some((settings, dataset)) = &eval_setup {
+            progress.status(&format!("evaluating epoch {epoch}"));
             let started = Instant::now();
             let mut weights = match ema.as_ref() {
                 Some(e) => match e.corrected().map_err(model_err)? {
@@ -597,12 +615,12 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 1 => None,
                 _ => Some(&mut link),
             };
-            let report = evaluate(&arch, model, dataset, settings, comm).map_err(|error| {
-                TrainError::Eval {
+            let report = progress
+                .suspend(|| evaluate(&arch, model, dataset, settings, comm))
+                .map_err(|error| TrainError::Eval {
                     epoch,
                     error: Box::new(error),
-                }
-            })?;
+                })?;
             let seconds = started.elapsed().as_secs_f64();
             let ap = report.stats[0];
             let improved = best_ap.is_none_or(|b| ap > b);
@@ -615,8 +633,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 if opts.classwise {
                     text.push_str(&report.classwise_table().unwrap_or_default());
                 }
-                print!("{text}");
-                println!("{}", report.timing_line());
+                if !text.is_empty() {
+                    progress.println(&text);
+                }
+                progress.println(&report.timing_line());
                 let row = serde_json::json!({
                     "kind": "eval",
                     "epoch": epoch,
@@ -639,10 +659,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                     },
                 )
                 .map_err(ckpt_err)?;
-                println!(
+                progress.println(&format!(
                     "best_model: AP {ap:.4} at epoch {epoch}, saved in {}",
                     extras.output_dir.join("best_model").display()
-                );
+                ));
             }
         }
         if rank == 0 {
@@ -659,12 +679,14 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 },
             )
             .map_err(ckpt_err)?;
-            println!(
-                "epoch {epoch}: saved checkpoint {}",
+            progress.println(&format!(
+                "saved checkpoint {} (epoch {epoch}, step {step})",
                 saved.dir.join(&saved.name).display()
-            );
+            ));
+            plots::redraw(&metrics_path, &progress);
         }
     }
+    progress.finish();
     say(
         replicas,
         &format!(
