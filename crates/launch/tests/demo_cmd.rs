@@ -1,6 +1,7 @@
 //! `ringdet demo` end to end, scaled down (`--train_images`, `-o`): in an empty work folder it
 //! writes the configs it needs, makes the shapes dataset, trains on 2 ranks through the launcher
-//! with `--eval` and leaves its output under `DIR/output/`; a second run reuses the dataset and
+//! with `--eval` and leaves its output under `DIR/output/` (metrics, checkpoints, curves.png,
+//! validation pictures with detections); a second run reuses the dataset and
 //! keeps a config the user edited.
 
 mod common;
@@ -58,6 +59,10 @@ fn demo_trains_and_evaluates_in_an_empty_folder() {
             output.display()
         );
     }
+    // The curves and one picture per validation image (at most 8), drawn by best_model.
+    assert!(output.join("curves.png").is_file(), "{text}");
+    let pictures = std::fs::read_dir(output.join("pictures")).unwrap().count();
+    assert_eq!(pictures, 4, "{text}");
     let rows = std::fs::read_to_string(output.join("metrics.jsonl")).unwrap();
     let evals = rows
         .lines()

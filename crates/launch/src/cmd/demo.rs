@@ -52,6 +52,8 @@ const DATASET_DIR: &str = "dataset/shapes";
 /// shapes apart (the default dataset draws them from 6 px, where a circle and a square differ by a
 /// few pixels).
 const DEMO_MIN_OBJECT: f64 = 12.0;
+/// Validation pictures drawn after training.
+const PICTURES: usize = 8;
 /// The demo's goal on the shapes validation set.
 const GOAL_MAP50: f64 = 0.9;
 
@@ -131,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let out = dir.join("output").join("ppyoloe_shapes_demo");
     let stats = last_eval(&out.join("metrics.jsonl"))?;
+    let pictures = draw_pictures(dir, &out, &args.overrides)?;
     let seconds = started.elapsed().as_secs_f64();
     let map50 = stats[1];
     println!(
@@ -146,7 +149,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         out.display()
     );
+    println!(
+        "demo: curves in {}; {} validation pictures with their detections in {}",
+        out.join("curves.png").display(),
+        pictures.0,
+        pictures.1.display()
+    );
     Ok(())
+}
+
+/// Validation pictures drawn with the detections of `best_model` (the EMA weights of the best
+/// evaluation), into `out/pictures`; returns how many and where.
+fn draw_pictures(dir: &Path, out: &Path, overrides: &[String]) -> anyhow::Result<(usize, PathBuf)> {
+    let mut config = ringdet_train::config::Config::load(&dir.join(DEMO_CONFIG))?;
+    config.apply_overrides(overrides)?;
+    let mut model = ringdet_train::infer::InferModel::from_config(
+        &config,
+        &out.join("best_model.safetensors"),
+    )?;
+    model.use_annotations(
+        &dir.join(DATASET_DIR)
+            .join("annotations/instances_val2017.json"),
+    )?;
+    let mut images =
+        ringdet_train::infer::image_files(None, Some(&dir.join(DATASET_DIR).join("val2017")))?;
+    images.truncate(PICTURES);
+    let pictures = out.join("pictures");
+    let report = ringdet_train::infer::infer(
+        &model,
+        &images,
+        &ringdet_train::infer::InferOptions::new(&pictures),
+    )?;
+    Ok((report.pictures.len(), pictures))
 }
 
 /// Writes the config files that are not in `dir` yet (a file already there is the user's and is

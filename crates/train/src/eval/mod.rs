@@ -305,6 +305,7 @@ pub fn evaluate(
     // Stable: each image's rows keep their NMS order, as in a single process.
     detections.sort_by_key(|d| d.image_id);
     let evaluation = if rank == 0 {
+        ringdet_collective::progress::beat();
         let e = ringdet_coco::evaluate(&dataset.instances, &detections, UnknownImages::Error)
             .map_err(|source| EvalError::Coco {
                 path: dataset.anno_path.clone(),
@@ -412,6 +413,9 @@ fn infer(
         let mut rows = Vec::new();
         let bar = progress_bar(settings, rank, indices.len());
         for _ in 0..batches.len() {
+            // A rank that finished its shard waits in the gather: tell the launcher this one
+            // is still working (its stall watch names a rank silent for 20 s).
+            ringdet_collective::progress::beat();
             let mut batch = rx.recv().map_err(|_| EvalError::Reader { rank })??;
             if let Some(bar) = &bar {
                 bar.inc(batch.len() as u64);

@@ -648,6 +648,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             if improved && rank == 0 {
                 let trainer_state =
                     trainer_state(&extras, &fingerprint, epoch, step, best_ap, best_epoch);
+                ringdet_collective::progress::beat();
                 ckpt::save_named(
                     &extras.output_dir,
                     "best_model",
@@ -668,6 +669,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         if rank == 0 {
             let trainer_state =
                 trainer_state(&extras, &fingerprint, epoch, step, best_ap, best_epoch);
+            ringdet_collective::progress::beat();
             let saved = ckpt::save_named(
                 &extras.output_dir,
                 &name,
