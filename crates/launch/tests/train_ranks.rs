@@ -2,8 +2,8 @@
 //! `ringdet launch ... tools/train.py` with the same global batch and SyncBN forced (same losses;
 //! gradient buckets overlapped with backward, `--check_replicas 1` quiet), and a NaN
 //! injected on the last rank stopping the job with the step, the rank and the loss term; two
-//! ranks resumed from their epoch-0 checkpoint end bit for bit where the straight run ends, with
-//! `--eval` on both ranks' shards.
+//! ranks killed mid-epoch and resumed from their epoch-0 checkpoint end bit for bit where the
+//! straight run ends, with `--eval` on both ranks' shards.
 
 mod common;
 
@@ -252,6 +252,7 @@ fn two_ranks_resume_bit_for_bit_and_evaluate_with_ema() {
         "snapshot_epoch=1",
         "EvalDataset.dataset_dir=shapes",
         "use_ema=true",
+        "TrainReader.batch_size=2",
     ];
     let straight = launch(&dir, 25130, &args);
     let all = text(&straight);
@@ -269,9 +270,29 @@ fn two_ranks_resume_bit_for_bit_and_evaluate_with_ema() {
     for f in ["model_final.safetensors", "model_final.raw.safetensors"] {
         std::fs::copy(out.join(f), kept.join(f)).unwrap();
     }
+    // The same run with its last rank killed in the middle of epoch 1 (at its second step):
+    // every rank stops, the launcher names the dead rank, checkpoint 0 stays and `-r` from it
+    // ends where the straight run ended, bit for bit.
+    let epoch1: Vec<u64> = rows(&out.join("metrics.jsonl"))
+        .into_iter()
+        .filter(|r| r["kind"] == "train" && r["epoch"] == 1)
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    assert!(epoch1.len() >= 2, "{epoch1:?}");
+    let abort = format!("debug_abort_step={}", epoch1[1]);
+    let mut killed_args = args.to_vec();
+    killed_args.extend(["save_dir=killed", abort.as_str()]);
+    let killed = launch(&dir, 25150, &killed_args);
+    let all = text(&killed);
+    assert!(!killed.status.success(), "{all}");
+    assert!(all.contains("rank 1"), "{all}");
+    let out = dir.join("killed/tiny");
+    assert!(out.join("0.state.json").is_file(), "{all}");
+    assert!(!out.join("model_final.state.json").exists(), "{all}");
     // `-o` takes every following word: -r goes before it.
     let mut resume_args = args.to_vec();
-    resume_args.splice(3..3, ["-r", "output/tiny/0"]);
+    resume_args.splice(3..3, ["-r", "killed/tiny/0"]);
+    resume_args.push("save_dir=killed");
     let resumed = launch(&dir, 25140, &resume_args);
     let all = text(&resumed);
     assert!(resumed.status.success(), "{all}");

@@ -203,6 +203,7 @@ struct Extras {
     anno_path: PathBuf,
     image_dir: PathBuf,
     debug_nan_step: Option<usize>,
+    debug_abort_step: Option<usize>,
     config_name: String,
 }
 
@@ -241,6 +242,7 @@ impl Extras {
             anno_path: dir.join(anno),
             image_dir: dir.join(images),
             debug_nan_step: opt_usize(c, "debug_nan_step")?,
+            debug_abort_step: opt_usize(c, "debug_abort_step")?,
             config_name: name,
         })
     }
@@ -527,6 +529,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             let comm_exposed = comm_start.elapsed().as_secs_f64();
             let v = out.losses;
             let mut mine = [v.loss, v.cls, v.iou, v.dfl, v.l1].map(f64::from);
+            if extras.debug_abort_step == Some(step) && rank + 1 == world {
+                // Tests: the last rank dies mid-epoch as a killed process would (SIGABRT).
+                std::process::abort();
+            }
             if extras.debug_nan_step == Some(step) && rank + 1 == world {
                 mine[1] = f64::NAN;
             }
