@@ -135,7 +135,7 @@ fn two_ranks_match_one_rank_with_the_same_global_batch() {
     assert!(two.status.success(), "{}", text(&two));
     let shown = text(&two);
     assert!(
-        shown.contains("global batch 4 (2 ranks x 2): using the config's base_lr 0.01")
+        shown.contains("global batch 4 (2 ranks x 2): using the config's base_lr 0.004")
             && shown.contains("BN statistics are summed across the 2 ranks")
             && shown.contains("queued as backward finishes them"),
         "{shown}"
