@@ -292,13 +292,13 @@ impl Drop for StemScope {
     }
 }
 
-/// Serialises the tests (here and in other crates' unit tests) that flip the process-wide flag.
-#[doc(hidden)]
-pub static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serialises the tests that flip the process-wide flag (no other unit test of this crate
+    /// calls the backend, so only these record).
+    static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn spin(d: std::time::Duration) {
         let t = Instant::now();
