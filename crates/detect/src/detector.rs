@@ -1,6 +1,7 @@
 //! The detector as a whole: evaluation forward (backbone → neck → head → decode) and
 //! post-processing (rescale + NMS).
 
+use ringdet_kernels::profile::{Family, OpTimer};
 use ringdet_kernels::{Cpu, Real};
 
 use crate::anchors::Anchors;
@@ -103,8 +104,10 @@ fn eval_forward_on<T: Real>(
     let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;
     let sizes: Vec<(usize, usize)> = nk.iter().map(|f| (f.h, f.w)).collect();
     let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
+    let head_host = OpTimer::new(Family::Head);
     let (scores, dist, reg_softmax) = decode_logits(arch, &logits, &anchors)?;
     let boxes_input_px = boxes_input_px(&anchors, &dist, image.n);
+    drop(head_host);
     Ok(EvalOutputs {
         backbone: bb,
         neck: nk,

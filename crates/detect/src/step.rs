@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use ringdet_kernels::Cpu;
+use ringdet_kernels::profile::{Family, OpTimer};
 
 use crate::anchors::Anchors;
 use crate::arch::Arch;
@@ -153,6 +154,7 @@ pub fn forward_backward_with(
     let (bb, bb_cache) = backbone::forward(&mut ctx, &arch.backbone, batch.image)?;
     let (nk, nk_cache) = neck::forward(&mut ctx, &arch.neck, &bb)?;
     let (logits, head_cache) = head::forward(&mut ctx, &arch.head, &nk)?;
+    let gather = OpTimer::new(Family::Head);
     let sizes: Vec<(usize, usize)> = nk.iter().map(|f| (f.h, f.w)).collect();
     let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
 
@@ -193,6 +195,8 @@ pub fn forward_backward_with(
         offset += hw;
     }
     let grid = boxes_grid(&anchors, &dist, n);
+    drop(gather);
+    let assign = OpTimer::new(Family::Assigner);
     let used_atss = epoch < settings.static_assigner_epoch;
     let mut assignments = Vec::with_capacity(n);
     for b in 0..n {
@@ -226,6 +230,8 @@ pub fn forward_backward_with(
         };
         assignments.push(asg);
     }
+    drop(assign);
+    let loss_timer = OpTimer::new(Family::Loss);
     let local_sum: f32 = assignments.iter().map(Assignment::score_sum).sum();
     let normalizer = loss_normalizer(local_sum, norm_replicas)?;
     let pred = Predictions {
@@ -239,7 +245,9 @@ pub fn forward_backward_with(
     };
     let (losses, grads) = head_loss(&pred, &anchors, &assignments, normalizer, &settings.weights)?;
 
+    drop(loss_timer);
     // Back to per-level NCHW logit gradients.
+    let scatter = OpTimer::new(Family::Head);
     let mut dlogits = Vec::with_capacity(logits.len());
     let mut offset = 0;
     for lv in &logits {
@@ -266,6 +274,7 @@ pub fn forward_backward_with(
         });
         offset += hw;
     }
+    drop(scatter);
     let mut bwd = Bwd::new(&layout, &state.params, &mut state.grads, bn_replicas);
     if let Some(sink) = sink {
         bwd = bwd.with_sink(sink);

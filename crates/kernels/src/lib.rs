@@ -36,6 +36,7 @@ pub mod fuse;
 pub mod loss;
 pub mod optimizer;
 pub mod pool;
+pub mod profile;
 pub mod resize;
 pub mod scale;
 

@@ -1,5 +1,6 @@
 //! CSPResNet forward and backward.
 
+use ringdet_kernels::profile::StemScope;
 use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, BasicBlockCache, GateCache};
@@ -91,11 +92,13 @@ pub fn forward<T: Real, B: HostBackend<T>>(
 ) -> Result<(Vec<Feat<T>>, BackboneCache<T>)> {
     let mut cache = BackboneCache::default();
     let mut x = image.clone();
+    let stem = StemScope::enter();
     for c in &s.stem {
         let (y, cc) = conv_bn::forward(ctx, c, &x)?;
         x = y;
         cache.stem.push(cc);
     }
+    drop(stem);
     let mut outs = Vec::new();
     for (i, st) in s.stages.iter().enumerate() {
         let (y, sc) = stage_forward(ctx, st, &x)?;
@@ -129,6 +132,7 @@ pub fn backward<B: HostBackend<f32>>(
         let Some(dy) = dy else { continue };
         carry = stage_backward(ctx, &s.stages[i], &c.stages[i], &dy, true)?;
     }
+    let _stem = StemScope::enter();
     for (j, st) in s.stem.iter().enumerate().rev() {
         let Some(dy) = carry.take() else { break };
         carry = conv_bn::backward(ctx, st, &c.stem[j], &dy, j > 0)?;

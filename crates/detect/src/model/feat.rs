@@ -2,6 +2,7 @@
 //! checking the numerics of the evaluation forward (e.g. RepVGG fusion) without float32 noise.
 
 use ringdet_kernels::Real;
+use ringdet_kernels::profile::{Family, OpTimer};
 
 use crate::error::{DetectError, Result};
 
@@ -23,6 +24,7 @@ pub struct Feat<T: Real = f32> {
 impl<T: Real> Feat<T> {
     /// Zeros of a shape.
     pub fn zeros(n: usize, c: usize, h: usize, w: usize) -> Self {
+        let _t = OpTimer::new(Family::Alloc);
         Self {
             data: vec![T::ZERO; n * c * h * w],
             n,

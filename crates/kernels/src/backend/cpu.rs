@@ -18,6 +18,7 @@ use crate::fuse::{FoldParams, RepVggParams};
 use crate::loss::{BoxLossParams, VarifocalParams};
 use crate::optimizer::{EmaParams, SgdParams};
 use crate::pool::PoolParams;
+use crate::profile::{self, ConvPass, Family, OpTimer};
 use crate::resize::UpsampleParams;
 use crate::{
     activation, batchnorm, concat, conv, dfl, elementwise, fuse, loss, optimizer, pool, resize,
@@ -107,7 +108,11 @@ impl<T: Real> ConvOps<T> for Cpu {
         bias: Option<&[T]>,
         p: &Conv2dParams,
     ) -> KResult<()> {
-        let mut ws = vec![T::ZERO; p.workspace_len()];
+        let _t = profile::conv_timer(ConvPass::Forward, p);
+        let mut ws = {
+            let _a = OpTimer::new(Family::Alloc);
+            vec![T::ZERO; p.workspace_len()]
+        };
         conv::cpu::conv2d_forward(y, &mut ws, x, w, bias, p)
     }
     fn conv2d_backward_data(
@@ -117,7 +122,11 @@ impl<T: Real> ConvOps<T> for Cpu {
         w: &[T],
         p: &Conv2dParams,
     ) -> KResult<()> {
-        let mut ws = vec![T::ZERO; p.workspace_len()];
+        let _t = profile::conv_timer(ConvPass::BackwardData, p);
+        let mut ws = {
+            let _a = OpTimer::new(Family::Alloc);
+            vec![T::ZERO; p.workspace_len()]
+        };
         conv::cpu::conv2d_backward_data(dx, &mut ws, dy, w, p)
     }
     fn conv2d_backward_filter(
@@ -128,7 +137,11 @@ impl<T: Real> ConvOps<T> for Cpu {
         x: &[T],
         p: &Conv2dParams,
     ) -> KResult<()> {
-        let mut ws = vec![T::ZERO; p.workspace_len()];
+        let _t = profile::conv_timer(ConvPass::BackwardFilter, p);
+        let mut ws = {
+            let _a = OpTimer::new(Family::Alloc);
+            vec![T::ZERO; p.workspace_len()]
+        };
         conv::cpu::conv2d_backward_filter(dw, dbias, &mut ws, dy, x, p)
     }
 }
@@ -140,6 +153,7 @@ impl<T: Real> NormOps<T> for Cpu {
         x: &[T],
         p: &BatchNormParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnStats);
         batchnorm::cpu::batchnorm_stats_forward(stats, x, p)
     }
     fn batchnorm_forward_train(
@@ -155,6 +169,7 @@ impl<T: Real> NormOps<T> for Cpu {
         count: usize,
         p: &BatchNormParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnForward);
         batchnorm::cpu::batchnorm_forward_train(
             y,
             saved,
@@ -178,6 +193,7 @@ impl<T: Real> NormOps<T> for Cpu {
         running_var: &[T],
         p: &BatchNormParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnForward);
         batchnorm::cpu::batchnorm_forward_inference(y, x, gamma, beta, running_mean, running_var, p)
     }
     fn batchnorm_stats_backward(
@@ -188,6 +204,7 @@ impl<T: Real> NormOps<T> for Cpu {
         saved: &[T],
         p: &BatchNormParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnStats);
         batchnorm::cpu::batchnorm_stats_backward(dstats, dy, x, saved, p)
     }
     fn batchnorm_backward(
@@ -204,6 +221,7 @@ impl<T: Real> NormOps<T> for Cpu {
         count: usize,
         p: &BatchNormParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnBackward);
         batchnorm::cpu::batchnorm_backward(
             dx,
             dgamma,
@@ -222,33 +240,42 @@ impl<T: Real> NormOps<T> for Cpu {
 
 impl<T: Real> ActivationOps<T> for Cpu {
     fn silu_forward(&self, y: &mut [T], x: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Activation);
         activation::cpu::silu_forward(y, x)
     }
     fn silu_backward(&self, dx: &mut [T], dy: &[T], x: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Activation);
         activation::cpu::silu_backward(dx, dy, x)
     }
     fn sigmoid_forward(&self, y: &mut [T], x: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Activation);
         activation::cpu::sigmoid_forward(y, x)
     }
     fn sigmoid_backward(&self, dx: &mut [T], dy: &[T], y: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Activation);
         activation::cpu::sigmoid_backward(dx, dy, y)
     }
     fn hardsigmoid_forward(&self, y: &mut [T], x: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Activation);
         activation::cpu::hardsigmoid_forward(y, x)
     }
     fn hardsigmoid_backward(&self, dx: &mut [T], dy: &[T], y: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Activation);
         activation::cpu::hardsigmoid_backward(dx, dy, y)
     }
 }
 
 impl<T: Real> PoolOps<T> for Cpu {
     fn global_avg_pool_forward(&self, y: &mut [T], x: &[T], p: &PoolParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         pool::cpu::global_avg_pool_forward(y, x, p)
     }
     fn global_avg_pool_backward(&self, dx: &mut [T], dy: &[T], p: &PoolParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         pool::cpu::global_avg_pool_backward(dx, dy, p)
     }
     fn max_pool_forward(&self, y: &mut [T], x: &[T], p: &PoolParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         let mut ws = vec![T::ZERO; x.len()];
         pool::cpu::max_pool_forward(y, &mut ws, x, p)
     }
@@ -260,12 +287,14 @@ impl<T: Real> PoolOps<T> for Cpu {
         y: &[T],
         p: &PoolParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         pool::cpu::max_pool_backward(dx, dy, x, y, p)
     }
 }
 
 impl<T: Real> ResizeOps<T> for Cpu {
     fn upsample_nearest2x_forward(&self, y: &mut [T], x: &[T], p: &UpsampleParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         resize::cpu::upsample_nearest2x_forward(y, x, p)
     }
     fn upsample_nearest2x_backward(
@@ -274,12 +303,14 @@ impl<T: Real> ResizeOps<T> for Cpu {
         dy: &[T],
         p: &UpsampleParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         resize::cpu::upsample_nearest2x_backward(dx, dy, p)
     }
 }
 
 impl<T: Real> ConcatOps<T> for Cpu {
     fn concat_channels_forward(&self, y: &mut [T], xs: Vec<&[T]>, p: &ConcatParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         concat::cpu::concat_channels_forward(y, &xs, p)
     }
     fn concat_channels_backward(
@@ -288,15 +319,18 @@ impl<T: Real> ConcatOps<T> for Cpu {
         dy: &[T],
         p: &ConcatParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::ConcatUpsamplePool);
         concat::cpu::concat_channels_backward(&mut dxs, dy, p)
     }
 }
 
 impl<T: Real> ElementwiseOps<T> for Cpu {
     fn add_forward(&self, y: &mut [T], a: &[T], b: &[T], p: &BroadcastParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::Elementwise);
         elementwise::cpu::add_forward(y, a, b, p)
     }
     fn mul_forward(&self, y: &mut [T], a: &[T], b: &[T], p: &BroadcastParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::Elementwise);
         elementwise::cpu::mul_forward(y, a, b, p)
     }
     fn add_backward(
@@ -306,6 +340,7 @@ impl<T: Real> ElementwiseOps<T> for Cpu {
         dy: &[T],
         p: &BroadcastParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Elementwise);
         elementwise::cpu::add_backward(da, db, dy, p)
     }
     fn mul_backward(
@@ -317,12 +352,14 @@ impl<T: Real> ElementwiseOps<T> for Cpu {
         b: &[T],
         p: &BroadcastParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Elementwise);
         elementwise::cpu::mul_backward(da, db, dy, a, b, p)
     }
 }
 
 impl<T: Real> DflOps<T> for Cpu {
     fn softmax_bins_forward(&self, prob: &mut [T], logits: &[T], p: &DflParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::Head);
         dfl::cpu::softmax_bins_forward(prob, logits, p)
     }
     fn softmax_bins_backward(
@@ -332,12 +369,15 @@ impl<T: Real> DflOps<T> for Cpu {
         prob: &[T],
         p: &DflParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Head);
         dfl::cpu::softmax_bins_backward(dlogits, dprob, prob, p)
     }
     fn dfl_integral_forward(&self, dist: &mut [T], prob: &[T], p: &DflParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::Head);
         dfl::cpu::dfl_integral_forward(dist, prob, p)
     }
     fn dfl_integral_backward(&self, dprob: &mut [T], ddist: &[T], p: &DflParams) -> KResult<()> {
+        let _t = OpTimer::new(Family::Head);
         dfl::cpu::dfl_integral_backward(dprob, ddist, p)
     }
     fn dfl_decode_backward(
@@ -348,15 +388,18 @@ impl<T: Real> DflOps<T> for Cpu {
         dist: &[T],
         p: &DflParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Head);
         dfl::cpu::dfl_decode_backward(dlogits, ddist, prob, dist, p)
     }
 }
 
 impl<T: Real> LossOps<T> for Cpu {
     fn bce_forward(&self, out: &mut [T], pred: &[T], target: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         loss::bce::bce_forward(out, pred, target)
     }
     fn bce_backward(&self, dpred: &mut [T], dloss: &[T], pred: &[T], target: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         loss::bce::bce_backward(dpred, dloss, pred, target)
     }
     fn varifocal_loss_forward(
@@ -367,6 +410,7 @@ impl<T: Real> LossOps<T> for Cpu {
         label: &[T],
         p: &VarifocalParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         const OP: &str = "varifocal_loss_forward";
         put(
             OP,
@@ -383,9 +427,11 @@ impl<T: Real> LossOps<T> for Cpu {
         dloss: T,
         p: &VarifocalParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         loss::varifocal::varifocal_loss_backward(dpred, pred, target, label, dloss, p)
     }
     fn giou_per_box(&self, out: &mut [T], pred: &[T], target: &[T]) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         loss::giou::giou_per_box(out, pred, target)
     }
     fn giou_loss_forward(
@@ -396,6 +442,7 @@ impl<T: Real> LossOps<T> for Cpu {
         weight: &[T],
         p: &BoxLossParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         const OP: &str = "giou_loss_forward";
         put(
             OP,
@@ -412,6 +459,7 @@ impl<T: Real> LossOps<T> for Cpu {
         dloss: T,
         p: &BoxLossParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         loss::giou::giou_loss_backward(dpred, pred, target, weight, dloss, p)
     }
     fn dfl_targets(
@@ -421,6 +469,7 @@ impl<T: Real> LossOps<T> for Cpu {
         boxes: &[T],
         reg_max: usize,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         loss::dfl::dfl_targets(target, anchor_points, boxes, reg_max)
     }
     fn dfl_loss_forward(
@@ -431,6 +480,7 @@ impl<T: Real> LossOps<T> for Cpu {
         weight: &[T],
         p: &BoxLossParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         const OP: &str = "dfl_loss_forward";
         put(
             OP,
@@ -447,6 +497,7 @@ impl<T: Real> LossOps<T> for Cpu {
         dloss: T,
         p: &BoxLossParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Loss);
         loss::dfl::dfl_loss_backward(dlogits, logits, target, weight, dloss, p)
     }
 }
@@ -460,12 +511,15 @@ impl<T: Real> OptimOps<T> for Cpu {
         decay_mask: &Vec<u8>,
         p: &SgdParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Sgd);
         optimizer::cpu::sgd_momentum_step(params, velocity, grads, decay_mask, p)
     }
     fn ema_update(&self, ema: &mut [T], params: &[T], step: u64, p: &EmaParams) -> KResult<f64> {
+        let _t = OpTimer::new(Family::Ema);
         optimizer::cpu::ema_update(ema, params, step, p)
     }
     fn ema_apply(&self, out: &mut [T], ema: &[T], last_decay: f64, steps: u64) -> KResult<()> {
+        let _t = OpTimer::new(Family::Ema);
         optimizer::cpu::ema_apply(out, ema, last_decay, steps)
     }
 }
@@ -483,6 +537,7 @@ impl<T: Real> FuseOps<T> for Cpu {
         var: &[T],
         p: &FoldParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Fuse);
         fuse::cpu::fold_conv_bn(w_out, b_out, w, bias, gamma, beta, mean, var, p)
     }
     fn repvgg_fuse(
@@ -495,6 +550,7 @@ impl<T: Real> FuseOps<T> for Cpu {
         b1: &[T],
         p: &RepVggParams,
     ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Fuse);
         fuse::cpu::repvgg_fuse(w_out, b_out, w3, b3, w1, b1, p)
     }
 }

@@ -1,6 +1,9 @@
 //! `ringdet perf-detect`: wall-clock of one PP-YOLOE training step (forward, assigner, loss,
 //! backward, SGD) and of one evaluation forward on the CPU, median of several iterations, plus the
 //! process's peak resident memory — the figures set beside PaddlePaddle's `time_paddle_cpu.py`.
+//! With `--profile`, also where the time goes: exclusive wall time per op family (conv passes by
+//! kernel size, BN, activations, head host work, assigner, losses, SGD, allocation, …) from
+//! [`ringdet_kernels::profile`], per step and per eval forward; `--json` prints it for scripts.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,6 +18,8 @@ use ringdet_detect::state::ModelState;
 use ringdet_detect::step::{TrainBatch, TrainSettings, train_step};
 use ringdet_detect::synthetic;
 use ringdet_detect::train::sgd::Sgd;
+use ringdet_kernels::profile::{self, FamilyTotals};
+use serde_json::{Value, json};
 
 /// Arguments of `ringdet perf-detect`.
 #[derive(clap::Args)]
@@ -43,6 +48,90 @@ pub struct Args {
     /// Optional weights (safetensors with PaddleDetection names); default: PaddleDetection init.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Also print time per op family (conv, BN, activations, head, assigner, losses, SGD, …)
+    /// over the timed iterations of the step and of the eval forward.
+    #[arg(long)]
+    profile: bool,
+    /// Print one JSON object (medians, and the profile with `--profile`) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One row of the profile table.
+struct Row {
+    key: &'static str,
+    ms_per_iter: f64,
+    percent: f64,
+    calls_per_iter: f64,
+    gflops: Option<f64>,
+}
+
+/// Per-family rows over `iters` iterations that took `wall_ns` in all, plus the unattributed
+/// remainder as the last row (`other`).
+fn profile_rows(totals: &[FamilyTotals], wall_ns: u64, iters: usize) -> Vec<Row> {
+    let it = iters.max(1) as f64;
+    let wall = wall_ns.max(1) as f64;
+    let mut rows: Vec<Row> = totals
+        .iter()
+        .filter(|t| t.calls > 0)
+        .map(|t| Row {
+            key: t.family.key(),
+            ms_per_iter: t.nanos as f64 / it / 1e6,
+            percent: 100.0 * t.nanos as f64 / wall,
+            calls_per_iter: t.calls as f64 / it,
+            gflops: (t.flops > 0 && t.nanos > 0).then(|| t.flops as f64 / t.nanos as f64),
+        })
+        .collect();
+    let attributed: u64 = totals.iter().map(|t| t.nanos).sum();
+    let other = wall_ns.saturating_sub(attributed);
+    rows.push(Row {
+        key: "other",
+        ms_per_iter: other as f64 / it / 1e6,
+        percent: 100.0 * other as f64 / wall,
+        calls_per_iter: 0.0,
+        gflops: None,
+    });
+    rows
+}
+
+fn print_rows(title: &str, rows: &[Row], wall_ns: u64, iters: usize) {
+    println!(
+        "{title}: {:.1} ms per iteration over {iters} iterations",
+        wall_ns as f64 / iters.max(1) as f64 / 1e6
+    );
+    println!(
+        "  {:<22} {:>10} {:>7} {:>8} {:>9}",
+        "family", "ms/iter", "%", "calls", "GFLOP/s"
+    );
+    for r in rows {
+        let g = r
+            .gflops
+            .map_or_else(|| "-".to_string(), |g| format!("{g:.1}"));
+        println!(
+            "  {:<22} {:>10.2} {:>6.1}% {:>8.1} {:>9}",
+            r.key, r.ms_per_iter, r.percent, r.calls_per_iter, g
+        );
+    }
+}
+
+fn rows_json(rows: &[Row], wall_ns: u64, iters: usize) -> Value {
+    let families: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "family": r.key,
+                "ms_per_iter": r.ms_per_iter,
+                "percent": r.percent,
+                "calls_per_iter": r.calls_per_iter,
+                "gflops": r.gflops,
+            })
+        })
+        .collect();
+    json!({
+        "iters": iters,
+        "ms_per_iter": wall_ns as f64 / iters.max(1) as f64 / 1e6,
+        "families": families,
+    })
 }
 
 fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
@@ -122,7 +211,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let settings = TrainSettings::default();
     let threads = rayon_threads();
     let mut times = Vec::new();
+    let mut first_loss = None;
     for i in 0..a.warmup + a.iters {
+        if i == a.warmup && a.profile {
+            profile::reset();
+            profile::set_enabled(true);
+        }
         let t = Instant::now();
         let out = train_step(
             &arch,
@@ -139,47 +233,106 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             times.push(dt);
         }
         if i == 0 {
-            println!(
-                "first step: loss {:.4} ({} positives)",
-                out.losses.loss, out.losses.num_pos
-            );
+            first_loss = Some((out.losses.loss, out.losses.num_pos));
+            if !a.json {
+                println!(
+                    "first step: loss {:.4} ({} positives)",
+                    out.losses.loss, out.losses.num_pos
+                );
+            }
         }
     }
+    profile::set_enabled(false);
+    let train_total = secs_to_ns(times.iter().sum());
+    let train_profile = a
+        .profile
+        .then(|| profile_rows(&profile::snapshot(), train_total, a.iters));
     let (m, lo, hi) = median(times);
-    println!(
-        "train step  PP-YOLOE-{} batch {} {}x{}: median {m:.3} s (min {lo:.3}, max {hi:.3}), {:.2} images/s, {threads} threads",
-        a.size,
-        a.batch,
-        a.input,
-        a.input,
-        a.batch as f64 / m
-    );
+    let mut report = json!({
+        "size": a.size,
+        "batch": a.batch,
+        "input": a.input,
+        "threads": threads,
+        "train": {"median_s": m, "min_s": lo, "max_s": hi, "images_per_s": a.batch as f64 / m},
+    });
+    if let Some((loss, pos)) = first_loss {
+        report["train"]["first_loss"] = json!(loss);
+        report["train"]["first_positives"] = json!(pos);
+    }
+    if let Some(rows) = &train_profile {
+        report["train"]["profile"] = rows_json(rows, train_total, a.iters);
+    }
+    if !a.json {
+        println!(
+            "train step  PP-YOLOE-{} batch {} {}x{}: median {m:.3} s (min {lo:.3}, max {hi:.3}), {:.2} images/s, {threads} threads",
+            a.size,
+            a.batch,
+            a.input,
+            a.input,
+            a.batch as f64 / m
+        );
+        if let Some(rows) = &train_profile {
+            print_rows("train step profile", rows, train_total, a.iters);
+        }
+    }
     if a.eval_input > 0 {
         let img = synthetic::batch(1, a.eval_input, a.eval_input, 1, classes, 7).image;
         let mut times = Vec::new();
         let mut nms_times = Vec::new();
         for i in 0..a.warmup + a.iters {
+            if i == a.warmup && a.profile {
+                profile::reset();
+                profile::set_enabled(true);
+            }
             let t = Instant::now();
             let out = eval_forward(&arch, &state, &img)?;
             let dt = t.elapsed().as_secs_f64();
+            // NMS is outside the profiled (and timed) forward.
+            profile::set_enabled(false);
             let t2 = Instant::now();
             postprocess(&out, classes, &[[1.0, 1.0]], &NmsParams::default())?;
             if i >= a.warmup {
                 times.push(dt);
                 nms_times.push(t2.elapsed().as_secs_f64());
             }
+            profile::set_enabled(a.profile && i + 1 >= a.warmup);
         }
+        profile::set_enabled(false);
+        let eval_total = secs_to_ns(times.iter().sum());
+        let eval_profile = a
+            .profile
+            .then(|| profile_rows(&profile::snapshot(), eval_total, a.iters));
         let (m, lo, hi) = median(times);
         let (n, _, _) = median(nms_times);
-        println!(
-            "eval forward batch 1 {}x{}: median {m:.3} s (min {lo:.3}, max {hi:.3}) without NMS; NMS + rescale {n:.4} s",
-            a.eval_input, a.eval_input
-        );
+        report["eval"] = json!({
+            "input": a.eval_input,
+            "median_s": m, "min_s": lo, "max_s": hi, "nms_median_s": n,
+        });
+        if let Some(rows) = &eval_profile {
+            report["eval"]["profile"] = rows_json(rows, eval_total, a.iters);
+        }
+        if !a.json {
+            println!(
+                "eval forward batch 1 {}x{}: median {m:.3} s (min {lo:.3}, max {hi:.3}) without NMS; NMS + rescale {n:.4} s",
+                a.eval_input, a.eval_input
+            );
+            if let Some(rows) = &eval_profile {
+                print_rows("eval forward profile", rows, eval_total, a.iters);
+            }
+        }
     }
-    if let Some(mib) = peak_rss_mib() {
+    let rss = peak_rss_mib();
+    if a.json {
+        report["peak_rss_mib"] = json!(rss);
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some(mib) = rss {
         println!("peak RSS {mib:.0} MiB");
     }
     Ok(())
+}
+
+fn secs_to_ns(s: f64) -> u64 {
+    (s * 1e9).round() as u64
 }
 
 fn rayon_threads() -> usize {
