@@ -196,7 +196,12 @@ fn skipped_images_are_counted_and_ranks_stay_equal() {
     two_ranks(
         &config,
         // SyncBN: only then are 2 ranks × 2 the same model as 1 rank × 4.
-        &[skip, &pretrain, "TrainReader.batch_size=2", "sync_bn_on_cpu=true"],
+        &[
+            skip,
+            &pretrain,
+            "TrainReader.batch_size=2",
+            "sync_bn_on_cpu=true",
+        ],
         [24_991, 24_992],
     );
     let rows2 = rows(&two.join("output/tiny/metrics.jsonl"));
