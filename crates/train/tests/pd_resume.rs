@@ -257,3 +257,64 @@ fn trainer_continues_at_the_checkpoint_epoch() {
     );
     assert!(dir.join("output/tiny/model_final.state.json").exists());
 }
+
+#[test]
+fn ringdet_checkpoint_written_for_paddle_resumes_the_same() {
+    use ringdet_train::checkpoint::Checkpoint;
+    // A ringdet checkpoint: the Paddle fixture resumed, saved our way.
+    let dir = scratch("to-paddle");
+    let r = load(&fixture(), true).unwrap();
+    let ours = Checkpoint::new(&dir, "model_final").unwrap();
+    ours.save(r.snapshot.as_ref()).unwrap();
+    let names = file("pdparams");
+    let out = dir.join("paddle").join("model_final");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let saved = paddle::save_paddle(&ours, &arch(), &names, &out).unwrap();
+    assert_eq!(saved.files.len(), 3);
+    assert_eq!((saved.epoch, saved.step), (1, 2));
+    // Velocities under Paddle's own names, bit for bit those of the original .pdopt.
+    let (orig, back) = (
+        file("pdopt"),
+        PdParams::open(out.with_extension("pdopt")).unwrap(),
+    );
+    let mut n = 0;
+    for (name, t) in orig.tensors() {
+        let b = back.tensor(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(b.shape(), t.shape(), "{name}");
+        assert_eq!(
+            bits(&b.to_vec::<f32>().unwrap()),
+            bits(&t.to_vec::<f32>().unwrap()),
+            "{name}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, saved.velocities);
+    assert_eq!(back.int("last_epoch"), Some(1));
+    assert_eq!(back.int("LR_Scheduler/last_epoch"), Some(2));
+    // Raw weights round trip; .pdparams holds the corrected EMA.
+    let again = load(&out, true).unwrap();
+    assert_eq!(
+        bits(&again.snapshot.model.params),
+        bits(&r.snapshot.model.params)
+    );
+    assert_eq!(
+        bits(&again.snapshot.model.stats),
+        bits(&r.snapshot.model.stats)
+    );
+    assert_eq!(
+        bits(&again.snapshot.sgd.velocity),
+        bits(&r.snapshot.sgd.velocity)
+    );
+    let (p, s) = r
+        .snapshot
+        .ema
+        .as_ref()
+        .unwrap()
+        .corrected()
+        .unwrap()
+        .unwrap();
+    let e = again.snapshot.ema.unwrap();
+    assert_eq!(bits(&e.params), bits(&p));
+    assert_eq!(bits(&e.stats), bits(&s));
+    assert_eq!(again.snapshot.state.epoch, 1);
+}

@@ -43,7 +43,7 @@ use crate::{Result, Tensor, TensorError};
 
 pub use collect::{Skipped, Value};
 pub use globals::ALLOWED as ALLOWED_GLOBALS;
-pub use writer::save;
+pub use writer::{Extra, save, save_with};
 
 /// The file extensions of Paddle's pickled state dicts: weights, EMA weights, optimizer state.
 pub const EXTENSIONS: [&str; 3] = ["pdparams", "pdema", "pdopt"];

@@ -251,6 +251,141 @@ pub fn resume(
     })
 }
 
+/// What [`save_paddle`] wrote.
+#[derive(Debug)]
+pub struct PaddleSave {
+    /// `<out>.pdparams`, `<out>.pdema` (with EMA), `<out>.pdopt`.
+    pub files: Vec<PathBuf>,
+    /// Velocities written.
+    pub velocities: usize,
+    /// The epoch (`last_epoch`) and step (`LR_Scheduler.last_epoch`) written.
+    pub epoch: u64,
+    /// See `epoch`.
+    pub step: u64,
+}
+
+/// Writes ringdet checkpoint `ckpt` (of a model of `arch`) as a PaddleDetection checkpoint at
+/// `out` (`out.pdparams`, `out.pdema` when it has an EMA, `out.pdopt`), as `save_model` does,
+/// so PaddleDetection's `-r out` continues from it: `.pdparams` the bias-corrected EMA weights
+/// (the raw ones without EMA), `.pdema` the raw weights, `.pdopt` each velocity as
+/// `<paddle name>_velocity_0`, `LR_Scheduler: {last_epoch: step, last_lr: 0.0}` (Paddle
+/// recomputes `last_lr` at its next scheduler step) and `last_epoch: epoch`. Paddle's parameter
+/// names are not ringdet's to invent: they come from `names`, any file `paddle.save` wrote for
+/// the same model (a PaddleDetection checkpoint's `.pdparams` or `.pdema`, released weights),
+/// through its `StructuredToParameterName@@` table.
+pub fn save_paddle(
+    ckpt: &Checkpoint,
+    arch: &Arch,
+    names: &PdParams,
+    out: &Path,
+) -> Result<PaddleSave> {
+    let snap = ckpt.load(arch)?;
+    let model = &snap.model;
+    let path = |ext: &str| {
+        let mut s = out.as_os_str().to_os_string();
+        s.push(format!(".{ext}"));
+        PathBuf::from(s)
+    };
+    // Paddle's parameter name of every state-dict entry, as `paddle.save` writes beside it.
+    let mut table = Vec::new();
+    for slot in model.layout.state_dict_slots() {
+        let name = &slot.spec.name;
+        let p = names.str(&format!("{NAME_TABLE}/{name}")).ok_or_else(|| {
+            corrupt(
+                names.path(),
+                format!("`{NAME_TABLE}` has no entry for `{name}`"),
+            )
+        })?;
+        table.push((name.clone(), strip_deepcopy(p).to_string()));
+    }
+    use ringdet_tensor::pdparams::Extra;
+    let table_extra = [(
+        NAME_TABLE,
+        Extra::Dict(
+            table
+                .iter()
+                .map(|(n, p)| (n.clone(), Extra::Str(p.clone())))
+                .collect(),
+        ),
+    )];
+    let write = |p: &Path, m: &ModelState| -> Result<()> {
+        let tensors = m
+            .export()
+            .into_iter()
+            .map(|(n, shape, v)| {
+                ringdet_tensor::Tensor::from_vec(v, &shape)
+                    .map(|t| (n, t))
+                    .map_err(|e| tensor_err(p, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<(&str, &ringdet_tensor::Tensor)> =
+            tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        ringdet_tensor::pdparams::save_with(p, &refs, &table_extra).map_err(|e| tensor_err(p, e))
+    };
+    let mut files = Vec::new();
+    let averaged = match &snap.ema {
+        Some(e) => e
+            .corrected()
+            .map_err(|err| corrupt(&ckpt.opt_path(), err.to_string()))?,
+        None => None,
+    };
+    if snap.ema.is_some() {
+        let mut avg = model.clone();
+        if let Some((p, s)) = averaged {
+            avg.params = p;
+            avg.stats = s;
+        }
+        write(&path("pdparams"), &avg)?;
+        write(&path("pdema"), model)?;
+        files.push(path("pdparams"));
+        files.push(path("pdema"));
+    } else {
+        write(&path("pdparams"), model)?;
+        files.push(path("pdparams"));
+    }
+    let opt_path = path("pdopt");
+    let mut velocities = Vec::new();
+    for (slot, (_, p)) in model.layout.state_dict_slots().zip(&table) {
+        if slot.spec.kind != TensorKind::Param {
+            continue;
+        }
+        let t = ringdet_tensor::Tensor::from_vec(
+            snap.sgd.velocity[slot.range()].to_vec(),
+            &slot.spec.shape,
+        )
+        .map_err(|e| tensor_err(&opt_path, e))?;
+        velocities.push((format!("{p}_velocity_0"), t));
+    }
+    let refs: Vec<(&str, &ringdet_tensor::Tensor)> =
+        velocities.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let (epoch, step) = (snap.state.epoch, snap.state.global_step);
+    let as_i64 = |v: u64, what: &str| {
+        i64::try_from(v).map_err(|_| corrupt(&ckpt.state_path(), format!("{what} {v} too large")))
+    };
+    let extras = [
+        (
+            "LR_Scheduler",
+            Extra::Dict(vec![
+                (
+                    "last_epoch".into(),
+                    Extra::Int(as_i64(step, "global_step")?),
+                ),
+                ("last_lr".into(), Extra::Float(0.0)),
+            ]),
+        ),
+        ("last_epoch", Extra::Int(as_i64(epoch, "epoch")?)),
+    ];
+    ringdet_tensor::pdparams::save_with(&opt_path, &refs, &extras)
+        .map_err(|e| tensor_err(&opt_path, e))?;
+    files.push(opt_path);
+    Ok(PaddleSave {
+        files,
+        velocities: velocities.len(),
+        epoch,
+        step,
+    })
+}
+
 /// Every state-dict tensor of `arch` from `file`, checked for dtype and shape.
 fn load_model(file: &PdParams, arch: &Arch) -> Result<ModelState> {
     let path = file.path();
