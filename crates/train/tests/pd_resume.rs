@@ -318,3 +318,31 @@ fn ringdet_checkpoint_written_for_paddle_resumes_the_same() {
     assert_eq!(bits(&e.stats), bits(&s));
     assert_eq!(again.snapshot.state.epoch, 1);
 }
+
+#[test]
+fn a_missing_velocity_is_named() {
+    use ringdet_tensor::pdparams::{Extra, save_with};
+    let dir = scratch("missing-velocity");
+    let base = copy_set(&dir, &["pdparams", "pdema"]);
+    let orig = file("pdopt");
+    // Drop the velocity of backbone.stem.conv1.conv.weight (`conv2d_0.w_0` in the name table).
+    let kept: Vec<(&str, &ringdet_tensor::Tensor)> = orig
+        .tensors()
+        .iter()
+        .filter(|(n, _)| n != "conv2d_0.w_0_velocity_0")
+        .map(|(n, t)| (n.as_str(), t))
+        .collect();
+    assert_eq!(kept.len() + 1, orig.len());
+    let extras = [
+        (
+            "LR_Scheduler",
+            Extra::Dict(vec![("last_epoch".into(), Extra::Int(2))]),
+        ),
+        ("last_epoch", Extra::Int(1)),
+    ];
+    save_with(dir.join("model_final.pdopt"), &kept, &extras).unwrap();
+    let err = load(&base, true).unwrap_err().to_string();
+    assert!(err.contains("model_final.pdopt"), "{err}");
+    assert!(err.contains("backbone.stem.conv1.conv.weight"), "{err}");
+    assert!(err.contains("conv2d_0.w_0_velocity_0"), "{err}");
+}
