@@ -125,3 +125,97 @@ fn bad_inputs_are_named() {
         text(&out.stderr)
     );
 }
+
+/// `--to paddle-checkpoint`: a ringdet checkpoint (here: the PaddleDetection fixture resumed and
+/// saved our way) becomes `.pdparams` + `.pdema` + `.pdopt` with Paddle's velocity names, equal
+/// bit for bit to the velocities of the PaddleDetection checkpoint it came from.
+#[test]
+fn ringdet_checkpoint_to_paddle_checkpoint() {
+    use ringdet_detect::arch::{Arch, ModelConfig};
+    use ringdet_detect::state::ModelState;
+    use ringdet_detect::train::{ema::Ema, sgd::Sgd};
+    use ringdet_train::checkpoint::{Checkpoint, Fingerprint, paddle};
+    let dir = scratch("convert-paddle-checkpoint");
+    let pd = fixture("resume/model_final");
+    let arch = Arch::new(ModelConfig::new(0.0625, 0.2).with_classes(7)).unwrap();
+    let layout = ModelState::zeros(&arch).unwrap().layout;
+    let ema = Ema::new(0.9998, layout.num_params(), layout.num_stats());
+    let r = paddle::resume(
+        &pd,
+        &arch,
+        "demo",
+        &Fingerprint::default(),
+        &Sgd::ppyoloe(&layout),
+        Some(&ema),
+    )
+    .unwrap();
+    let ours = Checkpoint::new(dir.join("output"), "model_final").unwrap();
+    std::fs::create_dir_all(&ours.dir).unwrap();
+    ours.save(r.snapshot.as_ref()).unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/demo/ppyoloe_shapes_demo.yml")
+        .canonicalize()
+        .unwrap();
+    let config = dir.join("demo.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "_BASE_: ['{}']\nwidth_mult: 0.0625\ndepth_mult: 0.2\n",
+            demo.display()
+        ),
+    )
+    .unwrap();
+    let out_base = dir.join("model_final");
+    let names = fixture("resume/model_final.pdparams");
+    // Without the config: refused, saying what is needed.
+    let out = Command::new(BIN)
+        .arg("convert")
+        .args([ours.dir.join("model_final"), out_base.clone()])
+        .args(["--to", "paddle-checkpoint"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("-c CONFIG"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .arg("convert")
+        .args([ours.dir.join("model_final"), out_base.clone()])
+        .args(["--to", "paddle-checkpoint", "-c"])
+        .arg(&config)
+        .arg("--paddle_names")
+        .arg(&names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("248 velocities"),
+        "{}",
+        text(&out.stdout)
+    );
+    let (orig, back) = (
+        PdParams::open(pd.with_extension("pdopt")).unwrap(),
+        PdParams::open(out_base.with_extension("pdopt")).unwrap(),
+    );
+    for (name, t) in orig.tensors() {
+        let b = back.tensor(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(
+            b.to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>(),
+            t.to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
+    assert_eq!(back.int("last_epoch"), Some(1));
+    assert!(out_base.with_extension("pdema").exists());
+    assert!(out_base.with_extension("pdparams").exists());
+}

@@ -5,6 +5,11 @@
 //! the opposite of IN's format. Entries of a Paddle file that are not tensors (scheduler
 //! state, name tables) are listed and not written; tensors nested in a Paddle file's
 //! containers keep their `outer/inner` names.
+//!
+//! `ringdet convert output/<cfg>/<name> OUT --to paddle-checkpoint -c CONFIG --paddle_names REF`
+//! turns a whole ringdet checkpoint into a PaddleDetection one (`OUT.pdparams`, `OUT.pdema`,
+//! `OUT.pdopt`) that PaddleDetection's `-r OUT` continues from; REF is any file `paddle.save`
+//! wrote for the same model (it supplies Paddle's parameter names for the velocities).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +24,9 @@ pub enum Format {
     Safetensors,
     /// Paddle's pickled state dict (`paddle.load` reads it).
     Pdparams,
+    /// A whole ringdet checkpoint (IN = `output/<cfg>/<name>`) as a PaddleDetection checkpoint
+    /// (OUT.pdparams, OUT.pdema with EMA, OUT.pdopt); needs `-c` and `--paddle_names`.
+    PaddleCheckpoint,
 }
 
 impl Format {
@@ -35,6 +43,7 @@ impl Format {
         match self {
             Format::Safetensors => "safetensors",
             Format::Pdparams => "pdparams",
+            Format::PaddleCheckpoint => "paddle-checkpoint",
         }
     }
 }
@@ -49,6 +58,50 @@ pub struct Args {
     /// Output format; default: from OUT's extension, else the other format than IN's.
     #[arg(long)]
     to: Option<Format>,
+    /// With `--to paddle-checkpoint`: the config the checkpoint was trained with.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// With `--to paddle-checkpoint`: config overrides `key=value`.
+    #[arg(short = 'o', long = "opt", num_args = 1..)]
+    overrides: Vec<String>,
+    /// With `--to paddle-checkpoint`: a file `paddle.save` wrote for the same model (a
+    /// PaddleDetection checkpoint's `.pdparams`, released weights) whose
+    /// `StructuredToParameterName@@` table names the velocities as Paddle does.
+    #[arg(long = "paddle_names")]
+    paddle_names: Option<PathBuf>,
+}
+
+fn to_paddle_checkpoint(args: &Args) -> anyhow::Result<()> {
+    use ringdet_train::checkpoint::{Checkpoint, paddle};
+    let config = args
+        .config
+        .as_ref()
+        .context("--to paddle-checkpoint needs -c CONFIG (the checkpoint's model)")?;
+    let names = args.paddle_names.as_ref().context(
+        "--to paddle-checkpoint needs --paddle_names REF.pdparams (Paddle's parameter names)",
+    )?;
+    let mut cfg = ringdet_train::Config::load(config)?;
+    cfg.apply_overrides(&args.overrides)?;
+    let recipe = ringdet_train::TrainRecipe::from_config(&cfg)?;
+    let arch = ringdet_detect::arch::Arch::new(recipe.model.clone())?;
+    let ckpt = Checkpoint::from_resume_arg(&args.input)?;
+    let names = PdParams::open(names)?;
+    let saved = paddle::save_paddle(&ckpt, &arch, &names, &args.output)?;
+    println!(
+        "convert: checkpoint {} (epoch {}, step {}) -> PaddleDetection checkpoint {}: {}; {} velocities",
+        args.input.display(),
+        saved.epoch,
+        saved.step,
+        args.output.display(),
+        saved
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        saved.velocities
+    );
+    Ok(())
 }
 
 type Read = (Vec<(String, Tensor)>, Vec<pdparams::Skipped>, String);
@@ -71,6 +124,9 @@ fn read(path: &Path) -> anyhow::Result<Read> {
 
 /// Converts and prints what was converted (stdout) and what was left out (stderr).
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.to == Some(Format::PaddleCheckpoint) {
+        return to_paddle_checkpoint(&args);
+    }
     let from = Format::of(&args.input).unwrap_or(Format::Safetensors);
     let to = match (args.to, Format::of(&args.output)) {
         (Some(t), Some(o)) if t != o => bail!(
@@ -81,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (Some(t), _) | (None, Some(t)) => t,
         (None, None) => match from {
             Format::Safetensors => Format::Pdparams,
-            Format::Pdparams => Format::Safetensors,
+            Format::Pdparams | Format::PaddleCheckpoint => Format::Safetensors,
         },
     };
     let (tensors, skipped, what) = read(&args.input)?;
@@ -89,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match to {
         Format::Safetensors => ringdet_tensor::save(&args.output, &refs, &BTreeMap::new()),
         Format::Pdparams => pdparams::save(&args.output, &refs),
+        Format::PaddleCheckpoint => bail!("--to paddle-checkpoint takes a checkpoint, not a file"),
     }
     .with_context(|| format!("writing {}", args.output.display()))?;
     let bytes: usize = tensors

@@ -18,7 +18,8 @@ pub struct Args {
     /// `best_model`.
     #[arg(long)]
     eval: bool,
-    /// Resume from a checkpoint: `output/<config name>/<name>` (`0`, `model_final`, …).
+    /// Resume from a checkpoint: `output/<config name>/<name>` (`0`, `model_final`, …), ringdet's
+    /// own or PaddleDetection's (`<name>.pdparams` + `.pdopt` [+ `.pdema`]).
     #[arg(short = 'r', long = "resume")]
     resume: Option<PathBuf>,
     /// Mixed precision (the CPU trainer runs in f32).

@@ -23,6 +23,19 @@ pub struct Collected {
     pub tensors: Vec<(String, Tensor)>,
     /// Entries that are not tensors.
     pub skipped: Vec<Skipped>,
+    /// The integers and strings among the skipped entries (and one level inside a dict without
+    /// arrays), by key path: `last_epoch`, `LR_Scheduler/last_epoch`, the
+    /// `StructuredToParameterName@@` name table.
+    pub values: Vec<(String, Value)>,
+}
+
+/// An integer or string of the file: what PaddleDetection's checkpoints keep besides arrays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// A Python int that fits in i64.
+    Int(i64),
+    /// A Python str.
+    Str(String),
 }
 
 /// Most nesting levels read below the top-level dict.
@@ -61,6 +74,7 @@ pub fn collect(arena: &Arena, root: Id, input: &[u8]) -> Result<Collected, Strin
         out: Collected {
             tensors: Vec::new(),
             skipped: Vec::new(),
+            values: Vec::new(),
         },
         names: HashSet::new(),
         converted: HashMap::new(),
@@ -248,6 +262,20 @@ impl Walker<'_> {
             Obj::Dict(e) => {
                 if !self.contains_array(id, depth)? {
                     self.skip(&path, format!("dict of {} entries, no arrays", e.len()));
+                    for (k, v) in self.entries(id) {
+                        self.spend()?;
+                        match arena.get(v) {
+                            Obj::Int(i) => self
+                                .out
+                                .values
+                                .push((format!("{path}/{k}"), Value::Int(*i))),
+                            Obj::Str(s) => self
+                                .out
+                                .values
+                                .push((format!("{path}/{k}"), Value::Str(s.clone()))),
+                            _ => {}
+                        }
+                    }
                 } else {
                     for (k, v) in self.entries(id) {
                         self.walk(v, format!("{path}/{k}"), depth + 1)?;
@@ -270,12 +298,16 @@ impl Walker<'_> {
             }
             Obj::None => self.skip(&path, "None".into()),
             Obj::Bool(b) => self.skip(&path, format!("bool {b}")),
-            Obj::Int(i) => self.skip(&path, format!("int {i}")),
+            Obj::Int(i) => {
+                self.skip(&path, format!("int {i}"));
+                self.out.values.push((path, Value::Int(*i)));
+            }
             Obj::BigInt(n) => self.skip(&path, format!("int of {n} bytes")),
             Obj::Float(f) => self.skip(&path, format!("float {f}")),
             Obj::Str(s) => {
                 let short: String = s.chars().take(40).collect();
                 self.skip(&path, format!("str {short:?}"));
+                self.out.values.push((path, Value::Str(s.clone())));
             }
             o => {
                 let what = o.kind().to_string();

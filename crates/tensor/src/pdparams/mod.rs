@@ -41,9 +41,9 @@ use std::path::{Path, PathBuf};
 
 use crate::{Result, Tensor, TensorError};
 
-pub use collect::Skipped;
+pub use collect::{Skipped, Value};
 pub use globals::ALLOWED as ALLOWED_GLOBALS;
-pub use writer::save;
+pub use writer::{Extra, save, save_with};
 
 /// The file extensions of Paddle's pickled state dicts: weights, EMA weights, optimizer state.
 pub const EXTENSIONS: [&str; 3] = ["pdparams", "pdema", "pdopt"];
@@ -62,6 +62,7 @@ pub struct PdParams {
     protocol: u8,
     tensors: Vec<(String, Tensor)>,
     skipped: Vec<Skipped>,
+    values: Vec<(String, Value)>,
 }
 
 impl PdParams {
@@ -112,6 +113,7 @@ impl PdParams {
             protocol: run.protocol,
             tensors: collected.tensors,
             skipped: collected.skipped,
+            values: collected.values,
         })
     }
 
@@ -150,6 +152,26 @@ impl PdParams {
     /// Entries that are not tensors (or arrays of a dtype this crate lacks), with what they are.
     pub fn skipped(&self) -> &[Skipped] {
         &self.skipped
+    }
+    /// The integers and strings of the file by key path (nested `outer/inner`, one level into
+    /// dicts without arrays): `last_epoch`, `LR_Scheduler/last_epoch`, and the
+    /// `StructuredToParameterName@@/<name>` table Paddle writes beside a state dict.
+    pub fn values(&self) -> &[(String, Value)] {
+        &self.values
+    }
+    /// The integer at key path `key`.
+    pub fn int(&self, key: &str) -> Option<i64> {
+        self.values.iter().find_map(|(k, v)| match v {
+            Value::Int(i) if k == key => Some(*i),
+            _ => None,
+        })
+    }
+    /// The string at key path `key`.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.values.iter().find_map(|(k, v)| match v {
+            Value::Str(s) if k == key => Some(s.as_str()),
+            _ => None,
+        })
     }
 }
 

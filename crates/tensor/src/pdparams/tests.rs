@@ -190,3 +190,40 @@ proptest::proptest! {
         let _ = parse(&b);
     }
 }
+
+#[test]
+fn save_with_writes_ints_floats_strs_and_dicts_the_reader_gives_back() {
+    use super::{Extra, PdParams, save_with};
+    let path = std::env::temp_dir().join(format!("save-with-{}.pdopt", std::process::id()));
+    let v = crate::Tensor::from_vec(vec![1.0f32, -2.0], &[2]).unwrap();
+    let extras = [
+        (
+            "LR_Scheduler",
+            Extra::Dict(vec![
+                ("last_epoch".into(), Extra::Int(70000)),
+                ("last_lr".into(), Extra::Float(0.25)),
+            ]),
+        ),
+        ("last_epoch", Extra::Int(3)),
+        (
+            "StructuredToParameterName@@",
+            Extra::Dict(vec![(
+                "fc.weight".into(),
+                Extra::Str("linear_0.w_0".into()),
+            )]),
+        ),
+    ];
+    save_with(&path, &[("linear_0.w_0_velocity_0", &v)], &extras).unwrap();
+    let f = PdParams::open(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f.int("last_epoch"), Some(3));
+    assert_eq!(f.int("LR_Scheduler/last_epoch"), Some(70000));
+    assert_eq!(
+        f.str("StructuredToParameterName@@/fc.weight"),
+        Some("linear_0.w_0")
+    );
+    // A repeated name across tensors and extras is refused.
+    let dup = save_with(&path, &[("last_epoch", &v)], &extras[1..2]);
+    assert!(dup.is_err());
+}

@@ -89,13 +89,60 @@ fn array_tail(out: &mut Vec<u8>) {
     out.extend_from_slice(&[op::TUPLE, op::BUILD]);
 }
 
+/// A value other than an array in a Paddle state dict: what an optimizer's `state_dict()` holds
+/// besides its accumulators (`last_epoch`, `LR_Scheduler: {last_epoch, last_lr}`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Extra {
+    /// A Python int.
+    Int(i64),
+    /// A Python float.
+    Float(f64),
+    /// A Python str.
+    Str(String),
+    /// A dict of str -> value.
+    Dict(Vec<(String, Extra)>),
+}
+
+fn extra(out: &mut Vec<u8>, v: &Extra) {
+    match v {
+        Extra::Int(i) => int(out, *i),
+        Extra::Float(f) => {
+            out.push(op::BINFLOAT);
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        Extra::Str(s) => unicode(out, s),
+        Extra::Dict(items) => {
+            out.extend_from_slice(&[op::EMPTY_DICT, op::MARK]);
+            for (k, v) in items {
+                unicode(out, k);
+                extra(out, v);
+            }
+            out.push(op::SETITEMS);
+        }
+    }
+}
+
 /// Writes `tensors` (in this order) to `path` as a Paddle state-dict pickle, atomically
 /// (temporary file, fsync, rename). Names must be unique.
 pub fn save(path: impl AsRef<std::path::Path>, tensors: &[(&str, &Tensor)]) -> Result<()> {
+    save_with(path, tensors, &[])
+}
+
+/// [`save`], followed by the entries `extras` (int, float, nested dict) in the same top-level
+/// dict: an optimizer state as PaddleDetection's `save_model` writes it.
+pub fn save_with(
+    path: impl AsRef<std::path::Path>,
+    tensors: &[(&str, &Tensor)],
+    extras: &[(&str, Extra)],
+) -> Result<()> {
     use std::io::Write;
     let path = path.as_ref();
     let mut seen = std::collections::HashSet::new();
-    if let Some((name, _)) = tensors.iter().find(|(n, _)| !seen.insert(*n)) {
+    let mut names = tensors
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(extras.iter().map(|(n, _)| *n));
+    if let Some(name) = names.find(|n| !seen.insert(*n)) {
         return Err(TensorError::Pickle {
             path: path.to_path_buf(),
             offset: None,
@@ -116,6 +163,12 @@ pub fn save(path: impl AsRef<std::path::Path>, tensors: &[(&str, &Tensor)]) -> R
             f.write_all(&data)?;
             head.clear();
             array_tail(&mut head);
+            f.write_all(&head)?;
+        }
+        for (name, v) in extras {
+            head.clear();
+            unicode(&mut head, name);
+            extra(&mut head, v);
             f.write_all(&head)?;
         }
         f.write_all(&[op::SETITEMS, op::STOP])

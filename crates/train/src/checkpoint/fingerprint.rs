@@ -47,6 +47,11 @@ impl Fingerprint {
         self.0.insert(key.to_string(), value.to_string());
     }
 
+    /// The value of one setting, as text.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
     /// The settings that differ between this (the checkpoint's) and `now`, one line each.
     pub fn differences(&self, now: &Fingerprint) -> Vec<String> {
         let keys: std::collections::BTreeSet<&String> = self.0.keys().chain(now.0.keys()).collect();

@@ -24,6 +24,7 @@
 mod error;
 mod files;
 mod fingerprint;
+pub mod paddle;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,6 +196,7 @@ impl Checkpoint {
             ".safetensors",
             ".pdparams",
             ".pdopt",
+            ".pdema",
         ]
         .iter()
         .find_map(|ext| file.strip_suffix(ext))

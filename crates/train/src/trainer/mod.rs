@@ -428,7 +428,21 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     let mut best_ap: Option<f64> = None;
     let mut best_epoch: Option<u64> = None;
     if let Some(arg) = &opts.resume {
-        let snap = ckpt::resume(arg, &arch, &extras.config_name, &fingerprint).map_err(ckpt_err)?;
+        let snap = if ckpt::paddle::is_paddle_checkpoint(arg) {
+            let pd = ckpt::paddle::resume(
+                arg,
+                &arch,
+                &extras.config_name,
+                &fingerprint,
+                &sgd,
+                ema.as_ref(),
+            )
+            .map_err(ckpt_err)?;
+            say(replicas, &pd.report);
+            pd.snapshot
+        } else {
+            ckpt::resume(arg, &arch, &extras.config_name, &fingerprint).map_err(ckpt_err)?
+        };
         if snap.state.data.next_batch != 0 {
             return Err(ckpt_err(CheckpointError::Incompatible {
                 path: arg.clone(),
