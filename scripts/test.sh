@@ -19,4 +19,4 @@ export REQUIRE_NVRTC=1
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
