@@ -4,10 +4,7 @@
 
 mod common;
 
-use common::{BIN, scratch};
-use ringdet_detect::arch::{Arch, ModelConfig};
-use ringdet_detect::init::{SeededNormal, initialize};
-use ringdet_detect::state::ModelState;
+use common::{BIN, make_tiny_shapes, scratch, tiny_model};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -37,29 +34,8 @@ fn eval(dir: &Path, weights: &Path, data: &Path, out: &str) -> (String, Vec<u8>)
 fn pdparams_weights_evaluate_as_safetensors() {
     let dir = scratch("eval-pdparams");
     let data = dir.join("shapes");
-    let made = Command::new(BIN)
-        .args([
-            "make-dataset",
-            "shapes",
-            "--train",
-            "4",
-            "--val",
-            "4",
-            "--size",
-            "64",
-        ])
-        .arg("--out")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let arch = Arch::new(ModelConfig::new(0.25, 0.33).with_classes(7)).unwrap();
-    let mut state = ModelState::zeros(&arch).unwrap();
-    initialize(&mut state, &mut SeededNormal::new(5));
+    make_tiny_shapes(&data, 4, 4);
+    let state = tiny_model(5);
     ringdet_detect::checkpoint::save(&state, dir.join("w.safetensors")).unwrap();
     ringdet_detect::checkpoint::save(&state, dir.join("m.pdparams")).unwrap();
     let (a, bbox_a) = eval(&dir, &dir.join("w.safetensors"), &data, "st");

@@ -7,9 +7,6 @@
 mod common;
 
 use common::*;
-use ringdet_detect::arch::{Arch, ModelConfig};
-use ringdet_detect::init::{SeededNormal, initialize};
-use ringdet_detect::state::ModelState;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -25,20 +22,8 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
     FIXTURE.get_or_init(|| {
         let dir = scratch("infer-fixture");
         let data = dir.join("shapes");
-        let made = Command::new(BIN)
-            .args(["make-dataset", "shapes", "--train", "2", "--val", "6"])
-            .args(["--size", "64", "--out"])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        let arch = Arch::new(ModelConfig::new(0.25, 0.33).with_classes(7)).unwrap();
-        let mut state = ModelState::zeros(&arch).unwrap();
-        initialize(&mut state, &mut SeededNormal::new(11));
+        make_tiny_shapes(&data, 2, 6);
+        let state = tiny_model(11);
         let weights = dir.join("init.safetensors");
         ringdet_detect::checkpoint::save(&state, &weights).unwrap();
         (data, weights)

@@ -160,3 +160,31 @@ pub fn read_pid(dir: &Path, name: &str, secs: f64) -> u32 {
 pub const RECORDING_WORKER: &str = "echo worker $RINGDET_RANK ready; \
      sleep 60 & echo $! > gc.$RINGDET_RANK.tmp; mv gc.$RINGDET_RANK.tmp gc.$RINGDET_RANK; \
      echo $$ > pid.$RINGDET_RANK.tmp; mv pid.$RINGDET_RANK.tmp pid.$RINGDET_RANK; wait";
+
+/// `ringdet make-dataset shapes --train T --val V --size 64 --out DATA` (seed 0), asserting it
+/// succeeded: the tiny shapes sets the eval, infer and weights tests run on.
+pub fn make_tiny_shapes(data: &Path, train: usize, val: usize) {
+    let made = Command::new(BIN)
+        .args(["make-dataset", "shapes", "--size", "64"])
+        .args(["--train", &train.to_string(), "--val", &val.to_string()])
+        .arg("--out")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
+
+/// PaddleDetection's initialisation of the tiny test model (width 0.25, depth 0.33, 7 classes)
+/// from `seed`.
+pub fn tiny_model(seed: u64) -> ringdet_detect::state::ModelState {
+    use ringdet_detect::arch::{Arch, ModelConfig};
+    use ringdet_detect::init::{SeededNormal, initialize};
+    let arch = Arch::new(ModelConfig::new(0.25, 0.33).with_classes(7)).unwrap();
+    let mut state = ringdet_detect::state::ModelState::zeros(&arch).unwrap();
+    initialize(&mut state, &mut SeededNormal::new(seed));
+    state
+}
