@@ -19,7 +19,7 @@ use ringdet_kernels::dfl::DflParams;
 use ringdet_kernels::elementwise::BroadcastParams;
 use ringdet_kernels::fuse::{FoldParams, RepVggParams};
 use ringdet_kernels::loss::{BoxLossParams, VarifocalParams};
-use ringdet_kernels::optimizer::{EmaParams, SgdParams};
+use ringdet_kernels::optimizer::{AdamwParams, EmaParams, SgdParams};
 use ringdet_kernels::pool::PoolParams;
 use ringdet_kernels::resize::UpsampleParams;
 use ringdet_kernels::runtime::testing::gpu_or_skip;
@@ -72,6 +72,7 @@ enum Op {
     DflLossForward(BoxLossParams),
     DflLossBackward(BoxLossParams, f64),
     Sgd(SgdParams, Vec<u8>),
+    Adamw(AdamwParams, Vec<u8>),
     EmaUpdate(u64, EmaParams),
     EmaApply(f64, u64),
     FoldConvBn(FoldParams),
@@ -579,11 +580,33 @@ fn cases() -> Vec<Case> {
             .collect();
         case(
             format!("sgd n={n}"),
-            Op::Sgd(SgdParams::ppyoloe(0.01), mask),
+            Op::Sgd(SgdParams::ppyoloe(0.01), mask.clone()),
             vec![g.normal(n, 1.0)],
             vec![Out::Update(g.normal(n, 1.0)), Out::Update(g.normal(n, 1.0))],
             F32_TOL,
         );
+        for step in [1u64, 7] {
+            let p = AdamwParams {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                weight_decay: 0.05,
+                step,
+            };
+            let second: Vec<f64> = g.normal(n, 1.0).iter().map(|v| v.abs()).collect();
+            case(
+                format!("adamw n={n} step={step}"),
+                Op::Adamw(p, mask.clone()),
+                vec![g.normal(n, 1.0)],
+                vec![
+                    Out::Update(g.normal(n, 1.0)),
+                    Out::Update(g.normal(n, 1.0)),
+                    Out::Update(second),
+                ],
+                F32_TOL,
+            );
+        }
         for step in [0u64, 3, 2000] {
             case(
                 format!("ema update n={n} step={step}"),
@@ -826,6 +849,11 @@ fn exec<T: Real, B: Backend<T>>(
         (Op::Sgd(p, mask), [params, vel]) => {
             let mask = be.upload_mask(mask)?;
             be.sgd_momentum_step(B::view_mut(params), B::view_mut(vel), v(0), &mask, p)?
+        }
+        (Op::Adamw(p, mask), [params, m1, m2]) => {
+            let mask = be.upload_mask(mask)?;
+            let moments = [B::view_mut(m1), B::view_mut(m2)];
+            be.adamw_step(B::view_mut(params), moments, v(0), &mask, p)?
         }
         (Op::EmaUpdate(step, p), [ema]) => {
             return be.ema_update(B::view_mut(ema), v(0), *step, p).map(Some);

@@ -1,9 +1,9 @@
-//! SGD, EMA and the inference folds against hand-computed values and against the unfused layers.
+//! SGD, AdamW, EMA and the inference folds against hand-computed values and against the unfused layers.
 
 use ringdet_kernels::batchnorm::{BatchNormParams, cpu as bn};
 use ringdet_kernels::conv::{Conv2dParams, cpu as conv};
 use ringdet_kernels::fuse::{FoldParams, RepVggParams, cpu as fuse};
-use ringdet_kernels::optimizer::{EmaParams, SgdParams, cpu as opt};
+use ringdet_kernels::optimizer::{AdamwParams, EmaParams, SgdParams, cpu as opt};
 
 #[test]
 fn sgd_momentum_with_masked_decay() {
@@ -31,6 +31,51 @@ fn sgd_momentum_with_masked_decay() {
             .unwrap_err()
             .to_string()
             .contains("decay_mask")
+    );
+}
+
+#[test]
+fn adamw_matches_paddles_update() {
+    // Two steps of Paddle's AdamW written out: decoupled decay, moments, bias-corrected step
+    // with epsilon scaled by sqrt(1 - beta2^t).
+    let p = |step| AdamwParams {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.01,
+        step,
+    };
+    let (mut th, mut m, mut v) = (vec![1.0f64, 2.0], vec![0.0; 2], vec![0.0; 2]);
+    let grads = [[0.5, -0.25], [0.1, 0.3]];
+    let mut want = [1.0f64, 2.0];
+    let (mut wm, mut wv) = ([0.0f64; 2], [0.0f64; 2]);
+    for (k, g) in grads.iter().enumerate() {
+        let t = k as i32 + 1;
+        opt::adamw_step(&mut th, &mut m, &mut v, g, &[1, 0], &p(t as u64)).unwrap();
+        for i in 0..2 {
+            if i == 0 {
+                want[i] *= 1.0 - 0.1 * 0.01;
+            }
+            wm[i] = 0.9 * wm[i] + 0.1 * g[i];
+            wv[i] = 0.999 * wv[i] + 0.001 * g[i] * g[i];
+            let c2 = (1.0 - 0.999f64.powi(t)).sqrt();
+            let lr_t = 0.1 * c2 / (1.0 - 0.9f64.powi(t));
+            want[i] -= lr_t * wm[i] / (wv[i].sqrt() + 1e-8 * c2);
+        }
+        for i in 0..2 {
+            assert!(
+                (th[i] - want[i]).abs() < 1e-14,
+                "step {t}: {th:?} vs {want:?}"
+            );
+            assert!((m[i] - wm[i]).abs() < 1e-15 && (v[i] - wv[i]).abs() < 1e-15);
+        }
+    }
+    assert!(
+        opt::adamw_step(&mut th, &mut m, &mut v, &[0.0], &[1, 0], &p(3))
+            .unwrap_err()
+            .to_string()
+            .contains("grads")
     );
 }
 

@@ -145,7 +145,7 @@ fn ringdet_checkpoint_to_paddle_checkpoint() {
         &arch,
         "demo",
         &Fingerprint::default(),
-        &Sgd::ppyoloe(&layout),
+        &ringdet_detect::train::optimizer::Optimizer::Momentum(Sgd::ppyoloe(&layout)),
         Some(&ema),
     )
     .unwrap();

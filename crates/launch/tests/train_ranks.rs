@@ -209,7 +209,7 @@ fn check_replicas_stops_the_job_naming_the_rank_that_differs() {
     // Perturbed after step 0, caught by the check after step 1 (every 2 steps).
     assert!(
         all.contains(
-            "step 1: the replicas differ after the update: rank 1 (parameters, SGD velocity) \
+            "step 1: the replicas differ after the update: rank 1 (parameters, optimizer state) \
              differs from rank 0"
         ),
         "{all}"

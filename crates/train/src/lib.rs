@@ -17,7 +17,7 @@ pub mod eval;
 pub mod infer;
 pub mod trainer;
 
-pub use config::{Config, ConfigError, TrainRecipe};
+pub use config::{Config, ConfigError, OptimizerSpec, TrainRecipe};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use ringdet_detect::arch::{Arch, ModelConfig};
 use ringdet_detect::state::ModelState;
+use ringdet_detect::train::adamw::AdamW;
 use ringdet_detect::train::ema::Ema;
 use ringdet_detect::train::lr::LrSchedule;
+use ringdet_detect::train::optimizer::Optimizer;
 use ringdet_detect::train::sgd::Sgd;
 use ringdet_train::checkpoint::{
     self, Checkpoint, CheckpointError, DataState, Fingerprint, SnapshotRef, TrainSnapshot,
@@ -60,7 +62,7 @@ fn fingerprint(world: usize) -> Fingerprint {
 
 struct Live {
     model: ModelState,
-    sgd: Sgd,
+    optimizer: Optimizer,
     ema: Option<Ema>,
     state: TrainerState,
 }
@@ -69,7 +71,7 @@ impl Live {
     fn view(&self) -> SnapshotRef<'_> {
         SnapshotRef {
             model: &self.model,
-            sgd: &self.sgd,
+            optimizer: &self.optimizer,
             ema: self.ema.as_ref(),
             state: &self.state,
         }
@@ -78,11 +80,22 @@ impl Live {
 
 /// A model with random weights, some SGD+EMA history and filled-in trainer state.
 fn live(with_ema: bool) -> Live {
+    live_with(with_ema, false)
+}
+
+/// [`live`] with the optimizer chosen: Momentum SGD, or AdamW with non-default constants.
+fn live_with(with_ema: bool, adamw: bool) -> Live {
     let mut model = ModelState::zeros(&arch()).unwrap();
     fill(&mut model.params, 1);
     fill(&mut model.stats, 2);
     fill(&mut model.frozen, 3);
-    let mut sgd = Sgd::ppyoloe(&model.layout);
+    let mut sgd = if adamw {
+        let mut a = AdamW::paddle_default(&model.layout);
+        (a.beta1, a.beta2, a.epsilon, a.weight_decay) = (0.8, 0.99, 1e-6, 0.05);
+        Optimizer::AdamW(a)
+    } else {
+        Optimizer::Momentum(Sgd::ppyoloe(&model.layout))
+    };
     let mut ema = with_ema.then(|| Ema::new(0.9998, model.params.len(), model.stats.len()));
     let mut grads = vec![0.0; model.params.len()];
     for step in 0..3 {
@@ -108,9 +121,30 @@ fn live(with_ema: bool) -> Live {
     };
     Live {
         model,
-        sgd,
+        optimizer: sgd,
         ema,
         state,
+    }
+}
+
+fn assert_same_optimizer(a: &Optimizer, b: &Optimizer) {
+    match (a, b) {
+        (Optimizer::Momentum(a), Optimizer::Momentum(b)) => {
+            assert_eq!(bits(&a.velocity), bits(&b.velocity));
+            assert_eq!(a.decay_mask, b.decay_mask);
+            assert_eq!(a.momentum.to_bits(), b.momentum.to_bits());
+            assert_eq!(a.weight_decay.to_bits(), b.weight_decay.to_bits());
+        }
+        (Optimizer::AdamW(a), Optimizer::AdamW(b)) => {
+            assert_eq!(bits(&a.moment1), bits(&b.moment1));
+            assert_eq!(bits(&a.moment2), bits(&b.moment2));
+            assert_eq!(a.decay_mask, b.decay_mask);
+            let consts =
+                |x: &AdamW| [x.beta1, x.beta2, x.epsilon, x.weight_decay].map(f64::to_bits);
+            assert_eq!(consts(a), consts(b));
+            assert_eq!(a.steps, b.steps);
+        }
+        (a, b) => panic!("optimizer {} restored as {}", b.name(), a.name()),
     }
 }
 
@@ -119,10 +153,7 @@ fn assert_same(a: &TrainSnapshot, b: &Live) {
     assert_eq!(bits(&a.model.stats), bits(&b.model.stats));
     assert_eq!(bits(&a.model.frozen), bits(&b.model.frozen));
     assert!(a.model.grads.iter().all(|g| *g == 0.0));
-    assert_eq!(bits(&a.sgd.velocity), bits(&b.sgd.velocity));
-    assert_eq!(a.sgd.decay_mask, b.sgd.decay_mask);
-    assert_eq!(a.sgd.momentum.to_bits(), b.sgd.momentum.to_bits());
-    assert_eq!(a.sgd.weight_decay.to_bits(), b.sgd.weight_decay.to_bits());
+    assert_same_optimizer(&a.optimizer, &b.optimizer);
     match (&a.ema, &b.ema) {
         (Some(x), Some(y)) => {
             assert_eq!(bits(&x.params), bits(&y.params));
@@ -431,13 +462,32 @@ fn names_paths_and_paddles_snapshot_rule() {
 /// straight run bit for bit.
 #[test]
 fn exact_resume_at_the_optimizer_level() {
+    exact_resume_with(false);
+}
+
+#[test]
+fn exact_resume_with_adamw() {
+    exact_resume_with(true);
+}
+
+#[test]
+fn adamw_round_trip_is_bit_identical() {
+    let dir = tmp("adamw-round-trip");
+    let l = live_with(true, true);
+    let c = checkpoint::save_named(&dir, "model_final", l.view()).unwrap();
+    assert_same(&c.load(&arch()).unwrap(), &l);
+}
+
+fn exact_resume_with(adamw: bool) {
     const K: u64 = 9;
     let schedule = LrSchedule::new(0.01, 2, 2, 6);
     let step = |l: &mut Live| {
         let s = l.state.global_step;
         fill(&mut l.model.grads, 100 + s);
         let lr = schedule.lr(s as usize);
-        l.sgd.step(&mut l.model.params, &l.model.grads, lr).unwrap();
+        l.optimizer
+            .step(&mut l.model.params, &l.model.grads, lr)
+            .unwrap();
         for (i, v) in l.model.stats.iter_mut().enumerate() {
             *v = 0.9 * *v + 0.1 * ((i as u64 ^ s) % 17) as f32;
         }
@@ -450,8 +500,11 @@ fn exact_resume_at_the_optimizer_level() {
         l.state.data.sampler_epoch = l.state.epoch as u32;
     };
     let fresh = || {
-        let mut l = live(true);
-        l.sgd.velocity.fill(0.0);
+        let mut l = live_with(true, adamw);
+        l.optimizer = match &l.optimizer {
+            Optimizer::Momentum(_) => Optimizer::Momentum(Sgd::ppyoloe(&l.model.layout)),
+            Optimizer::AdamW(_) => Optimizer::AdamW(AdamW::paddle_default(&l.model.layout)),
+        };
         l.ema = Some(Ema::new(0.9998, l.model.params.len(), l.model.stats.len()));
         l.state.global_step = 0;
         l
@@ -472,7 +525,7 @@ fn exact_resume_at_the_optimizer_level() {
         let snap = c.load(&arch()).unwrap();
         let mut resumed = Live {
             model: snap.model,
-            sgd: snap.sgd,
+            optimizer: snap.optimizer,
             ema: snap.ema,
             state: snap.state,
         };
@@ -492,11 +545,7 @@ fn exact_resume_at_the_optimizer_level() {
             bits(&straight.model.stats),
             "k={k}"
         );
-        assert_eq!(
-            bits(&resumed.sgd.velocity),
-            bits(&straight.sgd.velocity),
-            "k={k}"
-        );
+        assert_same_optimizer(&resumed.optimizer, &straight.optimizer);
         assert_eq!(bits(&ema.params), bits(&want.params), "k={k}");
         assert_eq!(bits(&ema.stats), bits(&want.stats), "k={k}");
         assert_eq!(ema.updates, want.updates, "k={k}");
@@ -509,7 +558,9 @@ fn exact_resume_at_the_optimizer_level() {
 fn buffers_that_disagree_with_the_layout_are_not_saved() {
     let dir = tmp("invalid");
     let mut l = live(true);
-    l.sgd.velocity.pop();
+    if let Optimizer::Momentum(s) = &mut l.optimizer {
+        s.velocity.pop();
+    }
     let e = checkpoint::save_epoch(&dir, 0, l.view()).unwrap_err();
     assert!(matches!(e, CheckpointError::Invalid { .. }), "{e}");
     assert!(e.to_string().contains("0.opt.safetensors"), "{e}");

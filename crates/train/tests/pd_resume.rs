@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use ringdet_detect::arch::{Arch, ModelConfig, TensorKind};
 use ringdet_detect::state::ModelState;
 use ringdet_detect::train::ema::Ema;
+use ringdet_detect::train::optimizer::Optimizer;
 use ringdet_detect::train::sgd::Sgd;
 use ringdet_tensor::pdparams::PdParams;
 use ringdet_train::checkpoint::{CheckpointError, Fingerprint, paddle};
@@ -39,7 +40,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 fn load(base: &Path, with_ema: bool) -> Result<paddle::PaddleResume, CheckpointError> {
     let arch = arch();
     let layout = ModelState::zeros(&arch).unwrap().layout;
-    let sgd = Sgd::ppyoloe(&layout);
+    let sgd = Optimizer::Momentum(Sgd::ppyoloe(&layout));
     let ema = Ema::new(0.9998, layout.num_params(), layout.num_stats());
     paddle::resume(
         base,
@@ -88,7 +89,7 @@ fn every_tensor_and_velocity_loads_bit_for_bit() {
                     .to_vec::<f32>()
                     .unwrap();
                 assert_eq!(
-                    bits(&snap.sgd.velocity[slot.range()]),
+                    bits(&velocity(&snap.optimizer)[slot.range()]),
                     bits(&v),
                     "velocity {name}"
                 );
@@ -106,7 +107,7 @@ fn every_tensor_and_velocity_loads_bit_for_bit() {
     }
     let in_file = pdopt.names().filter(|n| n.ends_with("_velocity_0")).count();
     assert_eq!(velocities, in_file);
-    assert!(snap.sgd.velocity.iter().any(|&v| v != 0.0));
+    assert!(velocity(&snap.optimizer).iter().any(|&v| v != 0.0));
     // Two steps of epoch 0 were trained: continue at epoch 1, step 2, EMA after 2 updates.
     assert_eq!(snap.state.epoch, 1);
     assert_eq!(snap.state.global_step, 2);
@@ -216,7 +217,7 @@ fn another_model_is_refused_naming_the_tensor() {
         &arch,
         "x",
         &Fingerprint::default(),
-        &Sgd::ppyoloe(&layout),
+        &Optimizer::Momentum(Sgd::ppyoloe(&layout)),
         None,
     )
     .unwrap_err()
@@ -302,8 +303,8 @@ fn ringdet_checkpoint_written_for_paddle_resumes_the_same() {
         bits(&r.snapshot.model.stats)
     );
     assert_eq!(
-        bits(&again.snapshot.sgd.velocity),
-        bits(&r.snapshot.sgd.velocity)
+        bits(velocity(&again.snapshot.optimizer)),
+        bits(velocity(&r.snapshot.optimizer))
     );
     let (p, s) = r
         .snapshot
@@ -345,4 +346,9 @@ fn a_missing_velocity_is_named() {
     assert!(err.contains("model_final.pdopt"), "{err}");
     assert!(err.contains("backbone.stem.conv1.conv.weight"), "{err}");
     assert!(err.contains("conv2d_0.w_0_velocity_0"), "{err}");
+}
+
+/// The Momentum velocity of a resumed snapshot (a PaddleDetection resume is always Momentum).
+fn velocity(opt: &Optimizer) -> &[f32] {
+    &opt.as_momentum().expect("Momentum").velocity
 }

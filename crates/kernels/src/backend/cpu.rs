@@ -16,7 +16,7 @@ use crate::dfl::DflParams;
 use crate::elementwise::BroadcastParams;
 use crate::fuse::{FoldParams, RepVggParams};
 use crate::loss::{BoxLossParams, VarifocalParams};
-use crate::optimizer::{EmaParams, SgdParams};
+use crate::optimizer::{AdamwParams, EmaParams, SgdParams};
 use crate::pool::PoolParams;
 use crate::profile::{self, ConvPass, Family, OpTimer};
 use crate::resize::UpsampleParams;
@@ -513,6 +513,18 @@ impl<T: Real> OptimOps<T> for Cpu {
     ) -> KResult<()> {
         let _t = OpTimer::new(Family::Sgd);
         optimizer::cpu::sgd_momentum_step(params, velocity, grads, decay_mask, p)
+    }
+    fn adamw_step(
+        &self,
+        params: &mut [T],
+        moments: [&mut [T]; 2],
+        grads: &[T],
+        decay_mask: &Vec<u8>,
+        p: &AdamwParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::Sgd);
+        let [m, v] = moments;
+        optimizer::cpu::adamw_step(params, m, v, grads, decay_mask, p)
     }
     fn ema_update(&self, ema: &mut [T], params: &[T], step: u64, p: &EmaParams) -> KResult<f64> {
         let _t = OpTimer::new(Family::Ema);

@@ -23,7 +23,7 @@ use crate::dfl::DflParams;
 use crate::elementwise::BroadcastParams;
 use crate::fuse::{FoldParams, RepVggParams};
 use crate::loss::{BoxLossParams, VarifocalParams};
-use crate::optimizer::{EmaParams, SgdParams};
+use crate::optimizer::{AdamwParams, EmaParams, SgdParams};
 use crate::pool::PoolParams;
 use crate::resize::UpsampleParams;
 use crate::runtime::KernelRuntime;
@@ -557,6 +557,18 @@ impl OptimOps<f32> for Cuda {
     ) -> KResult<()> {
         let mask = decay_mask.as_view();
         optimizer::cuda::sgd_momentum_step(self.rt(), &mut params, &mut velocity, &grads, &mask, p)
+    }
+    fn adamw_step(
+        &self,
+        mut params: M<'_>,
+        moments: [M<'_>; 2],
+        grads: V<'_>,
+        decay_mask: &CudaSlice<u8>,
+        p: &AdamwParams,
+    ) -> KResult<()> {
+        let mask = decay_mask.as_view();
+        let [mut m, mut v] = moments;
+        optimizer::cuda::adamw_step(self.rt(), &mut params, [&mut m, &mut v], &grads, &mask, p)
     }
     fn ema_update(&self, mut ema: M<'_>, params: V<'_>, step: u64, p: &EmaParams) -> KResult<f64> {
         optimizer::cuda::ema_update(self.rt(), &mut ema, &params, step, p)

@@ -30,7 +30,7 @@ use crate::dfl::DflParams;
 use crate::elementwise::BroadcastParams;
 use crate::fuse::{FoldParams, RepVggParams};
 use crate::loss::{BoxLossParams, VarifocalParams};
-use crate::optimizer::{EmaParams, SgdParams};
+use crate::optimizer::{AdamwParams, EmaParams, SgdParams};
 use crate::pool::PoolParams;
 use crate::resize::UpsampleParams;
 
@@ -454,6 +454,15 @@ pub trait OptimOps<T: Real>: Buffers<T> {
         grads: Self::View<'_>,
         decay_mask: &Self::Mask,
         p: &SgdParams,
+    ) -> KResult<()>;
+    /// Paddle's AdamW with decoupled, masked decay.
+    fn adamw_step(
+        &self,
+        params: Self::ViewMut<'_>,
+        moments: [Self::ViewMut<'_>; 2],
+        grads: Self::View<'_>,
+        decay_mask: &Self::Mask,
+        p: &AdamwParams,
     ) -> KResult<()>;
     /// `ema ← d·ema + (1 − d)·params`; returns the decay `d` used at `step`.
     fn ema_update(

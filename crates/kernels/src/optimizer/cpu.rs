@@ -1,8 +1,8 @@
-//! CPU SGD and EMA over flat buffers, split across the rayon pool.
+//! CPU SGD, AdamW and EMA over flat buffers, split across the rayon pool.
 
 use rayon::prelude::*;
 
-use super::{EmaParams, SgdParams, check_sgd};
+use super::{AdamwParams, EmaParams, SgdParams, check_adamw, check_sgd};
 use crate::error::{KernelError, check_len};
 use crate::par::CHUNK;
 use crate::real::Real;
@@ -36,6 +36,51 @@ pub fn sgd_momentum_step<T: Real>(
                 };
                 v[i] = m * v[i] + gi;
                 th[i] -= lr * v[i];
+            }
+        });
+    Ok(())
+}
+
+/// One AdamW step, in place (Paddle's order): `θ ← θ·(1 − lr·wd)` where `decay_mask != 0`,
+/// `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²`, `θ ← θ − lr_t·m/(√v + ε_t)` with the
+/// bias corrections of [`AdamwParams::corrected`].
+pub fn adamw_step<T: Real>(
+    params: &mut [T],
+    moment1: &mut [T],
+    moment2: &mut [T],
+    grads: &[T],
+    decay_mask: &[u8],
+    p: &AdamwParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "adamw_step";
+    let n = params.len();
+    check_adamw(
+        OP,
+        n,
+        [moment1.len(), moment2.len()],
+        grads.len(),
+        decay_mask.len(),
+    )?;
+    let (lr_t, eps_t) = p.corrected();
+    let (b1, b2) = (T::from_f64(p.beta1), T::from_f64(p.beta2));
+    let (one, keep) = (T::from_f64(1.0), T::from_f64(1.0 - p.lr * p.weight_decay));
+    let (lr_t, eps_t) = (T::from_f64(lr_t), T::from_f64(eps_t));
+    params
+        .par_chunks_mut(CHUNK)
+        .zip(
+            moment1
+                .par_chunks_mut(CHUNK)
+                .zip(moment2.par_chunks_mut(CHUNK)),
+        )
+        .zip(grads.par_chunks(CHUNK).zip(decay_mask.par_chunks(CHUNK)))
+        .for_each(|((th, (m, v)), (g, mask))| {
+            for i in 0..th.len() {
+                if mask[i] != 0 {
+                    th[i] *= keep;
+                }
+                m[i] = b1 * m[i] + (one - b1) * g[i];
+                v[i] = b2 * v[i] + (one - b2) * g[i] * g[i];
+                th[i] -= lr_t * m[i] / (v[i].sqrt() + eps_t);
             }
         });
     Ok(())

@@ -1,7 +1,7 @@
-//! SGD and EMA over flat buffers on a CUDA device (kernels in `optimizer.cu`), f32, same
+//! SGD, AdamW and EMA over flat buffers on a CUDA device (kernels in `optimizer.cu`), f32, same
 //! contracts as [`super::cpu`].
 
-use super::{EmaParams, SgdParams, check_sgd};
+use super::{AdamwParams, EmaParams, SgdParams, check_adamw, check_sgd};
 use crate::KernelError;
 use crate::error::check_len;
 use crate::grid::{grid_1d, launch, ll};
@@ -39,6 +39,54 @@ pub fn sgd_momentum_step(
         &lr,
         &m,
         &wd,
+        &nl
+    )
+}
+
+/// One AdamW step, in place; the contract of [`super::cpu::adamw_step`].
+pub fn adamw_step(
+    rt: &KernelRuntime,
+    params: &mut CudaViewMut<'_, f32>,
+    moments: [&mut CudaViewMut<'_, f32>; 2],
+    grads: &CudaView<'_, f32>,
+    decay_mask: &CudaView<'_, u8>,
+    p: &AdamwParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "adamw_step";
+    let n = params.len();
+    let [moment1, moment2] = moments;
+    check_adamw(
+        OP,
+        n,
+        [moment1.len(), moment2.len()],
+        grads.len(),
+        decay_mask.len(),
+    )?;
+    if n == 0 {
+        return Ok(());
+    }
+    let (lr_t, eps_t) = p.corrected();
+    let (keep, b1, b2) = (
+        (1.0 - p.lr * p.weight_decay) as f32,
+        p.beta1 as f32,
+        p.beta2 as f32,
+    );
+    let (lr_t, eps_t, nl) = (lr_t as f32, eps_t as f32, ll(n));
+    launch!(
+        rt,
+        SOURCE,
+        "adamw_step_f32",
+        grid_1d(n),
+        params,
+        moment1,
+        moment2,
+        grads,
+        decay_mask,
+        &keep,
+        &b1,
+        &b2,
+        &lr_t,
+        &eps_t,
         &nl
     )
 }

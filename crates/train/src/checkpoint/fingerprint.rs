@@ -34,8 +34,11 @@ impl Fingerprint {
         );
         f.set("warmup_epochs", format!("{:?}", recipe.warmup_epochs));
         f.set("warmup_steps", recipe.warmup_steps);
-        f.set("momentum", format!("{:?}", recipe.momentum));
-        f.set("l2_decay", format!("{:?}", recipe.l2_decay));
+        f.set("optimizer", format!("{:?}", recipe.optimizer));
+        f.set(
+            "clip_grad_by_norm",
+            format!("{:?}", recipe.clip_grad_by_norm),
+        );
         f.set("ema_decay", format!("{:?}", recipe.ema_decay));
         f.set("train_sizes", format!("{:?}", recipe.train_sizes));
         f.set("train", format!("{:?}", recipe.train));

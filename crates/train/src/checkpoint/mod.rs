@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `<name>.safetensors` | the weights as PaddleDetection saves them, under its state-dict names: the EMA weights (bias-corrected) when EMA is on, else the raw ones |
 //! | `<name>.raw.safetensors` | the raw weights and BN statistics (the full state dict) |
-//! | `<name>.opt.safetensors` | the optimizer: SGD velocity, decay mask, momentum, L2; EMA buffers, decay, update count, last decay |
+//! | `<name>.opt.safetensors` | the optimizer: SGD velocity, decay mask, momentum, L2 (or AdamW moments, mask, constants, steps); EMA buffers, decay, update count, last decay |
 //! | `<name>.state.json` | the trainer: epoch, global step, `best_ap`, data order and RNG state, config name, recipe fingerprint, and the size and SHA-256 of the three files above |
 //!
 //! Every file is written atomically (a temporary sibling, fsync, rename, fsync of the folder).
@@ -32,7 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ringdet_detect::DetectError;
 use ringdet_detect::arch::{Arch, TensorKind};
 use ringdet_detect::state::ModelState;
+use ringdet_detect::train::adamw::AdamW;
 use ringdet_detect::train::ema::Ema;
+use ringdet_detect::train::optimizer::Optimizer;
 use ringdet_detect::train::sgd::Sgd;
 use ringdet_tensor::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -87,7 +89,7 @@ pub struct SnapshotRef<'a> {
     /// The live model: raw parameters, BN statistics, the frozen projection.
     pub model: &'a ModelState,
     /// The optimizer.
-    pub sgd: &'a Sgd,
+    pub optimizer: &'a Optimizer,
     /// The model EMA when the recipe uses one.
     pub ema: Option<&'a Ema>,
     /// Counters, records, data state and fingerprint.
@@ -100,8 +102,8 @@ pub struct SnapshotRef<'a> {
 pub struct TrainSnapshot {
     /// Raw parameters, BN statistics and the frozen projection.
     pub model: ModelState,
-    /// The optimizer, velocity included.
-    pub sgd: Sgd,
+    /// The optimizer, its state (velocity or moments) included.
+    pub optimizer: Optimizer,
     /// The EMA when the checkpoint has one.
     pub ema: Option<Ema>,
     /// Counters, records, data state and fingerprint.
@@ -113,7 +115,7 @@ impl TrainSnapshot {
     pub fn as_ref(&self) -> SnapshotRef<'_> {
         SnapshotRef {
             model: &self.model,
-            sgd: &self.sgd,
+            optimizer: &self.optimizer,
             ema: self.ema.as_ref(),
             state: &self.state,
         }
@@ -264,7 +266,7 @@ impl Checkpoint {
         let weights = state_dict(&weights_path, snap.model, wp, ws)?;
         let raw_path = self.raw_path();
         let raw = state_dict(&raw_path, snap.model, &snap.model.params, &snap.model.stats)?;
-        let opt = opt_tensors(&self.opt_path(), snap.sgd, snap.ema)?;
+        let opt = opt_tensors(&self.opt_path(), snap.optimizer, snap.ema)?;
 
         let mut records = Vec::with_capacity(3);
         for (role, suffix, tensors) in [
@@ -401,12 +403,32 @@ impl Checkpoint {
         let (np, ns) = (model.layout.num_params(), model.layout.num_stats());
         let scalar =
             |name: &str| -> Result<f64> { Ok(files::read::<f64>(opt, name, DType::F64, &[1])?[0]) };
-        let mut sgd = Sgd::ppyoloe(&model.layout);
-        sgd.momentum = scalar("sgd.momentum")?;
-        sgd.weight_decay = scalar("sgd.weight_decay")?;
-        sgd.decay_mask = files::read::<u8>(opt, "sgd.decay_mask", DType::U8, &[np])?;
-        sgd.restore_velocity(files::read::<f32>(opt, "sgd.velocity", DType::F32, &[np])?)
+        let optimizer = if opt.info("adamw.moment1").is_some() {
+            let mut a = AdamW::paddle_default(&model.layout);
+            a.beta1 = scalar("adamw.beta1")?;
+            a.beta2 = scalar("adamw.beta2")?;
+            a.epsilon = scalar("adamw.epsilon")?;
+            a.weight_decay = scalar("adamw.weight_decay")?;
+            a.decay_mask = files::read::<u8>(opt, "adamw.decay_mask", DType::U8, &[np])?;
+            let steps = files::read::<i64>(opt, "adamw.steps", DType::I64, &[1])?[0];
+            let steps = u64::try_from(steps)
+                .map_err(|_| corrupt(opt.path(), format!("tensor `adamw.steps` is {steps}")))?;
+            a.restore(
+                files::read::<f32>(opt, "adamw.moment1", DType::F32, &[np])?,
+                files::read::<f32>(opt, "adamw.moment2", DType::F32, &[np])?,
+                steps,
+            )
             .map_err(|e| detect_err(opt.path(), e))?;
+            Optimizer::AdamW(a)
+        } else {
+            let mut sgd = Sgd::ppyoloe(&model.layout);
+            sgd.momentum = scalar("sgd.momentum")?;
+            sgd.weight_decay = scalar("sgd.weight_decay")?;
+            sgd.decay_mask = files::read::<u8>(opt, "sgd.decay_mask", DType::U8, &[np])?;
+            sgd.restore_velocity(files::read::<f32>(opt, "sgd.velocity", DType::F32, &[np])?)
+                .map_err(|e| detect_err(opt.path(), e))?;
+            Optimizer::Momentum(sgd)
+        };
 
         let ema = if sf.ema {
             let updates = files::read::<i64>(opt, "ema.updates", DType::I64, &[1])?[0];
@@ -432,7 +454,7 @@ impl Checkpoint {
         );
         Ok(TrainSnapshot {
             model,
-            sgd,
+            optimizer,
             ema,
             state: TrainerState {
                 config_name: sf.config_name,
@@ -552,13 +574,16 @@ fn check_lengths(c: &Checkpoint, snap: &SnapshotRef<'_>) -> Result<()> {
             ),
         );
     }
-    if snap.sgd.velocity.len() != np || snap.sgd.decay_mask.len() != np {
+    let (state_lens, mask_len) = match snap.optimizer {
+        Optimizer::Momentum(s) => (vec![s.velocity.len()], s.decay_mask.len()),
+        Optimizer::AdamW(a) => (vec![a.moment1.len(), a.moment2.len()], a.decay_mask.len()),
+    };
+    if state_lens.iter().any(|&l| l != np) || mask_len != np {
         return invalid(
             c.opt_path(),
             format!(
-                "SGD velocity/decay mask hold {}/{} values for {np} parameters",
-                snap.sgd.velocity.len(),
-                snap.sgd.decay_mask.len()
+                "{} state/decay mask hold {state_lens:?}/{mask_len} values for {np} parameters",
+                snap.optimizer.name()
             ),
         );
     }
@@ -601,26 +626,15 @@ fn state_dict(
         .collect()
 }
 
-fn opt_tensors(path: &Path, sgd: &Sgd, ema: Option<&Ema>) -> Result<Vec<(String, Tensor)>> {
-    let n = sgd.velocity.len();
-    let mut out = vec![
-        (
-            "sgd.velocity".to_string(),
-            files::tensor(path, &sgd.velocity, &[n])?,
-        ),
-        (
-            "sgd.decay_mask".to_string(),
-            files::tensor(path, &sgd.decay_mask, &[n])?,
-        ),
-        (
-            "sgd.momentum".to_string(),
-            files::tensor(path, &[sgd.momentum], &[1])?,
-        ),
-        (
-            "sgd.weight_decay".to_string(),
-            files::tensor(path, &[sgd.weight_decay], &[1])?,
-        ),
-    ];
+fn opt_tensors(
+    path: &Path,
+    optimizer: &Optimizer,
+    ema: Option<&Ema>,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut out = match optimizer {
+        Optimizer::Momentum(sgd) => sgd_tensors(path, sgd)?,
+        Optimizer::AdamW(a) => adamw_tensors(path, a)?,
+    };
     if let Some(e) = ema {
         let updates = i64::try_from(e.updates).map_err(|_| CheckpointError::Invalid {
             path: path.to_path_buf(),
@@ -668,4 +682,63 @@ fn new_id(name: &str, step: u64) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Momentum SGD's state under the names checkpoints have always used.
+fn sgd_tensors(path: &Path, sgd: &Sgd) -> Result<Vec<(String, Tensor)>> {
+    let n = sgd.velocity.len();
+    Ok(vec![
+        (
+            "sgd.velocity".to_string(),
+            files::tensor(path, &sgd.velocity, &[n])?,
+        ),
+        (
+            "sgd.decay_mask".to_string(),
+            files::tensor(path, &sgd.decay_mask, &[n])?,
+        ),
+        (
+            "sgd.momentum".to_string(),
+            files::tensor(path, &[sgd.momentum], &[1])?,
+        ),
+        (
+            "sgd.weight_decay".to_string(),
+            files::tensor(path, &[sgd.weight_decay], &[1])?,
+        ),
+    ])
+}
+
+/// AdamW's state: both moments, the mask, the constants and the step count.
+fn adamw_tensors(path: &Path, a: &AdamW) -> Result<Vec<(String, Tensor)>> {
+    let n = a.moment1.len();
+    let steps = i64::try_from(a.steps).map_err(|_| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        msg: format!("AdamW step count {} does not fit an I64", a.steps),
+    })?;
+    let mut out = vec![
+        (
+            "adamw.moment1".to_string(),
+            files::tensor(path, &a.moment1, &[n])?,
+        ),
+        (
+            "adamw.moment2".to_string(),
+            files::tensor(path, &a.moment2, &[n])?,
+        ),
+        (
+            "adamw.decay_mask".to_string(),
+            files::tensor(path, &a.decay_mask, &[n])?,
+        ),
+        (
+            "adamw.steps".to_string(),
+            files::tensor(path, &[steps], &[1])?,
+        ),
+    ];
+    for (name, v) in [
+        ("adamw.beta1", a.beta1),
+        ("adamw.beta2", a.beta2),
+        ("adamw.epsilon", a.epsilon),
+        ("adamw.weight_decay", a.weight_decay),
+    ] {
+        out.push((name.to_string(), files::tensor(path, &[v], &[1])?));
+    }
+    Ok(out)
 }

@@ -24,7 +24,7 @@ use ringdet_detect::DetectError;
 use ringdet_detect::arch::{Arch, TensorKind};
 use ringdet_detect::state::ModelState;
 use ringdet_detect::train::ema::Ema;
-use ringdet_detect::train::sgd::Sgd;
+use ringdet_detect::train::optimizer::Optimizer;
 use ringdet_tensor::DType;
 use ringdet_tensor::pdparams::PdParams;
 
@@ -61,8 +61,8 @@ pub fn is_paddle_checkpoint(arg: &Path) -> bool {
 }
 
 /// Loads the PaddleDetection checkpoint `arg` names for a model of `arch`: raw weights, EMA,
-/// Momentum velocity per parameter, epoch and step. `sgd` is this run's optimizer (its momentum
-/// and decay settings are kept, its velocity replaced); `ema` this run's fresh EMA, `None` when
+/// Momentum velocity per parameter, epoch and step. `optimizer` is this run's, which must be
+/// Momentum (its momentum and decay settings are kept, its velocity replaced); `ema` this run's fresh EMA, `None` when
 /// the recipe has none. `config_name` and `now` become the snapshot's (PaddleDetection records
 /// neither, so nothing is compared).
 pub fn resume(
@@ -70,10 +70,20 @@ pub fn resume(
     arch: &Arch,
     config_name: &str,
     now: &Fingerprint,
-    sgd: &Sgd,
+    optimizer: &Optimizer,
     ema: Option<&Ema>,
 ) -> Result<PaddleResume> {
     let c = Checkpoint::from_resume_arg(arg)?;
+    let Some(sgd) = optimizer.as_momentum() else {
+        return Err(CheckpointError::Incompatible {
+            path: c.dir.join(&c.name),
+            differences: vec![format!(
+                "OptimizerBuilder.optimizer.type: this config trains with {}, and a \
+                 PaddleDetection checkpoint is resumed into Momentum only",
+                optimizer.name()
+            )],
+        });
+    };
     let path = |ext: &str| c.dir.join(format!("{}.{ext}", c.name));
     let (params_path, ema_path, opt_path) = (path("pdparams"), path("pdema"), path("pdopt"));
     if !params_path.exists() {
@@ -230,7 +240,7 @@ pub fn resume(
     Ok(PaddleResume {
         snapshot: TrainSnapshot {
             model,
-            sgd,
+            optimizer: Optimizer::Momentum(sgd),
             ema,
             state: TrainerState {
                 config_name: config_name.to_string(),
@@ -281,6 +291,16 @@ pub fn save_paddle(
 ) -> Result<PaddleSave> {
     let snap = ckpt.load(arch)?;
     let model = &snap.model;
+    let Optimizer::Momentum(sgd) = &snap.optimizer else {
+        return Err(CheckpointError::Invalid {
+            path: ckpt.opt_path(),
+            msg: format!(
+                "the checkpoint's optimizer is {}; only a Momentum checkpoint converts to \
+                 PaddleDetection's `.pdopt` (its velocities)",
+                snap.optimizer.name()
+            ),
+        });
+    };
     let path = |ext: &str| {
         let mut s = out.as_os_str().to_os_string();
         s.push(format!(".{ext}"));
@@ -349,11 +369,9 @@ pub fn save_paddle(
         if slot.spec.kind != TensorKind::Param {
             continue;
         }
-        let t = ringdet_tensor::Tensor::from_vec(
-            snap.sgd.velocity[slot.range()].to_vec(),
-            &slot.spec.shape,
-        )
-        .map_err(|e| tensor_err(&opt_path, e))?;
+        let t =
+            ringdet_tensor::Tensor::from_vec(sgd.velocity[slot.range()].to_vec(), &slot.spec.shape)
+                .map_err(|e| tensor_err(&opt_path, e))?;
         velocities.push((format!("{p}_velocity_0"), t));
     }
     let refs: Vec<(&str, &ringdet_tensor::Tensor)> =

@@ -13,7 +13,7 @@ mod value;
 mod yaml;
 
 pub use error::ConfigError;
-pub use recipe::TrainRecipe;
+pub use recipe::{OptimizerSpec, TrainRecipe};
 pub use transforms::{no_augmentation, train_sample_transforms};
 pub use value::Config;
 

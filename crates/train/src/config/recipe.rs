@@ -8,8 +8,10 @@ use ringdet_detect::layout::ParamLayout;
 use ringdet_detect::loss::LossWeights;
 use ringdet_detect::nms::NmsParams;
 use ringdet_detect::step::TrainSettings;
+use ringdet_detect::train::adamw::AdamW;
 use ringdet_detect::train::ema::Ema;
 use ringdet_detect::train::lr::LrSchedule;
+use ringdet_detect::train::optimizer::Optimizer;
 use ringdet_detect::train::sgd::Sgd;
 use serde_yaml_ng::{Mapping, Value};
 
@@ -29,10 +31,10 @@ pub struct TrainRecipe {
     pub warmup_steps: usize,
     /// LinearWarmup's first factor of `base_lr`.
     pub warmup_start_factor: f64,
-    /// SGD momentum (`OptimizerBuilder.optimizer.momentum`).
-    pub momentum: f64,
-    /// L2 coefficient (`OptimizerBuilder.regularizer.factor`).
-    pub l2_decay: f64,
+    /// The optimizer and its constants (`OptimizerBuilder.optimizer`, `.regularizer`).
+    pub optimizer: OptimizerSpec,
+    /// Paddle's `ClipGradByGlobalNorm` bound (`OptimizerBuilder.clip_grad_by_norm`), if any.
+    pub clip_grad_by_norm: Option<f64>,
     /// Images per rank per step (`TrainReader.batch_size`).
     pub batch_size: usize,
     /// Images per eval batch (`EvalReader.batch_size`).
@@ -56,6 +58,30 @@ pub struct TrainRecipe {
     pub snapshot_epoch: usize,
     /// Log every this many iterations.
     pub log_iter: usize,
+}
+
+/// The optimizer a config names, with its constants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OptimizerSpec {
+    /// `type: Momentum`: SGD with `momentum` and the coupled L2 `regularizer.factor`.
+    Momentum {
+        /// `OptimizerBuilder.optimizer.momentum`.
+        momentum: f64,
+        /// `OptimizerBuilder.regularizer.factor` (0 without a regularizer).
+        l2_decay: f64,
+    },
+    /// `type: AdamW`: Paddle's AdamW (`beta1`, `beta2`, `epsilon`, `weight_decay`, Paddle's
+    /// defaults where left out); PaddleDetection ignores the regularizer for it, and so does this.
+    AdamW {
+        /// `OptimizerBuilder.optimizer.beta1` (0.9).
+        beta1: f64,
+        /// `OptimizerBuilder.optimizer.beta2` (0.999).
+        beta2: f64,
+        /// `OptimizerBuilder.optimizer.epsilon` (1e-8).
+        epsilon: f64,
+        /// `OptimizerBuilder.optimizer.weight_decay` (0.01), decoupled.
+        weight_decay: f64,
+    },
 }
 
 impl Config {
@@ -129,14 +155,7 @@ impl TrainRecipe {
                 1.0,
             )?;
         }
-        let opt = c.string("OptimizerBuilder.optimizer.type")?;
-        if opt != "Momentum" {
-            return Err(ConfigError::Value {
-                key: "OptimizerBuilder.optimizer.type".into(),
-                origin: c.origin("OptimizerBuilder.optimizer.type"),
-                msg: format!("only Momentum is supported, found {opt:?}"),
-            });
-        }
+        let optimizer = optimizer_spec(c)?;
         let reg = c.or(
             "OptimizerBuilder.regularizer.type",
             "L2".to_string(),
@@ -234,15 +253,22 @@ impl TrainRecipe {
             nms_threshold: threshold(&format!("{head}.nms.nms_threshold"), 0.5)?,
         };
         let base_lr = c.f64("LearningRate.base_lr")?;
-        let momentum = c.f64("OptimizerBuilder.optimizer.momentum")?;
-        if !(0.0..1.0).contains(&momentum) {
+        if !matches!(
+            c.get("OptimizerBuilder.clip_grad_by_value"),
+            None | Some(Value::Null)
+        ) {
             return Err(bad(
                 c,
-                "OptimizerBuilder.optimizer.momentum",
-                &format!("must be at least 0 and below 1, found {momentum}"),
+                "OptimizerBuilder.clip_grad_by_value",
+                "is not supported; clip_grad_by_norm is",
             ));
         }
-        let l2_decay = c.or("OptimizerBuilder.regularizer.factor", 0.0, Config::f64)?;
+        let clip_grad_by_norm = match c.or("OptimizerBuilder.clip_grad_by_norm", None, |c, k| {
+            c.f64(k).map(Some)
+        })? {
+            Some(v) => Some(positive(c, "OptimizerBuilder.clip_grad_by_norm", "", v)?),
+            None => None,
+        };
         let ema_decay = match c.or("use_ema", false, Config::bool)? {
             true => {
                 let decay = c.or("ema_decay", 0.9998, Config::f64)?;
@@ -264,8 +290,8 @@ impl TrainRecipe {
             warmup_epochs,
             warmup_steps,
             warmup_start_factor,
-            momentum,
-            l2_decay: at_least(c, "OptimizerBuilder.regularizer.factor", "", l2_decay, 0.0)?,
+            optimizer,
+            clip_grad_by_norm,
             batch_size: one_or_more(
                 c,
                 "TrainReader.batch_size",
@@ -315,12 +341,27 @@ impl TrainRecipe {
         })
     }
 
-    /// The detector's SGD for a parameter layout, with this recipe's momentum and L2 decay.
-    pub fn sgd(&self, layout: &ParamLayout) -> Sgd {
-        let mut sgd = Sgd::ppyoloe(layout);
-        sgd.momentum = self.momentum;
-        sgd.weight_decay = self.l2_decay;
-        sgd
+    /// The optimizer for a parameter layout, with this recipe's constants and fresh state.
+    pub fn optimizer(&self, layout: &ParamLayout) -> Optimizer {
+        match self.optimizer {
+            OptimizerSpec::Momentum { momentum, l2_decay } => {
+                let mut sgd = Sgd::ppyoloe(layout);
+                sgd.momentum = momentum;
+                sgd.weight_decay = l2_decay;
+                Optimizer::Momentum(sgd)
+            }
+            OptimizerSpec::AdamW {
+                beta1,
+                beta2,
+                epsilon,
+                weight_decay,
+            } => {
+                let mut a = AdamW::paddle_default(layout);
+                (a.beta1, a.beta2, a.epsilon, a.weight_decay) =
+                    (beta1, beta2, epsilon, weight_decay);
+                Optimizer::AdamW(a)
+            }
+        }
     }
 
     /// The model EMA for buffers of these lengths, when the recipe uses one.
@@ -328,6 +369,72 @@ impl TrainRecipe {
         self.ema_decay
             .map(|decay| Ema::new(decay, num_params, num_stats))
     }
+}
+
+/// `OptimizerBuilder.optimizer`: `Momentum` or `AdamW`, each with only the keys Paddle's
+/// optimizer of that name takes (PaddleDetection passes them on as keyword arguments, so a stray
+/// key such as a `momentum` inherited from a Momentum base fails there too).
+fn optimizer_spec(c: &Config) -> Result<OptimizerSpec, ConfigError> {
+    const KEY: &str = "OptimizerBuilder.optimizer";
+    let kind = c.string(&format!("{KEY}.type"))?;
+    let allowed: &[&str] = match kind.as_str() {
+        "Momentum" => &["type", "momentum"],
+        "AdamW" => &["type", "beta1", "beta2", "epsilon", "weight_decay"],
+        other => {
+            return Err(bad(
+                c,
+                &format!("{KEY}.type"),
+                &format!("Momentum and AdamW are supported, found {other:?}"),
+            ));
+        }
+    };
+    if let Some(map) = c.get(KEY).and_then(Value::as_mapping) {
+        for k in map.keys().filter_map(Value::as_str) {
+            if !allowed.contains(&k) {
+                return Err(bad(
+                    c,
+                    &format!("{KEY}.{k}"),
+                    &format!(
+                        "{kind} takes no `{k}` (it takes {})",
+                        allowed[1..].join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let unit = |key: &str, default: f64| -> Result<f64, ConfigError> {
+        let k = format!("{KEY}.{key}");
+        let v = c.or(&k, default, Config::f64)?;
+        if !(0.0..1.0).contains(&v) {
+            return Err(bad(
+                c,
+                &k,
+                &format!("must be at least 0 and below 1, found {v}"),
+            ));
+        }
+        Ok(v)
+    };
+    Ok(match kind.as_str() {
+        "Momentum" => {
+            let momentum = c.f64(&format!("{KEY}.momentum"))?;
+            let momentum = unit("momentum", momentum)?;
+            let l2 = c.or("OptimizerBuilder.regularizer.factor", 0.0, Config::f64)?;
+            OptimizerSpec::Momentum {
+                momentum,
+                l2_decay: at_least(c, "OptimizerBuilder.regularizer.factor", "", l2, 0.0)?,
+            }
+        }
+        _ => {
+            let epsilon = c.or(&format!("{KEY}.epsilon"), 1e-8, Config::f64)?;
+            let weight_decay = c.or(&format!("{KEY}.weight_decay"), 0.01, Config::f64)?;
+            OptimizerSpec::AdamW {
+                beta1: unit("beta1", 0.9)?,
+                beta2: unit("beta2", 0.999)?,
+                epsilon: positive(c, &format!("{KEY}.epsilon"), "", epsilon)?,
+                weight_decay: at_least(c, &format!("{KEY}.weight_decay"), "", weight_decay, 0.0)?,
+            }
+        }
+    })
 }
 
 fn bad(c: &Config, key: &str, msg: &str) -> ConfigError {

@@ -1,6 +1,6 @@
 //! The config reader on PaddleDetection's own files and on the cases they do not cover.
 
-use super::{Config, ConfigError, TrainRecipe};
+use super::{Config, ConfigError, OptimizerSpec, TrainRecipe};
 use ringdet_detect::arch::ModelConfig;
 use ringdet_detect::loss::LossWeights;
 use ringdet_detect::nms::NmsParams;
@@ -20,7 +20,14 @@ fn ppyoloe_s_300e_reads_as_the_spec_says() {
     assert_eq!(r.base_lr, 0.01);
     assert_eq!(r.cosine_max_epochs, 360.0);
     assert_eq!((r.warmup_epochs, r.warmup_start_factor), (Some(5.0), 0.0));
-    assert_eq!((r.momentum, r.l2_decay), (0.9, 0.0005));
+    assert_eq!(
+        r.optimizer,
+        OptimizerSpec::Momentum {
+            momentum: 0.9,
+            l2_decay: 0.0005
+        }
+    );
+    assert_eq!(r.clip_grad_by_norm, None);
     assert_eq!((r.batch_size, r.eval_batch_size), (8, 2));
     assert_eq!(
         r.train_sizes,
@@ -414,4 +421,49 @@ fn train_sample_transforms_follow_the_list() {
             "{arg}: {e}"
         );
     }
+}
+
+#[test]
+fn adamw_and_global_norm_clipping_read_as_paddle_takes_them() {
+    let recipe = |args: &[&str]| {
+        let mut c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+        c.apply_overrides(args).unwrap();
+        TrainRecipe::from_config(&c)
+    };
+    // A Momentum base's `momentum` would reach AdamW's constructor in PaddleDetection too.
+    let e = recipe(&["OptimizerBuilder.optimizer.type=AdamW"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("OptimizerBuilder.optimizer.momentum"), "{e}");
+    assert!(e.contains("AdamW takes no `momentum`"), "{e}");
+    let e = recipe(&["OptimizerBuilder.optimizer.type=Lamb"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Momentum and AdamW are supported"), "{e}");
+
+    let mut c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+    c.apply_overrides(&[
+        "OptimizerBuilder.optimizer={type: AdamW, beta2: 0.99}",
+        "OptimizerBuilder.clip_grad_by_norm=35",
+    ])
+    .unwrap();
+    let r = TrainRecipe::from_config(&c).unwrap();
+    assert_eq!(
+        r.optimizer,
+        OptimizerSpec::AdamW {
+            beta1: 0.9,
+            beta2: 0.99,
+            epsilon: 1e-8,
+            weight_decay: 0.01
+        }
+    );
+    assert_eq!(r.clip_grad_by_norm, Some(35.0));
+    let e = recipe(&["OptimizerBuilder.clip_grad_by_value=1"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("OptimizerBuilder.clip_grad_by_value"), "{e}");
+    let e = recipe(&["OptimizerBuilder.clip_grad_by_norm=0"])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("OptimizerBuilder.clip_grad_by_norm"), "{e}");
 }

@@ -2,8 +2,9 @@
 //! (PaddleDetection's initialisation, or `pretrain_weights` from a local safetensors file) →
 //! COCO training set (`TrainDataset`, paths relative to the working directory) → loader with
 //! `worker_num` threads → per step: forward and backward (ATSS before `static_assigner_epoch`,
-//! then TAL), gradients averaged over the ranks in buckets while backward runs, SGD with
-//! momentum and L2 decay, EMA, LR from the recipe's warmup + cosine schedule.
+//! then TAL), gradients averaged over the ranks in buckets while backward runs, optional
+//! global-norm clipping, the config's optimizer (Momentum with L2 decay, or AdamW), EMA, LR from
+//! the recipe's warmup + cosine schedule.
 //!
 //! Data parallel when the worker environment (`ringdet launch`) names several ranks: rank 0's
 //! initial weights are broadcast, each rank reads its shard through the distributed batch
@@ -176,7 +177,7 @@ pub struct TrainOptions {
     pub eval: bool,
     /// `--classwise`: print the per-class AP table with each evaluation.
     pub classwise: bool,
-    /// `--check_replicas N`: every N steps compare a hash of every rank's weights, SGD velocity
+    /// `--check_replicas N`: every N steps compare a hash of every rank's weights, optimizer state
     /// and (with SyncBN) BN statistics, and stop every rank, naming the one that differs, on a
     /// difference.
     pub check_replicas: Option<usize>,
@@ -413,7 +414,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             buckets.describe()
         ),
     };
-    let mut sgd = recipe.sgd(&state.layout);
+    let mut optimizer = recipe.optimizer(&state.layout);
     let mut ema = recipe.ema(state.params.len(), state.stats.len());
     let ckpt_err = |error| TrainError::Checkpoint {
         rank,
@@ -434,7 +435,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 &arch,
                 &extras.config_name,
                 &fingerprint,
-                &sgd,
+                &optimizer,
                 ema.as_ref(),
             )
             .map_err(ckpt_err)?;
@@ -454,7 +455,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             }));
         }
         state = snap.model;
-        sgd = snap.sgd;
+        optimizer = snap.optimizer;
         ema = snap.ema;
         start_epoch = usize::try_from(snap.state.epoch).unwrap_or(usize::MAX);
         step = usize::try_from(snap.state.global_step).unwrap_or(usize::MAX);
@@ -552,7 +553,11 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             }
             let losses = exchange_losses(replicas, &mine, step, epoch, iter)?;
             let lr = schedule.lr(step) * lr_scale;
-            sgd.step(&mut state.params, &state.grads, lr)
+            if let Some(max_norm) = recipe.clip_grad_by_norm {
+                ringdet_detect::train::optimizer::clip_by_global_norm(&mut state.grads, max_norm);
+            }
+            optimizer
+                .step(&mut state.params, &state.grads, lr)
                 .map_err(model_err)?;
             if let Some(ema) = ema.as_mut() {
                 ema.update(&state.params, &state.stats).map_err(model_err)?;
@@ -590,7 +595,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             if let Some(every) = opts.check_replicas.filter(|&n| n > 0)
                 && (step + 1) % every == 0
             {
-                let hashes = replica_hashes(&state, &sgd, sync_bn);
+                let hashes = replica_hashes(&state, &optimizer, sync_bn);
                 check_replicas(replicas, hashes, step)?;
             }
             last = losses;
@@ -674,7 +679,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                     "best_model",
                     SnapshotRef {
                         model: &state,
-                        sgd: &sgd,
+                        optimizer: &optimizer,
                         ema: ema.as_ref(),
                         state: &trainer_state,
                     },
@@ -695,7 +700,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                 &name,
                 SnapshotRef {
                     model: &state,
-                    sgd: &sgd,
+                    optimizer: &optimizer,
                     ema: ema.as_ref(),
                     state: &trainer_state,
                 },

@@ -1,4 +1,4 @@
-//! `--check_replicas N`: every N steps each rank hashes its parameters, SGD velocity and (with
+//! `--check_replicas N`: every N steps each rank hashes its parameters, optimizer state (velocity or moments) and (with
 //! SyncBN) BN statistics, the hashes are all-gathered, and a difference stops every rank (they all see the
 //! same table, so they all stop with the same error) naming the step and the rank(s) that
 //! differ. Data parallelism keeps the replicas identical only if every rank applies the same
@@ -6,12 +6,12 @@
 //! bit, a rank that skipped a bucket) where it happens rather than as a worse mAP later.
 
 use ringdet_detect::state::ModelState;
-use ringdet_detect::train::sgd::Sgd;
+use ringdet_detect::train::optimizer::Optimizer;
 
 use super::{Replicas, TrainError};
 
 /// What is hashed, in the order of the hash words.
-const PARTS: [&str; 3] = ["parameters", "BN statistics", "SGD velocity"];
+const PARTS: [&str; 3] = ["parameters", "BN statistics", "optimizer state"];
 
 /// FNV-1a over the bit patterns of `values`, one 32-bit word at a time: a change of any one
 /// value changes the hash (each step is a bijection of the running state).
@@ -21,12 +21,16 @@ fn hash(values: &[f32]) -> u64 {
     })
 }
 
-/// This rank's hashes of its parameters, BN statistics and SGD velocity. `with_stats: false`
+/// This rank's hashes of its parameters, BN statistics and optimizer state. `with_stats: false`
 /// leaves the BN statistics out (hashed as nothing): with per-rank BN each rank's running
 /// statistics are its own, as in PaddleDetection, and only the weights must agree.
-pub fn replica_hashes(state: &ModelState, sgd: &Sgd, with_stats: bool) -> [u64; 3] {
+pub fn replica_hashes(state: &ModelState, optimizer: &Optimizer, with_stats: bool) -> [u64; 3] {
     let stats: &[f32] = if with_stats { &state.stats } else { &[] };
-    [hash(&state.params), hash(stats), hash(&sgd.velocity)]
+    let moments = optimizer
+        .state_buffers()
+        .iter()
+        .fold(0u64, |h, b| h.rotate_left(1) ^ hash(b));
+    [hash(&state.params), hash(stats), moments]
 }
 
 /// All-gathers `mine` and compares: the ranks whose hashes differ from the largest group of
@@ -105,7 +109,7 @@ mod tests {
             panic!("{e}")
         };
         assert_eq!((*step, ranks.as_slice(), *reference), (7, &[2usize][..], 0));
-        assert!(e.to_string().contains("rank 2 (SGD velocity)"), "{e}");
+        assert!(e.to_string().contains("rank 2 (optimizer state)"), "{e}");
         // Two ranks that differ: rank 0 is the reference.
         let e = compare(&[same.clone(), vec![5, 2, 3]], 1)
             .unwrap_err()
