@@ -403,3 +403,36 @@ fn a_short_training_run_across_two_namespaces() {
         run.output
     );
 }
+
+#[test]
+fn the_scaling_simulation_runs_across_two_namespaces() {
+    let dir = scratch("scaling-sim");
+    // Very short (1/20 of a V100 step, one small-bucket case): what is checked is that the
+    // replay runs over the bridge and rank 0 reports the case, not its figures.
+    let Some(run) = cluster(
+        "scaling-sim",
+        &dir,
+        &["--hosts", "2", "--rate", "1gbit", "--timeout", "120"],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --log_dir \"log/$RINGDET_SIM_HOST\" scaling-sim --step-s 0.013 --bucket-mb 4 \
+         --dtypes bf16 --overlap on --steps 2 --warmup 1 --link-gbit 1 --out results.jsonl",
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, 0, "{}", run.output);
+    let text = std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap_or_else(|e| panic!("results.jsonl: {e}\n{}", run.output));
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    let row = &rows[0];
+    assert_eq!(row["kind"], "scaling-sim");
+    assert_eq!(row["hosts"], 2);
+    assert_eq!(row["dtype"], "bf16");
+    assert_eq!(row["steps_s"].as_array().map(Vec::len), Some(2), "{row}");
+    let eff = row["efficiency"].as_f64().expect("efficiency");
+    assert!(eff > 0.0 && eff <= 1.0 + 1e-6, "{row}");
+    assert!(row["buckets"].as_u64().is_some_and(|b| b >= 3), "{row}");
+}
