@@ -32,6 +32,8 @@ enum Command {
     Launch(cmd::launch::Args),
     /// All-reduce bandwidth and latency per message size (like nccl-tests' all_reduce_perf).
     AllreducePerf(cmd::allreduce_perf::Args),
+    /// Replay the trainer's gradient communication with compute as timed waits (docs/scaling.md).
+    ScalingSim(cmd::scaling_sim::Args),
     /// Write a synthetic detection dataset (JPEG images + COCO instances JSON).
     MakeDataset(cmd::make_dataset::Args),
     /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
@@ -89,6 +91,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Config(args) => cmd::config::run(args),
         Command::Launch(args) => cmd::launch::run(args),
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
+        Command::ScalingSim(args) => cmd::scaling_sim::run(args),
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
         Command::CocoEval(args) => cmd::coco_eval::run(args),
         Command::Convert(args) => cmd::convert::run(args),

@@ -312,3 +312,127 @@ fn a_partition_during_an_all_reduce_hangs_nobody() {
         );
     }
 }
+
+/// The tiny shapes set and a config of the demo at width 0.125 and 64 px in `dir` (what
+/// `train_ranks.rs` trains on), for a short training run across the namespaces.
+fn tiny_training_setup(dir: &Path) -> PathBuf {
+    let data = dir.join("shapes");
+    let made = Command::new(BIN)
+        .args(["make-dataset", "shapes", "--train", "16", "--val", "8"])
+        .args(["--size", "64", "--seed", "1", "--out"])
+        .arg(&data)
+        .output()
+        .expect("ringdet make-dataset");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/demo/ppyoloe_shapes_demo.yml")
+        .canonicalize()
+        .expect("the demo config");
+    let config = dir.join("tiny.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 1\nepoch: 1\nsnapshot_epoch: 1\n\
+             TrainDataset: {{dataset_dir: '{}'}}\n\
+             EvalDataset: {{dataset_dir: '{}'}}\n\
+             TrainReader:\n  batch_size: 2\n  batch_transforms:\n    \
+             - BatchRandomResize: {{target_size: [64], random_size: True, random_interp: True, keep_ratio: False}}\n    \
+             - NormalizeImage: {{mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], is_scale: True}}\n    \
+             - Permute: {{}}\n    - PadGT: {{}}\n",
+            demo.display(),
+            data.display(),
+            data.display()
+        ),
+    )
+    .expect("write tiny.yml");
+    config
+}
+
+#[test]
+fn a_short_training_run_across_two_namespaces() {
+    let dir = scratch("train");
+    let config = tiny_training_setup(&dir);
+    // 16 images, 2 ranks x 2: three steps (as in train_ranks.rs), every gradient bucket (0.25 MB, the first 0.05 MB)
+    // crossing the bridge during backward.
+    let host_cmd = format!(
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --log_dir \"log/$RINGDET_SIM_HOST\" tools/train.py -c {} \
+         -o save_dir=out bucket_mb=0.25 first_bucket_mb=0.05",
+        config.display()
+    );
+    let Some(run) = cluster(
+        "train",
+        &dir,
+        &["--hosts", "2", "--rate", "1gbit", "--timeout", "240"],
+        &host_cmd,
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, 0, "{}", run.output);
+    for host in ["[h0]", "[h1]"] {
+        assert!(
+            run.output
+                .lines()
+                .any(|l| l.starts_with(host) && l.contains("all workers finished successfully")),
+            "{host} did not finish:\n{}",
+            run.output
+        );
+    }
+    // The hosts share this file system (the command must be the same on every host) and rank 0,
+    // on the first host, writes the metrics: three steps with finite losses, trained on the
+    // global batch of both hosts.
+    let metrics = std::fs::read_to_string(dir.join("out/tiny/metrics.jsonl"))
+        .unwrap_or_else(|e| panic!("metrics.jsonl of host 0: {e}\n{}", run.output));
+    let steps: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .filter(|r: &serde_json::Value| r.get("loss").is_some())
+        .collect();
+    assert_eq!(steps.len(), 3, "{metrics}");
+    for row in &steps {
+        let loss = row["loss"].as_f64().expect("loss");
+        assert!(loss.is_finite() && loss > 0.0, "{row}");
+    }
+    assert!(
+        run.output.contains("global batch 4 (2 ranks x 2)"),
+        "{}",
+        run.output
+    );
+}
+
+#[test]
+fn the_scaling_simulation_runs_across_two_namespaces() {
+    let dir = scratch("scaling-sim");
+    // Very short (1/20 of a V100 step, one small-bucket case): what is checked is that the
+    // replay runs over the bridge and rank 0 reports the case, not its figures.
+    let Some(run) = cluster(
+        "scaling-sim",
+        &dir,
+        &["--hosts", "2", "--rate", "1gbit", "--timeout", "120"],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --log_dir \"log/$RINGDET_SIM_HOST\" scaling-sim --step-s 0.013 --bucket-mb 4 \
+         --dtypes bf16 --overlap on --steps 2 --warmup 1 --link-gbit 1 --out results.jsonl",
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, 0, "{}", run.output);
+    let text = std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap_or_else(|e| panic!("results.jsonl: {e}\n{}", run.output));
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    let row = &rows[0];
+    assert_eq!(row["kind"], "scaling-sim");
+    assert_eq!(row["hosts"], 2);
+    assert_eq!(row["dtype"], "bf16");
+    assert_eq!(row["steps_s"].as_array().map(Vec::len), Some(2), "{row}");
+    let eff = row["efficiency"].as_f64().expect("efficiency");
+    assert!(eff > 0.0 && eff <= 1.0 + 1e-6, "{row}");
+    assert!(row["buckets"].as_u64().is_some_and(|b| b >= 3), "{row}");
+}

@@ -16,4 +16,5 @@ pub mod make_dataset;
 pub mod parity;
 pub mod perf_detect;
 pub mod plot;
+pub mod scaling_sim;
 pub mod train;

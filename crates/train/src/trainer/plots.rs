@@ -310,8 +310,9 @@ impl Curves {
     }
 }
 
-/// Registers the embedded font as plotters' `sans-serif` (once per process).
-fn register_font() -> Result<(), PlotError> {
+/// Registers the embedded font as plotters' `sans-serif` (once per process); public so that other
+/// figures of the binary (`ringdet scaling-sim --plot`) draw with the same font.
+pub fn register_font() -> Result<(), PlotError> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
