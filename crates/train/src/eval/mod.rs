@@ -75,7 +75,7 @@ pub enum EvalError {
         #[source]
         source: JsonError,
     },
-    /// The model's classes do not match the dataset's categories.
+    /// The model has fewer classes than the dataset has categories.
     #[error(
         "the model has {num_classes} classes (num_classes) but {path} has {categories} categories"
     )]
@@ -281,12 +281,25 @@ pub fn evaluate(
         .as_deref()
         .map_or((0, 1), |c| (c.rank(), c.world_size()));
     let num_classes = arch.head.num_classes;
-    if num_classes != dataset.categories.len() {
+    if num_classes < dataset.categories.len() {
         return Err(EvalError::Classes {
             num_classes,
             path: dataset.anno_path.clone(),
             categories: dataset.categories.len(),
         });
+    }
+    if num_classes > dataset.categories.len() && rank == 0 {
+        // E.g. the unchanged 80-class COCO config on a smaller set laid out as COCO: class i is
+        // the i-th category (PaddleDetection's catid2clsid order); the classes beyond have no
+        // category to be scored against.
+        tracing::warn!(
+            "the model has {num_classes} classes and {} has {} categories: detections of classes \
+             {}..{} are left out of the evaluation",
+            dataset.anno_path.display(),
+            dataset.categories.len(),
+            dataset.categories.len(),
+            num_classes - 1
+        );
     }
     let mine = shard(dataset.records.len(), rank, world_size);
     tracing::info!(
@@ -438,14 +451,10 @@ fn infer(
                 postprocess(&out, num_classes, &scale_factors, &settings.nms).map_err(model_err)?;
             for (&image_id, image_dets) in batch.im_id.iter().zip(&dets) {
                 for d in image_dets {
-                    let category_id = dataset.categories.id_of(d.class).ok_or_else(|| {
-                        model_err(DetectError::Input(format!(
-                            "class {} is not among the {} categories of {}",
-                            d.class,
-                            dataset.categories.len(),
-                            dataset.anno_path.display()
-                        )))
-                    })?;
+                    // Only classes beyond the categories have none (checked above).
+                    let Some(category_id) = dataset.categories.id_of(d.class) else {
+                        continue;
+                    };
                     // As PaddleDetection's get_det_res: float32 corners widened to double, then
                     // w = x2 − x1 and h = y2 − y1 in double.
                     let [x1, y1, x2, y2] = d.bbox.map(f64::from);
