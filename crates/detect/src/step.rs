@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use ringdet_kernels::Cpu;
+use ringdet_kernels::arena::Pooled;
 use ringdet_kernels::profile::{Family, OpTimer};
 
 use crate::anchors::Anchors;
@@ -163,15 +164,15 @@ pub fn forward_backward_with(
     let c = arch.head.num_classes;
     let bins = arch.config.reg_bins();
     // Anchor-major predictions.
-    let mut scores = vec![0.0f32; n * l * c];
-    let mut softmax = vec![0.0f32; n * l * 4 * bins];
-    let mut reg_logits = vec![0.0f32; n * l * 4 * bins];
+    let mut scores = Pooled::<f32>::zeroed(n * l * c);
+    let mut softmax = Pooled::<f32>::zeroed(n * l * 4 * bins);
+    let mut reg_logits = Pooled::<f32>::zeroed(n * l * 4 * bins);
     let mut dist = vec![[0.0f32; 4]; n * l];
     let mut offset = 0;
     for lv in &logits {
         let hw = lv.cls.hw();
         let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
-        let mut sm = vec![0.0f32; lv.reg.data.len()];
+        let mut sm = Pooled::<f32>::zeroed(lv.reg.data.len());
         let shape = DflShape {
             batch: n,
             bins,
@@ -192,6 +193,7 @@ pub fn forward_backward_with(
                 }
             }
         }
+        ringdet_kernels::arena::give(p);
         offset += hw;
     }
     let grid = boxes_grid(&anchors, &dist, n);
@@ -253,7 +255,7 @@ pub fn forward_backward_with(
     for lv in &logits {
         let hw = lv.cls.hw();
         let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
-        let mut dp = vec![0.0f32; p.len()];
+        let mut dp = Pooled::<f32>::zeroed(p.len());
         let mut dreg = lv.reg.zeros_like();
         for b in 0..n {
             for i in 0..hw {
@@ -272,6 +274,7 @@ pub fn forward_backward_with(
             cls: dcls,
             reg: dreg,
         });
+        ringdet_kernels::arena::give(p);
         offset += hw;
     }
     drop(scatter);

@@ -30,7 +30,7 @@ pub fn bn_eval<T: Real, B: HostBackend<T>>(
     mean: &[T],
     var: &[T],
 ) -> Result<Feat<T>> {
-    let mut y = x.zeros_like();
+    let mut y = x.scratch_like();
     be.batchnorm_forward_inference(
         B::host_mut(&mut y.data),
         B::host(&x.data),
@@ -62,7 +62,7 @@ pub fn bn_train<T: Real, B: HostBackend<T>>(
     let n = T::from_usize(p.count());
     stats.iter_mut().for_each(|v| *v /= n);
     all_reduce_mean_real(replicas, &mut stats)?;
-    let mut y = x.zeros_like();
+    let mut y = x.scratch_like();
     let mut saved = vec![T::ZERO; 2 * x.c];
     be.batchnorm_forward_train(
         B::host_mut(&mut y.data),
