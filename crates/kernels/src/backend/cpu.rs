@@ -234,6 +234,98 @@ impl<T: Real> NormOps<T> for Cpu {
             p,
         )
     }
+    fn batchnorm_silu_forward_train(
+        &self,
+        y: &mut [T],
+        saved: &mut [T],
+        running_mean: &mut [T],
+        running_var: &mut [T],
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        stats: &[T],
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnForward);
+        batchnorm::cpu::batchnorm_silu_forward_train(
+            y,
+            saved,
+            running_mean,
+            running_var,
+            x,
+            gamma,
+            beta,
+            stats,
+            count,
+            p,
+        )
+    }
+    fn batchnorm_silu_forward_inference(
+        &self,
+        y: &mut [T],
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        running_mean: &[T],
+        running_var: &[T],
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnForward);
+        batchnorm::cpu::batchnorm_silu_forward_inference(
+            y,
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            p,
+        )
+    }
+    fn batchnorm_silu_stats_backward(
+        &self,
+        dstats: &mut [T],
+        dy: &[T],
+        x: &[T],
+        saved: &[T],
+        gamma: &[T],
+        beta: &[T],
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnStats);
+        batchnorm::cpu::batchnorm_silu_stats_backward(dstats, dy, x, saved, gamma, beta, p)
+    }
+    fn batchnorm_silu_backward(
+        &self,
+        dx: &mut [T],
+        dgamma: &mut [T],
+        dbeta: &mut [T],
+        dy: &[T],
+        x: &[T],
+        saved: &[T],
+        gamma: &[T],
+        beta: &[T],
+        dstats_local: &[T],
+        dstats: &[T],
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnBackward);
+        batchnorm::cpu::batchnorm_silu_backward(
+            dx,
+            dgamma,
+            dbeta,
+            dy,
+            x,
+            saved,
+            gamma,
+            beta,
+            dstats_local,
+            dstats,
+            count,
+            p,
+        )
+    }
 }
 
 impl<T: Real> ActivationOps<T> for Cpu {
