@@ -4,6 +4,7 @@
 //! made and given back when dropped, so that a training step reuses the previous step's
 //! activations instead of allocating them again.
 
+use rayon::prelude::*;
 use ringdet_kernels::profile::{Family, OpTimer};
 use ringdet_kernels::{Real, arena};
 
@@ -73,12 +74,14 @@ impl<T: Real> Feat<T> {
     pub fn hw(&self) -> usize {
         self.h * self.w
     }
-    /// Element-wise `self += other`.
+    /// Element-wise `self += other`, in cache-sized chunks over the rayon pool.
     pub fn add_assign(&mut self, other: &Feat<T>) {
+        const CHUNK: usize = 1 << 14;
+        let _t = OpTimer::new(Family::Elementwise);
         self.data
-            .iter_mut()
-            .zip(&other.data)
-            .for_each(|(a, &b)| *a += b);
+            .par_chunks_mut(CHUNK)
+            .zip(other.data.par_chunks(CHUNK))
+            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
     }
     /// The same map in another float type (`f32` ↔ `f64`).
     pub fn cast<U: Real>(&self) -> Feat<U> {

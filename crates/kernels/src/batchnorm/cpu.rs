@@ -14,6 +14,10 @@ use super::{
 use crate::error::KernelError;
 use crate::real::Real;
 
+/// Independent f64 accumulators of the per-channel sums: one running sum would chain every
+/// addition on the previous one (latency-bound, not vectorised); eight lanes are added at the end.
+const LANES: usize = 8;
+
 /// The `[H·W]` planes of channel `c`, image by image.
 fn planes<'a, T>(x: &'a [T], c: usize, p: &BatchNormParams) -> impl Iterator<Item = &'a [T]> {
     let (channels, spatial) = (p.channels, p.spatial);
@@ -36,16 +40,24 @@ pub fn batchnorm_stats_forward<T: Real>(
         .zip(sq.par_iter_mut())
         .enumerate()
         .for_each(|(c, (sum_c, sq_c))| {
-            let (mut s, mut q) = (0.0f64, 0.0f64);
+            let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
             for plane in planes(x, c, p) {
-                for &v in plane {
+                let mut it = plane.chunks_exact(LANES);
+                for ch in &mut it {
+                    for l in 0..LANES {
+                        let v = ch[l].to_f64();
+                        s[l] += v;
+                        q[l] += v * v;
+                    }
+                }
+                for &v in it.remainder() {
                     let v = v.to_f64();
-                    s += v;
-                    q += v * v;
+                    s[0] += v;
+                    q[0] += v * v;
                 }
             }
-            *sum_c = T::from_f64(s);
-            *sq_c = T::from_f64(q);
+            *sum_c = T::from_f64(s.iter().sum());
+            *sq_c = T::from_f64(q.iter().sum());
         });
     Ok(())
 }
@@ -160,16 +172,24 @@ pub fn batchnorm_stats_backward<T: Real>(
         .enumerate()
         .for_each(|(ch, (out_s, out_sx))| {
             let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
-            let (mut s, mut sx) = (0.0f64, 0.0f64);
+            let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
             for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
-                for (&g, &v) in gp.iter().zip(xp) {
+                let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
+                for (gc, xc) in (&mut gi).zip(&mut xi) {
+                    for l in 0..LANES {
+                        let g = gc[l].to_f64();
+                        s[l] += g;
+                        sx[l] += g * (xc[l].to_f64() - mean);
+                    }
+                }
+                for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
                     let g = g.to_f64();
-                    s += g;
-                    sx += g * (v.to_f64() - mean);
+                    s[0] += g;
+                    sx[0] += g * (v.to_f64() - mean);
                 }
             }
-            *out_s = T::from_f64(s);
-            *out_sx = T::from_f64(sx * invstd);
+            *out_s = T::from_f64(s.iter().sum());
+            *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
         });
     Ok(())
 }
@@ -227,11 +247,7 @@ pub fn batchnorm_backward<T: Real>(
     Ok(())
 }
 
-/// `s = sigmoid(z)`.
-#[inline]
-fn sigmoid<T: Real>(z: T) -> T {
-    T::ONE / (T::ONE + (-z).exp())
-}
+use crate::activation::cpu::sigmoid;
 
 /// `dy·silu'(z)`, with the SiLU backward kernel's operation order (so the fused ops round
 /// exactly as the composition does).
@@ -384,16 +400,24 @@ pub fn batchnorm_silu_stats_backward<T: Real>(
         .for_each(|(ch, (out_s, out_sx))| {
             let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
             let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
-            let (mut s, mut sx) = (0.0f64, 0.0f64);
+            let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
             for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
-                for (&g, &v) in gp.iter().zip(xp) {
+                let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
+                for (gc, xc) in (&mut gi).zip(&mut xi) {
+                    for l in 0..LANES {
+                        let dz = silu_dz(gc[l], xc[l] * scale + shift).to_f64();
+                        s[l] += dz;
+                        sx[l] += dz * (xc[l].to_f64() - mean);
+                    }
+                }
+                for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
                     let dz = silu_dz(g, v * scale + shift).to_f64();
-                    s += dz;
-                    sx += dz * (v.to_f64() - mean);
+                    s[0] += dz;
+                    sx[0] += dz * (v.to_f64() - mean);
                 }
             }
-            *out_s = T::from_f64(s);
-            *out_sx = T::from_f64(sx * invstd);
+            *out_s = T::from_f64(s.iter().sum());
+            *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
         });
     Ok(())
 }
