@@ -16,10 +16,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::Real;
 use crate::profile::{Family, OpTimer};
 
-/// Buffers of one length waiting to be reused, and when that length was last asked for.
+/// Buffers of one length waiting to be reused, how many of that length are out (taken and not
+/// given back), and when that length was last asked for.
 #[derive(Default)]
 struct Bucket<T> {
     free: Vec<Vec<T>>,
+    out: usize,
     last_use: u64,
 }
 
@@ -80,6 +82,7 @@ impl<T: Real> Arena<T> {
             let tick = pool.tick;
             let b = pool.buckets.entry(n).or_default();
             b.last_use = tick;
+            b.out += 1;
             let v = b.free.pop();
             if v.is_some() {
                 pool.held -= n;
@@ -113,17 +116,23 @@ impl<T: Real> Arena<T> {
         v
     }
 
-    /// Returns a buffer to the pool (its length is its bucket).
+    /// Returns a buffer to the pool (its length is its bucket). A buffer that the pool did not
+    /// hand out (no buffer of its length is out) is dropped instead: buffers made elsewhere,
+    /// e.g. a new input image each step, would otherwise pile up.
     pub fn give(&self, mut v: Vec<T>) {
         let n = v.len();
-        if n < MIN_POOLED || v.capacity() != n {
+        if n < MIN_POOLED {
             return;
         }
         let cap = self.cap_bytes.load(Ordering::Relaxed) / std::mem::size_of::<T>().max(1);
-        if n > cap {
+        let mut pool = self.lock();
+        match pool.buckets.get_mut(&n) {
+            Some(b) if b.out > 0 => b.out -= 1,
+            _ => return,
+        }
+        if n > cap || v.capacity() != n {
             return;
         }
-        let mut pool = self.lock();
         while pool.held + n > cap {
             // Drop the buffers of the length used longest ago (never this one's).
             let Some(oldest) = pool
@@ -142,8 +151,9 @@ impl<T: Real> Arena<T> {
             }
         }
         pool.held += n;
-        let b = pool.buckets.entry(n).or_default();
-        b.free.push(std::mem::take(&mut v));
+        if let Some(b) = pool.buckets.get_mut(&n) {
+            b.free.push(std::mem::take(&mut v));
+        }
     }
 
     /// Takes that had to allocate since the start (a step that allocates nothing adds none).
@@ -282,6 +292,18 @@ mod tests {
         assert_eq!(a.held(), 200);
         a.give(a.take_copy(&[1.0; 300])); // larger than the pool: dropped
         assert_eq!(a.held(), 200);
+    }
+
+    #[test]
+    fn buffers_from_elsewhere_do_not_pile_up() {
+        let a = Arena::<f32>::new();
+        let v = a.take(500);
+        a.give(vec![0.0; 500]); // one of this length is out: pooled in its place
+        a.give(vec![0.0; 500]); // none out any more: dropped
+        a.give(vec![0.0; 700]); // never taken: dropped
+        assert_eq!(a.held(), 500);
+        a.give(v); // the pool's own buffer, now foreign: dropped
+        assert_eq!(a.held(), 500);
     }
 
     #[test]
