@@ -1,5 +1,7 @@
 //! ConvBNLayer forward and backward: conv (no bias) → BN → optional swish (BN and swish fused).
 
+use std::sync::Arc;
+
 use ringdet_kernels::{HostBackend, Real};
 
 use super::ctx::{Bwd, Fwd};
@@ -8,19 +10,39 @@ use super::{norm, ops};
 use crate::arch::{Act, ConvBnSpec};
 use crate::error::Result;
 
-/// What the backward of one ConvBN needs (empty in eval).
+/// What the backward of one ConvBN needs (empty in eval). The input is shared, not copied,
+/// when the caller hands it over as an `Arc` ([`forward_shared`]): sibling convs reading the
+/// same map, or a map nothing else keeps, then cost no copy.
 #[derive(Debug, Default)]
 pub struct ConvBnCache<T: Real = f32> {
-    x: Option<Feat<T>>,
+    x: Option<Arc<Feat<T>>>,
     conv: Option<Feat<T>>,
     saved: Vec<T>,
 }
 
-/// Forward; in training keeps the cache.
+/// Forward; in training keeps the cache (with a copy of `x`).
 pub fn forward<T: Real, B: HostBackend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &ConvBnSpec,
     x: &Feat<T>,
+) -> Result<(Feat<T>, ConvBnCache<T>)> {
+    forward_impl(ctx, s, x, || Arc::new(x.clone()))
+}
+
+/// [`forward`] on a shared input: the cache keeps another reference to `x`, not a copy.
+pub fn forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &ConvBnSpec,
+    x: &Arc<Feat<T>>,
+) -> Result<(Feat<T>, ConvBnCache<T>)> {
+    forward_impl(ctx, s, x, || Arc::clone(x))
+}
+
+fn forward_impl<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &ConvBnSpec,
+    x: &Feat<T>,
+    keep: impl FnOnce() -> Arc<Feat<T>>,
 ) -> Result<(Feat<T>, ConvBnCache<T>)> {
     let be = ctx.backend();
     let n = &s.name;
@@ -49,7 +71,7 @@ pub fn forward<T: Real, B: HostBackend<T>>(
     };
     let cache = if train {
         ConvBnCache {
-            x: Some(x.clone()),
+            x: Some(keep()),
             conv: Some(conv),
             saved,
         }
