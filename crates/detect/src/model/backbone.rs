@@ -42,7 +42,7 @@ fn stage_forward<T: Real, B: HostBackend<T>>(
         caches.push(c);
     }
     let cat = ops::concat(ctx.backend(), &[&y1, &y2])?;
-    let (a, attn) = blocks::ese_forward(ctx, &s.attn, &cat)?;
+    let (a, attn) = blocks::ese_forward_shared(ctx, &s.attn, &Arc::new(cat))?;
     let (y, c3) = conv_bn::forward(ctx, &s.conv3, &a)?;
     Ok((
         y,

@@ -154,7 +154,7 @@ pub fn basic_backward<B: HostBackend<f32>>(
 /// Cache of a channel gate `x · gate(fc(avg))`.
 #[derive(Debug, Default)]
 pub struct GateCache<T: Real = f32> {
-    x: Option<Feat<T>>,
+    x: Option<Arc<Feat<T>>>,
     avg: Option<Feat<T>>,
     gate: Option<Feat<T>>,
 }
@@ -176,6 +176,28 @@ pub fn gate_forward<T: Real, B: HostBackend<T>>(
     x: &Feat<T>,
     avg: &Feat<T>,
 ) -> Result<(Feat<T>, GateCache<T>)> {
+    gate_impl(ctx, fc, f, x, avg, || Arc::new(x.clone()))
+}
+
+/// [`gate_forward`] on a shared input: the cache keeps a reference to `x`, not a copy.
+pub fn gate_forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
+    fc: &ConvSpec,
+    f: GateFn,
+    x: &Arc<Feat<T>>,
+    avg: &Feat<T>,
+) -> Result<(Feat<T>, GateCache<T>)> {
+    gate_impl(ctx, fc, f, x, avg, || Arc::clone(x))
+}
+
+fn gate_impl<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
+    fc: &ConvSpec,
+    f: GateFn,
+    x: &Feat<T>,
+    avg: &Feat<T>,
+    keep: impl FnOnce() -> Arc<Feat<T>>,
+) -> Result<(Feat<T>, GateCache<T>)> {
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let b = ctx.param(&format!("{}.bias", fc.name))?;
     let z = ops::conv2d(ctx.backend(), avg, w, Some(b), fc.cout, 1, 1)?;
@@ -187,7 +209,7 @@ pub fn gate_forward<T: Real, B: HostBackend<T>>(
     let y = ops::mul_channel(ctx.backend(), x, &gate)?;
     let cache = if ctx.training() {
         GateCache {
-            x: Some(x.clone()),
+            x: Some(keep()),
             avg: Some(avg.clone()),
             gate: Some(gate),
         }
@@ -243,6 +265,16 @@ pub fn ese_forward<T: Real, B: HostBackend<T>>(
 ) -> Result<(Feat<T>, GateCache<T>)> {
     let avg = ops::global_avg_pool(ctx.backend(), x)?;
     gate_forward(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
+}
+
+/// [`ese_forward`] on a shared input (the cache keeps a reference, no copy).
+pub fn ese_forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
+    s: &EseSpec,
+    x: &Arc<Feat<T>>,
+) -> Result<(Feat<T>, GateCache<T>)> {
+    let avg = ops::global_avg_pool(ctx.backend(), x)?;
+    gate_forward_shared(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
 }
 
 /// Backward of [`ese_forward`].
