@@ -4,6 +4,7 @@
 
 use ringdet_kernels::Cpu;
 use ringdet_kernels::Real;
+use ringdet_kernels::arena::Pooled;
 use ringdet_kernels::backend::DflOps;
 use ringdet_kernels::dfl::DflParams;
 
@@ -65,10 +66,10 @@ pub fn dfl_level<T: Real>(
         bins,
         inner: hw,
     };
-    let mut probs = vec![T::ZERO; logits.len()];
+    let mut probs = Pooled::<T>::scratch(logits.len());
     Cpu.softmax_bins_forward(&mut probs, logits, &p)
         .map_err(kerr("softmax_bins_forward"))?;
-    let mut d = vec![T::ZERO; batch * 4 * hw];
+    let mut d = Pooled::<T>::scratch(batch * 4 * hw);
     Cpu.dfl_integral_forward(&mut d, &probs, &p)
         .map_err(kerr("dfl_integral_forward"))?;
     for b in 0..batch {

@@ -4,6 +4,7 @@
 //! Total = 1.0·cls + 2.5·iou + 0.5·dfl.
 
 use ringdet_kernels::Cpu;
+use ringdet_kernels::arena::Pooled;
 use ringdet_kernels::backend::{DflOps, LossOps};
 use ringdet_kernels::dfl::DflParams;
 use ringdet_kernels::loss::{BoxLossParams, VarifocalParams};
@@ -76,9 +77,9 @@ pub struct Predictions<'a> {
 /// Gradients of the total loss.
 pub struct LossGrads {
     /// d loss / d probability `[batch, anchors, classes]`.
-    pub dscores: Vec<f32>,
+    pub dscores: Pooled<f32>,
     /// d loss / d regression logit `[batch, anchors, 4, bins]`.
-    pub dreg_logits: Vec<f32>,
+    pub dreg_logits: Pooled<f32>,
 }
 
 /// Loss values and gradients for a batch given its assignments (boxes in input pixels). The three
@@ -118,8 +119,8 @@ pub fn head_loss(
         ..Default::default()
     };
     // Classification targets over every (anchor, class).
-    let mut target = vec![0.0f32; b * l * c];
-    let mut label = vec![0.0f32; b * l * c];
+    let mut target = Pooled::<f32>::zeroed(b * l * c);
+    let mut label = Pooled::<f32>::zeroed(b * l * c);
     // Positives, gathered.
     let (mut pos, mut pboxes, mut gboxes, mut pweights, mut ptargets, mut plogits) = (
         Vec::new(),
@@ -164,7 +165,7 @@ pub fn head_loss(
     Cpu.varifocal_loss_forward(&mut out, pred.scores, &target, &label, &vp)
         .map_err(kerr("varifocal_loss_forward"))?;
     v.cls = out[0];
-    let mut dscores = vec![0.0f32; b * l * c];
+    let mut dscores = Pooled::<f32>::zeroed(b * l * c);
     Cpu.varifocal_loss_backward(
         &mut dscores,
         pred.scores,
@@ -174,7 +175,7 @@ pub fn head_loss(
         &vp,
     )
     .map_err(kerr("varifocal_loss_backward"))?;
-    let mut dreg = vec![0.0f32; b * l * 4 * bins];
+    let mut dreg = Pooled::<f32>::zeroed(b * l * 4 * bins);
     if !pos.is_empty() {
         let bp = BoxLossParams {
             bins,

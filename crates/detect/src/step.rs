@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use ringdet_kernels::Cpu;
+use ringdet_kernels::arena::Pooled;
 use ringdet_kernels::profile::{Family, OpTimer};
 
 use crate::anchors::Anchors;
@@ -163,15 +166,15 @@ pub fn forward_backward_with(
     let c = arch.head.num_classes;
     let bins = arch.config.reg_bins();
     // Anchor-major predictions.
-    let mut scores = vec![0.0f32; n * l * c];
-    let mut softmax = vec![0.0f32; n * l * 4 * bins];
-    let mut reg_logits = vec![0.0f32; n * l * 4 * bins];
+    let mut scores = Pooled::<f32>::zeroed(n * l * c);
+    let mut softmax = Pooled::<f32>::zeroed(n * l * 4 * bins);
+    let mut reg_logits = Pooled::<f32>::zeroed(n * l * 4 * bins);
     let mut dist = vec![[0.0f32; 4]; n * l];
     let mut offset = 0;
     for lv in &logits {
         let hw = lv.cls.hw();
         let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
-        let mut sm = vec![0.0f32; lv.reg.data.len()];
+        let mut sm = Pooled::<f32>::zeroed(lv.reg.data.len());
         let shape = DflShape {
             batch: n,
             bins,
@@ -180,26 +183,34 @@ pub fn forward_backward_with(
             anchor_offset: offset,
         };
         dfl_level(&lv.reg.data, shape, Some(&mut sm), &mut dist)?;
-        for b in 0..n {
-            for i in 0..hw {
-                let a = b * l + offset + i;
-                for k in 0..c {
-                    scores[a * c + k] = p[(b * c + k) * hw + i];
+        // NCHW level → anchor-major rows, images in parallel (disjoint rows of each output).
+        let rb = 4 * bins;
+        scores
+            .par_chunks_mut((l * c).max(1))
+            .zip(softmax.par_chunks_mut((l * rb).max(1)))
+            .zip(reg_logits.par_chunks_mut((l * rb).max(1)))
+            .enumerate()
+            .for_each(|(b, ((sc, so), rl))| {
+                for i in 0..hw {
+                    let a = offset + i;
+                    for k in 0..c {
+                        sc[a * c + k] = p[(b * c + k) * hw + i];
+                    }
+                    for j in 0..rb {
+                        so[a * rb + j] = sm[(b * rb + j) * hw + i];
+                        rl[a * rb + j] = lv.reg.data[(b * rb + j) * hw + i];
+                    }
                 }
-                for j in 0..4 * bins {
-                    softmax[a * 4 * bins + j] = sm[(b * 4 * bins + j) * hw + i];
-                    reg_logits[a * 4 * bins + j] = lv.reg.data[(b * 4 * bins + j) * hw + i];
-                }
-            }
-        }
+            });
+        ringdet_kernels::arena::give(p);
         offset += hw;
     }
     let grid = boxes_grid(&anchors, &dist, n);
     drop(gather);
     let assign = OpTimer::new(Family::Assigner);
     let used_atss = epoch < settings.static_assigner_epoch;
-    let mut assignments = Vec::with_capacity(n);
-    for b in 0..n {
+    // Images are assigned independently: one per task on the rayon pool.
+    let assign_image = |b: usize| -> Result<Assignment> {
         let r = b * batch.max_boxes..(b + 1) * batch.max_boxes;
         let gt = GroundTruth {
             boxes: &batch.gt_boxes[r.clone()],
@@ -228,8 +239,12 @@ pub fn forward_backward_with(
             };
             tal_assign(&anchors, &gt, &scores[b * l * c..(b + 1) * l * c], &px, &p)?
         };
-        assignments.push(asg);
-    }
+        Ok(asg)
+    };
+    let assignments = (0..n)
+        .into_par_iter()
+        .map(assign_image)
+        .collect::<Result<Vec<_>>>()?;
     drop(assign);
     let loss_timer = OpTimer::new(Family::Loss);
     let local_sum: f32 = assignments.iter().map(Assignment::score_sum).sum();
@@ -253,25 +268,31 @@ pub fn forward_backward_with(
     for lv in &logits {
         let hw = lv.cls.hw();
         let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
-        let mut dp = vec![0.0f32; p.len()];
+        let mut dp = Pooled::<f32>::zeroed(p.len());
         let mut dreg = lv.reg.zeros_like();
-        for b in 0..n {
-            for i in 0..hw {
-                let a = b * l + offset + i;
-                for k in 0..c {
-                    dp[(b * c + k) * hw + i] = grads.dscores[a * c + k];
+        // Anchor-major rows → NCHW level, images in parallel (disjoint planes of each output).
+        let rb = 4 * bins;
+        dp.par_chunks_mut((c * hw).max(1))
+            .zip(dreg.data.par_chunks_mut((rb * hw).max(1)))
+            .enumerate()
+            .for_each(|(b, (dpb, drb))| {
+                for i in 0..hw {
+                    let a = b * l + offset + i;
+                    for k in 0..c {
+                        dpb[k * hw + i] = grads.dscores[a * c + k];
+                    }
+                    for j in 0..rb {
+                        drb[j * hw + i] = grads.dreg_logits[a * rb + j];
+                    }
                 }
-                for j in 0..4 * bins {
-                    dreg.data[(b * 4 * bins + j) * hw + i] = grads.dreg_logits[a * 4 * bins + j];
-                }
-            }
-        }
+            });
         let mut dcls = lv.cls.zeros_like();
         ops::sigmoid_backward(&Cpu, &mut dcls.data, &dp, &p)?;
         dlogits.push(LevelLogits {
             cls: dcls,
             reg: dreg,
         });
+        ringdet_kernels::arena::give(p);
         offset += hw;
     }
     drop(scatter);

@@ -16,6 +16,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod arena;
 pub mod error;
 pub mod real;
 pub mod runtime;

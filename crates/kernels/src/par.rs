@@ -27,3 +27,23 @@ pub(crate) fn update2<T: Copy + Send + Sync>(
             }
         });
 }
+
+/// `out[i] = v` in parallel.
+pub(crate) fn fill<T: Copy + Send + Sync>(out: &mut [T], v: T) {
+    if out.len() <= CHUNK {
+        out.fill(v);
+        return;
+    }
+    out.par_chunks_mut(CHUNK).for_each(|o| o.fill(v));
+}
+
+/// `out[i] = a[i]` in parallel.
+pub(crate) fn copy<T: Copy + Send + Sync>(out: &mut [T], a: &[T]) {
+    if out.len() <= CHUNK {
+        out.copy_from_slice(a);
+        return;
+    }
+    out.par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK))
+        .for_each(|(o, a)| o.copy_from_slice(a));
+}

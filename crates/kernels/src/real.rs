@@ -61,6 +61,8 @@ pub trait Real:
     fn powf(self, e: Self) -> Self;
     /// Absolute value.
     fn abs(self) -> Self;
+    /// The process-wide pool of reusable buffers of this type.
+    fn arena() -> &'static crate::arena::Arena<Self>;
     /// Larger of two (the first if equal).
     #[inline]
     fn max(self, o: Self) -> Self {
@@ -74,7 +76,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $dtype:ident) => {
+    ($t:ty, $dtype:ident, $arena:ident) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -112,11 +114,15 @@ macro_rules! impl_real {
             fn abs(self) -> Self {
                 <$t>::abs(self)
             }
+            #[inline]
+            fn arena() -> &'static crate::arena::Arena<Self> {
+                &crate::arena::$arena
+            }
         }
     };
 }
-impl_real!(f32, F32);
-impl_real!(f64, F64);
+impl_real!(f32, F32, F32);
+impl_real!(f64, F64, F64);
 
 #[cfg(test)]
 mod tests {

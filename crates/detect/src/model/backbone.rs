@@ -1,5 +1,7 @@
 //! CSPResNet forward and backward.
 
+use std::sync::Arc;
+
 use ringdet_kernels::profile::StemScope;
 use ringdet_kernels::{HostBackend, Real};
 
@@ -27,17 +29,20 @@ fn stage_forward<T: Real, B: HostBackend<T>>(
     s: &CspResStageSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, StageCache<T>)> {
+    // Maps read by the caches are shared with them (Arc), not copied.
     let (xd, down) = conv_bn::forward(ctx, &s.conv_down, x)?;
-    let (y1, c1) = conv_bn::forward(ctx, &s.conv1, &xd)?;
-    let (mut y2, c2) = conv_bn::forward(ctx, &s.conv2, &xd)?;
+    let xd = Arc::new(xd);
+    let (y1, c1) = conv_bn::forward_shared(ctx, &s.conv1, &xd)?;
+    let (y2, c2) = conv_bn::forward_shared(ctx, &s.conv2, &xd)?;
+    let mut y2 = Arc::new(y2);
     let mut caches = Vec::with_capacity(s.blocks.len());
     for b in &s.blocks {
-        let (y, c) = blocks::basic_forward(ctx, b, &y2)?;
-        y2 = y;
+        let (y, c) = blocks::basic_forward_shared(ctx, b, &y2)?;
+        y2 = Arc::new(y);
         caches.push(c);
     }
     let cat = ops::concat(ctx.backend(), &[&y1, &y2])?;
-    let (a, attn) = blocks::ese_forward(ctx, &s.attn, &cat)?;
+    let (a, attn) = blocks::ese_forward_shared(ctx, &s.attn, &Arc::new(cat))?;
     let (y, c3) = conv_bn::forward(ctx, &s.conv3, &a)?;
     Ok((
         y,

@@ -1,6 +1,8 @@
 //! RepVgg block, BasicBlock and the two channel gates (backbone ESE with hardsigmoid, shared by
 //! nothing else), forward and backward.
 
+use std::sync::Arc;
+
 use ringdet_kernels::{HostBackend, Real};
 
 use super::conv_bn::{self, ConvBnCache};
@@ -25,6 +27,26 @@ pub fn repvgg_forward<T: Real, B: HostBackend<T>>(
     s: &RepVggSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, RepVggCache<T>)> {
+    // Both branches read x: in training one shared copy serves both caches.
+    let shared = ctx.training().then(|| Arc::new(x.clone()));
+    repvgg_impl(ctx, s, x, shared.as_ref())
+}
+
+/// [`repvgg_forward`] on a shared input (both branch caches keep a reference, no copy).
+pub fn repvgg_forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &RepVggSpec,
+    x: &Arc<Feat<T>>,
+) -> Result<(Feat<T>, RepVggCache<T>)> {
+    repvgg_impl(ctx, s, x, Some(x))
+}
+
+fn repvgg_impl<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &RepVggSpec,
+    x: &Feat<T>,
+    shared: Option<&Arc<Feat<T>>>,
+) -> Result<(Feat<T>, RepVggCache<T>)> {
     if let Some(rec) = ctx.repvgg_inputs.as_mut() {
         rec.push((crate::fuse::block_name(s).to_string(), x.clone()));
     }
@@ -32,8 +54,16 @@ pub fn repvgg_forward<T: Real, B: HostBackend<T>>(
         let y = ops::conv2d(ctx.backend(), x, w, Some(b), s.conv1.cout, 3, 1)?;
         return Ok((ops::silu(ctx.backend(), &y)?, RepVggCache::default()));
     }
-    let (mut a, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
-    let (b, c2) = conv_bn::forward(ctx, &s.conv2, x)?;
+    let ((mut a, c1), (b, c2)) = match shared {
+        Some(xs) => (
+            conv_bn::forward_shared(ctx, &s.conv1, xs)?,
+            conv_bn::forward_shared(ctx, &s.conv2, xs)?,
+        ),
+        None => (
+            conv_bn::forward(ctx, &s.conv1, x)?,
+            conv_bn::forward(ctx, &s.conv2, x)?,
+        ),
+    };
     a.add_assign(&b);
     let y = ops::silu(ctx.backend(), &a)?;
     let sum = ctx.training().then_some(a);
@@ -76,8 +106,29 @@ pub fn basic_forward<T: Real, B: HostBackend<T>>(
     s: &BasicBlockSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, BasicBlockCache<T>)> {
-    let (h, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
-    let (mut y, rep) = repvgg_forward(ctx, &s.conv2, &h)?;
+    let first = conv_bn::forward(ctx, &s.conv1, x)?;
+    basic_rest(ctx, s, x, first)
+}
+
+/// [`basic_forward`] on a shared input (the first conv's cache keeps a reference, no copy).
+pub fn basic_forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &BasicBlockSpec,
+    x: &Arc<Feat<T>>,
+) -> Result<(Feat<T>, BasicBlockCache<T>)> {
+    let first = conv_bn::forward_shared(ctx, &s.conv1, x)?;
+    basic_rest(ctx, s, x, first)
+}
+
+/// The RepVgg half of a BasicBlock, after its first ConvBN gave `h`.
+fn basic_rest<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &BasicBlockSpec,
+    x: &Feat<T>,
+    (h, c1): (Feat<T>, ConvBnCache<T>),
+) -> Result<(Feat<T>, BasicBlockCache<T>)> {
+    // h is this block's own: both RepVgg branches keep it without a copy.
+    let (mut y, rep) = repvgg_forward_shared(ctx, &s.conv2, &Arc::new(h))?;
     if s.shortcut {
         y.add_assign(x);
     }
@@ -103,7 +154,7 @@ pub fn basic_backward<B: HostBackend<f32>>(
 /// Cache of a channel gate `x · gate(fc(avg))`.
 #[derive(Debug, Default)]
 pub struct GateCache<T: Real = f32> {
-    x: Option<Feat<T>>,
+    x: Option<Arc<Feat<T>>>,
     avg: Option<Feat<T>>,
     gate: Option<Feat<T>>,
 }
@@ -125,6 +176,28 @@ pub fn gate_forward<T: Real, B: HostBackend<T>>(
     x: &Feat<T>,
     avg: &Feat<T>,
 ) -> Result<(Feat<T>, GateCache<T>)> {
+    gate_impl(ctx, fc, f, x, avg, || Arc::new(x.clone()))
+}
+
+/// [`gate_forward`] on a shared input: the cache keeps a reference to `x`, not a copy.
+pub fn gate_forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
+    fc: &ConvSpec,
+    f: GateFn,
+    x: &Arc<Feat<T>>,
+    avg: &Feat<T>,
+) -> Result<(Feat<T>, GateCache<T>)> {
+    gate_impl(ctx, fc, f, x, avg, || Arc::clone(x))
+}
+
+fn gate_impl<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
+    fc: &ConvSpec,
+    f: GateFn,
+    x: &Feat<T>,
+    avg: &Feat<T>,
+    keep: impl FnOnce() -> Arc<Feat<T>>,
+) -> Result<(Feat<T>, GateCache<T>)> {
     let w = ctx.param(&format!("{}.weight", fc.name))?;
     let b = ctx.param(&format!("{}.bias", fc.name))?;
     let z = ops::conv2d(ctx.backend(), avg, w, Some(b), fc.cout, 1, 1)?;
@@ -136,7 +209,7 @@ pub fn gate_forward<T: Real, B: HostBackend<T>>(
     let y = ops::mul_channel(ctx.backend(), x, &gate)?;
     let cache = if ctx.training() {
         GateCache {
-            x: Some(x.clone()),
+            x: Some(keep()),
             avg: Some(avg.clone()),
             gate: Some(gate),
         }
@@ -192,6 +265,16 @@ pub fn ese_forward<T: Real, B: HostBackend<T>>(
 ) -> Result<(Feat<T>, GateCache<T>)> {
     let avg = ops::global_avg_pool(ctx.backend(), x)?;
     gate_forward(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
+}
+
+/// [`ese_forward`] on a shared input (the cache keeps a reference, no copy).
+pub fn ese_forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &Fwd<T, B>,
+    s: &EseSpec,
+    x: &Arc<Feat<T>>,
+) -> Result<(Feat<T>, GateCache<T>)> {
+    let avg = ops::global_avg_pool(ctx.backend(), x)?;
+    gate_forward_shared(ctx, &s.fc, GateFn::HardSigmoid, x, &avg)
 }
 
 /// Backward of [`ese_forward`].

@@ -1,4 +1,6 @@
-//! ConvBNLayer forward and backward: conv (no bias) → BN → optional swish.
+//! ConvBNLayer forward and backward: conv (no bias) → BN → optional swish (BN and swish fused).
+
+use std::sync::Arc;
 
 use ringdet_kernels::{HostBackend, Real};
 
@@ -8,20 +10,39 @@ use super::{norm, ops};
 use crate::arch::{Act, ConvBnSpec};
 use crate::error::Result;
 
-/// What the backward of one ConvBN needs (empty in eval).
+/// What the backward of one ConvBN needs (empty in eval). The input is shared, not copied,
+/// when the caller hands it over as an `Arc` ([`forward_shared`]): sibling convs reading the
+/// same map, or a map nothing else keeps, then cost no copy.
 #[derive(Debug, Default)]
 pub struct ConvBnCache<T: Real = f32> {
-    x: Option<Feat<T>>,
+    x: Option<Arc<Feat<T>>>,
     conv: Option<Feat<T>>,
     saved: Vec<T>,
-    pre_act: Option<Feat<T>>,
 }
 
-/// Forward; in training keeps the cache.
+/// Forward; in training keeps the cache (with a copy of `x`).
 pub fn forward<T: Real, B: HostBackend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &ConvBnSpec,
     x: &Feat<T>,
+) -> Result<(Feat<T>, ConvBnCache<T>)> {
+    forward_impl(ctx, s, x, || Arc::new(x.clone()))
+}
+
+/// [`forward`] on a shared input: the cache keeps another reference to `x`, not a copy.
+pub fn forward_shared<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &ConvBnSpec,
+    x: &Arc<Feat<T>>,
+) -> Result<(Feat<T>, ConvBnCache<T>)> {
+    forward_impl(ctx, s, x, || Arc::clone(x))
+}
+
+fn forward_impl<T: Real, B: HostBackend<T>>(
+    ctx: &mut Fwd<T, B>,
+    s: &ConvBnSpec,
+    x: &Feat<T>,
+    keep: impl FnOnce() -> Arc<Feat<T>>,
 ) -> Result<(Feat<T>, ConvBnCache<T>)> {
     let be = ctx.backend();
     let n = &s.name;
@@ -30,27 +51,29 @@ pub fn forward<T: Real, B: HostBackend<T>>(
     let gamma = ctx.param(&format!("{n}.bn.weight"))?;
     let beta = ctx.param(&format!("{n}.bn.bias"))?;
     let bn_name = format!("{n}.bn");
-    let (bn_out, saved) = match ctx.running_mut(&bn_name)? {
+    let silu = matches!(s.act, Act::Swish);
+    let train = ctx.training();
+    // BN and the SiLU after it run fused: one pass, no stored pre-activation.
+    let (y, saved) = match ctx.running_mut(&bn_name)? {
+        Some((mean, var, replicas)) if silu => {
+            norm::bn_silu_train(be, &conv, gamma, beta, mean, var, replicas)?
+        }
         Some((mean, var, replicas)) => norm::bn_train(be, &conv, gamma, beta, mean, var, replicas)?,
         None => {
             let (mean, var) = ctx.running(&bn_name)?;
-            (
-                norm::bn_eval(ctx.backend(), &conv, gamma, beta, mean, var)?,
-                Vec::new(),
-            )
+            let y = if silu {
+                norm::bn_silu_eval(be, &conv, gamma, beta, mean, var)?
+            } else {
+                norm::bn_eval(be, &conv, gamma, beta, mean, var)?
+            };
+            (y, Vec::new())
         }
-    };
-    let train = ctx.training();
-    let (y, pre_act) = match s.act {
-        Act::Swish => (ops::silu(ctx.backend(), &bn_out)?, train.then_some(bn_out)),
-        Act::Identity => (bn_out, None),
     };
     let cache = if train {
         ConvBnCache {
-            x: Some(x.clone()),
+            x: Some(keep()),
             conv: Some(conv),
             saved,
-            pre_act,
         }
     } else {
         ConvBnCache::default()
@@ -74,27 +97,35 @@ pub fn backward<B: HostBackend<f32>>(
         )));
     };
     let n = &s.name;
-    let d_bn = match (&s.act, &cache.pre_act) {
-        (Act::Swish, Some(pre)) => {
-            let mut d = dy.zeros_like();
-            ops::silu_backward(ctx.backend(), &mut d, dy, pre)?;
-            d
-        }
-        _ => dy.clone(),
-    };
     let gamma = ctx.param(&format!("{n}.bn.weight"))?;
     let mut dgamma = vec![0.0f32; s.cout];
     let mut dbeta = vec![0.0f32; s.cout];
-    let d_conv = norm::bn_train_backward(
-        ctx.backend(),
-        &d_bn,
-        conv,
-        &cache.saved,
-        gamma,
-        &mut dgamma,
-        &mut dbeta,
-        ctx.replicas,
-    )?;
+    let d_conv = match s.act {
+        Act::Swish => {
+            let beta = ctx.param(&format!("{n}.bn.bias"))?;
+            norm::bn_silu_train_backward(
+                be,
+                dy,
+                conv,
+                &cache.saved,
+                gamma,
+                beta,
+                &mut dgamma,
+                &mut dbeta,
+                ctx.replicas,
+            )?
+        }
+        Act::Identity => norm::bn_train_backward(
+            be,
+            dy,
+            conv,
+            &cache.saved,
+            gamma,
+            &mut dgamma,
+            &mut dbeta,
+            ctx.replicas,
+        )?,
+    };
     ctx.add_grad(&format!("{n}.bn.weight"), &dgamma)?;
     ctx.add_grad(&format!("{n}.bn.bias"), &dbeta)?;
     let w = ctx.param(&format!("{n}.conv.weight"))?;

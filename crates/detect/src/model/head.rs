@@ -1,5 +1,7 @@
 //! PPYOLOEHead forward and backward up to the raw per-level logits (class and distribution).
 
+use std::sync::Arc;
+
 use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, GateCache, GateFn};
@@ -26,7 +28,7 @@ pub struct LevelLogits<T: Real = f32> {
 /// Cache of one level.
 #[derive(Debug, Default)]
 pub struct LevelCache<T: Real = f32> {
-    feat: Option<Feat<T>>,
+    feat: Option<Arc<Feat<T>>>,
     cls_gate: GateCache<T>,
     cls_conv: ConvBnCache<T>,
     cls_in: Option<Feat<T>>,
@@ -62,17 +64,27 @@ pub fn forward<T: Real, B: HostBackend<T>>(
     let mut caches = Vec::with_capacity(feats.len());
     for (i, f) in feats.iter().enumerate() {
         let avg = ops::global_avg_pool(ctx.backend(), f)?;
-        let (g, cls_gate) = blocks::gate_forward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, f, &avg)?;
-        let (mut cls_in, cls_conv) = conv_bn::forward(ctx, &s.stem_cls[i].conv, &g)?;
+        // In training one copy of the level serves both gates' caches and this one.
+        let shared = train.then(|| Arc::new(f.clone()));
+        let (cls_fc, reg_fc) = (&s.stem_cls[i].fc, &s.stem_reg[i].fc);
+        let (g, cls_gate) = match &shared {
+            Some(fa) => blocks::gate_forward_shared(ctx, cls_fc, GateFn::Sigmoid, fa, &avg)?,
+            None => blocks::gate_forward(ctx, cls_fc, GateFn::Sigmoid, f, &avg)?,
+        };
+        // The gated maps are this level's own: the ConvBN caches keep them without a copy.
+        let (mut cls_in, cls_conv) =
+            conv_bn::forward_shared(ctx, &s.stem_cls[i].conv, &Arc::new(g))?;
         cls_in.add_assign(f);
         let cls = pred(ctx, &s.pred_cls[i], &cls_in)?;
-        let (g2, reg_gate) =
-            blocks::gate_forward(ctx, &s.stem_reg[i].fc, GateFn::Sigmoid, f, &avg)?;
-        let (reg_in, reg_conv) = conv_bn::forward(ctx, &s.stem_reg[i].conv, &g2)?;
+        let (g2, reg_gate) = match &shared {
+            Some(fa) => blocks::gate_forward_shared(ctx, reg_fc, GateFn::Sigmoid, fa, &avg)?,
+            None => blocks::gate_forward(ctx, reg_fc, GateFn::Sigmoid, f, &avg)?,
+        };
+        let (reg_in, reg_conv) = conv_bn::forward_shared(ctx, &s.stem_reg[i].conv, &Arc::new(g2))?;
         let reg = pred(ctx, &s.pred_reg[i], &reg_in)?;
         outs.push(LevelLogits { cls, reg });
         caches.push(LevelCache {
-            feat: train.then(|| f.clone()),
+            feat: shared,
             cls_gate,
             cls_conv,
             cls_in: train.then_some(cls_in),

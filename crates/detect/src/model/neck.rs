@@ -1,5 +1,7 @@
 //! CustomCSPPAN forward and backward (FPN top-down with SPP on the deepest stage, then PAN bottom-up).
 
+use std::sync::Arc;
+
 use ringdet_kernels::{HostBackend, Real};
 
 use super::blocks::{self, BasicBlockCache};
@@ -87,19 +89,29 @@ fn csp_forward<T: Real, B: HostBackend<T>>(
     s: &CspStageSpec,
     x: &Feat<T>,
 ) -> Result<(Feat<T>, CspStageCache<T>)> {
-    let (y1, c1) = conv_bn::forward(ctx, &s.conv1, x)?;
-    let (mut y2, c2) = conv_bn::forward(ctx, &s.conv2, x)?;
+    // conv1 and conv2 read x: in training one shared copy serves both caches.
+    let ((y1, c1), (y2, c2)) = match ctx.training().then(|| Arc::new(x.clone())) {
+        Some(xs) => (
+            conv_bn::forward_shared(ctx, &s.conv1, &xs)?,
+            conv_bn::forward_shared(ctx, &s.conv2, &xs)?,
+        ),
+        None => (
+            conv_bn::forward(ctx, &s.conv1, x)?,
+            conv_bn::forward(ctx, &s.conv2, x)?,
+        ),
+    };
+    let mut y2 = Arc::new(y2);
     let mut items = Vec::with_capacity(s.convs.len());
     for it in &s.convs {
         match it {
             CspItemSpec::Block(b) => {
-                let (y, c) = blocks::basic_forward(ctx, b, &y2)?;
-                y2 = y;
+                let (y, c) = blocks::basic_forward_shared(ctx, b, &y2)?;
+                y2 = Arc::new(y);
                 items.push(ItemCache::Block(Box::new(c)));
             }
             CspItemSpec::Spp(p) => {
                 let (y, c) = spp_forward(ctx, p, &y2)?;
-                y2 = y;
+                y2 = Arc::new(y);
                 items.push(ItemCache::Spp(Box::new(c)));
             }
         }

@@ -44,7 +44,7 @@ pub fn conv2d<T: Real, B: HostBackend<T>>(
     stride: usize,
 ) -> Result<Feat<T>> {
     let p = conv_params(x, cout, kernel, stride);
-    let mut y = Feat::zeros(x.n, cout, p.out_h(), p.out_w());
+    let mut y = Feat::scratch(x.n, cout, p.out_h(), p.out_w());
     be.conv2d_forward(
         B::host_mut(&mut y.data),
         B::host(&x.data),
@@ -89,7 +89,7 @@ pub fn conv2d_backward<B: HostBackend<f32>>(
 
 /// Swish / SiLU.
 pub fn silu<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Result<Feat<T>> {
-    let mut y = x.zeros_like();
+    let mut y = x.scratch_like();
     be.silu_forward(B::host_mut(&mut y.data), B::host(&x.data))
         .map_err(k("silu_forward"))?;
     Ok(y)
@@ -112,7 +112,7 @@ pub fn silu_backward<B: HostBackend<f32>>(
 
 /// Sigmoid of a slice.
 pub fn sigmoid<T: Real, B: HostBackend<T>>(be: &B, x: &[T]) -> Result<Vec<T>> {
-    let mut y = vec![T::ZERO; x.len()];
+    let mut y = ringdet_kernels::arena::take(x.len());
     be.sigmoid_forward(B::host_mut(&mut y), B::host(x))
         .map_err(k("sigmoid_forward"))?;
     Ok(y)
@@ -131,7 +131,7 @@ pub fn sigmoid_backward<B: HostBackend<f32>>(
 
 /// Paddle hardsigmoid of a slice.
 pub fn hardsigmoid<T: Real, B: HostBackend<T>>(be: &B, x: &[T]) -> Result<Vec<T>> {
-    let mut y = vec![T::ZERO; x.len()];
+    let mut y = ringdet_kernels::arena::take(x.len());
     be.hardsigmoid_forward(B::host_mut(&mut y), B::host(x))
         .map_err(k("hardsigmoid_forward"))?;
     Ok(y)
@@ -160,7 +160,7 @@ fn pool_params<T: Real>(x: &Feat<T>, kernel: usize) -> PoolParams {
 
 /// Mean over H·W: `[n, c, 1, 1]`.
 pub fn global_avg_pool<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Result<Feat<T>> {
-    let mut y = Feat::zeros(x.n, x.c, 1, 1);
+    let mut y = Feat::scratch(x.n, x.c, 1, 1);
     be.global_avg_pool_forward(
         B::host_mut(&mut y.data),
         B::host(&x.data),
@@ -183,7 +183,7 @@ pub fn global_avg_pool_backward<B: HostBackend<f32>>(
 
 /// Max pool `k×k`, stride 1, padding `k/2`.
 pub fn max_pool<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>, kernel: usize) -> Result<Feat<T>> {
-    let mut y = x.zeros_like();
+    let mut y = x.scratch_like();
     be.max_pool_forward(
         B::host_mut(&mut y.data),
         B::host(&x.data),
@@ -224,7 +224,7 @@ fn upsample_params<T: Real>(x: &Feat<T>) -> UpsampleParams {
 
 /// Nearest ×2 upsample.
 pub fn upsample2x<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Result<Feat<T>> {
-    let mut y = Feat::zeros(x.n, x.c, x.h * 2, x.w * 2);
+    let mut y = Feat::scratch(x.n, x.c, x.h * 2, x.w * 2);
     be.upsample_nearest2x_forward(
         B::host_mut(&mut y.data),
         B::host(&x.data),
@@ -247,7 +247,7 @@ pub fn concat<T: Real, B: HostBackend<T>>(be: &B, xs: &[&Feat<T>]) -> Result<Fea
         return Err(DetectError::Input("concat of no feature maps".into()));
     };
     let channels: Vec<usize> = xs.iter().map(|x| x.c).collect();
-    let mut y = Feat::zeros(f.n, channels.iter().sum(), f.h, f.w);
+    let mut y = Feat::scratch(f.n, channels.iter().sum(), f.h, f.w);
     let parts = xs.iter().map(|x| B::host(&x.data)).collect();
     let p = ConcatParams {
         batch: f.n,
@@ -286,7 +286,7 @@ pub fn mul_channel<T: Real, B: HostBackend<T>>(
     x: &Feat<T>,
     s: &Feat<T>,
 ) -> Result<Feat<T>> {
-    let mut y = x.zeros_like();
+    let mut y = x.scratch_like();
     let p = BroadcastParams {
         a: x.shape(),
         b: s.shape(),

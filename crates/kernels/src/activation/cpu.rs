@@ -6,8 +6,9 @@ use crate::error::KernelError;
 use crate::par::{map1, update2};
 use crate::real::Real;
 
+/// `1 / (1 + e^−x)` (shared with the fused BN + SiLU ops, so that they round alike).
 #[inline]
-fn sigmoid<T: Real>(x: T) -> T {
+pub(crate) fn sigmoid<T: Real>(x: T) -> T {
     T::ONE / (T::ONE + (-x).exp())
 }
 

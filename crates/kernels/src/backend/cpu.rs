@@ -1,6 +1,7 @@
 //! The host backend: the `cpu` kernels behind the op-family traits, for `f32` and `f64`.
 //! Views are plain slices, so calls compile to direct kernel calls (no copies, no dynamic
-//! dispatch); conv and max-pool workspaces are allocated per call, as the callers did before.
+//! dispatch); conv and max-pool workspaces come from the [`crate::arena`] and go back to it
+//! after the call, so a step reuses the previous step's workspaces.
 
 use std::ops::Range;
 
@@ -109,11 +110,10 @@ impl<T: Real> ConvOps<T> for Cpu {
         p: &Conv2dParams,
     ) -> KResult<()> {
         let _t = profile::conv_timer(ConvPass::Forward, p);
-        let mut ws = {
-            let _a = OpTimer::new(Family::Alloc);
-            vec![T::ZERO; p.workspace_len()]
-        };
-        conv::cpu::conv2d_forward(y, &mut ws, x, w, bias, p)
+        let mut ws = crate::arena::take::<T>(p.workspace_len());
+        let r = conv::cpu::conv2d_forward(y, &mut ws, x, w, bias, p);
+        crate::arena::give(ws);
+        r
     }
     fn conv2d_backward_data(
         &self,
@@ -123,11 +123,10 @@ impl<T: Real> ConvOps<T> for Cpu {
         p: &Conv2dParams,
     ) -> KResult<()> {
         let _t = profile::conv_timer(ConvPass::BackwardData, p);
-        let mut ws = {
-            let _a = OpTimer::new(Family::Alloc);
-            vec![T::ZERO; p.workspace_len()]
-        };
-        conv::cpu::conv2d_backward_data(dx, &mut ws, dy, w, p)
+        let mut ws = crate::arena::take::<T>(p.workspace_len());
+        let r = conv::cpu::conv2d_backward_data(dx, &mut ws, dy, w, p);
+        crate::arena::give(ws);
+        r
     }
     fn conv2d_backward_filter(
         &self,
@@ -138,11 +137,10 @@ impl<T: Real> ConvOps<T> for Cpu {
         p: &Conv2dParams,
     ) -> KResult<()> {
         let _t = profile::conv_timer(ConvPass::BackwardFilter, p);
-        let mut ws = {
-            let _a = OpTimer::new(Family::Alloc);
-            vec![T::ZERO; p.workspace_len()]
-        };
-        conv::cpu::conv2d_backward_filter(dw, dbias, &mut ws, dy, x, p)
+        let mut ws = crate::arena::take::<T>(p.workspace_len());
+        let r = conv::cpu::conv2d_backward_filter(dw, dbias, &mut ws, dy, x, p);
+        crate::arena::give(ws);
+        r
     }
 }
 
@@ -236,6 +234,98 @@ impl<T: Real> NormOps<T> for Cpu {
             p,
         )
     }
+    fn batchnorm_silu_forward_train(
+        &self,
+        y: &mut [T],
+        saved: &mut [T],
+        running_mean: &mut [T],
+        running_var: &mut [T],
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        stats: &[T],
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnForward);
+        batchnorm::cpu::batchnorm_silu_forward_train(
+            y,
+            saved,
+            running_mean,
+            running_var,
+            x,
+            gamma,
+            beta,
+            stats,
+            count,
+            p,
+        )
+    }
+    fn batchnorm_silu_forward_inference(
+        &self,
+        y: &mut [T],
+        x: &[T],
+        gamma: &[T],
+        beta: &[T],
+        running_mean: &[T],
+        running_var: &[T],
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnForward);
+        batchnorm::cpu::batchnorm_silu_forward_inference(
+            y,
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            p,
+        )
+    }
+    fn batchnorm_silu_stats_backward(
+        &self,
+        dstats: &mut [T],
+        dy: &[T],
+        x: &[T],
+        saved: &[T],
+        gamma: &[T],
+        beta: &[T],
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnStats);
+        batchnorm::cpu::batchnorm_silu_stats_backward(dstats, dy, x, saved, gamma, beta, p)
+    }
+    fn batchnorm_silu_backward(
+        &self,
+        dx: &mut [T],
+        dgamma: &mut [T],
+        dbeta: &mut [T],
+        dy: &[T],
+        x: &[T],
+        saved: &[T],
+        gamma: &[T],
+        beta: &[T],
+        dstats_local: &[T],
+        dstats: &[T],
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnBackward);
+        batchnorm::cpu::batchnorm_silu_backward(
+            dx,
+            dgamma,
+            dbeta,
+            dy,
+            x,
+            saved,
+            gamma,
+            beta,
+            dstats_local,
+            dstats,
+            count,
+            p,
+        )
+    }
 }
 
 impl<T: Real> ActivationOps<T> for Cpu {
@@ -276,8 +366,10 @@ impl<T: Real> PoolOps<T> for Cpu {
     }
     fn max_pool_forward(&self, y: &mut [T], x: &[T], p: &PoolParams) -> KResult<()> {
         let _t = OpTimer::new(Family::ConcatUpsamplePool);
-        let mut ws = vec![T::ZERO; x.len()];
-        pool::cpu::max_pool_forward(y, &mut ws, x, p)
+        let mut ws = crate::arena::take::<T>(x.len());
+        let r = pool::cpu::max_pool_forward(y, &mut ws, x, p);
+        crate::arena::give(ws);
+        r
     }
     fn max_pool_backward(
         &self,

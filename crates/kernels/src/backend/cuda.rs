@@ -310,6 +310,108 @@ impl NormOps<f32> for Cuda {
             p,
         )
     }
+    fn batchnorm_silu_forward_train(
+        &self,
+        mut y: M<'_>,
+        mut saved: M<'_>,
+        mut running_mean: M<'_>,
+        mut running_var: M<'_>,
+        x: V<'_>,
+        gamma: V<'_>,
+        beta: V<'_>,
+        stats: V<'_>,
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        batchnorm::cuda_fused::batchnorm_silu_forward_train(
+            self.rt(),
+            &mut y,
+            &mut saved,
+            &mut running_mean,
+            &mut running_var,
+            &x,
+            &gamma,
+            &beta,
+            &stats,
+            count,
+            p,
+        )
+    }
+    /// No fused eval kernel on the device: BN into a temporary, then SiLU (the composition).
+    fn batchnorm_silu_forward_inference(
+        &self,
+        y: M<'_>,
+        x: V<'_>,
+        gamma: V<'_>,
+        beta: V<'_>,
+        running_mean: V<'_>,
+        running_var: V<'_>,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let mut z = <Self as Buffers<f32>>::zeros(self, y.len())?;
+        self.batchnorm_forward_inference(
+            <Self as Buffers<f32>>::view_mut(&mut z),
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            p,
+        )?;
+        self.silu_forward(y, <Self as Buffers<f32>>::view(&z))
+    }
+    fn batchnorm_silu_stats_backward(
+        &self,
+        mut dstats: M<'_>,
+        dy: V<'_>,
+        x: V<'_>,
+        saved: V<'_>,
+        gamma: V<'_>,
+        beta: V<'_>,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        batchnorm::cuda_fused::batchnorm_silu_stats_backward(
+            self.rt(),
+            &mut dstats,
+            &dy,
+            &x,
+            &saved,
+            &gamma,
+            &beta,
+            p,
+        )
+    }
+    fn batchnorm_silu_backward(
+        &self,
+        mut dx: M<'_>,
+        mut dgamma: M<'_>,
+        mut dbeta: M<'_>,
+        dy: V<'_>,
+        x: V<'_>,
+        saved: V<'_>,
+        gamma: V<'_>,
+        beta: V<'_>,
+        dstats_local: V<'_>,
+        dstats: V<'_>,
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        batchnorm::cuda_fused::batchnorm_silu_backward(
+            self.rt(),
+            &mut dx,
+            &mut dgamma,
+            &mut dbeta,
+            &dy,
+            &x,
+            &saved,
+            &gamma,
+            &beta,
+            &dstats_local,
+            &dstats,
+            count,
+            p,
+        )
+    }
 }
 
 impl ActivationOps<f32> for Cuda {

@@ -165,6 +165,65 @@ pub trait NormOps<T: Real>: Buffers<T> {
         count: usize,
         p: &BatchNormParams,
     ) -> KResult<()>;
+    /// Fused `y = silu(BN(x))`, training: as [`Self::batchnorm_forward_train`] followed by
+    /// [`ActivationOps::silu_forward`], without storing the pre-activation.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_silu_forward_train(
+        &self,
+        y: Self::ViewMut<'_>,
+        saved: Self::ViewMut<'_>,
+        running_mean: Self::ViewMut<'_>,
+        running_var: Self::ViewMut<'_>,
+        x: Self::View<'_>,
+        gamma: Self::View<'_>,
+        beta: Self::View<'_>,
+        stats: Self::View<'_>,
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()>;
+    /// Fused `y = silu(BN(x))` with the running statistics (eval).
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_silu_forward_inference(
+        &self,
+        y: Self::ViewMut<'_>,
+        x: Self::View<'_>,
+        gamma: Self::View<'_>,
+        beta: Self::View<'_>,
+        running_mean: Self::View<'_>,
+        running_var: Self::View<'_>,
+        p: &BatchNormParams,
+    ) -> KResult<()>;
+    /// The sums of [`Self::batchnorm_stats_backward`] for the gradient `dz = dy·silu'(z)` of
+    /// the pre-activation, recomputed from `x`, `saved`, `gamma` and `beta`; overwrites.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_silu_stats_backward(
+        &self,
+        dstats: Self::ViewMut<'_>,
+        dy: Self::View<'_>,
+        x: Self::View<'_>,
+        saved: Self::View<'_>,
+        gamma: Self::View<'_>,
+        beta: Self::View<'_>,
+        p: &BatchNormParams,
+    ) -> KResult<()>;
+    /// [`ActivationOps::silu_backward`] then [`Self::batchnorm_backward`] in one pass:
+    /// `dx += …`, `dgamma += …`, `dbeta += …` from the output gradient `dy`.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_silu_backward(
+        &self,
+        dx: Self::ViewMut<'_>,
+        dgamma: Self::ViewMut<'_>,
+        dbeta: Self::ViewMut<'_>,
+        dy: Self::View<'_>,
+        x: Self::View<'_>,
+        saved: Self::View<'_>,
+        gamma: Self::View<'_>,
+        beta: Self::View<'_>,
+        dstats_local: Self::View<'_>,
+        dstats: Self::View<'_>,
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()>;
 }
 
 /// Pointwise activations.

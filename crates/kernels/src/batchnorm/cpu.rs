@@ -1,4 +1,6 @@
-//! CPU batch norm: per-channel sums in f64, parallel over channels.
+//! CPU batch norm: per-channel sums in f64, parallel over channels. The `batchnorm_silu_*`
+//! ops fuse the SiLU that follows most BNs of PP-YOLOE: one pass over memory where BN then SiLU
+//! take two (three counting the backward's activation gradient), and no stored pre-activation.
 //!
 //! Buffers: `stats`/`dstats` `[2, C]`; `saved` `[2, C]` = (batch mean, 1/sqrt(var + eps)),
 //! written by the training forward and read by the backward.
@@ -11,6 +13,10 @@ use super::{
 };
 use crate::error::KernelError;
 use crate::real::Real;
+
+/// Independent f64 accumulators of the per-channel sums: one running sum would chain every
+/// addition on the previous one (latency-bound, not vectorised); eight lanes are added at the end.
+const LANES: usize = 8;
 
 /// The `[H·W]` planes of channel `c`, image by image.
 fn planes<'a, T>(x: &'a [T], c: usize, p: &BatchNormParams) -> impl Iterator<Item = &'a [T]> {
@@ -34,16 +40,24 @@ pub fn batchnorm_stats_forward<T: Real>(
         .zip(sq.par_iter_mut())
         .enumerate()
         .for_each(|(c, (sum_c, sq_c))| {
-            let (mut s, mut q) = (0.0f64, 0.0f64);
+            let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
             for plane in planes(x, c, p) {
-                for &v in plane {
+                let mut it = plane.chunks_exact(LANES);
+                for ch in &mut it {
+                    for l in 0..LANES {
+                        let v = ch[l].to_f64();
+                        s[l] += v;
+                        q[l] += v * v;
+                    }
+                }
+                for &v in it.remainder() {
                     let v = v.to_f64();
-                    s += v;
-                    q += v * v;
+                    s[0] += v;
+                    q[0] += v * v;
                 }
             }
-            *sum_c = T::from_f64(s);
-            *sq_c = T::from_f64(q);
+            *sum_c = T::from_f64(s.iter().sum());
+            *sq_c = T::from_f64(q.iter().sum());
         });
     Ok(())
 }
@@ -73,16 +87,7 @@ pub fn batchnorm_forward_train<T: Real>(
         [x.len(), gamma.len(), beta.len(), stats.len()],
         count,
     )?;
-    let m = p.momentum;
-    let inv_count = 1.0 / count as f64;
-    for ch in 0..c {
-        let mean = stats[ch].to_f64() * inv_count;
-        let var = (stats[c + ch].to_f64() * inv_count - mean * mean).max(0.0);
-        saved[ch] = T::from_f64(mean);
-        saved[c + ch] = T::from_f64(1.0 / (var + p.eps).sqrt());
-        running_mean[ch] = T::from_f64(m * running_mean[ch].to_f64() + (1.0 - m) * mean);
-        running_var[ch] = T::from_f64(m * running_var[ch].to_f64() + (1.0 - m) * var);
-    }
+    finish_stats(saved, running_mean, running_var, stats, count, p);
     let (mean, invstd) = saved.split_at(c);
     normalise(
         y,
@@ -167,16 +172,24 @@ pub fn batchnorm_stats_backward<T: Real>(
         .enumerate()
         .for_each(|(ch, (out_s, out_sx))| {
             let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
-            let (mut s, mut sx) = (0.0f64, 0.0f64);
+            let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
             for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
-                for (&g, &v) in gp.iter().zip(xp) {
+                let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
+                for (gc, xc) in (&mut gi).zip(&mut xi) {
+                    for l in 0..LANES {
+                        let g = gc[l].to_f64();
+                        s[l] += g;
+                        sx[l] += g * (xc[l].to_f64() - mean);
+                    }
+                }
+                for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
                     let g = g.to_f64();
-                    s += g;
-                    sx += g * (v.to_f64() - mean);
+                    s[0] += g;
+                    sx[0] += g * (v.to_f64() - mean);
                 }
             }
-            *out_s = T::from_f64(s);
-            *out_sx = T::from_f64(sx * invstd);
+            *out_s = T::from_f64(s.iter().sum());
+            *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
         });
     Ok(())
 }
@@ -229,6 +242,239 @@ pub fn batchnorm_backward<T: Real>(
             for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
                 let xhat = (v - mean) * invstd;
                 *d += k * (g - mdy - xhat * mdyx);
+            }
+        });
+    Ok(())
+}
+
+use crate::activation::cpu::sigmoid;
+
+/// `dy·silu'(z)`, with the SiLU backward kernel's operation order (so the fused ops round
+/// exactly as the composition does).
+#[inline]
+fn silu_dz<T: Real>(g: T, z: T) -> T {
+    let s = sigmoid(z);
+    g * s * (T::ONE + z * (T::ONE - s))
+}
+
+/// Per-channel `(scale, shift)` of the training normalisation: `z = x·scale + shift`.
+#[inline]
+fn train_coef<T: Real>(ch: usize, c: usize, saved: &[T], gamma: &[T], beta: &[T]) -> (T, T) {
+    let scale = gamma[ch] * saved[c + ch];
+    (scale, beta[ch] - saved[ch] * scale)
+}
+
+/// Fused training forward `y = silu(BN(x))` in one pass over memory (the pre-activation is
+/// never stored; the backward recomputes it). `saved` and the running statistics are updated
+/// exactly as by [`batchnorm_forward_train`], and `y` equals that op followed by SiLU.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_silu_forward_train<T: Real>(
+    y: &mut [T],
+    saved: &mut [T],
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    stats: &[T],
+    count: usize,
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_silu_forward_train";
+    let c = p.channels;
+    check_forward_train(
+        OP,
+        p,
+        [y.len(), saved.len(), running_mean.len(), running_var.len()],
+        [x.len(), gamma.len(), beta.len(), stats.len()],
+        count,
+    )?;
+    finish_stats(saved, running_mean, running_var, stats, count, p);
+    let saved = &*saved;
+    normalise_act(y, x, |ch| train_coef(ch, c, saved, gamma, beta), p);
+    Ok(())
+}
+
+/// Fused eval forward `y = silu(BN(x))` with the running statistics, in one pass.
+pub fn batchnorm_silu_forward_inference<T: Real>(
+    y: &mut [T],
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    running_mean: &[T],
+    running_var: &[T],
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_silu_forward_inference";
+    check_forward_inference(
+        OP,
+        p,
+        y.len(),
+        [
+            x.len(),
+            gamma.len(),
+            beta.len(),
+            running_mean.len(),
+            running_var.len(),
+        ],
+    )?;
+    let eps = T::from_f64(p.eps);
+    normalise_act(
+        y,
+        x,
+        |ch| {
+            let scale = gamma[ch] / (running_var[ch] + eps).sqrt();
+            (scale, beta[ch] - running_mean[ch] * scale)
+        },
+        p,
+    );
+    Ok(())
+}
+
+/// `saved` = (mean, inverse std) from the combined sums; running statistics updated.
+fn finish_stats<T: Real>(
+    saved: &mut [T],
+    running_mean: &mut [T],
+    running_var: &mut [T],
+    stats: &[T],
+    count: usize,
+    p: &BatchNormParams,
+) {
+    let (c, m) = (p.channels, p.momentum);
+    let inv_count = 1.0 / count as f64;
+    for ch in 0..c {
+        let mean = stats[ch].to_f64() * inv_count;
+        let var = (stats[c + ch].to_f64() * inv_count - mean * mean).max(0.0);
+        saved[ch] = T::from_f64(mean);
+        saved[c + ch] = T::from_f64(1.0 / (var + p.eps).sqrt());
+        running_mean[ch] = T::from_f64(m * running_mean[ch].to_f64() + (1.0 - m) * mean);
+        running_var[ch] = T::from_f64(m * running_var[ch].to_f64() + (1.0 - m) * var);
+    }
+}
+
+/// `y = silu(x·scale(c) + shift(c))`, parallel over planes.
+fn normalise_act<T: Real>(
+    y: &mut [T],
+    x: &[T],
+    coef: impl Fn(usize) -> (T, T) + Sync,
+    p: &BatchNormParams,
+) {
+    y.par_chunks_mut(p.spatial.max(1))
+        .zip(x.par_chunks(p.spatial.max(1)))
+        .enumerate()
+        .for_each(|(plane, (yo, xi))| {
+            let (scale, shift) = coef(plane % p.channels);
+            for (o, &v) in yo.iter_mut().zip(xi) {
+                let z = v * scale + shift;
+                *o = z * sigmoid(z);
+            }
+        });
+}
+
+/// Fused backward sums: this rank's per-channel `[Σdz, Σdz·x̂]` with `dz = dy·silu'(z)` and the
+/// pre-activation `z` recomputed from `x` and `saved` (overwrites `dstats`). Equals
+/// [`batchnorm_stats_backward`] given the SiLU backward's `dz`.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_silu_stats_backward<T: Real>(
+    dstats: &mut [T],
+    dy: &[T],
+    x: &[T],
+    saved: &[T],
+    gamma: &[T],
+    beta: &[T],
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_silu_stats_backward";
+    let c = p.channels;
+    check_stats_backward(
+        OP,
+        p,
+        dstats.len(),
+        [dy.len(), x.len(), saved.len()],
+        &[("gamma", gamma.len()), ("beta", beta.len())],
+    )?;
+    let (s_dz, s_dzx) = dstats.split_at_mut(c);
+    s_dz.par_iter_mut()
+        .zip(s_dzx.par_iter_mut())
+        .enumerate()
+        .for_each(|(ch, (out_s, out_sx))| {
+            let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
+            let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
+            let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
+            for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
+                let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
+                for (gc, xc) in (&mut gi).zip(&mut xi) {
+                    for l in 0..LANES {
+                        let dz = silu_dz(gc[l], xc[l] * scale + shift).to_f64();
+                        s[l] += dz;
+                        sx[l] += dz * (xc[l].to_f64() - mean);
+                    }
+                }
+                for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
+                    let dz = silu_dz(g, v * scale + shift).to_f64();
+                    s[0] += dz;
+                    sx[0] += dz * (v.to_f64() - mean);
+                }
+            }
+            *out_s = T::from_f64(s.iter().sum());
+            *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
+        });
+    Ok(())
+}
+
+/// Fused backward finish: `dgamma += local Σdz·x̂`, `dbeta += local Σdz`, and
+/// `dx += γ·invstd·(dz − Σdz/M − x̂·Σdz·x̂/M)` with `dz = dy·silu'(z)` recomputed, in one pass.
+/// Equals the SiLU backward followed by [`batchnorm_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_silu_backward<T: Real>(
+    dx: &mut [T],
+    dgamma: &mut [T],
+    dbeta: &mut [T],
+    dy: &[T],
+    x: &[T],
+    saved: &[T],
+    gamma: &[T],
+    beta: &[T],
+    dstats_local: &[T],
+    dstats: &[T],
+    count: usize,
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_silu_backward";
+    let c = p.channels;
+    check_backward(
+        OP,
+        p,
+        [dx.len(), dy.len(), x.len()],
+        [saved.len(), dstats_local.len(), dstats.len()],
+        &[
+            ("dgamma", dgamma.len()),
+            ("dbeta", dbeta.len()),
+            ("gamma", gamma.len()),
+            ("beta", beta.len()),
+        ],
+        count,
+    )?;
+    for ch in 0..c {
+        dbeta[ch] += dstats_local[ch];
+        dgamma[ch] += dstats_local[c + ch];
+    }
+    let inv_m = T::from_f64(1.0 / count as f64);
+    let s = p.spatial.max(1);
+    dx.par_chunks_mut(s)
+        .zip(dy.par_chunks(s).zip(x.par_chunks(s)))
+        .enumerate()
+        .for_each(|(plane, (dxp, (dyp, xp)))| {
+            let ch = plane % c;
+            let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
+            let (mean, invstd) = (saved[ch], saved[c + ch]);
+            let k = gamma[ch] * invstd;
+            let mdz = dstats[ch] * inv_m;
+            let mdzx = dstats[c + ch] * inv_m;
+            for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
+                let dz = silu_dz(g, v * scale + shift);
+                let xhat = (v - mean) * invstd;
+                *d += k * (dz - mdz - xhat * mdzx);
             }
         });
     Ok(())

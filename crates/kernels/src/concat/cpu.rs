@@ -1,26 +1,47 @@
-//! CPU channel concat/split: plain copies of contiguous `[C_i, H·W]` blocks per image.
+//! CPU channel concat/split: plain copies of contiguous `[C_i, H·W]` blocks per image, cut
+//! into cache-sized chunks spread over the rayon pool (not one task per image: a batch of one
+//! or two would leave cores idle).
 //! Forward functions overwrite; backward functions accumulate.
 
 use rayon::prelude::*;
 
 use super::{ConcatParams, check_parts};
 use crate::error::{KernelError, check_len};
+use crate::par::CHUNK;
 use crate::real::Real;
 
-/// Runs `f(part, image, whole_block, part_block)` for every part block, images in parallel.
-fn blocks<T: Real>(whole: &mut [T], p: &ConcatParams, f: impl Fn(usize, usize, &mut [T]) + Sync) {
+/// Runs `f(part, image, start, dst)` over the whole buffer cut into cache-sized chunks, in
+/// parallel: `dst` is the piece of part `part`'s block of image `image` that begins `start`
+/// elements into that block (a chunk that straddles blocks is handed out piece by piece).
+fn blocks<T: Real>(
+    whole: &mut [T],
+    p: &ConcatParams,
+    f: impl Fn(usize, usize, usize, &mut [T]) + Sync,
+) {
     let per_image = p.total_channels() * p.spatial;
     if per_image == 0 {
         return;
     }
     whole
-        .par_chunks_mut(per_image)
+        .par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(n, img)| {
-            let mut off = 0;
-            for (i, &c) in p.channels.iter().enumerate() {
-                f(i, n, &mut img[off..off + c * p.spatial]);
-                off += c * p.spatial;
+        .for_each(|(ci, mut chunk)| {
+            let mut g = ci * CHUNK;
+            while !chunk.is_empty() {
+                let (n, mut o) = (g / per_image, g % per_image);
+                let mut part = 0;
+                for (i, &c) in p.channels.iter().enumerate() {
+                    part = i;
+                    if o < c * p.spatial {
+                        break;
+                    }
+                    o -= c * p.spatial;
+                }
+                let take = (p.channels[part] * p.spatial - o).min(chunk.len());
+                let (head, rest) = chunk.split_at_mut(take);
+                f(part, n, o, head);
+                chunk = rest;
+                g += take;
             }
         });
 }
@@ -34,9 +55,9 @@ pub fn concat_channels_forward<T: Real>(
     const OP: &str = "concat_channels_forward";
     check_parts(OP, "xs[i]", xs.iter().map(|x| x.len()), p)?;
     check_len(OP, "y", y.len(), &[p.batch, p.total_channels(), p.spatial])?;
-    blocks(y, p, |i, n, dst| {
-        let len = dst.len();
-        dst.copy_from_slice(&xs[i][n * len..(n + 1) * len]);
+    blocks(y, p, |i, n, start, dst| {
+        let o = n * p.channels[i] * p.spatial + start;
+        dst.copy_from_slice(&xs[i][o..o + dst.len()]);
     });
     Ok(())
 }
@@ -60,10 +81,21 @@ pub fn concat_channels_backward<T: Real>(
     for (dx, &c) in dxs.iter_mut().zip(p.channels) {
         let block = c * p.spatial;
         if block > 0 {
-            dx.par_chunks_mut(block).enumerate().for_each(|(n, d)| {
-                let src = &dy[n * per_image + off..n * per_image + off + block];
-                d.iter_mut().zip(src).for_each(|(d, &g)| *d += g);
-            });
+            // Cache-sized chunks of this part, each cut where an image's block ends.
+            dx.par_chunks_mut(CHUNK)
+                .enumerate()
+                .for_each(|(ci, mut d)| {
+                    let mut e = ci * CHUNK;
+                    while !d.is_empty() {
+                        let (n, r) = (e / block, e % block);
+                        let take = (block - r).min(d.len());
+                        let (head, rest) = d.split_at_mut(take);
+                        let src = &dy[n * per_image + off + r..][..take];
+                        head.iter_mut().zip(src).for_each(|(d, &g)| *d += g);
+                        d = rest;
+                        e += take;
+                    }
+                });
         }
         off += block;
     }
@@ -106,11 +138,58 @@ pub fn split_channels_backward<T: Real>(
         dx.len(),
         &[p.batch, p.total_channels(), p.spatial],
     )?;
-    blocks(dx, p, |i, n, dst| {
-        let len = dst.len();
+    blocks(dx, p, |i, n, start, dst| {
+        let (o, len) = (n * p.channels[i] * p.spatial + start, dst.len());
         dst.iter_mut()
-            .zip(&dys[i][n * len..(n + 1) * len])
+            .zip(&dys[i][o..o + len])
             .for_each(|(d, &g)| *d += g);
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parts whose blocks straddle the parallel chunks (and an empty part).
+    #[test]
+    fn chunked_copies_match_the_per_image_layout() {
+        let channels = [1usize, 0, 5, 2];
+        let (batch, spatial) = (3, 1500);
+        let p = ConcatParams {
+            batch,
+            spatial,
+            channels: &channels,
+        };
+        let parts: Vec<Vec<f32>> = channels
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                (0..batch * c * spatial)
+                    .map(|e| (i * 1_000_000 + e) as f32)
+                    .collect()
+            })
+            .collect();
+        let mut want = Vec::new();
+        for n in 0..batch {
+            for (part, &c) in parts.iter().zip(&channels) {
+                want.extend_from_slice(&part[n * c * spatial..(n + 1) * c * spatial]);
+            }
+        }
+        let xs: Vec<&[f32]> = parts.iter().map(Vec::as_slice).collect();
+        let mut y = vec![0.0f32; want.len()];
+        concat_channels_forward(&mut y, &xs, &p).unwrap();
+        assert_eq!(y, want);
+
+        let mut dxs: Vec<Vec<f32>> = parts.iter().map(|v| vec![1.0; v.len()]).collect();
+        let mut refs: Vec<&mut [f32]> = dxs.iter_mut().map(Vec::as_mut_slice).collect();
+        concat_channels_backward(&mut refs, &want, &p).unwrap();
+        for (d, x) in dxs.iter().zip(&parts) {
+            assert!(d.iter().zip(x).all(|(d, x)| *d == x + 1.0));
+        }
+
+        let mut dx = vec![1.0f32; want.len()];
+        split_channels_backward(&mut dx, &xs, &p).unwrap();
+        assert!(dx.iter().zip(&want).all(|(d, w)| *d == w + 1.0));
+    }
 }

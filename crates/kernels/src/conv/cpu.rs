@@ -267,10 +267,24 @@ pub fn conv2d_forward<T: Real>(
     bias: Option<&[T]>,
     p: &Conv2dParams,
 ) -> Result<(), KernelError> {
-    const OP: &str = "conv2d_forward";
-    let pl = plan(OP, false, workspace, x.len(), w.len(), y.len(), p)?;
+    forward_impl("conv2d_forward", y, workspace, x, w, bias, false, p)
+}
+
+/// The forward, overwriting `y` (`accumulate` false) or adding to it (true, no bias).
+#[allow(clippy::too_many_arguments)]
+fn forward_impl<T: Real>(
+    op: &'static str,
+    y: &mut [T],
+    workspace: &mut [T],
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    accumulate: bool,
+    p: &Conv2dParams,
+) -> Result<(), KernelError> {
+    let pl = plan(op, false, workspace, x.len(), w.len(), y.len(), p)?;
     if let Some(b) = bias {
-        check_len(OP, "bias", b.len(), &[p.out_channels])?;
+        check_len(op, "bias", b.len(), &[p.out_channels])?;
     }
     let its = Items::new(p, pl.rows, None);
     let gt = gemm_threads(pl.slots, its.len());
@@ -313,7 +327,15 @@ pub fn conv2d_forward<T: Real>(
             cs: pl.ckk,
         };
         // SAFETY: items write disjoint (image, row-block) parts of y.
-        unsafe { matmul(out.dst(yoff, 1, pl.ohw), bias.is_some(), lhs, rhs, gt) };
+        unsafe {
+            matmul(
+                out.dst(yoff, 1, pl.ohw),
+                bias.is_some() || accumulate,
+                lhs,
+                rhs,
+                gt,
+            )
+        };
     });
     Ok(())
 }
@@ -327,6 +349,10 @@ pub fn conv2d_backward_data<T: Real>(
     p: &Conv2dParams,
 ) -> Result<(), KernelError> {
     const OP: &str = "conv2d_backward_data";
+    if let Some(q) = transposed(p) {
+        check_common(OP, dx.len(), w.len(), dy.len(), p)?;
+        return backward_data_as_conv(dx, workspace, dy, w, p, &q);
+    }
     let pl = plan(OP, false, workspace, dx.len(), w.len(), dy.len(), p)?;
     let out = Shared::new(dx);
     let rhs = View {
@@ -377,6 +403,80 @@ pub fn conv2d_backward_data<T: Real>(
         });
     }
     Ok(())
+}
+
+/// For a stride-1, non-pointwise conv, the geometry of the conv whose forward is this conv's
+/// backward-data: input `dy` `[N, K, OH, OW]`, weights flipped and transposed to
+/// `[C, K, kh, kw]`, padding `k − 1 − pad`, output `dx` `[N, C, H, W]`.
+fn transposed(p: &Conv2dParams) -> Option<Conv2dParams> {
+    let fits = p.stride_h == 1
+        && p.stride_w == 1
+        && !p.is_pointwise()
+        && p.pad_h < p.kernel_h
+        && p.pad_w < p.kernel_w
+        && p.out_h() > 0
+        && p.out_w() > 0;
+    fits.then(|| Conv2dParams {
+        batch: p.batch,
+        in_channels: p.out_channels,
+        out_channels: p.in_channels,
+        in_h: p.out_h(),
+        in_w: p.out_w(),
+        kernel_h: p.kernel_h,
+        kernel_w: p.kernel_w,
+        stride_h: 1,
+        stride_w: 1,
+        pad_h: p.kernel_h - 1 - p.pad_h,
+        pad_w: p.kernel_w - 1 - p.pad_w,
+    })
+}
+
+/// Stride-1 backward-data as the forward conv `q` (see [`transposed`]) accumulating into `dx`:
+/// an im2col gather and one GEMM over `K·kh·kw` instead of a GEMM over `K` and a col2im
+/// scatter run in two phases.
+fn backward_data_as_conv<T: Real>(
+    dx: &mut [T],
+    workspace: &mut [T],
+    dy: &[T],
+    w: &[T],
+    p: &Conv2dParams,
+    q: &Conv2dParams,
+) -> Result<(), KernelError> {
+    let (k, c, kh, kw) = (p.out_channels, p.in_channels, p.kernel_h, p.kernel_w);
+    let mut wt = crate::arena::take::<T>(w.len());
+    wt.par_chunks_mut(k * kh * kw)
+        .enumerate()
+        .for_each(|(ci, dst)| {
+            for ko in 0..k {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        dst[(ko * kh + i) * kw + j] =
+                            w[((ko * c + ci) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
+                    }
+                }
+            }
+        });
+    // one im2col block of q per thread (fewer would cut the threads the forward uses)
+    let need = q.col_block_len() * rayon::current_num_threads();
+    let r = if workspace.len() >= need {
+        forward_impl(
+            "conv2d_backward_data",
+            dx,
+            workspace,
+            dy,
+            &wt,
+            None,
+            true,
+            q,
+        )
+    } else {
+        let mut own = crate::arena::take::<T>(need);
+        let r = forward_impl("conv2d_backward_data", dx, &mut own, dy, &wt, None, true, q);
+        crate::arena::give(own);
+        r
+    };
+    crate::arena::give(wt);
+    r
 }
 
 /// `dw += dy ⋆ x` and, when given, `dbias += Σ dy`: the parameter gradients.
