@@ -9,8 +9,9 @@
 # gloo / ringdet, as a Markdown table.
 #
 # Rows (rank 0's, one per size and round) go to LOGDIR/rows.jsonl with kind "allreduce-perf"
-# (ringdet) or "gloo-allreduce", hosts, link_gbit, round, load1, busbw_over_link and the tools'
-# own fields; --out FILE appends them there too (e.g. docs/scaling/results.jsonl).
+# (ringdet) or "gloo-allreduce", run "gloo-vs-ring" (to tell them from scripts/scaling-sim.sh's
+# rows), hosts, link_gbit, round, load1, busbw_over_link and the tools' own fields; --out FILE
+# appends them there too (e.g. docs/scaling/results.jsonl).
 #
 # Usage (as root, from the repository root, after `cargo build --release -p ringdet-launch`):
 #   benches/peers/gloo_vs_ring.sh [--bin target/release/ringdet] [--python /tmp/torch-venv/bin/python]
@@ -53,7 +54,7 @@ echo "gloo_vs_ring: $(date -u +%FT%TZ), settings $settings, $rounds rounds, size
 keep() {
     sed -n "s/^$7\({.*}\)\$/\1/p" "$6" |
         jq -c --arg k "$1" --argjson h "$2" --argjson r "$3" --argjson n "$4" --argjson l "$5" \
-            '{kind: $k, hosts: $h, link_gbit: $r, round: $n, load1: $l} + .
+            '{kind: $k, run: "gloo-vs-ring", hosts: $h, link_gbit: $r, round: $n, load1: $l} + .
              + {busbw_over_link: ((.busbw / ($r / 8)) * 10000 | round / 10000)}' >>"$rows"
 }
 
