@@ -35,6 +35,7 @@ fn setup(dir: &Path) -> (PathBuf, PathBuf) {
         &config,
         format!(
             "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 1\nepoch: 1\n\
+             LearningRate: {{base_lr: 0.004}}\n\
              TrainDataset: {{dataset_dir: '{}'}}\n\
              TrainReader:\n  batch_size: 4\n  batch_transforms:\n    \
              - BatchRandomResize: {{target_size: [64], random_size: True, random_interp: True, keep_ratio: False}}\n    \
@@ -206,11 +207,11 @@ fn check_replicas_stops_the_job_naming_the_rank_that_differs() {
     );
     assert!(!out.status.success(), "{}", text(&out));
     let all = text(&out);
-    // Perturbed after step 0, caught by the check after step 1 (every 2 steps).
+    // Perturbed after step 0, caught by the check after step 1 (every 2 steps). The demo
+    // config's AdamW decays decoupled from the gradient, so its moments stay equal.
     assert!(
         all.contains(
-            "step 1: the replicas differ after the update: rank 1 (parameters, optimizer state) \
-             differs from rank 0"
+            "step 1: the replicas differ after the update: rank 1 (parameters) differs from rank 0"
         ),
         "{all}"
     );

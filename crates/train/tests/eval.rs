@@ -168,20 +168,33 @@ fn two_ranks_match_one_process() {
 }
 
 #[test]
-fn a_model_with_other_classes_is_refused() {
+fn fewer_classes_than_categories_are_refused_more_are_scored_on_the_categories() {
     let dir = scratch("classes");
     let (cfg, _, _) = setup(&dir);
+    let dataset = EvalDataset::from_config(&cfg).unwrap();
+    // 80 classes (the COCO config) on the 7 shapes categories: classes 0..6 are scored.
     let recipe = TrainRecipe::from_config(&config(&["num_classes=80".into()])).unwrap();
     let arch = Arch::new(recipe.model.clone()).unwrap();
     let state = ModelState::zeros(&arch).unwrap();
     let settings = EvalSettings::from_config(&cfg, &recipe).unwrap();
-    let dataset = EvalDataset::from_config(&cfg).unwrap();
+    let report = evaluate(&arch, &state, &dataset, &settings, None).unwrap();
+    assert!(!report.detections.is_empty());
+    assert!(
+        report
+            .detections
+            .iter()
+            .all(|d| (1..=7).contains(&d.category_id))
+    );
+    let recipe = TrainRecipe::from_config(&config(&["num_classes=3".into()])).unwrap();
+    let arch = Arch::new(recipe.model.clone()).unwrap();
+    let state = ModelState::zeros(&arch).unwrap();
+    let settings = EvalSettings::from_config(&cfg, &recipe).unwrap();
     let e = evaluate(&arch, &state, &dataset, &settings, None).unwrap_err();
     assert!(
         matches!(
             e,
             EvalError::Classes {
-                num_classes: 80,
+                num_classes: 3,
                 categories: 7,
                 ..
             }

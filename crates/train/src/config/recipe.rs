@@ -378,7 +378,9 @@ fn optimizer_spec(c: &Config) -> Result<OptimizerSpec, ConfigError> {
     const KEY: &str = "OptimizerBuilder.optimizer";
     let kind = c.string(&format!("{KEY}.type"))?;
     let allowed: &[&str] = match kind.as_str() {
-        "Momentum" => &["type", "momentum"],
+        // PaddleDetection replaces a Momentum section's `weight_decay` with the regularizer,
+        // so one inherited from an AdamW base is harmless there, and ignored here too.
+        "Momentum" => &["type", "momentum", "weight_decay"],
         "AdamW" => &["type", "beta1", "beta2", "epsilon", "weight_decay"],
         other => {
             return Err(bad(

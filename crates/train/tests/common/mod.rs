@@ -21,7 +21,9 @@ pub fn tiny_dataset(dir: &Path, val: usize) -> PathBuf {
     data
 }
 
-/// Writes `dir/tiny.yml`: the demo config with width 0.125, `epochs` epochs, cosine over
+/// Writes `dir/tiny.yml`: the demo config with width 0.125, PaddleDetection's Momentum recipe
+/// (these tests compare runs at 1e-4, which AdamW's sign-like steps on near-zero gradients do
+/// not keep over several steps), `epochs` epochs, cosine over
 /// `cosine_epochs`, batch 4 at 64×64, output under `dir/output`, the training set at `data`, and
 /// `extra` YAML lines appended (each ending in a newline).
 pub fn tiny_config(
@@ -40,6 +42,8 @@ pub fn tiny_config(
         &config,
         format!(
             "_BASE_: ['{}']\nwidth_mult: 0.125\nlog_iter: 5\nepoch: {epochs}\nsave_dir: '{}'\n\
+             OptimizerBuilder:\n  optimizer: {{type: Momentum, momentum: 0.9}}\n  \
+             regularizer: {{type: L2, factor: 0.0005}}\n\
              LearningRate:\n  base_lr: 0.01\n  schedulers:\n    \
              - {{name: CosineDecay, max_epochs: {cosine_epochs}}}\n    \
              - {{name: LinearWarmup, start_factor: 0., epochs: 1}}\n\
