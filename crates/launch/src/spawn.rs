@@ -58,6 +58,13 @@ pub fn run_workers(
     let mut slots = Vec::new();
     let mut followers = Vec::new();
     let mut spawn_failed = false;
+    if let Some(threads) = crate::env::worker_threads(topo.local_world_size()) {
+        tracing::info!(
+            "{} workers on this host: {} set to {threads} for each (set it yourself to choose)",
+            topo.local_world_size(),
+            crate::env::RAYON_THREADS
+        );
+    }
     for local_rank in 0..topo.local_world_size() {
         let rank = topo.global_rank(local_rank);
         let header = format!(
