@@ -174,6 +174,7 @@ impl Communicator {
                     // Every rank of the host has created its files by now (the check went
                     // through all of them); map them before any rank can finish and remove its.
                     h.open_host_files()?;
+                    h.mapped_barrier(deadline)?;
                 }
                 Some(h)
             }

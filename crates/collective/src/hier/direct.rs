@@ -23,6 +23,9 @@ const PIECE: usize = 128 << 10;
 /// Steps of the start-up check that direct reads work between this host's processes.
 const PROBE: u32 = 7;
 const PROBE_VERDICT: u32 = 8;
+/// Steps of the start-up barrier after every rank mapped the host's files.
+const MAPPED: u32 = 9;
+const MAPPED_ALL: u32 = 10;
 
 /// Bytes every rank exposes for the start-up check.
 const PROBE_BYTES: usize = 64;
@@ -71,6 +74,26 @@ impl Hierarchy {
             // `probe` stays alive until the leader has read it: the verdict comes after.
             Ok(self.recv_notice(0, PROBE_VERDICT, OP, 0, 1, deadline)? == [1])
         }
+    }
+
+    /// The host's ranks wait for each other after mapping the host's files: no rank leaves
+    /// start-up (and may finish, dropping its communicator and removing its files) before every
+    /// other rank holds a mapping of them. Without it a rank that is done quickly could remove its
+    /// file while a slower one was still between the start-up check and opening it.
+    pub fn mapped_barrier(&mut self, deadline: Instant) -> Result<()> {
+        const OP: &str = "start-up mapping";
+        if self.is_leader() {
+            for i in 0..self.local.len() {
+                self.recv_notice(i, MAPPED, OP, 0, 1, deadline)?;
+            }
+            for i in 0..self.local.len() {
+                self.send_notice(i, MAPPED_ALL, OP, 0, &[1], deadline)?;
+            }
+        } else {
+            self.send_notice(0, MAPPED, OP, 0, &[1], deadline)?;
+            self.recv_notice(0, MAPPED_ALL, OP, 0, 1, deadline)?;
+        }
+        Ok(())
     }
 
     /// Position of this rank among the host's ranks.
