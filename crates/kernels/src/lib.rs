@@ -24,6 +24,7 @@ pub mod runtime;
 mod grid;
 mod matmul;
 mod par;
+mod simd;
 
 pub mod activation;
 pub mod backend;

@@ -2,6 +2,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::widest;
+
 /// Elements per task: big enough that scheduling costs vanish.
 pub(crate) const CHUNK: usize = 1 << 14;
 
@@ -9,7 +11,12 @@ pub(crate) const CHUNK: usize = 1 << 14;
 pub(crate) fn map1<T: Copy + Send + Sync>(out: &mut [T], a: &[T], f: impl Fn(T) -> T + Sync) {
     out.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK))
-        .for_each(|(o, a)| o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a)));
+        .for_each(|(o, a)| {
+            widest(
+                #[inline(always)]
+                || o.iter_mut().zip(a).for_each(|(o, &a)| *o = f(a)),
+            )
+        });
 }
 
 /// `out[i] = f(out[i], a[i], b[i])` in parallel.
@@ -22,9 +29,14 @@ pub(crate) fn update2<T: Copy + Send + Sync>(
     out.par_chunks_mut(CHUNK)
         .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
         .for_each(|(o, (a, b))| {
-            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *o = f(*o, a, b);
-            }
+            widest(
+                #[inline(always)]
+                || {
+                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                        *o = f(*o, a, b);
+                    }
+                },
+            )
         });
 }
 

@@ -51,6 +51,10 @@ pub trait Real:
     }
     /// e^x.
     fn exp(self) -> Self;
+    /// e^x in a form that vectorises, for the activations: `f32` computes it in `f64` with a
+    /// polynomial and rounds once (the correctly rounded value but in rare near-ties, as
+    /// [`Real::exp`]); `f64` (gradient checks) is [`Real::exp`].
+    fn exp_vectorisable(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
     /// Square root.
@@ -76,7 +80,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $dtype:ident, $arena:ident) => {
+    ($t:ty, $dtype:ident, $arena:ident, $exp_vectorisable:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -93,6 +97,10 @@ macro_rules! impl_real {
             #[inline]
             fn exp(self) -> Self {
                 <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn exp_vectorisable(self) -> Self {
+                $exp_vectorisable(self)
             }
             #[inline]
             fn ln(self) -> Self {
@@ -121,8 +129,8 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f32, F32, F32);
-impl_real!(f64, F64, F64);
+impl_real!(f32, F32, F32, crate::simd::exp_f32);
+impl_real!(f64, F64, F64, f64::exp);
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@ use crate::real::Real;
 /// `1 / (1 + e^−x)` (shared with the fused BN + SiLU ops, so that they round alike).
 #[inline]
 pub(crate) fn sigmoid<T: Real>(x: T) -> T {
-    T::ONE / (T::ONE + (-x).exp())
+    T::ONE / (T::ONE + (-x).exp_vectorisable())
 }
 
 /// `y = x·sigmoid(x)`.

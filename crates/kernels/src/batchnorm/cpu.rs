@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::widest;
+
 use super::{
     BatchNormParams, check_backward, check_forward_inference, check_forward_train,
     check_stats_backward, check_stats_forward,
@@ -40,24 +42,29 @@ pub fn batchnorm_stats_forward<T: Real>(
         .zip(sq.par_iter_mut())
         .enumerate()
         .for_each(|(c, (sum_c, sq_c))| {
-            let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
-            for plane in planes(x, c, p) {
-                let mut it = plane.chunks_exact(LANES);
-                for ch in &mut it {
-                    for l in 0..LANES {
-                        let v = ch[l].to_f64();
-                        s[l] += v;
-                        q[l] += v * v;
+            widest(
+                #[inline(always)]
+                || {
+                    let (mut s, mut q) = ([0.0f64; LANES], [0.0f64; LANES]);
+                    for plane in planes(x, c, p) {
+                        let mut it = plane.chunks_exact(LANES);
+                        for ch in &mut it {
+                            for l in 0..LANES {
+                                let v = ch[l].to_f64();
+                                s[l] += v;
+                                q[l] += v * v;
+                            }
+                        }
+                        for &v in it.remainder() {
+                            let v = v.to_f64();
+                            s[0] += v;
+                            q[0] += v * v;
+                        }
                     }
-                }
-                for &v in it.remainder() {
-                    let v = v.to_f64();
-                    s[0] += v;
-                    q[0] += v * v;
-                }
-            }
-            *sum_c = T::from_f64(s.iter().sum());
-            *sq_c = T::from_f64(q.iter().sum());
+                    *sum_c = T::from_f64(s.iter().sum());
+                    *sq_c = T::from_f64(q.iter().sum());
+                },
+            )
         });
     Ok(())
 }
@@ -112,10 +119,15 @@ fn normalise<T: Real>(
         .zip(x.par_chunks(p.spatial.max(1)))
         .enumerate()
         .for_each(|(plane, (yo, xi))| {
-            let (scale, shift) = coef(plane % p.channels);
-            for (o, &v) in yo.iter_mut().zip(xi) {
-                *o = v * scale + shift;
-            }
+            widest(
+                #[inline(always)]
+                || {
+                    let (scale, shift) = coef(plane % p.channels);
+                    for (o, &v) in yo.iter_mut().zip(xi) {
+                        *o = v * scale + shift;
+                    }
+                },
+            )
         });
 }
 
@@ -171,25 +183,30 @@ pub fn batchnorm_stats_backward<T: Real>(
         .zip(s_dyx.par_iter_mut())
         .enumerate()
         .for_each(|(ch, (out_s, out_sx))| {
-            let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
-            let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
-            for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
-                let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
-                for (gc, xc) in (&mut gi).zip(&mut xi) {
-                    for l in 0..LANES {
-                        let g = gc[l].to_f64();
-                        s[l] += g;
-                        sx[l] += g * (xc[l].to_f64() - mean);
+            widest(
+                #[inline(always)]
+                || {
+                    let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
+                    let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
+                    for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
+                        let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
+                        for (gc, xc) in (&mut gi).zip(&mut xi) {
+                            for l in 0..LANES {
+                                let g = gc[l].to_f64();
+                                s[l] += g;
+                                sx[l] += g * (xc[l].to_f64() - mean);
+                            }
+                        }
+                        for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
+                            let g = g.to_f64();
+                            s[0] += g;
+                            sx[0] += g * (v.to_f64() - mean);
+                        }
                     }
-                }
-                for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
-                    let g = g.to_f64();
-                    s[0] += g;
-                    sx[0] += g * (v.to_f64() - mean);
-                }
-            }
-            *out_s = T::from_f64(s.iter().sum());
-            *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
+                    *out_s = T::from_f64(s.iter().sum());
+                    *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
+                },
+            )
         });
     Ok(())
 }
@@ -234,15 +251,20 @@ pub fn batchnorm_backward<T: Real>(
         .zip(dy.par_chunks(s).zip(x.par_chunks(s)))
         .enumerate()
         .for_each(|(plane, (dxp, (dyp, xp)))| {
-            let ch = plane % c;
-            let (mean, invstd) = (saved[ch], saved[c + ch]);
-            let k = gamma[ch] * invstd;
-            let mdy = dstats[ch] * inv_m;
-            let mdyx = dstats[c + ch] * inv_m;
-            for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
-                let xhat = (v - mean) * invstd;
-                *d += k * (g - mdy - xhat * mdyx);
-            }
+            widest(
+                #[inline(always)]
+                || {
+                    let ch = plane % c;
+                    let (mean, invstd) = (saved[ch], saved[c + ch]);
+                    let k = gamma[ch] * invstd;
+                    let mdy = dstats[ch] * inv_m;
+                    let mdyx = dstats[c + ch] * inv_m;
+                    for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
+                        let xhat = (v - mean) * invstd;
+                        *d += k * (g - mdy - xhat * mdyx);
+                    }
+                },
+            )
         });
     Ok(())
 }
@@ -363,11 +385,16 @@ fn normalise_act<T: Real>(
         .zip(x.par_chunks(p.spatial.max(1)))
         .enumerate()
         .for_each(|(plane, (yo, xi))| {
-            let (scale, shift) = coef(plane % p.channels);
-            for (o, &v) in yo.iter_mut().zip(xi) {
-                let z = v * scale + shift;
-                *o = z * sigmoid(z);
-            }
+            widest(
+                #[inline(always)]
+                || {
+                    let (scale, shift) = coef(plane % p.channels);
+                    for (o, &v) in yo.iter_mut().zip(xi) {
+                        let z = v * scale + shift;
+                        *o = z * sigmoid(z);
+                    }
+                },
+            )
         });
 }
 
@@ -398,26 +425,31 @@ pub fn batchnorm_silu_stats_backward<T: Real>(
         .zip(s_dzx.par_iter_mut())
         .enumerate()
         .for_each(|(ch, (out_s, out_sx))| {
-            let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
-            let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
-            let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
-            for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
-                let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
-                for (gc, xc) in (&mut gi).zip(&mut xi) {
-                    for l in 0..LANES {
-                        let dz = silu_dz(gc[l], xc[l] * scale + shift).to_f64();
-                        s[l] += dz;
-                        sx[l] += dz * (xc[l].to_f64() - mean);
+            widest(
+                #[inline(always)]
+                || {
+                    let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
+                    let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
+                    let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
+                    for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
+                        let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
+                        for (gc, xc) in (&mut gi).zip(&mut xi) {
+                            for l in 0..LANES {
+                                let dz = silu_dz(gc[l], xc[l] * scale + shift).to_f64();
+                                s[l] += dz;
+                                sx[l] += dz * (xc[l].to_f64() - mean);
+                            }
+                        }
+                        for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
+                            let dz = silu_dz(g, v * scale + shift).to_f64();
+                            s[0] += dz;
+                            sx[0] += dz * (v.to_f64() - mean);
+                        }
                     }
-                }
-                for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
-                    let dz = silu_dz(g, v * scale + shift).to_f64();
-                    s[0] += dz;
-                    sx[0] += dz * (v.to_f64() - mean);
-                }
-            }
-            *out_s = T::from_f64(s.iter().sum());
-            *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
+                    *out_s = T::from_f64(s.iter().sum());
+                    *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
+                },
+            )
         });
     Ok(())
 }
@@ -465,17 +497,22 @@ pub fn batchnorm_silu_backward<T: Real>(
         .zip(dy.par_chunks(s).zip(x.par_chunks(s)))
         .enumerate()
         .for_each(|(plane, (dxp, (dyp, xp)))| {
-            let ch = plane % c;
-            let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
-            let (mean, invstd) = (saved[ch], saved[c + ch]);
-            let k = gamma[ch] * invstd;
-            let mdz = dstats[ch] * inv_m;
-            let mdzx = dstats[c + ch] * inv_m;
-            for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
-                let dz = silu_dz(g, v * scale + shift);
-                let xhat = (v - mean) * invstd;
-                *d += k * (dz - mdz - xhat * mdzx);
-            }
+            widest(
+                #[inline(always)]
+                || {
+                    let ch = plane % c;
+                    let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
+                    let (mean, invstd) = (saved[ch], saved[c + ch]);
+                    let k = gamma[ch] * invstd;
+                    let mdz = dstats[ch] * inv_m;
+                    let mdzx = dstats[c + ch] * inv_m;
+                    for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
+                        let dz = silu_dz(g, v * scale + shift);
+                        let xhat = (v - mean) * invstd;
+                        *d += k * (dz - mdz - xhat * mdzx);
+                    }
+                },
+            )
         });
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::widest;
+
 use super::{AdamwParams, EmaParams, SgdParams, check_adamw, check_sgd};
 use crate::error::{KernelError, check_len};
 use crate::par::CHUNK;
@@ -28,15 +30,20 @@ pub fn sgd_momentum_step<T: Real>(
         .zip(velocity.par_chunks_mut(CHUNK))
         .zip(grads.par_chunks(CHUNK).zip(decay_mask.par_chunks(CHUNK)))
         .for_each(|((th, v), (g, mask))| {
-            for i in 0..th.len() {
-                let gi = if mask[i] != 0 {
-                    g[i] + wd * th[i]
-                } else {
-                    g[i]
-                };
-                v[i] = m * v[i] + gi;
-                th[i] -= lr * v[i];
-            }
+            widest(
+                #[inline(always)]
+                || {
+                    for i in 0..th.len() {
+                        let gi = if mask[i] != 0 {
+                            g[i] + wd * th[i]
+                        } else {
+                            g[i]
+                        };
+                        v[i] = m * v[i] + gi;
+                        th[i] -= lr * v[i];
+                    }
+                },
+            )
         });
     Ok(())
 }
@@ -74,14 +81,19 @@ pub fn adamw_step<T: Real>(
         )
         .zip(grads.par_chunks(CHUNK).zip(decay_mask.par_chunks(CHUNK)))
         .for_each(|((th, (m, v)), (g, mask))| {
-            for i in 0..th.len() {
-                if mask[i] != 0 {
-                    th[i] *= keep;
-                }
-                m[i] = b1 * m[i] + (one - b1) * g[i];
-                v[i] = b2 * v[i] + (one - b2) * g[i] * g[i];
-                th[i] -= lr_t * m[i] / (v[i].sqrt() + eps_t);
-            }
+            widest(
+                #[inline(always)]
+                || {
+                    for i in 0..th.len() {
+                        if mask[i] != 0 {
+                            th[i] *= keep;
+                        }
+                        m[i] = b1 * m[i] + (one - b1) * g[i];
+                        v[i] = b2 * v[i] + (one - b2) * g[i] * g[i];
+                        th[i] -= lr_t * m[i] / (v[i].sqrt() + eps_t);
+                    }
+                },
+            )
         });
     Ok(())
 }
