@@ -11,17 +11,26 @@
 #
 # Usage (as root):
 #   scripts/netns-cluster.sh --hosts H [--rate 10gbit|none] [--delay 0] [--loss 0%]
-#                            [--timeout 300] -- CMD ARGS...
+#                            [--seed 1] [--mtu 9000] [--relay] [--timeout 300] -- CMD ARGS...
 #   e.g. scripts/netns-cluster.sh --hosts 2 --rate 1gbit -- sh -c \
 #          'target/debug/ringdet launch --ips $RINGDET_SIM_HOSTS --nproc_per_node 1 allreduce-perf -b 4K -e 1M'
 # Test-only (hidden) option, repeatable: --fault KIND:HOST:AFTER_S, HOST = index or address,
 #   KIND link-down  the bridge side of HOST's veth goes down AFTER_S s after the start (carrier lost)
 #        partition  HOST's veth leaves the bridge (link stays up, frames vanish silently)
-# --delay and --loss need the netem qdisc; without it (and without iptables) they are refused.
+# --delay D (one-way, per packet a host sends) and --loss P% (per packet) use the netem qdisc
+# where the kernel has it. Without netem each host gets a TUN device (eth0) instead of the veth,
+# and the switch is a user-space relay in rdns-<pid>-br, `ringdet netsim-relay` (the binary in
+# $RINGDET_BIN, else the newer of target/{release,debug}/ringdet, else `ringdet` on PATH): it
+# drops each packet with probability P (seeded: --seed N, default 1), holds it for D, and paces
+# what each host receives at --rate (htb on the TUN shapes what it sends). Relay-only options:
+# --mtu N (the TUNs' MTU, default 9000); --relay uses the relay even where netem exists, or
+# with neither delay nor loss (to measure the relay itself).
+# --fault needs the bridge and is refused with the relay.
 #
 # Exit status: 0 if CMD succeeded on every host; else the first non-zero status (in time) of a
 # host's CMD; 124 on --timeout; 2 on a usage error; 77 when this machine cannot build the cluster
-# asked for (not root, no `ip netns`, no veth/bridge, no htb, --delay/--loss without netem).
+# asked for (not root, no `ip netns`, no veth/bridge, no htb, --delay/--loss with neither netem
+# nor /dev/net/tun and a ringdet binary for the relay).
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -29,7 +38,7 @@ die() { echo "netns-cluster: $*" >&2; exit 2; }
 cannot() { echo "netns-cluster: cannot emulate here: $*" >&2; exit 77; }
 say() { echo "netns-cluster: $*" >&2; }
 
-hosts="" rate="10gbit" delay="0" loss="0" timeout=300 faults=()
+hosts="" rate="10gbit" delay="0" loss="0" timeout=300 faults=() force_relay=0 mtu=9000 seed=1
 while (($#)); do
     case $1 in
     --hosts) hosts=${2:-}; shift 2 || die "--hosts needs a value" ;;
@@ -38,6 +47,9 @@ while (($#)); do
     --loss) loss=${2:-}; shift 2 || die "--loss needs a value" ;;
     --timeout) timeout=${2:-}; shift 2 || die "--timeout needs a value" ;;
     --fault) faults+=("${2:-}"); shift 2 || die "--fault needs a value" ;;
+    --relay) force_relay=1; shift ;;
+    --mtu) mtu=${2:-}; shift 2 || die "--mtu needs a value" ;;
+    --seed) seed=${2:-}; shift 2 || die "--seed needs a value" ;;
     -h | --help) usage; exit 0 ;;
     --) shift; break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -51,21 +63,24 @@ cmd=("$@")
     die "--rate must look like 10gbit, 800mbit, 100mbps or be 'none', not '$rate'"
 [[ $delay =~ ^[0-9]+(\.[0-9]+)?(us|ms|s)?$ ]] || die "--delay must look like 100us or 2ms, not '$delay'"
 [[ $loss =~ ^[0-9]+(\.[0-9]+)?%?$ ]] || die "--loss must look like 0.1%, not '$loss'"
+[[ $mtu =~ ^[0-9]+$ ]] && ((mtu >= 576 && mtu <= 65535)) || die "--mtu must be 576..65535, not '$mtu'"
+[[ $seed =~ ^[0-9]+$ ]] || die "--seed must be a whole number, not '$seed'"
 [[ $delay =~ ^0+(\.0+)?[a-z]*$ ]] && delay=""
 [[ $loss =~ ^0+(\.0+)?%?$ ]] && loss=""
 [[ -z $loss || $loss == *% ]] || loss="$loss%"
 
 # htb's own burst (rate/HZ) is a few KiB, less than one 64 KiB GSO packet of the veth: give it
 # 1 ms of the rate, at least 128 KiB, so that high rates are reachable on a busy machine.
-burst=131072
+burst=131072 rate_bps=0
 if [[ $rate != none ]]; then
-    burst=$(awk -v r="$rate" 'BEGIN {
+    rate_bps=$(awk -v r="$rate" 'BEGIN {
         match(r, /^[0-9.]+/); n = substr(r, 1, RLENGTH) + 0; u = tolower(substr(r, RLENGTH + 1))
         bytes = u ~ /bps$/
         sub(/(bit|bps)$/, "", u); m = 1
         if (u ~ /^k/) m = 1e3; if (u ~ /^m/) m = 1e6; if (u ~ /^g/) m = 1e9; if (u ~ /^t/) m = 1e12
         if (u ~ /i$/) m = 1024 ^ (index("kmgt", substr(u, 1, 1)))
-        b = n * m / (bytes ? 1 : 8) / 1000; printf "%d", (b > 131072 ? b : 131072) }')
+        printf "%.0f", n * m * (bytes ? 8 : 1) }')
+    burst=$((rate_bps / 8000 > 131072 ? rate_bps / 8000 : 131072))
 fi
 addr() { echo "10.77.0.$((10 + $1))"; }
 all_hosts=$(for ((i = 0; i < hosts; i++)); do addr "$i"; done | paste -sd,)
@@ -87,7 +102,7 @@ command -v ip >/dev/null || cannot "no 'ip' command (iproute2)"
 
 pfx="rdns-$$"
 br_ns="$pfx-br"
-made_ns=() host_pids=() timer_pids=() tmpdir=""
+made_ns=() host_pids=() timer_pids=() tmpdir="" relay=0 relay_pid=""
 
 # Every pid of the processes in namespace $1.
 ns_pids() { ip netns pids "$1" 2>/dev/null || true; }
@@ -107,16 +122,21 @@ cleanup() {
     local p ns round left
     for p in ${timer_pids[@]+"${timer_pids[@]}"}; do { kill -KILL "$p" && wait "$p"; } 2>/dev/null || true; done
     # The hosts' processes: SIGTERM (the launcher stops its workers cleanly), SIGKILL after 5 s.
+    # (The switch's namespace runs only the relay, stopped below.)
     for ns in ${made_ns[@]+"${made_ns[@]}"}; do
+        [[ $ns == "$br_ns" ]] && continue
         for p in $(ns_pids "$ns"); do kill -TERM "$p" 2>/dev/null || true; done
     done
     for ((round = 0; round < 100; round++)); do
         left=0
-        for ns in ${made_ns[@]+"${made_ns[@]}"}; do [[ -n $(ns_pids "$ns") ]] && left=1; done
+        for ns in ${made_ns[@]+"${made_ns[@]}"}; do
+            [[ $ns != "$br_ns" && -n $(ns_pids "$ns") ]] && left=1
+        done
         ((left)) || break
         ((round == 50)) && say "processes still running in the namespaces after 5 s: SIGKILL"
         if ((round >= 50)); then
             for ns in ${made_ns[@]+"${made_ns[@]}"}; do
+                [[ $ns == "$br_ns" ]] && continue
                 for p in $(ns_pids "$ns"); do kill -KILL "$p" 2>/dev/null || true; done
             done
         fi
@@ -132,6 +152,22 @@ cleanup() {
     for p in ${host_pids[@]+"${host_pids[@]}"}; do
         for c in $(tree "$p"); do kill -KILL "$c" 2>/dev/null || true; done
     done
+    # The relay last (it carried the hosts' last packets): SIGTERM, it prints what it did.
+    if [[ -n $relay_pid ]]; then
+        kill -TERM "$relay_pid" 2>/dev/null || true
+        for ((round = 0; round < 30; round++)); do
+            kill -0 "$relay_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$relay_pid" 2>/dev/null || true
+        wait "$relay_pid" 2>/dev/null || true
+        sed 's/^/netns-cluster: /' "$tmpdir/relay.err" >&2 || true
+        for ns in ${made_ns[@]+"${made_ns[@]}"}; do
+            [[ $ns == "$br_ns" ]] && continue
+            p=$(ip netns exec "$ns" cat /sys/class/net/eth0/statistics/tx_dropped 2>/dev/null || echo 0)
+            ((p == 0)) || say "warning: the TUN of $ns dropped $p packets the relay did not read in time"
+        done
+    fi
     wait 2>/dev/null || true
     for ns in ${made_ns[@]+"${made_ns[@]}"}; do ip netns del "$ns" 2>/dev/null || true; done
     [[ -n $tmpdir ]] && rm -rf "$tmpdir"
@@ -152,8 +188,37 @@ tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/netns-cluster.XXXXXX")
 
 add_ns "$br_ns"
 ip netns exec "$br_ns" true 2>"$tmpdir/err" || cannot "'ip netns exec' fails: $(cat "$tmpdir/err")"
-ip -n "$br_ns" link add br0 type bridge 2>"$tmpdir/err" || cannot "no bridge: $(cat "$tmpdir/err")"
-ip -n "$br_ns" link set br0 up
+
+# Delay and loss: netem where the kernel has it, else the relay over TUN devices.
+relay_bin=""
+if [[ -n "$delay$loss" ]] || ((force_relay)); then
+    if ((!force_relay)) && tc -n "$br_ns" qdisc add dev lo root netem delay 1ms 2>/dev/null; then
+        tc -n "$br_ns" qdisc del dev lo root 2>/dev/null || true
+    else
+        relay=1
+        [[ -c /dev/net/tun ]] ||
+            cannot "--delay/--loss need the netem qdisc or /dev/net/tun (for the user-space relay); \
+this machine has neither: run without them"
+        ((${#fault_kind[@]} == 0)) || die "--fault needs the bridge; it does not work through the relay"
+        root=$(cd "$(dirname "$0")/.." && pwd)
+        if [[ -n ${RINGDET_BIN:-} ]]; then
+            relay_bin=$RINGDET_BIN
+        elif [[ -x $root/target/release/ringdet && ! $root/target/debug/ringdet -nt $root/target/release/ringdet ]]; then
+            relay_bin=$root/target/release/ringdet
+        elif [[ -x $root/target/debug/ringdet ]]; then
+            relay_bin=$root/target/debug/ringdet
+        else
+            relay_bin=$(command -v ringdet || true)
+        fi
+        [[ -n $relay_bin && -x $relay_bin ]] ||
+            cannot "--delay/--loss without netem need the relay in the ringdet binary: build it \
+(cargo build -p ringdet-launch) or set RINGDET_BIN"
+    fi
+fi
+if ((!relay)); then
+    ip -n "$br_ns" link add br0 type bridge 2>"$tmpdir/err" || cannot "no bridge: $(cat "$tmpdir/err")"
+    ip -n "$br_ns" link set br0 up
+fi
 
 # Shapes egress of device $2 in namespace $1 to $rate with htb (the kernel here has htb and tbf;
 # not netem, fq, fq_codel, cake, prio or hfsc). $3 = "host" adds netem (delay/loss) as the leaf.
@@ -166,7 +231,7 @@ shape() {
             burst "$burst" cburst "$burst" quantum 60000 \
             2>"$tmpdir/err" || die "tc rejects --rate $rate: $(cat "$tmpdir/err")"
     fi
-    if [[ $side == host && -n "$delay$loss" ]]; then
+    if [[ $side == host && -n "$delay$loss" ]] && ((!relay)); then
         local parent=(root) netem=(netem)
         [[ $rate != none ]] && parent=(parent 1:1 handle 10:)
         [[ -n $delay ]] && netem+=(delay "$delay")
@@ -180,19 +245,52 @@ there is no other way here (no iptables for a 'statistic' drop, no tc matchall/g
 for ((i = 0; i < hosts; i++)); do
     ns="$pfx-$i"
     add_ns "$ns"
-    ip -n "$br_ns" link add "h$i" type veth peer name eth0 netns "$ns" 2>"$tmpdir/err" ||
-        cannot "no veth: $(cat "$tmpdir/err")"
-    ip -n "$br_ns" link set "h$i" master br0 up
+    if ((relay)); then
+        ip -n "$ns" tuntap add dev eth0 mode tun 2>"$tmpdir/err" ||
+            cannot "no TUN device in a namespace: $(cat "$tmpdir/err")"
+        ip -n "$ns" link set eth0 mtu "$mtu" txqueuelen 1000
+    else
+        ip -n "$br_ns" link add "h$i" type veth peer name eth0 netns "$ns" 2>"$tmpdir/err" ||
+            cannot "no veth: $(cat "$tmpdir/err")"
+        ip -n "$br_ns" link set "h$i" master br0 up
+    fi
     ip -n "$ns" addr add "$(addr "$i")/24" dev eth0
     ip -n "$ns" link set eth0 up
-    shape "$ns" eth0 host   # what the host sends
-    shape "$br_ns" "h$i" bridge # what it receives
+    shape "$ns" eth0 host # what the host sends
+    ((relay)) || shape "$br_ns" "h$i" bridge # what it receives (the relay paces it)
 done
+if ((relay)); then
+    # One-way delay in microseconds (a bare number is microseconds, as for tc).
+    delay_us=$(awk -v d="${delay:-0}" 'BEGIN { match(d, /^[0-9.]+/); n = substr(d, 1, RLENGTH) + 0
+        u = substr(d, RLENGTH + 1); m = 1; if (u == "ms") m = 1e3; if (u == "s") m = 1e6
+        printf "%d", n * m + 0.5 }')
+    loss_pct=${loss:-0} && loss_pct=${loss_pct%\%}
+    relay_args=(netsim-relay --parent "$$" --seed "$seed" --delay-us "$delay_us"
+        --loss-pct "$loss_pct" --rate-bps "$rate_bps" --queue-bytes "$((1000 * mtu))")
+    for ((i = 0; i < hosts; i++)); do relay_args+=(--host "$pfx-$i=$(addr "$i")"); done
+    ip netns exec "$br_ns" "$relay_bin" "${relay_args[@]}" </dev/null >"$tmpdir/relay.out" 2>"$tmpdir/relay.err" &
+    relay_pid=$!
+    for ((round = 0; round < 100; round++)); do
+        grep -qx ready "$tmpdir/relay.out" && break
+        kill -0 "$relay_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -qx ready "$tmpdir/relay.out" || {
+        err=$(cat "$tmpdir/relay.err")
+        { kill -KILL "$relay_pid" && wait "$relay_pid"; } 2>/dev/null || true
+        relay_pid="" # no figures to print
+        cannot "the user-space relay ($relay_bin netsim-relay) did not start: ${err:-no message in 10 s}"
+    }
+fi
 shaping="rate ${rate} each way per host (htb)"
+((relay)) && shaping="rate ${rate} each way per host (htb out, relay pacing in)"
 [[ $rate == none ]] && shaping="unshaped"
 [[ -n $delay ]] && shaping+=", delay $delay"
 [[ -n $loss ]] && shaping+=", loss $loss"
-say "$hosts hosts $all_hosts in namespaces $pfx-{0..$((hosts - 1))}, bridge in $br_ns; $shaping; timeout ${timeout} s"
+((relay)) && shaping+=" (user-space relay, MTU $mtu)"
+switch="bridge"
+((relay)) && switch="relay"
+say "$hosts hosts $all_hosts in namespaces $pfx-{0..$((hosts - 1))}, $switch in $br_ns; $shaping; timeout ${timeout} s"
 
 run_host() {
     local i=$1 rc=0

@@ -34,6 +34,9 @@ enum Command {
     AllreducePerf(cmd::allreduce_perf::Args),
     /// Replay the trainer's gradient communication with compute as timed waits (docs/scaling.md).
     ScalingSim(cmd::scaling_sim::Args),
+    /// The switch of scripts/netns-cluster.sh for --delay/--loss without netem (TUN relay).
+    #[command(hide = true)]
+    NetsimRelay(cmd::netsim_relay::Args),
     /// Write a synthetic detection dataset (JPEG images + COCO instances JSON).
     MakeDataset(cmd::make_dataset::Args),
     /// Evaluate COCO bbox detections exactly as pycocotools' COCOeval (12 stats, per-category AP).
@@ -92,6 +95,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Launch(args) => cmd::launch::run(args),
         Command::AllreducePerf(args) => cmd::allreduce_perf::run(args),
         Command::ScalingSim(args) => cmd::scaling_sim::run(args),
+        Command::NetsimRelay(args) => cmd::netsim_relay::run(args),
         Command::MakeDataset(args) => cmd::make_dataset::run(args),
         Command::CocoEval(args) => cmd::coco_eval::run(args),
         Command::Convert(args) => cmd::convert::run(args),

@@ -13,6 +13,7 @@ pub mod infer;
 pub mod info;
 pub mod launch;
 pub mod make_dataset;
+pub mod netsim_relay;
 pub mod parity;
 pub mod perf_detect;
 pub mod plot;
