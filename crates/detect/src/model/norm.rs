@@ -170,35 +170,7 @@ pub fn bn_train_backward<B: HostBackend<f32>>(
     dbeta: &mut [f32],
     replicas: &dyn CrossReplica,
 ) -> Result<Feat> {
-    let p = params(x);
-    let mut local = vec![0.0f32; 2 * x.c];
-    be.batchnorm_stats_backward(
-        B::host_mut(&mut local),
-        B::host(&dy.data),
-        B::host(&x.data),
-        B::host(saved),
-        &p,
-    )
-    .map_err(k("batchnorm_stats_backward"))?;
-    let mut global = local.clone();
-    replicas.all_reduce_sum(&mut global)?;
-    let count = p.count() * replicas.world_size().max(1);
-    let mut dx = x.zeros_like();
-    be.batchnorm_backward(
-        B::host_mut(&mut dx.data),
-        B::host_mut(dgamma),
-        B::host_mut(dbeta),
-        B::host(&dy.data),
-        B::host(&x.data),
-        B::host(saved),
-        B::host(gamma),
-        B::host(&local),
-        B::host(&global),
-        count,
-        &p,
-    )
-    .map_err(k("batchnorm_backward"))?;
-    Ok(dx)
+    train_backward(be, dy, x, saved, gamma, None, dgamma, dbeta, replicas)
 }
 
 /// Backward of [`bn_silu_train`] from the gradient of its output: the SiLU gradient and the BN
@@ -216,36 +188,83 @@ pub fn bn_silu_train_backward<B: HostBackend<f32>>(
     dbeta: &mut [f32],
     replicas: &dyn CrossReplica,
 ) -> Result<Feat> {
+    train_backward(be, dy, x, saved, gamma, Some(beta), dgamma, dbeta, replicas)
+}
+
+/// The training backward of BN, followed by SiLU when `silu_beta` holds β (the fused ops
+/// recompute the pre-activation from it): local sums, summed across replicas, then `dx`.
+#[allow(clippy::too_many_arguments)]
+fn train_backward<B: HostBackend<f32>>(
+    be: &B,
+    dy: &Feat,
+    x: &Feat,
+    saved: &[f32],
+    gamma: &[f32],
+    silu_beta: Option<&[f32]>,
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+    replicas: &dyn CrossReplica,
+) -> Result<Feat> {
     let p = params(x);
     let mut local = vec![0.0f32; 2 * x.c];
-    be.batchnorm_silu_stats_backward(
-        B::host_mut(&mut local),
-        B::host(&dy.data),
-        B::host(&x.data),
-        B::host(saved),
-        B::host(gamma),
-        B::host(beta),
-        &p,
-    )
-    .map_err(k("batchnorm_silu_stats_backward"))?;
+    match silu_beta {
+        Some(beta) => be
+            .batchnorm_silu_stats_backward(
+                B::host_mut(&mut local),
+                B::host(&dy.data),
+                B::host(&x.data),
+                B::host(saved),
+                B::host(gamma),
+                B::host(beta),
+                &p,
+            )
+            .map_err(k("batchnorm_silu_stats_backward"))?,
+        None => be
+            .batchnorm_stats_backward(
+                B::host_mut(&mut local),
+                B::host(&dy.data),
+                B::host(&x.data),
+                B::host(saved),
+                &p,
+            )
+            .map_err(k("batchnorm_stats_backward"))?,
+    }
     let mut global = local.clone();
     replicas.all_reduce_sum(&mut global)?;
     let count = p.count() * replicas.world_size().max(1);
     let mut dx = x.zeros_like();
-    be.batchnorm_silu_backward(
-        B::host_mut(&mut dx.data),
-        B::host_mut(dgamma),
-        B::host_mut(dbeta),
-        B::host(&dy.data),
-        B::host(&x.data),
-        B::host(saved),
-        B::host(gamma),
-        B::host(beta),
-        B::host(&local),
-        B::host(&global),
-        count,
-        &p,
-    )
-    .map_err(k("batchnorm_silu_backward"))?;
+    match silu_beta {
+        Some(beta) => be
+            .batchnorm_silu_backward(
+                B::host_mut(&mut dx.data),
+                B::host_mut(dgamma),
+                B::host_mut(dbeta),
+                B::host(&dy.data),
+                B::host(&x.data),
+                B::host(saved),
+                B::host(gamma),
+                B::host(beta),
+                B::host(&local),
+                B::host(&global),
+                count,
+                &p,
+            )
+            .map_err(k("batchnorm_silu_backward"))?,
+        None => be
+            .batchnorm_backward(
+                B::host_mut(&mut dx.data),
+                B::host_mut(dgamma),
+                B::host_mut(dbeta),
+                B::host(&dy.data),
+                B::host(&x.data),
+                B::host(saved),
+                B::host(gamma),
+                B::host(&local),
+                B::host(&global),
+                count,
+                &p,
+            )
+            .map_err(k("batchnorm_backward"))?,
+    }
     Ok(dx)
 }

@@ -24,7 +24,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Arguments of `ringdet netsim-relay`.
@@ -94,6 +94,13 @@ struct Port {
     tun: File,
     line: Mutex<Line>,
     wake: Condvar,
+}
+
+impl Port {
+    /// The queue, also after a thread panicked while holding it (the packets in it stay valid).
+    fn lock_line(&self) -> MutexGuard<'_, Line> {
+        self.line.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Runs the relay until SIGTERM or SIGINT (or the parent's death).
@@ -193,7 +200,7 @@ pub fn run(args: Args) -> Result<()> {
                         continue;
                     }
                     let now = Instant::now();
-                    let mut line = port.line.lock().expect("relay queue");
+                    let mut line = port.lock_line();
                     let mut due = now;
                     if rate > 0 {
                         let start = line.free_at.map_or(now, |f| f.max(now));
@@ -250,7 +257,7 @@ fn deliver(port: &Port, counters: &Counters) {
     // SAFETY: prctl with integer arguments, for this thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong, 0, 0, 0) };
     let mut batch = Vec::new();
-    let mut line = port.line.lock().expect("relay queue");
+    let mut line = port.lock_line();
     loop {
         let now = Instant::now();
         while line.packets.front().is_some_and(|(due, _)| *due <= now) {
@@ -261,15 +268,15 @@ fn deliver(port: &Port, counters: &Counters) {
             for packet in batch.drain(..) {
                 send(port, &packet, counters);
             }
-            line = port.line.lock().expect("relay queue");
+            line = port.lock_line();
             continue;
         }
         line = match line.packets.front() {
-            None => port.wake.wait(line).expect("relay queue"),
+            None => port.wake.wait(line).unwrap_or_else(|e| e.into_inner()),
             Some(&(due, _)) => {
                 port.wake
                     .wait_timeout(line, due - now)
-                    .expect("relay queue")
+                    .unwrap_or_else(|e| e.into_inner())
                     .0
             }
         };
