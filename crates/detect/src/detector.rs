@@ -1,6 +1,7 @@
 //! The detector as a whole: evaluation forward (backbone → neck → head → decode) and
 //! post-processing (rescale + NMS).
 
+use ringdet_kernels::backend::Buffers;
 use ringdet_kernels::profile::{Family, OpTimer};
 use ringdet_kernels::{Cpu, Real};
 
@@ -41,7 +42,7 @@ pub struct EvalOutputs<T: Real = f32> {
 }
 
 /// Check an NCHW image batch.
-pub fn check_image<T: Real>(image: &Feat<T>) -> Result<()> {
+pub fn check_image<T: Real, B: Buffers<T>>(image: &Feat<T, B>) -> Result<()> {
     if image.c != 3 || image.n == 0 || image.h == 0 || image.w == 0 {
         return Err(DetectError::Input(format!(
             "image batch must be [n, 3, h, w], got {:?}",
@@ -91,8 +92,8 @@ pub fn eval_forward_as<T: Real>(
 fn eval_forward_on<T: Real>(
     arch: &Arch,
     layout: &ParamLayout,
-    params: &[T],
-    stats: &[T],
+    params: &Vec<T>,
+    stats: &Vec<T>,
     fused: Option<&FusedRepVgg<T>>,
     image: &Feat<T>,
 ) -> Result<EvalOutputs<T>> {
@@ -136,7 +137,8 @@ pub fn decode_logits<T: Real>(
     let mut offset = 0;
     for lv in logits {
         let hw = lv.cls.hw();
-        let s = ops::sigmoid(&Cpu, &lv.cls.data)?;
+        let s = ops::sigmoid(&Cpu, &lv.cls)?;
+        let s = &s.data;
         for b in 0..n {
             for k in 0..c {
                 let src = &s[(b * c + k) * hw..(b * c + k + 1) * hw];

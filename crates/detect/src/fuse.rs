@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use ringdet_kernels::Cpu;
 use ringdet_kernels::Real;
-use ringdet_kernels::backend::FuseOps;
+use ringdet_kernels::backend::{Buffers, FuseOps};
 use ringdet_kernels::fuse::{FoldParams, RepVggParams};
 
 use crate::arch::{Arch, ConvBnSpec, CspItemSpec, RepVggSpec};
@@ -18,8 +18,9 @@ use crate::error::{DetectError, Result};
 use crate::state::ModelState;
 
 /// Fused 3×3 weight and bias of every RepVgg block, keyed by the block's name prefix
-/// (e.g. `backbone.stages.0.blocks.0.conv2`); f32 unless asked otherwise.
-pub type FusedRepVgg<T = f32> = HashMap<String, (Vec<T>, Vec<T>)>;
+/// (e.g. `backbone.stages.0.blocks.0.conv2`); f32 on the host unless asked otherwise.
+pub type FusedRepVgg<T = f32, B = Cpu> =
+    HashMap<String, (<B as Buffers<T>>::Buf, <B as Buffers<T>>::Buf)>;
 
 /// Name prefix of a RepVgg block from its spec.
 pub fn block_name(s: &RepVggSpec) -> &str {
@@ -88,7 +89,7 @@ pub fn fuse_repvgg(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg> {
 /// [`fuse_repvgg`] into convs of any float type (f64 for the exactness check of
 /// the detector's f64 evaluation forward, which takes the result).
 pub fn fuse_repvgg_as<T: Real>(arch: &Arch, state: &ModelState) -> Result<FusedRepVgg<T>> {
-    let mut out = FusedRepVgg::new();
+    let mut out: FusedRepVgg<T> = HashMap::new();
     for st in &arch.backbone.stages {
         for b in &st.blocks {
             fuse_block(state, &b.conv2, &mut out)?;

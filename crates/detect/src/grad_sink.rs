@@ -11,6 +11,8 @@
 
 use std::ops::Range;
 
+use ringdet_kernels::backend::Buffers;
+
 use crate::arch::TensorKind;
 use crate::error::{DetectError, Result};
 use crate::layout::ParamLayout;
@@ -75,24 +77,32 @@ impl<'a> Releases<'a> {
         }
     }
 
-    /// Marks the slots `indices` final; reports the prefix of `grads` that became final.
-    pub fn release(&mut self, indices: &[usize], grads: &[f32]) -> Result<()> {
+    /// Marks the slots `indices` final; reports the prefix of `grads` (a buffer of `be`) that
+    /// became final.
+    pub fn release<B: Buffers<f32>>(
+        &mut self,
+        be: &B,
+        indices: &[usize],
+        grads: &B::Buf,
+    ) -> Result<()> {
         for &i in indices {
             if let Some(r) = self.released.get_mut(i) {
                 *r = true;
             }
         }
-        self.advance(grads)
+        self.advance(be, grads)
     }
 
     /// Marks every parameter final (the end of backward; a parameter no layer wrote keeps its
     /// zero or accumulated gradient) and reports the rest of `grads`.
-    pub fn finish(&mut self, grads: &[f32]) -> Result<()> {
+    pub fn finish<B: Buffers<f32>>(&mut self, be: &B, grads: &B::Buf) -> Result<()> {
         self.released.iter_mut().for_each(|r| *r = true);
-        self.advance(grads)
+        self.advance(be, grads)
     }
 
-    fn advance(&mut self, grads: &[f32]) -> Result<()> {
+    /// Hands the newly final prefix to the sink: borrowed on the host, downloaded from a
+    /// device (a synchronous copy; see docs/gpu.md for the side-stream copy still to come).
+    fn advance<B: Buffers<f32>>(&mut self, be: &B, grads: &B::Buf) -> Result<()> {
         while self.next < self.params.len() && self.released[self.params[self.next]] {
             self.next += 1;
         }
@@ -101,14 +111,20 @@ impl<'a> Releases<'a> {
             None => self.num_params,
         };
         if end > self.reported {
-            let piece = grads.get(self.reported..end).ok_or_else(|| {
-                DetectError::Input(format!(
+            if end > B::len(grads) {
+                return Err(DetectError::Input(format!(
                     "backward: gradient buffer of {} values, layout of {}",
-                    grads.len(),
+                    B::len(grads),
                     self.num_params
-                ))
-            })?;
-            self.sink.ready(self.reported, piece)?;
+                )));
+            }
+            let piece = be
+                .to_host(grads, self.reported..end)
+                .map_err(|e| DetectError::Kernel {
+                    op: "gradient download",
+                    message: e.to_string(),
+                })?;
+            self.sink.ready(self.reported, &piece)?;
             self.reported = end;
         }
         Ok(())

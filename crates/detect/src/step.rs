@@ -1,13 +1,18 @@
 //! One training forward and backward: network with batch-statistic BN (SyncBN through
 //! [`CrossReplica`]), ATSS before `static_assigner_epoch` then TAL, the head loss with its
 //! normaliser through the same trait, and the backward into the flat gradient buffer.
+//!
+//! The network runs on any [`Backend`]: the host [`Cpu`] one ([`forward_backward`]) or a
+//! device's ([`forward_backward_on`], buffers of that device). The assigners and losses run on
+//! the host: the head's logits come down once per step and their gradients go back up once.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use rayon::prelude::*;
 
 use ringdet_kernels::Cpu;
 use ringdet_kernels::arena::Pooled;
+use ringdet_kernels::backend::{ActivationOps, Backend, Buffers};
 use ringdet_kernels::profile::{Family, OpTimer};
 
 use crate::anchors::Anchors;
@@ -19,15 +24,17 @@ use crate::decode::{DflShape, boxes_grid, dfl_level};
 use crate::detector::check_image;
 use crate::error::{DetectError, Result};
 use crate::grad_sink::GradSink;
+use crate::layout::ParamLayout;
 use crate::loss::{LossValues, LossWeights, Predictions, head_loss};
-use crate::model::{Bwd, Feat, Fwd, LevelLogits, backbone, head, neck, ops};
+use crate::model::{Bwd, Feat, Fwd, LevelLogits, backbone, head, neck};
 use crate::state::ModelState;
 
-/// A padded training batch (PaddleDetection's `PadGT` layout).
-#[derive(Clone, Copy, Debug)]
-pub struct TrainBatch<'a> {
+/// A padded training batch (PaddleDetection's `PadGT` layout); the images on the backend the
+/// step runs on (the host unless asked otherwise), the boxes on the host.
+#[derive(Debug)]
+pub struct TrainBatch<'a, B: Buffers<f32> = Cpu> {
     /// Normalised images `[n, 3, h, w]`.
-    pub image: &'a Feat,
+    pub image: &'a Feat<f32, B>,
     /// `[n × max_boxes]` boxes in input pixels.
     pub gt_boxes: &'a [Box4],
     /// `[n × max_boxes]` classes.
@@ -37,6 +44,14 @@ pub struct TrainBatch<'a> {
     /// Boxes per image after padding.
     pub max_boxes: usize,
 }
+
+impl<B: Buffers<f32>> Clone for TrainBatch<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Buffers<f32>> Copy for TrainBatch<'_, B> {}
 
 /// Assigner and loss settings of the recipe.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -68,9 +83,9 @@ impl Default for TrainSettings {
     }
 }
 
-/// What a training step produced besides the gradients.
-#[derive(Clone, Debug)]
-pub struct StepOutputs {
+/// What a training step produced besides the gradients (maps on the step's backend).
+#[derive(Debug)]
+pub struct StepOutputs<B: Buffers<f32> = Cpu> {
     /// Loss values.
     pub losses: LossValues,
     /// Whether ATSS (true) or TAL ran.
@@ -78,14 +93,27 @@ pub struct StepOutputs {
     /// Per-image assignments.
     pub assignments: Vec<Assignment>,
     /// Train-mode backbone features.
-    pub backbone: Vec<Feat>,
+    pub backbone: Vec<Feat<f32, B>>,
     /// Train-mode neck features.
-    pub neck: Vec<Feat>,
+    pub neck: Vec<Feat<f32, B>>,
     /// Train-mode head logits.
-    pub logits: Vec<LevelLogits>,
+    pub logits: Vec<LevelLogits<f32, B>>,
 }
 
-fn check_batch(b: &TrainBatch) -> Result<()> {
+impl Clone for StepOutputs<Cpu> {
+    fn clone(&self) -> Self {
+        Self {
+            losses: self.losses,
+            used_atss: self.used_atss,
+            assignments: self.assignments.clone(),
+            backbone: self.backbone.clone(),
+            neck: self.neck.clone(),
+            logits: self.logits.clone(),
+        }
+    }
+}
+
+fn check_batch<B: Buffers<f32>>(b: &TrainBatch<B>) -> Result<()> {
     check_image(b.image)?;
     let want = b.image.n * b.max_boxes;
     if b.gt_boxes.len() != want || b.gt_labels.len() != want || b.pad_mask.len() != want {
@@ -146,14 +174,76 @@ pub fn forward_backward_with(
     settings: &TrainSettings,
     links: StepLinks,
 ) -> Result<StepOutputs> {
+    let layout = std::sync::Arc::clone(&state.layout);
+    let bufs = StepBuffers {
+        layout: &layout,
+        params: &state.params,
+        stats: &mut state.stats,
+        grads: &mut state.grads,
+    };
+    forward_backward_on(&Cpu, arch, bufs, batch, epoch, settings, links)
+}
+
+/// The model's flat buffers on the backend a step runs on, laid out by `layout`.
+pub struct StepBuffers<'s, B: Buffers<f32>> {
+    /// Names and ranges of every tensor.
+    pub layout: &'s ParamLayout,
+    /// Parameters.
+    pub params: &'s B::Buf,
+    /// BN running statistics (updated).
+    pub stats: &'s mut B::Buf,
+    /// Gradients (added to).
+    pub grads: &'s mut B::Buf,
+}
+
+fn kernel(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
+}
+
+/// Sigmoid of host values through the host kernels.
+fn host_sigmoid(x: &[f32]) -> Result<Vec<f32>> {
+    let mut y = ringdet_kernels::arena::take(x.len());
+    Cpu.sigmoid_forward(&mut y, x)
+        .map_err(kernel("sigmoid_forward"))?;
+    Ok(y)
+}
+
+/// One level's logits in host memory (borrowed on the host, downloaded from a device).
+struct HostLevel<'l> {
+    cls: Cow<'l, [f32]>,
+    reg: Cow<'l, [f32]>,
+    hw: usize,
+}
+
+/// [`forward_backward_with`] on any backend: `bufs` and `batch.image` live on `be`. The
+/// network, its backward and the BN statistics run on `be`; the assigner and the loss on the
+/// host, with the head's logits downloaded and their gradients uploaded once per step (no copy
+/// at all on the host backend).
+pub fn forward_backward_on<B: Backend<f32>>(
+    be: &B,
+    arch: &Arch,
+    bufs: StepBuffers<B>,
+    batch: &TrainBatch<B>,
+    epoch: usize,
+    settings: &TrainSettings,
+    links: StepLinks,
+) -> Result<StepOutputs<B>> {
     check_batch(batch)?;
     let StepLinks {
         bn: bn_replicas,
         normalizer: norm_replicas,
         grads: sink,
     } = links;
-    let layout = Arc::clone(&state.layout);
-    let mut ctx = Fwd::train(&layout, &state.params, &mut state.stats, bn_replicas);
+    let StepBuffers {
+        layout,
+        params,
+        stats,
+        grads: grad_buf,
+    } = bufs;
+    let mut ctx = Fwd::train_on(be, layout, params, stats, bn_replicas);
     let (bb, bb_cache) = backbone::forward(&mut ctx, &arch.backbone, batch.image)?;
     let (nk, nk_cache) = neck::forward(&mut ctx, &arch.neck, &bb)?;
     let (logits, head_cache) = head::forward(&mut ctx, &arch.head, &nk)?;
@@ -165,16 +255,30 @@ pub fn forward_backward_with(
     let l = anchors.len();
     let c = arch.head.num_classes;
     let bins = arch.config.reg_bins();
+    let host_levels = logits
+        .iter()
+        .map(|lv| {
+            Ok(HostLevel {
+                cls: be
+                    .to_host(&lv.cls.data, 0..lv.cls.len())
+                    .map_err(kernel("logits to the host"))?,
+                reg: be
+                    .to_host(&lv.reg.data, 0..lv.reg.len())
+                    .map_err(kernel("logits to the host"))?,
+                hw: lv.cls.hw(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     // Anchor-major predictions.
     let mut scores = Pooled::<f32>::zeroed(n * l * c);
     let mut softmax = Pooled::<f32>::zeroed(n * l * 4 * bins);
     let mut reg_logits = Pooled::<f32>::zeroed(n * l * 4 * bins);
     let mut dist = vec![[0.0f32; 4]; n * l];
     let mut offset = 0;
-    for lv in &logits {
-        let hw = lv.cls.hw();
-        let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
-        let mut sm = Pooled::<f32>::zeroed(lv.reg.data.len());
+    for lv in &host_levels {
+        let hw = lv.hw;
+        let p = host_sigmoid(&lv.cls)?;
+        let mut sm = Pooled::<f32>::zeroed(lv.reg.len());
         let shape = DflShape {
             batch: n,
             bins,
@@ -182,7 +286,7 @@ pub fn forward_backward_with(
             total_anchors: l,
             anchor_offset: offset,
         };
-        dfl_level(&lv.reg.data, shape, Some(&mut sm), &mut dist)?;
+        dfl_level(&lv.reg, shape, Some(&mut sm), &mut dist)?;
         // NCHW level → anchor-major rows, images in parallel (disjoint rows of each output).
         let rb = 4 * bins;
         scores
@@ -198,7 +302,7 @@ pub fn forward_backward_with(
                     }
                     for j in 0..rb {
                         so[a * rb + j] = sm[(b * rb + j) * hw + i];
-                        rl[a * rb + j] = lv.reg.data[(b * rb + j) * hw + i];
+                        rl[a * rb + j] = lv.reg[(b * rb + j) * hw + i];
                     }
                 }
             });
@@ -209,13 +313,20 @@ pub fn forward_backward_with(
     drop(gather);
     let assign = OpTimer::new(Family::Assigner);
     let used_atss = epoch < settings.static_assigner_epoch;
-    // Images are assigned independently: one per task on the rayon pool.
+    // Images are assigned independently: one per task on the rayon pool (the closure holds
+    // only the host parts of the batch).
+    let (gt_boxes, gt_labels, pad_mask, max_boxes) = (
+        batch.gt_boxes,
+        batch.gt_labels,
+        batch.pad_mask,
+        batch.max_boxes,
+    );
     let assign_image = |b: usize| -> Result<Assignment> {
-        let r = b * batch.max_boxes..(b + 1) * batch.max_boxes;
+        let r = b * max_boxes..(b + 1) * max_boxes;
         let gt = GroundTruth {
-            boxes: &batch.gt_boxes[r.clone()],
-            labels: &batch.gt_labels[r.clone()],
-            pad_mask: &batch.pad_mask[r],
+            boxes: &gt_boxes[r.clone()],
+            labels: &gt_labels[r.clone()],
+            pad_mask: &pad_mask[r],
         };
         let px: Vec<Box4> = (0..l)
             .map(|a| grid[b * l + a].map(|v| v * anchors.strides[a]))
@@ -261,15 +372,15 @@ pub fn forward_backward_with(
     let (losses, grads) = head_loss(&pred, &anchors, &assignments, normalizer, &settings.weights)?;
 
     drop(loss_timer);
-    // Back to per-level NCHW logit gradients.
+    // Back to per-level NCHW logit gradients, on the host, then onto the backend.
     let scatter = OpTimer::new(Family::Head);
     let mut dlogits = Vec::with_capacity(logits.len());
     let mut offset = 0;
-    for lv in &logits {
-        let hw = lv.cls.hw();
-        let p = ops::sigmoid(&Cpu, &lv.cls.data)?;
+    for (lv, hl) in logits.iter().zip(&host_levels) {
+        let hw = hl.hw;
+        let p = host_sigmoid(&hl.cls)?;
         let mut dp = Pooled::<f32>::zeroed(p.len());
-        let mut dreg = lv.reg.zeros_like();
+        let mut dreg = Feat::zeros(lv.reg.n, lv.reg.c, lv.reg.h, lv.reg.w);
         // Anchor-major rows → NCHW level, images in parallel (disjoint planes of each output).
         let rb = 4 * bins;
         dp.par_chunks_mut((c * hw).max(1))
@@ -286,17 +397,19 @@ pub fn forward_backward_with(
                     }
                 }
             });
-        let mut dcls = lv.cls.zeros_like();
-        ops::sigmoid_backward(&Cpu, &mut dcls.data, &dp, &p)?;
-        dlogits.push(LevelLogits {
-            cls: dcls,
-            reg: dreg,
-        });
+        let mut dcls = Feat::zeros(lv.cls.n, lv.cls.c, lv.cls.h, lv.cls.w);
+        Cpu.sigmoid_backward(&mut dcls.data, &dp, &p)
+            .map_err(kernel("sigmoid_backward"))?;
         ringdet_kernels::arena::give(p);
+        dlogits.push(LevelLogits {
+            cls: onto(be, dcls)?,
+            reg: onto(be, dreg)?,
+        });
         offset += hw;
     }
+    drop(host_levels);
     drop(scatter);
-    let mut bwd = Bwd::new(&layout, &state.params, &mut state.grads, bn_replicas);
+    let mut bwd = Bwd::new_on(be, layout, params, grad_buf, bn_replicas);
     if let Some(sink) = sink {
         bwd = bwd.with_sink(sink);
     }
@@ -312,6 +425,15 @@ pub fn forward_backward_with(
         neck: nk,
         logits,
     })
+}
+
+/// A host map moved onto `be` (the same vector on the host, an upload on a device).
+fn onto<B: Backend<f32>>(be: &B, mut f: Feat) -> Result<Feat<f32, B>> {
+    let data = std::mem::take(&mut f.data);
+    let buf = be
+        .adopt_host(data)
+        .map_err(kernel("gradients to the backend"))?;
+    Feat::from_buf(buf, f.n, f.c, f.h, f.w)
 }
 
 /// A whole optimizer step: zero the gradients, [`forward_backward`], then SGD at `lr`.

@@ -157,10 +157,10 @@ fn writing_a_released_gradient_is_an_error() {
     };
     let mut bwd =
         Bwd::new(&layout, &state.params, &mut state.grads, &SingleReplica).with_sink(&mut sink);
-    bwd.add_grad(name, &[1.0, 2.0, 3.0]).unwrap();
+    bwd.add_grad(name, &vec![1.0, 2.0, 3.0]).unwrap();
     bwd.release(&[name]).unwrap();
     let e = bwd
-        .add_grad(name, &[1.0, 2.0, 3.0])
+        .add_grad(name, &vec![1.0, 2.0, 3.0])
         .unwrap_err()
         .to_string();
     assert!(

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use ringdet_kernels::backend::{Backend, Buffers};
 use ringdet_kernels::profile::StemScope;
-use ringdet_kernels::{HostBackend, Real};
+use ringdet_kernels::{Cpu, Real};
 
 use super::blocks::{self, BasicBlockCache, GateCache};
 use super::conv_bn::{self, ConvBnCache};
@@ -14,21 +15,33 @@ use crate::arch::{BackboneSpec, CspResStageSpec};
 use crate::error::Result;
 
 /// Cache of one CSPResStage.
-#[derive(Debug, Default)]
-pub struct StageCache<T: Real = f32> {
-    down: ConvBnCache<T>,
-    c1: ConvBnCache<T>,
-    c2: ConvBnCache<T>,
-    blocks: Vec<BasicBlockCache<T>>,
-    attn: GateCache<T>,
-    c3: ConvBnCache<T>,
+pub struct StageCache<T: Real = f32, B: Buffers<T> = Cpu> {
+    down: ConvBnCache<T, B>,
+    c1: ConvBnCache<T, B>,
+    c2: ConvBnCache<T, B>,
+    blocks: Vec<BasicBlockCache<T, B>>,
+    attn: GateCache<T, B>,
+    c3: ConvBnCache<T, B>,
 }
 
-fn stage_forward<T: Real, B: HostBackend<T>>(
+impl<T: Real, B: Buffers<T>> Default for StageCache<T, B> {
+    fn default() -> Self {
+        Self {
+            down: Default::default(),
+            c1: Default::default(),
+            c2: Default::default(),
+            blocks: Default::default(),
+            attn: Default::default(),
+            c3: Default::default(),
+        }
+    }
+}
+
+fn stage_forward<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &CspResStageSpec,
-    x: &Feat<T>,
-) -> Result<(Feat<T>, StageCache<T>)> {
+    x: &Feat<T, B>,
+) -> Result<(Feat<T, B>, StageCache<T, B>)> {
     // Maps read by the caches are shared with them (Arc), not copied.
     let (xd, down) = conv_bn::forward(ctx, &s.conv_down, x)?;
     let xd = Arc::new(xd);
@@ -57,13 +70,13 @@ fn stage_forward<T: Real, B: HostBackend<T>>(
     ))
 }
 
-fn stage_backward<B: HostBackend<f32>>(
+fn stage_backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &CspResStageSpec,
-    c: &StageCache,
-    dy: &Feat,
+    c: &StageCache<f32, B>,
+    dy: &Feat<f32, B>,
     want_dx: bool,
-) -> Result<Option<Feat>> {
+) -> Result<Option<Feat<f32, B>>> {
     let da = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
     let dcat = blocks::ese_backward(ctx, &s.attn, &c.attn, &da)?;
     let half = s.conv1.cout;
@@ -74,7 +87,8 @@ fn stage_backward<B: HostBackend<f32>>(
         dy2 = blocks::basic_backward(ctx, b, bc, &dy2)?;
     }
     let mut dxd = conv_bn::backward(ctx, &s.conv2, &c.c2, &dy2, true)?.ok_or_else(missing)?;
-    dxd.add_assign(&conv_bn::backward(ctx, &s.conv1, &c.c1, &dy1, true)?.ok_or_else(missing)?);
+    let dx1 = conv_bn::backward(ctx, &s.conv1, &c.c1, &dy1, true)?.ok_or_else(missing)?;
+    dxd.add_assign_on(ctx.backend(), &dx1)?;
     conv_bn::backward(ctx, &s.conv_down, &c.down, &dxd, want_dx)
 }
 
@@ -83,20 +97,31 @@ fn missing() -> crate::DetectError {
 }
 
 /// Cache of the backbone.
-#[derive(Debug, Default)]
-pub struct BackboneCache<T: Real = f32> {
-    stem: Vec<ConvBnCache<T>>,
-    stages: Vec<StageCache<T>>,
+pub struct BackboneCache<T: Real = f32, B: Buffers<T> = Cpu> {
+    stem: Vec<ConvBnCache<T, B>>,
+    stages: Vec<StageCache<T, B>>,
 }
 
+impl<T: Real, B: Buffers<T>> Default for BackboneCache<T, B> {
+    fn default() -> Self {
+        Self {
+            stem: Default::default(),
+            stages: Default::default(),
+        }
+    }
+}
+
+/// The returned features and the backbone's cache.
+pub type BackboneOutputs<T, B> = (Vec<Feat<T, B>>, BackboneCache<T, B>);
+
 /// Image `[n, 3, H, W]` → features of `return_idx` stages (strides 8, 16, 32).
-pub fn forward<T: Real, B: HostBackend<T>>(
+pub fn forward<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &BackboneSpec,
-    image: &Feat<T>,
-) -> Result<(Vec<Feat<T>>, BackboneCache<T>)> {
+    image: &Feat<T, B>,
+) -> Result<BackboneOutputs<T, B>> {
     let mut cache = BackboneCache::default();
-    let mut x = image.clone();
+    let mut x = image.copy_on(ctx.backend())?;
     let stem = StemScope::enter();
     for c in &s.stem {
         let (y, cc) = conv_bn::forward(ctx, c, &x)?;
@@ -109,7 +134,7 @@ pub fn forward<T: Real, B: HostBackend<T>>(
         let (y, sc) = stage_forward(ctx, st, &x)?;
         cache.stages.push(sc);
         if s.return_idx.contains(&i) {
-            outs.push(y.clone());
+            outs.push(y.copy_on(ctx.backend())?);
         }
         x = y;
     }
@@ -117,20 +142,20 @@ pub fn forward<T: Real, B: HostBackend<T>>(
 }
 
 /// Backward from the gradients of the returned features (same order); the image gets no gradient.
-pub fn backward<B: HostBackend<f32>>(
+pub fn backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &BackboneSpec,
-    c: &BackboneCache,
-    douts: Vec<Feat>,
+    c: &BackboneCache<f32, B>,
+    douts: Vec<Feat<f32, B>>,
 ) -> Result<()> {
-    let mut douts: Vec<Option<Feat>> = douts.into_iter().map(Some).collect();
-    let mut carry: Option<Feat> = None;
+    let mut douts: Vec<Option<Feat<f32, B>>> = douts.into_iter().map(Some).collect();
+    let mut carry: Option<Feat<f32, B>> = None;
     for i in (0..s.stages.len()).rev() {
         let mut dy = carry.take();
         if let Some(k) = s.return_idx.iter().position(|&r| r == i) {
             let d = douts[k].take().ok_or_else(missing)?;
             match dy.as_mut() {
-                Some(acc) => acc.add_assign(&d),
+                Some(acc) => acc.add_assign_on(ctx.backend(), &d)?,
                 None => dy = Some(d),
             }
         }

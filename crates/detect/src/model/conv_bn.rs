@@ -2,76 +2,95 @@
 
 use std::sync::Arc;
 
-use ringdet_kernels::{HostBackend, Real};
+use ringdet_kernels::backend::{Backend, Buffers};
+use ringdet_kernels::{Cpu, Real};
 
 use super::ctx::{Bwd, Fwd};
 use super::feat::Feat;
-use super::{norm, ops};
+use super::norm::{self, BnBackwardInputs};
+use super::ops;
 use crate::arch::{Act, ConvBnSpec};
-use crate::error::Result;
+use crate::error::{DetectError, Result};
 
 /// What the backward of one ConvBN needs (empty in eval). The input is shared, not copied,
 /// when the caller hands it over as an `Arc` ([`forward_shared`]): sibling convs reading the
 /// same map, or a map nothing else keeps, then cost no copy.
-#[derive(Debug, Default)]
-pub struct ConvBnCache<T: Real = f32> {
-    x: Option<Arc<Feat<T>>>,
-    conv: Option<Feat<T>>,
-    saved: Vec<T>,
+pub struct ConvBnCache<T: Real = f32, B: Buffers<T> = Cpu> {
+    x: Option<Arc<Feat<T, B>>>,
+    conv: Option<Feat<T, B>>,
+    saved: Option<Feat<T, B>>,
+}
+
+impl<T: Real, B: Buffers<T>> Default for ConvBnCache<T, B> {
+    fn default() -> Self {
+        Self {
+            x: None,
+            conv: None,
+            saved: None,
+        }
+    }
 }
 
 /// Forward; in training keeps the cache (with a copy of `x`).
-pub fn forward<T: Real, B: HostBackend<T>>(
+pub fn forward<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &ConvBnSpec,
-    x: &Feat<T>,
-) -> Result<(Feat<T>, ConvBnCache<T>)> {
-    forward_impl(ctx, s, x, || Arc::new(x.clone()))
+    x: &Feat<T, B>,
+) -> Result<(Feat<T, B>, ConvBnCache<T, B>)> {
+    let be = ctx.backend();
+    forward_impl(ctx, s, x, || Ok(Arc::new(x.copy_on(be)?)))
 }
 
 /// [`forward`] on a shared input: the cache keeps another reference to `x`, not a copy.
-pub fn forward_shared<T: Real, B: HostBackend<T>>(
+pub fn forward_shared<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &ConvBnSpec,
-    x: &Arc<Feat<T>>,
-) -> Result<(Feat<T>, ConvBnCache<T>)> {
-    forward_impl(ctx, s, x, || Arc::clone(x))
+    x: &Arc<Feat<T, B>>,
+) -> Result<(Feat<T, B>, ConvBnCache<T, B>)> {
+    forward_impl(ctx, s, x, || Ok(Arc::clone(x)))
 }
 
-fn forward_impl<T: Real, B: HostBackend<T>>(
+fn forward_impl<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &ConvBnSpec,
-    x: &Feat<T>,
-    keep: impl FnOnce() -> Arc<Feat<T>>,
-) -> Result<(Feat<T>, ConvBnCache<T>)> {
+    x: &Feat<T, B>,
+    keep: impl FnOnce() -> Result<Arc<Feat<T, B>>>,
+) -> Result<(Feat<T, B>, ConvBnCache<T, B>)> {
     let be = ctx.backend();
     let n = &s.name;
     let w = ctx.param(&format!("{n}.conv.weight"))?;
-    let conv = ops::conv2d(ctx.backend(), x, w, None, s.cout, s.kernel, s.stride)?;
+    let conv = ops::conv2d(be, x, w, None, s.cout, s.kernel, s.stride)?;
     let gamma = ctx.param(&format!("{n}.bn.weight"))?;
     let beta = ctx.param(&format!("{n}.bn.bias"))?;
     let bn_name = format!("{n}.bn");
     let silu = matches!(s.act, Act::Swish);
     let train = ctx.training();
     // BN and the SiLU after it run fused: one pass, no stored pre-activation.
-    let (y, saved) = match ctx.running_mut(&bn_name)? {
-        Some((mean, var, replicas)) if silu => {
-            norm::bn_silu_train(be, &conv, gamma, beta, mean, var, replicas)?
-        }
-        Some((mean, var, replicas)) => norm::bn_train(be, &conv, gamma, beta, mean, var, replicas)?,
-        None => {
-            let (mean, var) = ctx.running(&bn_name)?;
-            let y = if silu {
-                norm::bn_silu_eval(be, &conv, gamma, beta, mean, var)?
-            } else {
-                norm::bn_eval(be, &conv, gamma, beta, mean, var)?
-            };
-            (y, Vec::new())
-        }
+    let (y, saved) = if train {
+        let (mean, var, replicas) = ctx.running_mut(&bn_name)?.ok_or_else(|| {
+            DetectError::Input(format!(
+                "{bn_name}: no writable running statistics in training"
+            ))
+        })?;
+        let bn = if silu {
+            norm::bn_silu_train
+        } else {
+            norm::bn_train
+        };
+        let (y, saved) = bn(be, &conv, gamma, beta, (mean, var), replicas)?;
+        (y, Some(saved))
+    } else {
+        let (mean, var) = ctx.running(&bn_name)?;
+        let y = if silu {
+            norm::bn_silu_eval(be, &conv, [gamma, beta, mean, var])?
+        } else {
+            norm::bn_eval(be, &conv, [gamma, beta, mean, var])?
+        };
+        (y, None)
     };
     let cache = if train {
         ConvBnCache {
-            x: Some(keep()),
+            x: Some(keep()?),
             conv: Some(conv),
             saved,
         }
@@ -82,52 +101,42 @@ fn forward_impl<T: Real, B: HostBackend<T>>(
 }
 
 /// Backward from the gradient of the output; returns the input gradient when `want_dx`.
-pub fn backward<B: HostBackend<f32>>(
+pub fn backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &ConvBnSpec,
-    cache: &ConvBnCache,
-    dy: &Feat,
+    cache: &ConvBnCache<f32, B>,
+    dy: &Feat<f32, B>,
     want_dx: bool,
-) -> Result<Option<Feat>> {
+) -> Result<Option<Feat<f32, B>>> {
     let be = ctx.backend();
-    let (Some(x), Some(conv)) = (&cache.x, &cache.conv) else {
-        return Err(crate::DetectError::Input(format!(
+    let (Some(x), Some(conv), Some(saved)) = (&cache.x, &cache.conv, &cache.saved) else {
+        return Err(DetectError::Input(format!(
             "{}: backward without a training forward",
             s.name
         )));
     };
     let n = &s.name;
-    let gamma = ctx.param(&format!("{n}.bn.weight"))?;
-    let mut dgamma = vec![0.0f32; s.cout];
-    let mut dbeta = vec![0.0f32; s.cout];
-    let d_conv = match s.act {
-        Act::Swish => {
-            let beta = ctx.param(&format!("{n}.bn.bias"))?;
-            norm::bn_silu_train_backward(
-                be,
-                dy,
-                conv,
-                &cache.saved,
-                gamma,
-                beta,
-                &mut dgamma,
-                &mut dbeta,
-                ctx.replicas,
-            )?
-        }
-        Act::Identity => norm::bn_train_backward(
-            be,
-            dy,
-            conv,
-            &cache.saved,
-            gamma,
-            &mut dgamma,
-            &mut dbeta,
-            ctx.replicas,
-        )?,
+    let mut dgamma = Feat::vector_on(be, s.cout)?;
+    let mut dbeta = Feat::vector_on(be, s.cout)?;
+    let silu_beta = match s.act {
+        Act::Swish => Some(ctx.param(&format!("{n}.bn.bias"))?),
+        Act::Identity => None,
     };
-    ctx.add_grad(&format!("{n}.bn.weight"), &dgamma)?;
-    ctx.add_grad(&format!("{n}.bn.bias"), &dbeta)?;
+    let inputs = BnBackwardInputs {
+        x: conv,
+        saved,
+        gamma: ctx.param(&format!("{n}.bn.weight"))?,
+        silu_beta,
+    };
+    let d_conv = norm::train_backward(
+        be,
+        dy,
+        inputs,
+        (B::view_mut(&mut dgamma.data), B::view_mut(&mut dbeta.data)),
+        ctx.replicas,
+    )?;
+    ctx.add_grad(&format!("{n}.bn.weight"), &dgamma.data)?;
+    ctx.add_grad(&format!("{n}.bn.bias"), &dbeta.data)?;
     let w = ctx.param(&format!("{n}.conv.weight"))?;
     let conv_w = format!("{n}.conv.weight");
     let dw = ctx.grad(&conv_w)?;

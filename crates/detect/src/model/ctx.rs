@@ -1,64 +1,73 @@
 //! What a forward or backward pass reads and writes: parameters by name, BN statistics (read in eval,
 //! updated in training), gradients by name, the cross-replica channel for SyncBN, and the
 //! backend every op runs on (the host [`Cpu`] backend unless a pass is built with another).
+//! Parameters, statistics and gradients are each one flat buffer of that backend; the passes
+//! take views of sub-ranges of them by name.
 
-use ringdet_kernels::backend::HostBackend;
-use ringdet_kernels::{Cpu, Real};
+use ringdet_kernels::backend::{Backend, Buffers};
+use ringdet_kernels::{Cpu, KernelError, Real};
 
 use super::feat::Feat;
 use crate::cross_replica::CrossReplica;
-use crate::error::Result;
+use crate::error::{DetectError, Result};
 use crate::grad_sink::{GradSink, Releases};
 use crate::layout::ParamLayout;
 
 /// The host backend the passes use by default.
 static CPU: Cpu = Cpu;
 
+fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
+}
+
 /// Forward-pass context over parameters of the float type `T` (f32 unless asked otherwise), run
 /// on backend `B` (the host backend unless asked otherwise).
-pub struct Fwd<'a, T: Real = f32, B: HostBackend<T> = Cpu> {
+pub struct Fwd<'a, T: Real = f32, B: Backend<T> = Cpu> {
     /// Fused RepVgg convs to use instead of the two branches (eval only).
-    pub fused: Option<&'a crate::fuse::FusedRepVgg<T>>,
+    pub fused: Option<&'a crate::fuse::FusedRepVgg<T, B>>,
     /// When set, every RepVgg block appends its name and input here (to check the fusion block by
     /// block on the inputs the blocks really see).
-    pub repvgg_inputs: Option<Vec<(String, Feat<T>)>>,
+    pub repvgg_inputs: Option<Vec<(String, Feat<T, B>)>>,
     layout: &'a ParamLayout,
-    params: &'a [T],
-    stats: StatsAccess<'a, T>,
+    params: &'a B::Buf,
+    stats: StatsAccess<'a, T, B>,
     backend: &'a B,
 }
 
-enum StatsAccess<'a, T> {
-    Eval(&'a [T]),
+enum StatsAccess<'a, T: Real, B: Buffers<T>> {
+    Eval(&'a B::Buf),
     Train {
-        stats: &'a mut [T],
+        stats: &'a mut B::Buf,
         replicas: &'a dyn CrossReplica,
     },
 }
 
 impl<'a, T: Real> Fwd<'a, T> {
     /// Evaluation on the host backend: BN uses the running statistics.
-    pub fn eval(layout: &'a ParamLayout, params: &'a [T], stats: &'a [T]) -> Self {
+    pub fn eval(layout: &'a ParamLayout, params: &'a Vec<T>, stats: &'a Vec<T>) -> Self {
         Self::eval_on(&CPU, layout, params, stats)
     }
     /// Training on the host backend: BN uses batch statistics (summed across `replicas`) and
     /// updates the running ones.
     pub fn train(
         layout: &'a ParamLayout,
-        params: &'a [T],
-        stats: &'a mut [T],
+        params: &'a Vec<T>,
+        stats: &'a mut Vec<T>,
         replicas: &'a dyn CrossReplica,
     ) -> Self {
         Self::train_on(&CPU, layout, params, stats, replicas)
     }
 }
 
-impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
+impl<'a, T: Real, B: Backend<T>> Fwd<'a, T, B> {
     fn with_stats(
         backend: &'a B,
         layout: &'a ParamLayout,
-        params: &'a [T],
-        stats: StatsAccess<'a, T>,
+        params: &'a B::Buf,
+        stats: StatsAccess<'a, T, B>,
     ) -> Self {
         Self {
             fused: None,
@@ -73,8 +82,8 @@ impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
     pub fn eval_on(
         backend: &'a B,
         layout: &'a ParamLayout,
-        params: &'a [T],
-        stats: &'a [T],
+        params: &'a B::Buf,
+        stats: &'a B::Buf,
     ) -> Self {
         Self::with_stats(backend, layout, params, StatsAccess::Eval(stats))
     }
@@ -82,8 +91,8 @@ impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
     pub fn train_on(
         backend: &'a B,
         layout: &'a ParamLayout,
-        params: &'a [T],
-        stats: &'a mut [T],
+        params: &'a B::Buf,
+        stats: &'a mut B::Buf,
         replicas: &'a dyn CrossReplica,
     ) -> Self {
         Self::with_stats(
@@ -102,35 +111,31 @@ impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
         matches!(self.stats, StatsAccess::Train { .. })
     }
     /// A parameter's values.
-    pub fn param(&self, name: &str) -> Result<&'a [T]> {
+    pub fn param(&self, name: &str) -> Result<B::View<'a>> {
         let s = self.layout.slot(name)?;
-        Ok(&self.params[s.range()])
+        B::slice(self.params, s.range()).map_err(k("param"))
     }
     /// Running mean and variance of the BN named `prefix` (e.g. `x.bn`) in eval.
-    pub fn running(&self, prefix: &str) -> Result<(&[T], &[T])> {
+    pub fn running(&self, prefix: &str) -> Result<(B::View<'_>, B::View<'_>)> {
         let m = self.layout.slot(&format!("{prefix}._mean"))?.range();
         let v = self.layout.slot(&format!("{prefix}._variance"))?.range();
-        let stats: &[T] = match &self.stats {
+        let stats: &B::Buf = match &self.stats {
             StatsAccess::Eval(s) => s,
             StatsAccess::Train { stats, .. } => stats,
         };
-        Ok((&stats[m], &stats[v]))
+        Ok((
+            B::slice(stats, m).map_err(k("running mean"))?,
+            B::slice(stats, v).map_err(k("running variance"))?,
+        ))
     }
     /// Running mean and variance (writable) and the replicas, in training.
-    pub fn running_mut(&mut self, prefix: &str) -> Result<Option<TrainStats<'_, T>>> {
+    pub fn running_mut(&mut self, prefix: &str) -> Result<Option<TrainStats<'_, T, B>>> {
         let m = self.layout.slot(&format!("{prefix}._mean"))?.range();
         let v = self.layout.slot(&format!("{prefix}._variance"))?.range();
         match &mut self.stats {
             StatsAccess::Eval(_) => Ok(None),
             StatsAccess::Train { stats, replicas } => {
-                // Mean and variance never overlap; split the buffer at the later one.
-                let (mean, var) = if m.start < v.start {
-                    let (a, b) = stats.split_at_mut(v.start);
-                    (&mut a[m], &mut b[..v.len()])
-                } else {
-                    let (a, b) = stats.split_at_mut(m.start);
-                    (&mut b[..m.len()], &mut a[v])
-                };
+                let (mean, var) = B::split_mut(stats, m, v).map_err(k("running statistics"))?;
                 Ok(Some((mean, var, *replicas)))
             }
         }
@@ -138,15 +143,19 @@ impl<'a, T: Real, B: HostBackend<T>> Fwd<'a, T, B> {
 }
 
 /// Running mean, running variance (both writable) and the replicas of one BN in training.
-pub type TrainStats<'s, T = f32> = (&'s mut [T], &'s mut [T], &'s dyn CrossReplica);
+pub type TrainStats<'s, T = f32, B = Cpu> = (
+    <B as Buffers<T>>::ViewMut<'s>,
+    <B as Buffers<T>>::ViewMut<'s>,
+    &'s dyn CrossReplica,
+);
 
 /// Backward-pass context: parameters to read, gradients to accumulate into, replicas for SyncBN,
 /// the backend (the host one unless asked otherwise), and optionally a [`GradSink`] told of each
 /// gradient range once it is final ([`Bwd::with_sink`]).
-pub struct Bwd<'a, B: HostBackend<f32> = Cpu> {
+pub struct Bwd<'a, B: Backend<f32> = Cpu> {
     layout: &'a ParamLayout,
-    params: &'a [f32],
-    grads: &'a mut [f32],
+    params: &'a B::Buf,
+    grads: &'a mut B::Buf,
     /// Cross-replica channel.
     pub replicas: &'a dyn CrossReplica,
     backend: &'a B,
@@ -157,21 +166,21 @@ impl<'a> Bwd<'a> {
     /// A backward context on the host backend.
     pub fn new(
         layout: &'a ParamLayout,
-        params: &'a [f32],
-        grads: &'a mut [f32],
+        params: &'a Vec<f32>,
+        grads: &'a mut Vec<f32>,
         replicas: &'a dyn CrossReplica,
     ) -> Self {
         Self::new_on(&CPU, layout, params, grads, replicas)
     }
 }
 
-impl<'a, B: HostBackend<f32>> Bwd<'a, B> {
+impl<'a, B: Backend<f32>> Bwd<'a, B> {
     /// A backward context on `backend`.
     pub fn new_on(
         backend: &'a B,
         layout: &'a ParamLayout,
-        params: &'a [f32],
-        grads: &'a mut [f32],
+        params: &'a B::Buf,
+        grads: &'a mut B::Buf,
         replicas: &'a dyn CrossReplica,
     ) -> Self {
         Self {
@@ -195,17 +204,17 @@ impl<'a, B: HostBackend<f32>> Bwd<'a, B> {
         self.backend
     }
     /// A parameter's values.
-    pub fn param(&self, name: &str) -> Result<&'a [f32]> {
+    pub fn param(&self, name: &str) -> Result<B::View<'a>> {
         let s = self.layout.slot(name)?;
-        Ok(&self.params[s.range()])
+        B::slice(self.params, s.range()).map_err(k("param"))
     }
     /// The gradient of a parameter, writable (an error once it was released with a sink).
-    pub fn grad(&mut self, name: &str) -> Result<&mut [f32]> {
+    pub fn grad(&mut self, name: &str) -> Result<B::ViewMut<'_>> {
         if let Some(r) = &self.releases {
             r.check_open(self.layout.index(name)?, name)?;
         }
         let s = self.layout.slot(name)?;
-        Ok(&mut self.grads[s.range()])
+        B::slice_mut(self.grads, s.range()).map_err(k("grad"))
     }
     /// The gradients of `names` are final: no later backward op adds into them. With a sink,
     /// the prefix of the buffer that this makes final is reported; without one, nothing happens.
@@ -217,21 +226,21 @@ impl<'a, B: HostBackend<f32>> Bwd<'a, B> {
             .iter()
             .map(|n| self.layout.index(n))
             .collect::<Result<Vec<_>>>()?;
-        r.release(&indices, self.grads)
+        r.release(self.backend, &indices, self.grads)
     }
     /// End of backward: every gradient is final; with a sink, the rest of the buffer is reported.
     pub fn finish(&mut self) -> Result<()> {
         match self.releases.as_mut() {
-            Some(r) => r.finish(self.grads),
+            Some(r) => r.finish(self.backend, self.grads),
             None => Ok(()),
         }
     }
-    /// `grad(name) += values`.
-    pub fn add_grad(&mut self, name: &str, values: &[f32]) -> Result<()> {
-        self.grad(name)?
-            .iter_mut()
-            .zip(values)
-            .for_each(|(g, v)| *g += v);
-        Ok(())
+    /// `grad(name) += values` (a buffer of the backend, as long as the parameter).
+    pub fn add_grad(&mut self, name: &str, values: &B::Buf) -> Result<()> {
+        let be = self.backend;
+        let len = B::len(values);
+        let g = self.grad(name)?;
+        be.accumulate(g, B::view(values), len)
+            .map_err(k("accumulate gradient"))
     }
 }

@@ -1,20 +1,27 @@
-//! An NCHW activation owned by the forward pass: f32 for training and inference, f64 for
-//! checking the numerics of the evaluation forward (e.g. RepVGG fusion) without float32 noise.
-//! Its values live in a buffer of the kernels' [`ringdet_kernels::arena`]: taken from it when
-//! made and given back when dropped, so that a training step reuses the previous step's
-//! activations instead of allocating them again.
+//! An NCHW activation owned by the forward pass, on the backend the pass runs on: host memory
+//! ([`Cpu`], f32 for training and inference, f64 for checking the numerics of the evaluation
+//! forward, e.g. RepVGG fusion, without float32 noise) or a device's. On the host its values live
+//! in a buffer of the kernels' [`ringdet_kernels::arena`]: taken from it when made and given back
+//! when dropped, so that a training step reuses the previous step's activations instead of
+//! allocating them again.
 
-use rayon::prelude::*;
+use ringdet_kernels::backend::Buffers;
 use ringdet_kernels::profile::{Family, OpTimer};
-use ringdet_kernels::{Real, arena};
+use ringdet_kernels::{Cpu, KernelError, Real, arena};
 
 use crate::error::{DetectError, Result};
 
+fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
+}
+
 /// A dense `[n, c, h, w]` feature map (f32 unless asked otherwise).
-#[derive(Debug, PartialEq)]
-pub struct Feat<T: Real = f32> {
+pub struct Feat<T: Real = f32, B: Buffers<T> = Cpu> {
     /// Values, NCHW.
-    pub data: Vec<T>,
+    pub data: B::Buf,
     /// Images.
     pub n: usize,
     /// Channels.
@@ -25,7 +32,7 @@ pub struct Feat<T: Real = f32> {
     pub w: usize,
 }
 
-impl<T: Real> Feat<T> {
+impl<T: Real> Feat<T, Cpu> {
     /// Zeros of a shape.
     pub fn zeros(n: usize, c: usize, h: usize, w: usize) -> Self {
         let _t = OpTimer::new(Family::Alloc);
@@ -66,23 +73,6 @@ impl<T: Real> Feat<T> {
     pub fn zeros_like(&self) -> Self {
         Self::zeros(self.n, self.c, self.h, self.w)
     }
-    /// `[n, c, h, w]`.
-    pub fn shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.h, self.w]
-    }
-    /// `h · w`.
-    pub fn hw(&self) -> usize {
-        self.h * self.w
-    }
-    /// Element-wise `self += other`, in cache-sized chunks over the rayon pool.
-    pub fn add_assign(&mut self, other: &Feat<T>) {
-        const CHUNK: usize = 1 << 14;
-        let _t = OpTimer::new(Family::Elementwise);
-        self.data
-            .par_chunks_mut(CHUNK)
-            .zip(other.data.par_chunks(CHUNK))
-            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
-    }
     /// The same map in another float type (`f32` ↔ `f64`).
     pub fn cast<U: Real>(&self) -> Feat<U> {
         Feat {
@@ -95,7 +85,111 @@ impl<T: Real> Feat<T> {
     }
 }
 
-impl<T: Real> Clone for Feat<T> {
+impl<T: Real, B: Buffers<T>> Feat<T, B> {
+    /// Zeros of a shape on `be`.
+    pub fn zeros_on(be: &B, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
+        let _t = OpTimer::new(Family::Alloc);
+        Ok(Self {
+            data: be.zeros(n * c * h * w).map_err(k("zeros"))?,
+            n,
+            c,
+            h,
+            w,
+        })
+    }
+    /// A map of a shape on `be` whose values are unspecified: only for the output of an op that
+    /// overwrites every element.
+    pub fn scratch_on(be: &B, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
+        Ok(Self {
+            data: be.scratch(n * c * h * w).map_err(k("scratch"))?,
+            n,
+            c,
+            h,
+            w,
+        })
+    }
+    /// `len` zeros on `be` as a `[1, len, 1, 1]` map: a per-channel vector (BN statistics, a
+    /// bias gradient) that goes back to the arena when dropped, like every map.
+    pub fn vector_on(be: &B, len: usize) -> Result<Self> {
+        Self::zeros_on(be, 1, len, 1, 1)
+    }
+    /// [`Self::zeros_on`] shaped like `self`.
+    pub fn zeros_like_on(&self, be: &B) -> Result<Self> {
+        Self::zeros_on(be, self.n, self.c, self.h, self.w)
+    }
+    /// [`Self::scratch_on`] shaped like `self`.
+    pub fn scratch_like_on(&self, be: &B) -> Result<Self> {
+        Self::scratch_on(be, self.n, self.c, self.h, self.w)
+    }
+    /// A copy of `self` on `be`.
+    pub fn copy_on(&self, be: &B) -> Result<Self> {
+        Ok(Self {
+            data: be.copy(&self.data).map_err(k("copy"))?,
+            n: self.n,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+        })
+    }
+    /// Wrap a buffer of `be`, checking the length.
+    pub fn from_buf(data: B::Buf, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
+        if B::len(&data) != n * c * h * w {
+            return Err(DetectError::Input(format!(
+                "{} values for a [{n}, {c}, {h}, {w}] feature map",
+                B::len(&data)
+            )));
+        }
+        Ok(Self { data, n, c, h, w })
+    }
+    /// `[n, c, h, w]`.
+    pub fn shape(&self) -> [usize; 4] {
+        [self.n, self.c, self.h, self.w]
+    }
+    /// `h · w`.
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    /// Elements.
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+    /// Whether the map holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Element-wise `self += other` on `be`.
+    pub fn add_assign_on(&mut self, be: &B, other: &Feat<T, B>) -> Result<()>
+    where
+        B: ringdet_kernels::backend::ElementwiseOps<T>,
+    {
+        if other.shape() != self.shape() {
+            return Err(DetectError::Input(format!(
+                "adding a {:?} map into a {:?} one",
+                other.shape(),
+                self.shape()
+            )));
+        }
+        let len = self.len();
+        be.accumulate(B::view_mut(&mut self.data), B::view(&other.data), len)
+            .map_err(k("accumulate"))
+    }
+}
+
+impl<T: Real, B: Buffers<T>> std::fmt::Debug for Feat<T, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feat")
+            .field("shape", &self.shape())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Real> PartialEq for Feat<T, Cpu> {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape() == other.shape() && self.data == other.data
+    }
+}
+
+impl<T: Real> Clone for Feat<T, Cpu> {
     fn clone(&self) -> Self {
         Self {
             data: arena::take_copy(&self.data),
@@ -107,8 +201,8 @@ impl<T: Real> Clone for Feat<T> {
     }
 }
 
-impl<T: Real> Drop for Feat<T> {
+impl<T: Real, B: Buffers<T>> Drop for Feat<T, B> {
     fn drop(&mut self) {
-        arena::give(std::mem::take(&mut self.data));
+        B::recycle(&mut self.data);
     }
 }

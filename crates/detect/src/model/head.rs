@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use ringdet_kernels::{HostBackend, Real};
+use ringdet_kernels::backend::{Backend, Buffers};
+use ringdet_kernels::{Cpu, Real};
 
 use super::blocks::{self, GateCache, GateFn};
 use super::conv_bn::{self, ConvBnCache};
@@ -17,41 +18,67 @@ fn missing() -> DetectError {
 }
 
 /// Raw head outputs of one level.
-#[derive(Clone, Debug)]
-pub struct LevelLogits<T: Real = f32> {
+#[derive(Debug)]
+pub struct LevelLogits<T: Real = f32, B: Buffers<T> = Cpu> {
     /// `pred_cls` output `[n, classes, h, w]` (pre-sigmoid).
-    pub cls: Feat<T>,
+    pub cls: Feat<T, B>,
     /// `pred_reg` output `[n, 4·bins, h, w]`, side-major.
-    pub reg: Feat<T>,
+    pub reg: Feat<T, B>,
+}
+
+impl<T: Real> Clone for LevelLogits<T, Cpu> {
+    fn clone(&self) -> Self {
+        Self {
+            cls: self.cls.clone(),
+            reg: self.reg.clone(),
+        }
+    }
 }
 
 /// Cache of one level.
-#[derive(Debug, Default)]
-pub struct LevelCache<T: Real = f32> {
-    feat: Option<Arc<Feat<T>>>,
-    cls_gate: GateCache<T>,
-    cls_conv: ConvBnCache<T>,
-    cls_in: Option<Feat<T>>,
-    reg_gate: GateCache<T>,
-    reg_conv: ConvBnCache<T>,
-    reg_in: Option<Feat<T>>,
+pub struct LevelCache<T: Real = f32, B: Buffers<T> = Cpu> {
+    feat: Option<Arc<Feat<T, B>>>,
+    cls_gate: GateCache<T, B>,
+    cls_conv: ConvBnCache<T, B>,
+    cls_in: Option<Feat<T, B>>,
+    reg_gate: GateCache<T, B>,
+    reg_conv: ConvBnCache<T, B>,
+    reg_in: Option<Feat<T, B>>,
+}
+
+impl<T: Real, B: Buffers<T>> Default for LevelCache<T, B> {
+    fn default() -> Self {
+        Self {
+            feat: Default::default(),
+            cls_gate: Default::default(),
+            cls_conv: Default::default(),
+            cls_in: Default::default(),
+            reg_gate: Default::default(),
+            reg_conv: Default::default(),
+            reg_in: Default::default(),
+        }
+    }
 }
 
 /// Logits and caches of every level.
-pub type HeadOutputs<T = f32> = (Vec<LevelLogits<T>>, Vec<LevelCache<T>>);
+pub type HeadOutputs<T = f32, B = Cpu> = (Vec<LevelLogits<T, B>>, Vec<LevelCache<T, B>>);
 
-fn pred<T: Real, B: HostBackend<T>>(ctx: &Fwd<T, B>, s: &ConvSpec, x: &Feat<T>) -> Result<Feat<T>> {
+fn pred<T: Real, B: Backend<T>>(
+    ctx: &Fwd<T, B>,
+    s: &ConvSpec,
+    x: &Feat<T, B>,
+) -> Result<Feat<T, B>> {
     let w = ctx.param(&format!("{}.weight", s.name))?;
     let b = ctx.param(&format!("{}.bias", s.name))?;
     ops::conv2d(ctx.backend(), x, w, Some(b), s.cout, s.kernel, 1)
 }
 
 /// Neck outputs (deepest first) → logits per level.
-pub fn forward<T: Real, B: HostBackend<T>>(
+pub fn forward<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &HeadSpec,
-    feats: &[Feat<T>],
-) -> Result<HeadOutputs<T>> {
+    feats: &[Feat<T, B>],
+) -> Result<HeadOutputs<T, B>> {
     if feats.len() != s.strides.len() {
         return Err(DetectError::Input(format!(
             "head expects {} levels, got {}",
@@ -65,7 +92,10 @@ pub fn forward<T: Real, B: HostBackend<T>>(
     for (i, f) in feats.iter().enumerate() {
         let avg = ops::global_avg_pool(ctx.backend(), f)?;
         // In training one copy of the level serves both gates' caches and this one.
-        let shared = train.then(|| Arc::new(f.clone()));
+        let shared = match train {
+            true => Some(Arc::new(f.copy_on(ctx.backend())?)),
+            false => None,
+        };
         let (cls_fc, reg_fc) = (&s.stem_cls[i].fc, &s.stem_reg[i].fc);
         let (g, cls_gate) = match &shared {
             Some(fa) => blocks::gate_forward_shared(ctx, cls_fc, GateFn::Sigmoid, fa, &avg)?,
@@ -74,7 +104,7 @@ pub fn forward<T: Real, B: HostBackend<T>>(
         // The gated maps are this level's own: the ConvBN caches keep them without a copy.
         let (mut cls_in, cls_conv) =
             conv_bn::forward_shared(ctx, &s.stem_cls[i].conv, &Arc::new(g))?;
-        cls_in.add_assign(f);
+        cls_in.add_assign_on(ctx.backend(), f)?;
         let cls = pred(ctx, &s.pred_cls[i], &cls_in)?;
         let (g2, reg_gate) = match &shared {
             Some(fa) => blocks::gate_forward_shared(ctx, reg_fc, GateFn::Sigmoid, fa, &avg)?,
@@ -96,32 +126,32 @@ pub fn forward<T: Real, B: HostBackend<T>>(
     Ok((outs, caches))
 }
 
-fn pred_backward<B: HostBackend<f32>>(
+fn pred_backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &ConvSpec,
-    x: &Feat,
-    dy: &Feat,
-) -> Result<Feat> {
+    x: &Feat<f32, B>,
+    dy: &Feat<f32, B>,
+) -> Result<Feat<f32, B>> {
     let be = ctx.backend();
     let w = ctx.param(&format!("{}.weight", s.name))?;
-    let mut db = vec![0.0f32; s.cout];
+    let mut db = Feat::vector_on(be, s.cout)?;
     let dw = ctx.grad(&format!("{}.weight", s.name))?;
-    let dx = ops::conv2d_backward(be, dy, x, w, dw, Some(&mut db), s.kernel, 1, true)?
-        .ok_or_else(missing)?;
+    let dbv = Some(B::view_mut(&mut db.data));
+    let dx = ops::conv2d_backward(be, dy, x, w, dw, dbv, s.kernel, 1, true)?.ok_or_else(missing)?;
     let bias = format!("{}.bias", s.name);
-    ctx.add_grad(&bias, &db)?;
+    ctx.add_grad(&bias, &db.data)?;
     ctx.release(&[&format!("{}.weight", s.name), &bias])?;
     Ok(dx)
 }
 
 /// Backward from the logit gradients per level; returns the gradients of the neck outputs.
-pub fn backward<B: HostBackend<f32>>(
+pub fn backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &HeadSpec,
-    caches: &[LevelCache],
-    dlogits: &[LevelLogits],
-) -> Result<Vec<Feat>> {
-    let mut douts: Vec<Feat> = Vec::with_capacity(caches.len());
+    caches: &[LevelCache<f32, B>],
+    dlogits: &[LevelLogits<f32, B>],
+) -> Result<Vec<Feat<f32, B>>> {
+    let mut douts: Vec<Feat<f32, B>> = Vec::with_capacity(caches.len());
     for i in (0..caches.len()).rev() {
         let c = &caches[i];
         let d = &dlogits[i];
@@ -141,9 +171,9 @@ pub fn backward<B: HostBackend<f32>>(
         let (df_cls, davg_cls) =
             blocks::gate_backward(ctx, &s.stem_cls[i].fc, GateFn::Sigmoid, &c.cls_gate, &dg)?;
         let mut df = d_cls_in;
-        df.add_assign(&df_reg);
-        df.add_assign(&df_cls);
-        davg.add_assign(&davg_cls);
+        df.add_assign_on(ctx.backend(), &df_reg)?;
+        df.add_assign_on(ctx.backend(), &df_cls)?;
+        davg.add_assign_on(ctx.backend(), &davg_cls)?;
         ops::global_avg_pool_backward(ctx.backend(), &mut df, &davg)?;
         debug_assert_eq!(df.shape(), f.shape());
         douts.push(df);

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use ringdet_kernels::{HostBackend, Real};
+use ringdet_kernels::backend::{Backend, Buffers};
+use ringdet_kernels::{Cpu, Real};
 
 use super::blocks::{self, BasicBlockCache};
 use super::conv_bn::{self, ConvBnCache};
@@ -17,24 +18,33 @@ fn missing() -> DetectError {
 }
 
 /// Cache of an SPP block.
-#[derive(Debug, Default)]
-pub struct SppCache<T: Real = f32> {
-    x: Option<Feat<T>>,
-    pools: Vec<Feat<T>>,
-    conv: ConvBnCache<T>,
+pub struct SppCache<T: Real = f32, B: Buffers<T> = Cpu> {
+    x: Option<Feat<T, B>>,
+    pools: Vec<Feat<T, B>>,
+    conv: ConvBnCache<T, B>,
 }
 
-fn spp_forward<T: Real, B: HostBackend<T>>(
+impl<T: Real, B: Buffers<T>> Default for SppCache<T, B> {
+    fn default() -> Self {
+        Self {
+            x: Default::default(),
+            pools: Default::default(),
+            conv: Default::default(),
+        }
+    }
+}
+
+fn spp_forward<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &SppSpec,
-    x: &Feat<T>,
-) -> Result<(Feat<T>, SppCache<T>)> {
+    x: &Feat<T, B>,
+) -> Result<(Feat<T, B>, SppCache<T, B>)> {
     let pools = s
         .pool_sizes
         .iter()
         .map(|&k| ops::max_pool(ctx.backend(), x, k))
         .collect::<Result<Vec<_>>>()?;
-    let mut parts: Vec<&Feat<T>> = vec![x];
+    let mut parts: Vec<&Feat<T, B>> = vec![x];
     parts.extend(pools.iter());
     let cat = ops::concat(ctx.backend(), &parts)?;
     let (y, conv) = conv_bn::forward(ctx, &s.conv, &cat)?;
@@ -42,19 +52,22 @@ fn spp_forward<T: Real, B: HostBackend<T>>(
     Ok((
         y,
         SppCache {
-            x: train.then(|| x.clone()),
+            x: match train {
+                true => Some(x.copy_on(ctx.backend())?),
+                false => None,
+            },
             pools: if train { pools } else { Vec::new() },
             conv,
         },
     ))
 }
 
-fn spp_backward<B: HostBackend<f32>>(
+fn spp_backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &SppSpec,
-    c: &SppCache,
-    dy: &Feat,
-) -> Result<Feat> {
+    c: &SppCache<f32, B>,
+    dy: &Feat<f32, B>,
+) -> Result<Feat<f32, B>> {
     let x = c.x.as_ref().ok_or_else(missing)?;
     let dcat = conv_bn::backward(ctx, &s.conv, &c.conv, dy, true)?.ok_or_else(missing)?;
     let channels = vec![x.c; 1 + s.pool_sizes.len()];
@@ -67,30 +80,43 @@ fn spp_backward<B: HostBackend<f32>>(
 }
 
 /// Cache of one item of a CSPStage.
-#[derive(Debug)]
-pub enum ItemCache<T: Real = f32> {
+pub enum ItemCache<T: Real = f32, B: Buffers<T> = Cpu> {
     /// BasicBlock.
-    Block(Box<BasicBlockCache<T>>),
+    Block(Box<BasicBlockCache<T, B>>),
     /// SPP.
-    Spp(Box<SppCache<T>>),
+    Spp(Box<SppCache<T, B>>),
 }
 
 /// Cache of a CSPStage.
-#[derive(Debug, Default)]
-pub struct CspStageCache<T: Real = f32> {
-    c1: ConvBnCache<T>,
-    c2: ConvBnCache<T>,
-    items: Vec<ItemCache<T>>,
-    c3: ConvBnCache<T>,
+pub struct CspStageCache<T: Real = f32, B: Buffers<T> = Cpu> {
+    c1: ConvBnCache<T, B>,
+    c2: ConvBnCache<T, B>,
+    items: Vec<ItemCache<T, B>>,
+    c3: ConvBnCache<T, B>,
 }
 
-fn csp_forward<T: Real, B: HostBackend<T>>(
+impl<T: Real, B: Buffers<T>> Default for CspStageCache<T, B> {
+    fn default() -> Self {
+        Self {
+            c1: Default::default(),
+            c2: Default::default(),
+            items: Default::default(),
+            c3: Default::default(),
+        }
+    }
+}
+
+fn csp_forward<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &CspStageSpec,
-    x: &Feat<T>,
-) -> Result<(Feat<T>, CspStageCache<T>)> {
+    x: &Feat<T, B>,
+) -> Result<(Feat<T, B>, CspStageCache<T, B>)> {
     // conv1 and conv2 read x: in training one shared copy serves both caches.
-    let ((y1, c1), (y2, c2)) = match ctx.training().then(|| Arc::new(x.clone())) {
+    let shared = match ctx.training() {
+        true => Some(Arc::new(x.copy_on(ctx.backend())?)),
+        false => None,
+    };
+    let ((y1, c1), (y2, c2)) = match shared {
         Some(xs) => (
             conv_bn::forward_shared(ctx, &s.conv1, &xs)?,
             conv_bn::forward_shared(ctx, &s.conv2, &xs)?,
@@ -121,12 +147,12 @@ fn csp_forward<T: Real, B: HostBackend<T>>(
     Ok((y, CspStageCache { c1, c2, items, c3 }))
 }
 
-fn csp_backward<B: HostBackend<f32>>(
+fn csp_backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &CspStageSpec,
-    c: &CspStageCache,
-    dy: &Feat,
-) -> Result<Feat> {
+    c: &CspStageCache<f32, B>,
+    dy: &Feat<f32, B>,
+) -> Result<Feat<f32, B>> {
     let dcat = conv_bn::backward(ctx, &s.conv3, &c.c3, dy, true)?.ok_or_else(missing)?;
     let mut parts = ops::concat_backward(ctx.backend(), &dcat, &[s.conv1.cout, s.conv2.cout])?;
     let mut dy2 = parts.pop().ok_or_else(missing)?;
@@ -145,26 +171,41 @@ fn csp_backward<B: HostBackend<f32>>(
         };
     }
     let mut dx = conv_bn::backward(ctx, &s.conv2, &c.c2, &dy2, true)?.ok_or_else(missing)?;
-    dx.add_assign(&conv_bn::backward(ctx, &s.conv1, &c.c1, &dy1, true)?.ok_or_else(missing)?);
+    let dx1 = conv_bn::backward(ctx, &s.conv1, &c.c1, &dy1, true)?.ok_or_else(missing)?;
+    dx.add_assign_on(ctx.backend(), &dx1)?;
     Ok(dx)
 }
 
 /// Cache of the neck.
-#[derive(Debug, Default)]
-pub struct NeckCache<T: Real = f32> {
-    fpn: Vec<CspStageCache<T>>,
-    fpn_routes: Vec<(ConvBnCache<T>, Feat<T>)>,
-    pan: Vec<Option<CspStageCache<T>>>,
-    pan_routes: Vec<Option<ConvBnCache<T>>>,
+pub struct NeckCache<T: Real = f32, B: Buffers<T> = Cpu> {
+    fpn: Vec<CspStageCache<T, B>>,
+    fpn_routes: Vec<(ConvBnCache<T, B>, Feat<T, B>)>,
+    pan: Vec<Option<CspStageCache<T, B>>>,
+    pan_routes: Vec<Option<ConvBnCache<T, B>>>,
     lateral_channels: Vec<usize>,
 }
 
+impl<T: Real, B: Buffers<T>> Default for NeckCache<T, B> {
+    fn default() -> Self {
+        Self {
+            fpn: Default::default(),
+            fpn_routes: Default::default(),
+            pan: Default::default(),
+            pan_routes: Default::default(),
+            lateral_channels: Default::default(),
+        }
+    }
+}
+
+/// The neck's outputs and its cache.
+pub type NeckOutputs<T, B> = (Vec<Feat<T, B>>, NeckCache<T, B>);
+
 /// Backbone features (shallowest first) → neck outputs (deepest first).
-pub fn forward<T: Real, B: HostBackend<T>>(
+pub fn forward<T: Real, B: Backend<T>>(
     ctx: &mut Fwd<T, B>,
     s: &NeckSpec,
-    feats: &[Feat<T>],
-) -> Result<(Vec<Feat<T>>, NeckCache<T>)> {
+    feats: &[Feat<T, B>],
+) -> Result<NeckOutputs<T, B>> {
     let levels = s.fpn_stages.len();
     if feats.len() != levels {
         return Err(DetectError::Input(format!(
@@ -173,36 +214,36 @@ pub fn forward<T: Real, B: HostBackend<T>>(
         )));
     }
     let mut cache = NeckCache::default();
-    let mut fpn_feats: Vec<Feat<T>> = Vec::with_capacity(levels);
-    let mut route: Option<Feat<T>> = None;
+    let mut fpn_feats: Vec<Feat<T, B>> = Vec::with_capacity(levels);
+    let mut route: Option<Feat<T, B>> = None;
     for i in 0..levels {
         let lateral = &feats[levels - 1 - i];
         cache.lateral_channels.push(lateral.c);
         let block = match route.take() {
             Some(r) => ops::concat(ctx.backend(), &[&r, lateral])?,
-            None => lateral.clone(),
+            None => lateral.copy_on(ctx.backend())?,
         };
         let (out, c) = csp_forward(ctx, &s.fpn_stages[i], &block)?;
         cache.fpn.push(c);
         if i < levels - 1 {
             let (r, rc) = conv_bn::forward(ctx, &s.fpn_routes[i], &out)?;
             route = Some(ops::upsample2x(ctx.backend(), &r)?);
-            let shape = Feat::zeros(r.n, r.c, r.h, r.w);
+            let shape = Feat::zeros_on(ctx.backend(), r.n, r.c, r.h, r.w)?;
             cache.fpn_routes.push((rc, shape));
         }
         fpn_feats.push(out);
     }
     cache.pan = (0..levels - 1).map(|_| None).collect();
     cache.pan_routes = (0..levels - 1).map(|_| None).collect();
-    let mut pan_feats = vec![fpn_feats[levels - 1].clone()];
-    let mut r = fpn_feats[levels - 1].clone();
+    let mut pan_feats = vec![fpn_feats[levels - 1].copy_on(ctx.backend())?];
+    let mut r = fpn_feats[levels - 1].copy_on(ctx.backend())?;
     for i in (0..levels - 1).rev() {
         let (down, rc) = conv_bn::forward(ctx, &s.pan_routes[i], &r)?;
         let block = ops::concat(ctx.backend(), &[&down, &fpn_feats[i]])?;
         let (out, c) = csp_forward(ctx, &s.pan_stages[i], &block)?;
         cache.pan_routes[i] = Some(rc);
         cache.pan[i] = Some(c);
-        pan_feats.push(out.clone());
+        pan_feats.push(out.copy_on(ctx.backend())?);
         r = out;
     }
     pan_feats.reverse();
@@ -211,19 +252,23 @@ pub fn forward<T: Real, B: HostBackend<T>>(
 
 /// Backward from the gradients of the outputs (deepest first); returns the gradients of the
 /// backbone features (shallowest first).
-pub fn backward<B: HostBackend<f32>>(
+pub fn backward<B: Backend<f32>>(
     ctx: &mut Bwd<B>,
     s: &NeckSpec,
-    c: &NeckCache,
-    douts: Vec<Feat>,
-) -> Result<Vec<Feat>> {
+    c: &NeckCache<f32, B>,
+    douts: Vec<Feat<f32, B>>,
+) -> Result<Vec<Feat<f32, B>>> {
     let levels = s.fpn_stages.len();
-    let mut dpan: Vec<Option<Feat>> = douts.into_iter().map(Some).collect();
+    let mut dpan: Vec<Option<Feat<f32, B>>> = douts.into_iter().map(Some).collect();
     // Gradients of the FPN outputs F_i collected from the PAN path.
-    let mut dfpn: Vec<Option<Feat>> = (0..levels).map(|_| None).collect();
-    let add = |slot: &mut Option<Feat>, g: Feat| match slot {
-        Some(acc) => acc.add_assign(&g),
-        None => *slot = Some(g),
+    let mut dfpn: Vec<Option<Feat<f32, B>>> = (0..levels).map(|_| None).collect();
+    let be = ctx.backend();
+    let add = |slot: &mut Option<Feat<f32, B>>, g: Feat<f32, B>| -> Result<()> {
+        match slot {
+            Some(acc) => acc.add_assign_on(be, &g)?,
+            None => *slot = Some(g),
+        }
+        Ok(())
     };
     // PAN ran i = levels-2 … 0; undo it i = 0 … levels-2. Output i's route input was output i+1.
     for i in 0..levels - 1 {
@@ -237,16 +282,16 @@ pub fn backward<B: HostBackend<f32>>(
             &dblock,
             &[s.pan_routes[i].cout, s.fpn_stages[i].conv3.cout],
         )?;
-        add(&mut dfpn[i], parts.pop().ok_or_else(missing)?);
+        add(&mut dfpn[i], parts.pop().ok_or_else(missing)?)?;
         let ddown = parts.pop().ok_or_else(missing)?;
         let dr = conv_bn::backward(ctx, &s.pan_routes[i], rc, &ddown, true)?.ok_or_else(missing)?;
-        add(&mut dpan[i + 1], dr);
+        add(&mut dpan[i + 1], dr)?;
     }
     // The last PAN output is F_{levels-1} itself.
     if let Some(d) = dpan[levels - 1].take() {
-        add(&mut dfpn[levels - 1], d);
+        add(&mut dfpn[levels - 1], d)?;
     }
-    let mut dfeats: Vec<Option<Feat>> = (0..levels).map(|_| None).collect();
+    let mut dfeats: Vec<Option<Feat<f32, B>>> = (0..levels).map(|_| None).collect();
     for i in (0..levels).rev() {
         let d = dfpn[i].take().ok_or_else(missing)?;
         let dblock = csp_backward(ctx, &s.fpn_stages[i], &c.fpn[i], &d)?;
@@ -260,11 +305,11 @@ pub fn backward<B: HostBackend<f32>>(
         dfeats[levels - 1 - i] = Some(parts.pop().ok_or_else(missing)?);
         let dup = parts.pop().ok_or_else(missing)?;
         let (rc, shape) = &c.fpn_routes[i - 1];
-        let mut dr = shape.zeros_like();
+        let mut dr = shape.zeros_like_on(ctx.backend())?;
         ops::upsample2x_backward(ctx.backend(), &mut dr, &dup)?;
         let df =
             conv_bn::backward(ctx, &s.fpn_routes[i - 1], rc, &dr, true)?.ok_or_else(missing)?;
-        add(&mut dfpn[i - 1], df);
+        add(&mut dfpn[i - 1], df)?;
     }
     dfeats.into_iter().map(|d| d.ok_or_else(missing)).collect()
 }

@@ -1,8 +1,9 @@
 //! BatchNorm through the kernels: eval with running statistics; training with batch statistics
 //! combined across replicas (SyncBN: per-rank means averaged with equal weight, as Paddle's 2022
-//! SyncBatchNorm does), biased variance, running stats updated with momentum 0.9.
+//! SyncBatchNorm does), biased variance, running stats updated with momentum 0.9. On a device the
+//! per-channel sums make one trip to the host and back for the cross-replica step (2·C values).
 
-use ringdet_kernels::backend::HostBackend;
+use ringdet_kernels::backend::{Backend, Buffers};
 use ringdet_kernels::batchnorm::BatchNormParams;
 use ringdet_kernels::{KernelError, Real};
 
@@ -17,253 +18,178 @@ fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
     }
 }
 
-fn params<T: Real>(x: &Feat<T>) -> BatchNormParams {
+fn params<T: Real, B: Buffers<T>>(x: &Feat<T, B>) -> BatchNormParams {
     BatchNormParams::new(x.n, x.c, x.hw())
 }
 
+/// A BN's four per-channel vectors: γ, β and the running mean and variance.
+pub type BnVectors<'v, T, B> = [<B as Buffers<T>>::View<'v>; 4];
+
 /// `y = γ (x − μ_run) / sqrt(σ²_run + eps) + β`.
-pub fn bn_eval<T: Real, B: HostBackend<T>>(
+pub fn bn_eval<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    gamma: &[T],
-    beta: &[T],
-    mean: &[T],
-    var: &[T],
-) -> Result<Feat<T>> {
+    x: &Feat<T, B>,
+    [gamma, beta, mean, var]: BnVectors<'_, T, B>,
+) -> Result<Feat<T, B>> {
     eval_impl(be, x, [gamma, beta, mean, var], false)
 }
 
 /// `silu(bn_eval(x))` in one fused pass.
-pub fn bn_silu_eval<T: Real, B: HostBackend<T>>(
+pub fn bn_silu_eval<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    gamma: &[T],
-    beta: &[T],
-    mean: &[T],
-    var: &[T],
-) -> Result<Feat<T>> {
-    eval_impl(be, x, [gamma, beta, mean, var], true)
+    x: &Feat<T, B>,
+    v: BnVectors<'_, T, B>,
+) -> Result<Feat<T, B>> {
+    eval_impl(be, x, v, true)
 }
 
-fn eval_impl<T: Real, B: HostBackend<T>>(
+fn eval_impl<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    [gamma, beta, mean, var]: [&[T]; 4],
+    x: &Feat<T, B>,
+    [gamma, beta, mean, var]: BnVectors<'_, T, B>,
     silu: bool,
-) -> Result<Feat<T>> {
-    let mut y = x.scratch_like();
-    {
-        let args = (
-            B::host_mut(&mut y.data),
-            B::host(&x.data),
-            B::host(gamma),
-            B::host(beta),
-            B::host(mean),
-            B::host(var),
-        );
-        let p = params(x);
-        if silu {
-            be.batchnorm_silu_forward_inference(args.0, args.1, args.2, args.3, args.4, args.5, &p)
-                .map_err(k("batchnorm_silu_forward_inference"))?;
-        } else {
-            be.batchnorm_forward_inference(args.0, args.1, args.2, args.3, args.4, args.5, &p)
-                .map_err(k("batchnorm_forward_inference"))?;
-        }
+) -> Result<Feat<T, B>> {
+    let mut y = x.scratch_like_on(be)?;
+    let p = params(x);
+    let (yv, xv) = (B::view_mut(&mut y.data), B::view(&x.data));
+    if silu {
+        be.batchnorm_silu_forward_inference(yv, xv, gamma, beta, mean, var, &p)
+            .map_err(k("batchnorm_silu_forward_inference"))?;
+    } else {
+        be.batchnorm_forward_inference(yv, xv, gamma, beta, mean, var, &p)
+            .map_err(k("batchnorm_forward_inference"))?;
     }
     Ok(y)
 }
 
 /// Training BN; returns the output and `saved` = (mean, inverse std) for the backward.
-pub fn bn_train<T: Real, B: HostBackend<T>>(
+pub fn bn_train<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    gamma: &[T],
-    beta: &[T],
-    running_mean: &mut [T],
-    running_var: &mut [T],
+    x: &Feat<T, B>,
+    gamma: B::View<'_>,
+    beta: B::View<'_>,
+    running: (B::ViewMut<'_>, B::ViewMut<'_>),
     replicas: &dyn CrossReplica,
-) -> Result<(Feat<T>, Vec<T>)> {
-    train_impl(
-        be,
-        x,
-        gamma,
-        beta,
-        running_mean,
-        running_var,
-        replicas,
-        false,
-    )
+) -> Result<(Feat<T, B>, Feat<T, B>)> {
+    train_impl(be, x, gamma, beta, running, replicas, false)
 }
 
 /// `silu(bn_train(x))` with BN and SiLU fused in one pass (the pre-activation is not kept:
 /// [`bn_silu_train_backward`] recomputes it).
-pub fn bn_silu_train<T: Real, B: HostBackend<T>>(
+pub fn bn_silu_train<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    gamma: &[T],
-    beta: &[T],
-    running_mean: &mut [T],
-    running_var: &mut [T],
+    x: &Feat<T, B>,
+    gamma: B::View<'_>,
+    beta: B::View<'_>,
+    running: (B::ViewMut<'_>, B::ViewMut<'_>),
     replicas: &dyn CrossReplica,
-) -> Result<(Feat<T>, Vec<T>)> {
-    train_impl(
-        be,
-        x,
-        gamma,
-        beta,
-        running_mean,
-        running_var,
-        replicas,
-        true,
-    )
+) -> Result<(Feat<T, B>, Feat<T, B>)> {
+    train_impl(be, x, gamma, beta, running, replicas, true)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train_impl<T: Real, B: HostBackend<T>>(
+fn train_impl<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    gamma: &[T],
-    beta: &[T],
-    running_mean: &mut [T],
-    running_var: &mut [T],
+    x: &Feat<T, B>,
+    gamma: B::View<'_>,
+    beta: B::View<'_>,
+    (rm, rv): (B::ViewMut<'_>, B::ViewMut<'_>),
     replicas: &dyn CrossReplica,
     silu: bool,
-) -> Result<(Feat<T>, Vec<T>)> {
+) -> Result<(Feat<T, B>, Feat<T, B>)> {
     let p = params(x);
-    let mut stats = vec![T::ZERO; 2 * x.c];
-    be.batchnorm_stats_forward(B::host_mut(&mut stats), B::host(&x.data), &p)
+    let mut stats = Feat::vector_on(be, 2 * x.c)?;
+    be.batchnorm_stats_forward(B::view_mut(&mut stats.data), B::view(&x.data), &p)
         .map_err(k("batchnorm_stats_forward"))?;
     // Local (Σx, Σx²) → local (E[x], E[x²]) → mean over ranks with equal weight; count 1.
     let n = T::from_usize(p.count());
-    stats.iter_mut().for_each(|v| *v /= n);
-    all_reduce_mean_real(replicas, &mut stats)?;
-    let mut y = x.scratch_like();
-    let mut saved = vec![T::ZERO; 2 * x.c];
-    let (yv, sv) = (B::host_mut(&mut y.data), B::host_mut(&mut saved));
-    let (rm, rv) = (B::host_mut(running_mean), B::host_mut(running_var));
-    let (xv, g, b, st) = (
-        B::host(&x.data),
-        B::host(gamma),
-        B::host(beta),
-        B::host(&stats),
-    );
+    be.with_host_mut(&mut stats.data, |s| {
+        s.iter_mut().for_each(|v| *v /= n);
+        all_reduce_mean_real(replicas, s)
+    })
+    .map_err(k("batch statistics to the host"))??;
+    let mut y = x.scratch_like_on(be)?;
+    let mut saved = Feat::vector_on(be, 2 * x.c)?;
+    let (yv, sv) = (B::view_mut(&mut y.data), B::view_mut(&mut saved.data));
+    let (xv, st) = (B::view(&x.data), B::view(&stats.data));
     if silu {
-        be.batchnorm_silu_forward_train(yv, sv, rm, rv, xv, g, b, st, 1, &p)
+        be.batchnorm_silu_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, 1, &p)
             .map_err(k("batchnorm_silu_forward_train"))?;
     } else {
-        be.batchnorm_forward_train(yv, sv, rm, rv, xv, g, b, st, 1, &p)
+        be.batchnorm_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, 1, &p)
             .map_err(k("batchnorm_forward_train"))?;
     }
     Ok((y, saved))
 }
 
-/// Training BN backward: `dγ += …`, `dβ += …`, returns `dx`. The statistics gradient is summed across
-/// replicas; each rank's elements weigh `1 / (world · local count)` in the equal-weight mean.
-#[allow(clippy::too_many_arguments)]
-pub fn bn_train_backward<B: HostBackend<f32>>(
-    be: &B,
-    dy: &Feat,
-    x: &Feat,
-    saved: &[f32],
-    gamma: &[f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-    replicas: &dyn CrossReplica,
-) -> Result<Feat> {
-    train_backward(be, dy, x, saved, gamma, None, dgamma, dbeta, replicas)
+/// What the training backward of one BN reads: its input, the `saved` (mean, inverse std) of
+/// the forward, γ, and β when a fused SiLU follows (the fused ops recompute the pre-activation
+/// from it).
+pub struct BnBackwardInputs<'c, 'v, B: Buffers<f32>> {
+    /// The BN's input (the conv output).
+    pub x: &'c Feat<f32, B>,
+    /// `saved` of the training forward.
+    pub saved: &'c Feat<f32, B>,
+    /// γ.
+    pub gamma: B::View<'v>,
+    /// β, when SiLU follows BN (fused).
+    pub silu_beta: Option<B::View<'v>>,
 }
 
-/// Backward of [`bn_silu_train`] from the gradient of its output: the SiLU gradient and the BN
-/// backward fused (one pass for the sums, one for `dx`); `dγ += …`, `dβ += …`, returns `dx`.
-/// Replicas combine the sums as in [`bn_train_backward`].
-#[allow(clippy::too_many_arguments)]
-pub fn bn_silu_train_backward<B: HostBackend<f32>>(
+/// Training BN backward (followed by SiLU when `inputs.silu_beta` holds β): `dγ += …`,
+/// `dβ += …`, returns `dx`. The statistics gradient is summed across replicas; each rank's
+/// elements weigh `1 / (world · local count)` in the equal-weight mean.
+pub fn train_backward<B: Backend<f32>>(
     be: &B,
-    dy: &Feat,
-    x: &Feat,
-    saved: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
+    dy: &Feat<f32, B>,
+    inputs: BnBackwardInputs<'_, '_, B>,
+    (dgamma, dbeta): (B::ViewMut<'_>, B::ViewMut<'_>),
     replicas: &dyn CrossReplica,
-) -> Result<Feat> {
-    train_backward(be, dy, x, saved, gamma, Some(beta), dgamma, dbeta, replicas)
-}
-
-/// The training backward of BN, followed by SiLU when `silu_beta` holds β (the fused ops
-/// recompute the pre-activation from it): local sums, summed across replicas, then `dx`.
-#[allow(clippy::too_many_arguments)]
-fn train_backward<B: HostBackend<f32>>(
-    be: &B,
-    dy: &Feat,
-    x: &Feat,
-    saved: &[f32],
-    gamma: &[f32],
-    silu_beta: Option<&[f32]>,
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-    replicas: &dyn CrossReplica,
-) -> Result<Feat> {
+) -> Result<Feat<f32, B>> {
+    let BnBackwardInputs {
+        x,
+        saved,
+        gamma,
+        silu_beta,
+    } = inputs;
     let p = params(x);
-    let mut local = vec![0.0f32; 2 * x.c];
-    match silu_beta {
+    let mut local = Feat::vector_on(be, 2 * x.c)?;
+    let (dyv, xv, sv) = (B::view(&dy.data), B::view(&x.data), B::view(&saved.data));
+    match &silu_beta {
         Some(beta) => be
             .batchnorm_silu_stats_backward(
-                B::host_mut(&mut local),
-                B::host(&dy.data),
-                B::host(&x.data),
-                B::host(saved),
-                B::host(gamma),
-                B::host(beta),
+                B::view_mut(&mut local.data),
+                dyv,
+                xv,
+                sv,
+                B::reborrow(&gamma),
+                B::reborrow(beta),
                 &p,
             )
             .map_err(k("batchnorm_silu_stats_backward"))?,
         None => be
-            .batchnorm_stats_backward(
-                B::host_mut(&mut local),
-                B::host(&dy.data),
-                B::host(&x.data),
-                B::host(saved),
-                &p,
-            )
+            .batchnorm_stats_backward(B::view_mut(&mut local.data), dyv, xv, sv, &p)
             .map_err(k("batchnorm_stats_backward"))?,
     }
-    let mut global = local.clone();
-    replicas.all_reduce_sum(&mut global)?;
+    let mut global = local.copy_on(be)?;
+    be.with_host_mut(&mut global.data, |g| replicas.all_reduce_sum(g))
+        .map_err(k("statistics gradient to the host"))??;
     let count = p.count() * replicas.world_size().max(1);
-    let mut dx = x.zeros_like();
+    let mut dx = x.zeros_like_on(be)?;
+    let (dxv, dyv, xv, sv) = (
+        B::view_mut(&mut dx.data),
+        B::view(&dy.data),
+        B::view(&x.data),
+        B::view(&saved.data),
+    );
+    let (lv, gv) = (B::view(&local.data), B::view(&global.data));
     match silu_beta {
         Some(beta) => be
             .batchnorm_silu_backward(
-                B::host_mut(&mut dx.data),
-                B::host_mut(dgamma),
-                B::host_mut(dbeta),
-                B::host(&dy.data),
-                B::host(&x.data),
-                B::host(saved),
-                B::host(gamma),
-                B::host(beta),
-                B::host(&local),
-                B::host(&global),
-                count,
-                &p,
+                dxv, dgamma, dbeta, dyv, xv, sv, gamma, beta, lv, gv, count, &p,
             )
             .map_err(k("batchnorm_silu_backward"))?,
         None => be
-            .batchnorm_backward(
-                B::host_mut(&mut dx.data),
-                B::host_mut(dgamma),
-                B::host_mut(dbeta),
-                B::host(&dy.data),
-                B::host(&x.data),
-                B::host(saved),
-                B::host(gamma),
-                B::host(&local),
-                B::host(&global),
-                count,
-                &p,
-            )
+            .batchnorm_backward(dxv, dgamma, dbeta, dyv, xv, sv, gamma, lv, gv, count, &p)
             .map_err(k("batchnorm_backward"))?,
     }
     Ok(dx)

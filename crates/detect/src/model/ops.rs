@@ -1,8 +1,8 @@
 //! Thin wrappers over the backend seam of `ringdet-kernels`: shapes from [`Feat`]s, errors
-//! mapped to [`DetectError`]. Every op goes through a [`HostBackend`] (the [`Cpu`] one in the
-//! model today); every backward accumulates (`+=`) like the kernels.
+//! mapped to [`DetectError`]. Every op goes through a [`Backend`] (the host [`Cpu`] one or a
+//! device's), on [`Feat`]s of that backend; every backward accumulates (`+=`) like the kernels.
 
-use ringdet_kernels::backend::HostBackend;
+use ringdet_kernels::backend::{Backend, Buffers};
 use ringdet_kernels::concat::ConcatParams;
 use ringdet_kernels::conv::Conv2dParams;
 use ringdet_kernels::elementwise::BroadcastParams;
@@ -24,8 +24,8 @@ fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
 }
 
 /// Conv geometry for an input.
-pub fn conv_params<T: Real>(
-    x: &Feat<T>,
+pub fn conv_params<T: Real, B: Buffers<T>>(
+    x: &Feat<T, B>,
     cout: usize,
     kernel: usize,
     stride: usize,
@@ -34,121 +34,117 @@ pub fn conv_params<T: Real>(
 }
 
 /// `conv(x, w) + b`.
-pub fn conv2d<T: Real, B: HostBackend<T>>(
+pub fn conv2d<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    w: &[T],
-    b: Option<&[T]>,
+    x: &Feat<T, B>,
+    w: B::View<'_>,
+    b: Option<B::View<'_>>,
     cout: usize,
     kernel: usize,
     stride: usize,
-) -> Result<Feat<T>> {
+) -> Result<Feat<T, B>> {
     let p = conv_params(x, cout, kernel, stride);
-    let mut y = Feat::scratch(x.n, cout, p.out_h(), p.out_w());
-    be.conv2d_forward(
-        B::host_mut(&mut y.data),
-        B::host(&x.data),
-        B::host(w),
-        b.map(B::host),
-        &p,
-    )
-    .map_err(k("conv2d_forward"))?;
+    let mut y = Feat::scratch_on(be, x.n, cout, p.out_h(), p.out_w())?;
+    be.conv2d_forward(B::view_mut(&mut y.data), B::view(&x.data), w, b, &p)
+        .map_err(k("conv2d_forward"))?;
     Ok(y)
 }
 
 /// Conv backward: `dw += …`, `db += …`, and `dx` when asked.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d_backward<B: HostBackend<f32>>(
+pub fn conv2d_backward<B: Backend<f32>>(
     be: &B,
-    dy: &Feat,
-    x: &Feat,
-    w: &[f32],
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
+    dy: &Feat<f32, B>,
+    x: &Feat<f32, B>,
+    w: B::View<'_>,
+    dw: B::ViewMut<'_>,
+    db: Option<B::ViewMut<'_>>,
     kernel: usize,
     stride: usize,
     want_dx: bool,
-) -> Result<Option<Feat>> {
+) -> Result<Option<Feat<f32, B>>> {
     let p = conv_params(x, dy.c, kernel, stride);
-    be.conv2d_backward_filter(
-        B::host_mut(dw),
-        db.map(B::host_mut),
-        B::host(&dy.data),
-        B::host(&x.data),
-        &p,
-    )
-    .map_err(k("conv2d_backward_filter"))?;
+    be.conv2d_backward_filter(dw, db, B::view(&dy.data), B::view(&x.data), &p)
+        .map_err(k("conv2d_backward_filter"))?;
     if !want_dx {
         return Ok(None);
     }
-    let mut dx = x.zeros_like();
-    be.conv2d_backward_data(B::host_mut(&mut dx.data), B::host(&dy.data), B::host(w), &p)
+    let mut dx = x.zeros_like_on(be)?;
+    be.conv2d_backward_data(B::view_mut(&mut dx.data), B::view(&dy.data), w, &p)
         .map_err(k("conv2d_backward_data"))?;
     Ok(Some(dx))
 }
 
 /// Swish / SiLU.
-pub fn silu<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Result<Feat<T>> {
-    let mut y = x.scratch_like();
-    be.silu_forward(B::host_mut(&mut y.data), B::host(&x.data))
+pub fn silu<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
+    let mut y = x.scratch_like_on(be)?;
+    be.silu_forward(B::view_mut(&mut y.data), B::view(&x.data))
         .map_err(k("silu_forward"))?;
     Ok(y)
 }
 
 /// `dx += silu'(x)·dy`.
-pub fn silu_backward<B: HostBackend<f32>>(
+pub fn silu_backward<B: Backend<f32>>(
     be: &B,
-    dx: &mut Feat,
-    dy: &Feat,
-    x: &Feat,
+    dx: &mut Feat<f32, B>,
+    dy: &Feat<f32, B>,
+    x: &Feat<f32, B>,
 ) -> Result<()> {
     be.silu_backward(
-        B::host_mut(&mut dx.data),
-        B::host(&dy.data),
-        B::host(&x.data),
+        B::view_mut(&mut dx.data),
+        B::view(&dy.data),
+        B::view(&x.data),
     )
     .map_err(k("silu_backward"))
 }
 
-/// Sigmoid of a slice.
-pub fn sigmoid<T: Real, B: HostBackend<T>>(be: &B, x: &[T]) -> Result<Vec<T>> {
-    let mut y = ringdet_kernels::arena::take(x.len());
-    be.sigmoid_forward(B::host_mut(&mut y), B::host(x))
+/// Sigmoid of a map.
+pub fn sigmoid<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
+    let mut y = x.scratch_like_on(be)?;
+    be.sigmoid_forward(B::view_mut(&mut y.data), B::view(&x.data))
         .map_err(k("sigmoid_forward"))?;
     Ok(y)
 }
 
 /// `dx += y(1 − y)·dy`.
-pub fn sigmoid_backward<B: HostBackend<f32>>(
+pub fn sigmoid_backward<B: Backend<f32>>(
     be: &B,
-    dx: &mut [f32],
-    dy: &[f32],
-    y: &[f32],
+    dx: &mut Feat<f32, B>,
+    dy: &Feat<f32, B>,
+    y: &Feat<f32, B>,
 ) -> Result<()> {
-    be.sigmoid_backward(B::host_mut(dx), B::host(dy), B::host(y))
-        .map_err(k("sigmoid_backward"))
+    be.sigmoid_backward(
+        B::view_mut(&mut dx.data),
+        B::view(&dy.data),
+        B::view(&y.data),
+    )
+    .map_err(k("sigmoid_backward"))
 }
 
-/// Paddle hardsigmoid of a slice.
-pub fn hardsigmoid<T: Real, B: HostBackend<T>>(be: &B, x: &[T]) -> Result<Vec<T>> {
-    let mut y = ringdet_kernels::arena::take(x.len());
-    be.hardsigmoid_forward(B::host_mut(&mut y), B::host(x))
+/// Paddle hardsigmoid of a map.
+pub fn hardsigmoid<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
+    let mut y = x.scratch_like_on(be)?;
+    be.hardsigmoid_forward(B::view_mut(&mut y.data), B::view(&x.data))
         .map_err(k("hardsigmoid_forward"))?;
     Ok(y)
 }
 
 /// `dx += hardsigmoid'·dy` (read from the output).
-pub fn hardsigmoid_backward<B: HostBackend<f32>>(
+pub fn hardsigmoid_backward<B: Backend<f32>>(
     be: &B,
-    dx: &mut [f32],
-    dy: &[f32],
-    y: &[f32],
+    dx: &mut Feat<f32, B>,
+    dy: &Feat<f32, B>,
+    y: &Feat<f32, B>,
 ) -> Result<()> {
-    be.hardsigmoid_backward(B::host_mut(dx), B::host(dy), B::host(y))
-        .map_err(k("hardsigmoid_backward"))
+    be.hardsigmoid_backward(
+        B::view_mut(&mut dx.data),
+        B::view(&dy.data),
+        B::view(&y.data),
+    )
+    .map_err(k("hardsigmoid_backward"))
 }
 
-fn pool_params<T: Real>(x: &Feat<T>, kernel: usize) -> PoolParams {
+fn pool_params<T: Real, B: Buffers<T>>(x: &Feat<T, B>, kernel: usize) -> PoolParams {
     PoolParams {
         batch: x.n,
         channels: x.c,
@@ -159,11 +155,11 @@ fn pool_params<T: Real>(x: &Feat<T>, kernel: usize) -> PoolParams {
 }
 
 /// Mean over H·W: `[n, c, 1, 1]`.
-pub fn global_avg_pool<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Result<Feat<T>> {
-    let mut y = Feat::scratch(x.n, x.c, 1, 1);
+pub fn global_avg_pool<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
+    let mut y = Feat::scratch_on(be, x.n, x.c, 1, 1)?;
     be.global_avg_pool_forward(
-        B::host_mut(&mut y.data),
-        B::host(&x.data),
+        B::view_mut(&mut y.data),
+        B::view(&x.data),
         &pool_params(x, 1),
     )
     .map_err(k("global_avg_pool_forward"))?;
@@ -171,22 +167,26 @@ pub fn global_avg_pool<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Resul
 }
 
 /// `dx += dy / (H·W)` broadcast.
-pub fn global_avg_pool_backward<B: HostBackend<f32>>(
+pub fn global_avg_pool_backward<B: Backend<f32>>(
     be: &B,
-    dx: &mut Feat,
-    dy: &Feat,
+    dx: &mut Feat<f32, B>,
+    dy: &Feat<f32, B>,
 ) -> Result<()> {
     let p = pool_params(dx, 1);
-    be.global_avg_pool_backward(B::host_mut(&mut dx.data), B::host(&dy.data), &p)
+    be.global_avg_pool_backward(B::view_mut(&mut dx.data), B::view(&dy.data), &p)
         .map_err(k("global_avg_pool_backward"))
 }
 
 /// Max pool `k×k`, stride 1, padding `k/2`.
-pub fn max_pool<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>, kernel: usize) -> Result<Feat<T>> {
-    let mut y = x.scratch_like();
+pub fn max_pool<T: Real, B: Backend<T>>(
+    be: &B,
+    x: &Feat<T, B>,
+    kernel: usize,
+) -> Result<Feat<T, B>> {
+    let mut y = x.scratch_like_on(be)?;
     be.max_pool_forward(
-        B::host_mut(&mut y.data),
-        B::host(&x.data),
+        B::view_mut(&mut y.data),
+        B::view(&x.data),
         &pool_params(x, kernel),
     )
     .map_err(k("max_pool_forward"))?;
@@ -194,26 +194,26 @@ pub fn max_pool<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>, kernel: usize) 
 }
 
 /// `dx +=` the max-pool gradient.
-pub fn max_pool_backward<B: HostBackend<f32>>(
+pub fn max_pool_backward<B: Backend<f32>>(
     be: &B,
-    dx: &mut Feat,
-    dy: &Feat,
-    x: &Feat,
-    y: &Feat,
+    dx: &mut Feat<f32, B>,
+    dy: &Feat<f32, B>,
+    x: &Feat<f32, B>,
+    y: &Feat<f32, B>,
     kernel: usize,
 ) -> Result<()> {
     let p = pool_params(x, kernel);
     be.max_pool_backward(
-        B::host_mut(&mut dx.data),
-        B::host(&dy.data),
-        B::host(&x.data),
-        B::host(&y.data),
+        B::view_mut(&mut dx.data),
+        B::view(&dy.data),
+        B::view(&x.data),
+        B::view(&y.data),
         &p,
     )
     .map_err(k("max_pool_backward"))
 }
 
-fn upsample_params<T: Real>(x: &Feat<T>) -> UpsampleParams {
+fn upsample_params<T: Real, B: Buffers<T>>(x: &Feat<T, B>) -> UpsampleParams {
     UpsampleParams {
         batch: x.n,
         channels: x.c,
@@ -223,11 +223,11 @@ fn upsample_params<T: Real>(x: &Feat<T>) -> UpsampleParams {
 }
 
 /// Nearest ×2 upsample.
-pub fn upsample2x<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Result<Feat<T>> {
-    let mut y = Feat::scratch(x.n, x.c, x.h * 2, x.w * 2);
+pub fn upsample2x<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
+    let mut y = Feat::scratch_on(be, x.n, x.c, x.h * 2, x.w * 2)?;
     be.upsample_nearest2x_forward(
-        B::host_mut(&mut y.data),
-        B::host(&x.data),
+        B::view_mut(&mut y.data),
+        B::view(&x.data),
         &upsample_params(x),
     )
     .map_err(k("upsample_nearest2x_forward"))?;
@@ -235,66 +235,70 @@ pub fn upsample2x<T: Real, B: HostBackend<T>>(be: &B, x: &Feat<T>) -> Result<Fea
 }
 
 /// `dx +=` sums of 2×2 blocks of `dy`.
-pub fn upsample2x_backward<B: HostBackend<f32>>(be: &B, dx: &mut Feat, dy: &Feat) -> Result<()> {
+pub fn upsample2x_backward<B: Backend<f32>>(
+    be: &B,
+    dx: &mut Feat<f32, B>,
+    dy: &Feat<f32, B>,
+) -> Result<()> {
     let p = upsample_params(dx);
-    be.upsample_nearest2x_backward(B::host_mut(&mut dx.data), B::host(&dy.data), &p)
+    be.upsample_nearest2x_backward(B::view_mut(&mut dx.data), B::view(&dy.data), &p)
         .map_err(k("upsample_nearest2x_backward"))
 }
 
 /// Channel concat of maps of equal n, h, w.
-pub fn concat<T: Real, B: HostBackend<T>>(be: &B, xs: &[&Feat<T>]) -> Result<Feat<T>> {
+pub fn concat<T: Real, B: Backend<T>>(be: &B, xs: &[&Feat<T, B>]) -> Result<Feat<T, B>> {
     let Some(f) = xs.first() else {
         return Err(DetectError::Input("concat of no feature maps".into()));
     };
     let channels: Vec<usize> = xs.iter().map(|x| x.c).collect();
-    let mut y = Feat::scratch(f.n, channels.iter().sum(), f.h, f.w);
-    let parts = xs.iter().map(|x| B::host(&x.data)).collect();
+    let mut y = Feat::scratch_on(be, f.n, channels.iter().sum(), f.h, f.w)?;
+    let parts = xs.iter().map(|x| B::view(&x.data)).collect();
     let p = ConcatParams {
         batch: f.n,
         spatial: f.hw(),
         channels: &channels,
     };
-    be.concat_channels_forward(B::host_mut(&mut y.data), parts, &p)
+    be.concat_channels_forward(B::view_mut(&mut y.data), parts, &p)
         .map_err(k("concat_channels_forward"))?;
     Ok(y)
 }
 
 /// Split the gradient of a concat into fresh parts of the given channel counts.
-pub fn concat_backward<B: HostBackend<f32>>(
+pub fn concat_backward<B: Backend<f32>>(
     be: &B,
-    dy: &Feat,
+    dy: &Feat<f32, B>,
     channels: &[usize],
-) -> Result<Vec<Feat>> {
-    let mut parts: Vec<Feat> = channels
+) -> Result<Vec<Feat<f32, B>>> {
+    let mut parts: Vec<Feat<f32, B>> = channels
         .iter()
-        .map(|&c| Feat::zeros(dy.n, c, dy.h, dy.w))
-        .collect();
-    let refs = parts.iter_mut().map(|p| B::host_mut(&mut p.data)).collect();
+        .map(|&c| Feat::zeros_on(be, dy.n, c, dy.h, dy.w))
+        .collect::<Result<_>>()?;
+    let refs = parts.iter_mut().map(|p| B::view_mut(&mut p.data)).collect();
     let p = ConcatParams {
         batch: dy.n,
         spatial: dy.hw(),
         channels,
     };
-    be.concat_channels_backward(refs, B::host(&dy.data), &p)
+    be.concat_channels_backward(refs, B::view(&dy.data), &p)
         .map_err(k("concat_channels_backward"))?;
     Ok(parts)
 }
 
 /// `x · s` with `s` `[n, c, 1, 1]` broadcast over H·W.
-pub fn mul_channel<T: Real, B: HostBackend<T>>(
+pub fn mul_channel<T: Real, B: Backend<T>>(
     be: &B,
-    x: &Feat<T>,
-    s: &Feat<T>,
-) -> Result<Feat<T>> {
-    let mut y = x.scratch_like();
+    x: &Feat<T, B>,
+    s: &Feat<T, B>,
+) -> Result<Feat<T, B>> {
+    let mut y = x.scratch_like_on(be)?;
     let p = BroadcastParams {
         a: x.shape(),
         b: s.shape(),
     };
     be.mul_forward(
-        B::host_mut(&mut y.data),
-        B::host(&x.data),
-        B::host(&s.data),
+        B::view_mut(&mut y.data),
+        B::view(&x.data),
+        B::view(&s.data),
         &p,
     )
     .map_err(k("mul_forward"))?;
@@ -302,24 +306,24 @@ pub fn mul_channel<T: Real, B: HostBackend<T>>(
 }
 
 /// Gradients of [`mul_channel`]: `dx += dy·s`, `ds += Σ_hw dy·x`.
-pub fn mul_channel_backward<B: HostBackend<f32>>(
+pub fn mul_channel_backward<B: Backend<f32>>(
     be: &B,
-    dx: &mut Feat,
-    ds: &mut Feat,
-    dy: &Feat,
-    x: &Feat,
-    s: &Feat,
+    dx: &mut Feat<f32, B>,
+    ds: &mut Feat<f32, B>,
+    dy: &Feat<f32, B>,
+    x: &Feat<f32, B>,
+    s: &Feat<f32, B>,
 ) -> Result<()> {
     let p = BroadcastParams {
         a: x.shape(),
         b: s.shape(),
     };
     be.mul_backward(
-        Some(B::host_mut(&mut dx.data)),
-        Some(B::host_mut(&mut ds.data)),
-        B::host(&dy.data),
-        B::host(&x.data),
-        B::host(&s.data),
+        Some(B::view_mut(&mut dx.data)),
+        Some(B::view_mut(&mut ds.data)),
+        B::view(&dy.data),
+        B::view(&x.data),
+        B::view(&s.data),
         &p,
     )
     .map_err(k("mul_backward"))

@@ -3,6 +3,7 @@
 //! dispatch); conv and max-pool workspaces come from the [`crate::arena`] and go back to it
 //! after the call, so a step reuses the previous step's workspaces.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::{
@@ -51,6 +52,9 @@ impl<T: Real> Buffers<T> for Cpu {
     fn view_mut(buf: &mut Vec<T>) -> &mut [T] {
         buf
     }
+    fn reborrow<'a>(v: &Self::View<'a>) -> Self::View<'a> {
+        v
+    }
     fn slice(buf: &Vec<T>, range: Range<usize>) -> KResult<&[T]> {
         check_range("slice", &range, buf.len())?;
         Ok(&buf[range])
@@ -82,10 +86,29 @@ impl<T: Real> Buffers<T> for Cpu {
         Ok(buf.clone())
     }
     fn zeros(&self, n: usize) -> KResult<Vec<T>> {
-        Ok(vec![T::ZERO; n])
+        Ok(crate::arena::take_zeroed(n))
     }
     fn upload_mask(&self, host: &[u8]) -> KResult<Vec<u8>> {
         Ok(host.to_vec())
+    }
+    fn scratch(&self, n: usize) -> KResult<Vec<T>> {
+        Ok(crate::arena::take(n))
+    }
+    fn copy(&self, buf: &Vec<T>) -> KResult<Vec<T>> {
+        Ok(crate::arena::take_copy(buf))
+    }
+    fn adopt_host(&self, host: Vec<T>) -> KResult<Vec<T>> {
+        Ok(host)
+    }
+    fn to_host<'a>(&self, buf: &'a Vec<T>, range: Range<usize>) -> KResult<Cow<'a, [T]>> {
+        check_range("to_host", &range, buf.len())?;
+        Ok(Cow::Borrowed(&buf[range]))
+    }
+    fn with_host_mut<R>(&self, buf: &mut Vec<T>, f: impl FnOnce(&mut [T]) -> R) -> KResult<R> {
+        Ok(f(buf))
+    }
+    fn recycle(buf: &mut Vec<T>) {
+        crate::arena::give(std::mem::take(buf));
     }
 }
 

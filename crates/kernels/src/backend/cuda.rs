@@ -5,6 +5,7 @@
 //! The eval-time weight folds have no device kernel: they run on the host through an explicit
 //! download and upload (once per export, never in the training step).
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -84,6 +85,9 @@ impl Buffers<f32> for Cuda {
     fn view_mut(buf: &mut CudaSlice<f32>) -> M<'_> {
         buf.as_view_mut()
     }
+    fn reborrow<'a>(v: &Self::View<'a>) -> Self::View<'a> {
+        v.slice(..)
+    }
     fn slice(buf: &CudaSlice<f32>, range: Range<usize>) -> KResult<V<'_>> {
         check_range("slice", &range, buf.len())?;
         Ok(buf.slice(range))
@@ -154,11 +158,39 @@ impl Buffers<f32> for Cuda {
             .clone_htod(host)
             .map_err(|e| KernelError::launch("upload_mask", e))
     }
+    fn scratch(&self, n: usize) -> KResult<CudaSlice<f32>> {
+        // SAFETY: `scratch` is only for outputs an op overwrites whole before anything reads
+        // them (the trait's contract), so the uninitialised values are never observed.
+        unsafe { self.rt().stream().alloc::<f32>(n) }.map_err(|e| KernelError::launch("scratch", e))
+    }
+    fn copy(&self, buf: &CudaSlice<f32>) -> KResult<CudaSlice<f32>> {
+        self.rt()
+            .stream()
+            .clone_dtod(buf)
+            .map_err(|e| KernelError::launch("copy", e))
+    }
+    fn adopt_host(&self, host: Vec<f32>) -> KResult<CudaSlice<f32>> {
+        self.upload(&host)
+    }
+    fn to_host<'a>(&self, buf: &'a CudaSlice<f32>, range: Range<usize>) -> KResult<Cow<'a, [f32]>> {
+        check_range("to_host", &range, buf.len())?;
+        Ok(Cow::Owned(self.download_view(&buf.slice(range))?))
+    }
+    fn with_host_mut<R>(
+        &self,
+        buf: &mut CudaSlice<f32>,
+        f: impl FnOnce(&mut [f32]) -> R,
+    ) -> KResult<R> {
+        let mut host = self.download(buf)?;
+        let r = f(&mut host);
+        self.to_device(&host, &mut buf.as_view_mut())?;
+        Ok(r)
+    }
 }
 
 impl Cuda {
     /// Copies a device view to the host (the fuse fallback's download point).
-    fn to_host(&self, v: &V<'_>) -> KResult<Vec<f32>> {
+    fn download_view(&self, v: &V<'_>) -> KResult<Vec<f32>> {
         self.rt()
             .stream()
             .clone_dtoh(v)
@@ -694,16 +726,16 @@ impl FuseOps<f32> for Cuda {
         p: &FoldParams,
     ) -> KResult<()> {
         let (mut wh, mut bh) = (vec![0.0; w_out.len()], vec![0.0; b_out.len()]);
-        let bias_h = bias.as_ref().map(|b| self.to_host(b)).transpose()?;
+        let bias_h = bias.as_ref().map(|b| self.download_view(b)).transpose()?;
         fuse::cpu::fold_conv_bn(
             &mut wh,
             &mut bh,
-            &self.to_host(&w)?,
+            &self.download_view(&w)?,
             bias_h.as_deref(),
-            &self.to_host(&gamma)?,
-            &self.to_host(&beta)?,
-            &self.to_host(&mean)?,
-            &self.to_host(&var)?,
+            &self.download_view(&gamma)?,
+            &self.download_view(&beta)?,
+            &self.download_view(&mean)?,
+            &self.download_view(&var)?,
             p,
         )?;
         self.to_device(&wh, &mut w_out)?;
@@ -723,10 +755,10 @@ impl FuseOps<f32> for Cuda {
         fuse::cpu::repvgg_fuse(
             &mut wh,
             &mut bh,
-            &self.to_host(&w3)?,
-            &self.to_host(&b3)?,
-            &self.to_host(&w1)?,
-            &self.to_host(&b1)?,
+            &self.download_view(&w3)?,
+            &self.download_view(&b3)?,
+            &self.download_view(&w1)?,
+            &self.download_view(&b1)?,
             p,
         )?;
         self.to_device(&wh, &mut w_out)?;

@@ -19,6 +19,7 @@ mod cuda;
 pub use cpu::Cpu;
 pub use cuda::Cuda;
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::KernelError;
@@ -54,6 +55,8 @@ pub trait Buffers<T: Real> {
     fn view(buf: &Self::Buf) -> Self::View<'_>;
     /// The whole buffer, writable.
     fn view_mut(buf: &mut Self::Buf) -> Self::ViewMut<'_>;
+    /// Another read view of the same elements (views are shared borrows: one can be had twice).
+    fn reborrow<'a>(v: &Self::View<'a>) -> Self::View<'a>;
     /// Elements `range` of a buffer, read-only; an error names the range if it does not fit.
     fn slice(buf: &Self::Buf, range: Range<usize>) -> KResult<Self::View<'_>>;
     /// Elements `range` of a buffer, writable.
@@ -72,6 +75,24 @@ pub trait Buffers<T: Real> {
     fn zeros(&self, n: usize) -> KResult<Self::Buf>;
     /// A copy of a host byte mask.
     fn upload_mask(&self, host: &[u8]) -> KResult<Self::Mask>;
+
+    /// A new buffer of `n` elements whose values are unspecified (a reused buffer on the host):
+    /// only for an output that an op overwrites whole.
+    fn scratch(&self, n: usize) -> KResult<Self::Buf>;
+    /// A new buffer holding a copy of `buf`'s values.
+    fn copy(&self, buf: &Self::Buf) -> KResult<Self::Buf>;
+    /// A buffer holding `host`'s values: the vector itself on the host, an upload on a device.
+    fn adopt_host(&self, host: Vec<T>) -> KResult<Self::Buf>;
+    /// Elements `range` of a buffer in host memory: borrowed on the host (no copy), downloaded
+    /// from a device (the transfer point: the stream is synchronised).
+    fn to_host<'a>(&self, buf: &'a Self::Buf, range: Range<usize>) -> KResult<Cow<'a, [T]>>;
+    /// Runs `f` on the values of `buf` in host memory and keeps what it wrote: in place on the
+    /// host, through a download and an upload on a device (for the few small host steps of a
+    /// device pass, e.g. the SyncBN statistics on their way through the collective).
+    fn with_host_mut<R>(&self, buf: &mut Self::Buf, f: impl FnOnce(&mut [T]) -> R) -> KResult<R>;
+    /// Gives a buffer that is being dropped back for reuse (the host [`crate::arena`]); on a
+    /// device the buffer is freed as it drops.
+    fn recycle(_buf: &mut Self::Buf) {}
 }
 
 /// 2-D convolution (both directions of the backward). Workspaces are the backend's business.
@@ -353,6 +374,11 @@ pub trait ElementwiseOps<T: Real>: Buffers<T> {
         dy: Self::View<'_>,
         p: &BroadcastParams,
     ) -> KResult<()>;
+    /// `y += x`, both of the same length (a residual's or a shared input's gradients meeting).
+    fn accumulate(&self, y: Self::ViewMut<'_>, x: Self::View<'_>, len: usize) -> KResult<()> {
+        let p = BroadcastParams::same([1, 1, 1, len]);
+        self.add_backward(Some(y), None, x, &p)
+    }
     /// `da += Σ dy·b`, `db += Σ dy·a` over broadcast axes.
     #[allow(clippy::too_many_arguments)]
     fn mul_backward(

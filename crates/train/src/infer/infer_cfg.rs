@@ -375,7 +375,7 @@ fn load_fused(arch: &Arch, path: &PathBuf) -> Result<(ModelState, FusedRepVgg), 
             .map_err(|e| input(e.to_string()))
     };
     let blocks = repvgg_blocks(arch);
-    let mut fused = FusedRepVgg::new();
+    let mut fused: FusedRepVgg = std::collections::HashMap::new();
     for b in &blocks {
         let prefix = block_name(b);
         let c = &b.conv1;
