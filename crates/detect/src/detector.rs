@@ -1,7 +1,7 @@
 //! The detector as a whole: evaluation forward (backbone → neck → head → decode) and
 //! post-processing (rescale + NMS).
 
-use ringdet_kernels::backend::Buffers;
+use ringdet_kernels::backend::{Backend, Buffers};
 use ringdet_kernels::profile::{Family, OpTimer};
 use ringdet_kernels::{Cpu, Real};
 
@@ -119,6 +119,26 @@ fn eval_forward_on<T: Real>(
         boxes_input_px,
         anchors,
     })
+}
+
+/// The evaluation forward (BN with running statistics) up to the raw head logits, on any
+/// backend: parameters, statistics and the image are buffers of `be`. Decoding and NMS run on
+/// the host ([`decode_logits`], [`postprocess`]) after the logits are downloaded.
+pub fn eval_logits_on<B: Backend<f32>>(
+    be: &B,
+    arch: &Arch,
+    layout: &ParamLayout,
+    params: &B::Buf,
+    stats: &B::Buf,
+    image: &Feat<f32, B>,
+) -> Result<Vec<LevelLogits<f32, B>>> {
+    check_image(image)?;
+    let mut ctx = Fwd::eval_on(be, layout, params, stats);
+    let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, image)?;
+    let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
+    drop(bb);
+    let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;
+    Ok(logits)
 }
 
 /// Scores `[n, classes, anchors]`, distances `[n, anchors]` and the DFL softmax of each level.

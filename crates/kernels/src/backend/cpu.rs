@@ -107,6 +107,10 @@ impl<T: Real> Buffers<T> for Cpu {
     fn with_host_mut<R>(&self, buf: &mut Vec<T>, f: impl FnOnce(&mut [T]) -> R) -> KResult<R> {
         Ok(f(buf))
     }
+    fn fill_zero(&self, buf: &mut Vec<T>) -> KResult<()> {
+        crate::par::fill(buf, T::ZERO);
+        Ok(())
+    }
     fn recycle(buf: &mut Vec<T>) {
         crate::arena::give(std::mem::take(buf));
     }

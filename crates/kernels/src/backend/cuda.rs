@@ -56,6 +56,21 @@ impl Cuda {
     fn rt(&self) -> &KernelRuntime {
         &self.runtime
     }
+    /// Waits until every op queued on the device's stream has run (for timing; ops themselves
+    /// synchronise only where the host reads a result).
+    pub fn synchronize(&self) -> KResult<()> {
+        self.rt()
+            .stream()
+            .synchronize()
+            .map_err(|e| KernelError::launch("synchronize", e))
+    }
+    /// The device's free and total memory in bytes.
+    pub fn memory_info(&self) -> KResult<(usize, usize)> {
+        self.rt()
+            .context()
+            .mem_get_info()
+            .map_err(|e| KernelError::launch("memory info", e))
+    }
 }
 
 impl std::fmt::Debug for Cuda {
@@ -175,6 +190,12 @@ impl Buffers<f32> for Cuda {
     fn to_host<'a>(&self, buf: &'a CudaSlice<f32>, range: Range<usize>) -> KResult<Cow<'a, [f32]>> {
         check_range("to_host", &range, buf.len())?;
         Ok(Cow::Owned(self.download_view(&buf.slice(range))?))
+    }
+    fn fill_zero(&self, buf: &mut CudaSlice<f32>) -> KResult<()> {
+        self.rt()
+            .stream()
+            .memset_zeros(buf)
+            .map_err(|e| KernelError::launch("fill_zero", e))
     }
     fn with_host_mut<R>(
         &self,

@@ -90,6 +90,8 @@ pub trait Buffers<T: Real> {
     /// host, through a download and an upload on a device (for the few small host steps of a
     /// device pass, e.g. the SyncBN statistics on their way through the collective).
     fn with_host_mut<R>(&self, buf: &mut Self::Buf, f: impl FnOnce(&mut [T]) -> R) -> KResult<R>;
+    /// Sets every element of `buf` to zero (a fresh step's gradients).
+    fn fill_zero(&self, buf: &mut Self::Buf) -> KResult<()>;
     /// Gives a buffer that is being dropped back for reuse (the host [`crate::arena`]); on a
     /// device the buffer is freed as it drops.
     fn recycle(_buf: &mut Self::Buf) {}

@@ -4,6 +4,9 @@
 //! With `--profile`, also where the time goes: exclusive wall time per op family (conv passes by
 //! kernel size, BN, activations, head host work, assigner, losses, SGD, allocation, …) from
 //! [`ringdet_kernels::profile`], per step and per eval forward; `--json` prints it for scripts.
+//! `--device cuda[:N]` runs the step on a GPU instead ([`cuda`]), `--amp` with bf16 convs.
+
+mod cuda;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -55,6 +58,31 @@ pub struct Args {
     /// Print one JSON object (medians, and the profile with `--profile`) instead of text.
     #[arg(long)]
     json: bool,
+    /// Where the step runs: `cpu` (the numerical reference) or `cuda` / `cuda:N` (GPU N).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// bf16 tensor-core convolutions with f32 accumulation (needs `--device cuda`); BN, losses
+    /// and the weights stay f32.
+    #[arg(long)]
+    amp: bool,
+}
+
+/// Where `--device` says the step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Device {
+    Cpu,
+    Cuda(usize),
+}
+
+fn parse_device(s: &str) -> anyhow::Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" | "gpu" => Ok(Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(Device::Cuda(n)),
+            _ => bail!("--device {s}: expected cpu, cuda or cuda:N (N a GPU number)"),
+        },
+    }
 }
 
 /// One row of the profile table.
@@ -178,6 +206,15 @@ fn check(a: &Args) -> anyhow::Result<()> {
     if a.iters == 0 {
         bail!("--iters 0: at least one timed iteration");
     }
+    let device = parse_device(&a.device)?;
+    if a.amp && device == Device::Cpu {
+        bail!("--amp needs --device cuda: the CPU step is f32 (the numerical reference)");
+    }
+    if a.profile && device != Device::Cpu {
+        bail!(
+            "--profile times op families on the host; on a GPU use nsys (docs/gpu.md), or drop --profile"
+        );
+    }
     if let Some(p) = &a.weights
         && p.is_dir()
     {
@@ -207,6 +244,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         pad_mask: &data.pad_mask,
         max_boxes: data.max_boxes,
     };
+    if let Device::Cuda(ordinal) = parse_device(&a.device)? {
+        return run_cuda(&a, ordinal, &arch, &state, &data);
+    }
     let mut sgd = Sgd::ppyoloe(&state.layout);
     let settings = TrainSettings::default();
     let threads = rayon_threads();
@@ -328,6 +368,70 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else if let Some(mib) = rss {
         println!("peak RSS {mib:.0} MiB");
     }
+    Ok(())
+}
+
+/// `perf-detect --device cuda:N`: the step (and the eval forward) on the GPU.
+fn run_cuda(
+    a: &Args,
+    ordinal: usize,
+    arch: &Arch,
+    state: &ModelState,
+    data: &synthetic::SyntheticBatch,
+) -> anyhow::Result<()> {
+    let be = cuda::backend(ordinal, a.amp)?;
+    let classes = arch.head.num_classes;
+    let eval_image = (a.eval_input > 0)
+        .then(|| synthetic::batch(1, a.eval_input, a.eval_input, 1, classes, 7).image);
+    let run = cuda::DeviceRun {
+        arch,
+        state,
+        data,
+        eval_image: eval_image.as_ref(),
+        epoch: a.epoch,
+        warmup: a.warmup,
+        iters: a.iters,
+    };
+    let mut report = cuda::run(&be, &run)?;
+    report["size"] = json!(a.size);
+    report["batch"] = json!(a.batch);
+    report["input"] = json!(a.input);
+    report["amp"] = json!(a.amp);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let t = &report["train"];
+    println!(
+        "train step  PP-YOLOE-{} batch {} {}x{} on {} ({}): median {:.4} s (min {:.4}, max {:.4}), {:.1} images/s",
+        a.size,
+        a.batch,
+        a.input,
+        a.input,
+        report["device"].as_str().unwrap_or("cuda"),
+        if a.amp { "bf16 convs" } else { "f32" },
+        t["median_s"].as_f64().unwrap_or(f64::NAN),
+        t["min_s"].as_f64().unwrap_or(f64::NAN),
+        t["max_s"].as_f64().unwrap_or(f64::NAN),
+        t["images_per_s"].as_f64().unwrap_or(f64::NAN),
+    );
+    if let Some(e) = report.get("eval") {
+        println!(
+            "eval forward batch 1 {}x{} (to the logits): median {:.4} s",
+            a.eval_input,
+            a.eval_input,
+            e["median_s"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    println!(
+        "device memory used {:.0} MiB of {:.0} MiB",
+        report["device_memory_used_mib"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        report["device_memory_total_mib"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
     Ok(())
 }
 
