@@ -238,6 +238,7 @@ fn trainer_continues_at_the_checkpoint_epoch() {
         resume: Some(fixture()),
         eval: false,
         classwise: false,
+        amp: false,
         check_replicas: None,
     };
     let summary = train_with(&opts, &Replicas::single()).unwrap();

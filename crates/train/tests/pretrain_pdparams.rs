@@ -32,6 +32,7 @@ fn losses(dir: &Path, weights: &str) -> Vec<f64> {
         resume: None,
         eval: false,
         classwise: false,
+        amp: false,
         check_replicas: None,
     };
     let summary = train_with(&opts, &Replicas::single()).unwrap();

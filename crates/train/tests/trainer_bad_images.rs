@@ -76,6 +76,7 @@ fn options(config: &Path, overrides: &[&str]) -> TrainOptions {
         resume: None,
         eval: false,
         classwise: false,
+        amp: false,
         check_replicas: None,
     }
 }

@@ -38,6 +38,7 @@ fn options(config: &Path, overrides: &[&str]) -> TrainOptions {
         resume: None,
         eval: false,
         classwise: false,
+        amp: false,
         check_replicas: None,
     }
 }

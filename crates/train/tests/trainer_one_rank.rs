@@ -51,6 +51,7 @@ fn options(config: PathBuf, overrides: &[String]) -> TrainOptions {
         resume: None,
         eval: false,
         classwise: false,
+        amp: false,
         check_replicas: None,
     }
 }

@@ -59,9 +59,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .flatten()
         .is_none_or(|e| e.rank == 0);
     let mut notes = Vec::new();
-    if args.amp {
-        notes.push("--amp: the CPU trainer runs in f32; ignored");
-    }
     if args.classwise && !args.eval {
         notes.push("--classwise applies to evaluation during training (--eval); ignored");
     }
@@ -93,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume: args.resume,
         eval: args.eval,
         classwise: args.classwise,
+        amp: args.amp,
         check_replicas: args.check_replicas,
     })?;
     Ok(())

@@ -37,6 +37,7 @@
 
 pub mod bad_images;
 pub mod buckets;
+pub mod device_state;
 mod metrics;
 pub mod plots;
 mod progress;
@@ -63,6 +64,10 @@ use ringdet_detect::state::ModelState;
 use ringdet_detect::step::{StepLinks, TrainBatch, forward_backward_with};
 use serde_yaml_ng::Value;
 use tracing::info;
+
+use device_state::DeviceState;
+use ringdet_kernels::Cuda;
+use ringdet_kernels::conv::cuda::ConvMath;
 
 use crate::checkpoint::{self as ckpt, CheckpointError, DataState, Fingerprint, SnapshotRef};
 use crate::config::{Config, ConfigError, TrainRecipe};
@@ -177,6 +182,9 @@ pub struct TrainOptions {
     pub eval: bool,
     /// `--classwise`: print the per-class AP table with each evaluation.
     pub classwise: bool,
+    /// `--amp`: bf16 tensor-core convolutions with f32 accumulation when training on a GPU
+    /// (weights, BN statistics and losses stay f32); refused on the CPU.
+    pub amp: bool,
     /// `--check_replicas N`: every N steps compare a hash of every rank's weights, optimizer state
     /// and (with SyncBN) BN statistics, and stop every rank, naming the one that differs, on a
     /// difference.
@@ -469,6 +477,34 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             ),
         );
     }
+    // On a GPU rank the training state moves to the device for the whole run (the host copy is
+    // refreshed before checkpoints, evaluations and replica checks).
+    let gpu: Option<usize> = None;
+    let mut device = match gpu {
+        Some(ordinal) => {
+            let be = cuda_backend(rank, ordinal, opts.amp)?;
+            let d = DeviceState::upload(be, &state, &optimizer, ema.as_ref()).map_err(model_err)?;
+            say(
+                replicas,
+                &format!(
+                    "training on {} ({})",
+                    describe_cuda(d.backend()),
+                    if opts.amp {
+                        "bf16 convolutions, --amp"
+                    } else {
+                        "f32"
+                    }
+                ),
+            );
+            Some(d)
+        }
+        None => {
+            if opts.amp {
+                say(replicas, "--amp: training on the CPU runs in f32; ignored");
+            }
+            None
+        }
+    };
     let eval_setup = if opts.eval {
         let settings =
             EvalSettings::from_config(&cfg, &recipe).map_err(|error| TrainError::Eval {
@@ -521,28 +557,52 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             };
             let data_cost = start.elapsed().as_secs_f64();
             let input = TrainInput::from_batch(batch).map_err(model_err)?;
-            state.grads.fill(0.0);
             let mut reducer = GradReducer::new(replicas, &buckets, comm_settings.overlap);
+            let hands_over = reducer.sink().is_some();
             let links = StepLinks {
                 bn: bn_link,
                 normalizer: replicas,
                 grads: reducer.sink(),
             };
-            let out = forward_backward_with(
-                &arch,
-                &mut state,
-                &input.as_batch(),
-                epoch,
-                &recipe.train,
-                links,
-            )
-            .map_err(model_err)?;
+            let v = match device.as_mut() {
+                None => {
+                    state.grads.fill(0.0);
+                    let batch = input.as_batch();
+                    forward_backward_with(&arch, &mut state, &batch, epoch, &recipe.train, links)
+                        .map_err(model_err)?
+                        .losses
+                }
+                Some(d) => {
+                    d.forward_backward(
+                        &arch,
+                        &state,
+                        &input.as_batch(),
+                        epoch,
+                        &recipe.train,
+                        links,
+                    )
+                    .map_err(model_err)?
+                    .losses
+                }
+            };
             let comm_start = Instant::now();
-            reducer
-                .finish(&mut state.grads)
-                .map_err(comm_err("averaging gradients"))?;
+            match device.as_mut() {
+                Some(d) if world > 1 => {
+                    // The exchange runs on host buffers: what backward did not hand over comes
+                    // down first, the averages go back up after.
+                    if !hands_over {
+                        d.gradients_to_host(&mut state.grads).map_err(model_err)?;
+                    }
+                    reducer
+                        .finish(&mut state.grads)
+                        .map_err(comm_err("averaging gradients"))?;
+                    d.gradients_from_host(&state.grads).map_err(model_err)?;
+                }
+                _ => reducer
+                    .finish(&mut state.grads)
+                    .map_err(comm_err("averaging gradients"))?,
+            }
             let comm_exposed = comm_start.elapsed().as_secs_f64();
-            let v = out.losses;
             let mut mine = [v.loss, v.cls, v.iou, v.dfl, v.l1].map(f64::from);
             if extras.debug_abort_step == Some(step) && rank + 1 == world {
                 // Tests: the last rank dies mid-epoch as a killed process would (SIGABRT).
@@ -553,20 +613,40 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             }
             let losses = exchange_losses(replicas, &mine, step, epoch, iter)?;
             let lr = schedule.lr(step) * lr_scale;
-            if let Some(max_norm) = recipe.clip_grad_by_norm {
-                ringdet_detect::train::optimizer::clip_by_global_norm(&mut state.grads, max_norm);
+            match device.as_mut() {
+                None => {
+                    if let Some(max_norm) = recipe.clip_grad_by_norm {
+                        ringdet_detect::train::optimizer::clip_by_global_norm(
+                            &mut state.grads,
+                            max_norm,
+                        );
+                    }
+                    optimizer
+                        .step(&mut state.params, &state.grads, lr)
+                        .map_err(model_err)?;
+                    if let Some(ema) = ema.as_mut() {
+                        ema.update(&state.params, &state.stats).map_err(model_err)?;
+                    }
+                }
+                Some(d) => {
+                    if let Some(max_norm) = recipe.clip_grad_by_norm {
+                        d.clip_by_global_norm(max_norm).map_err(model_err)?;
+                    }
+                    d.optimizer_step(&mut optimizer, lr).map_err(model_err)?;
+                    if let Some(ema) = ema.as_mut() {
+                        d.ema_update(ema).map_err(model_err)?;
+                    }
+                }
             }
-            optimizer
-                .step(&mut state.params, &state.grads, lr)
-                .map_err(model_err)?;
-            if let Some(ema) = ema.as_mut() {
-                ema.update(&state.params, &state.stats).map_err(model_err)?;
-            }
-            if comm_settings.debug_perturb_step == Some(step)
-                && rank + 1 == world
-                && let Some(w) = state.params.first_mut()
-            {
-                *w += 1e-3;
+            if comm_settings.debug_perturb_step == Some(step) && rank + 1 == world {
+                match device.as_mut() {
+                    Some(d) => d.perturb_first_parameter(1e-3).map_err(model_err)?,
+                    None => {
+                        if let Some(w) = state.params.first_mut() {
+                            *w += 1e-3;
+                        }
+                    }
+                }
             }
             let batch_cost = start.elapsed().as_secs_f64();
             cost_sum += batch_cost;
@@ -595,6 +675,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             if let Some(every) = opts.check_replicas.filter(|&n| n > 0)
                 && (step + 1) % every == 0
             {
+                if let Some(d) = device.as_ref() {
+                    d.download(&mut state, &mut optimizer, ema.as_mut())
+                        .map_err(model_err)?;
+                }
                 let hashes = replica_hashes(&state, &optimizer, sync_bn);
                 check_replicas(replicas, hashes, step)?;
             }
@@ -610,6 +694,11 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         ) else {
             continue;
         };
+        if let Some(d) = device.as_ref() {
+            // Checkpoints and evaluation read the host copy.
+            d.download(&mut state, &mut optimizer, ema.as_mut())
+                .map_err(model_err)?;
+        }
         if let Some((settings, dataset)) = &eval_setup {
             progress.status(&format!("evaluating epoch {epoch}"));
             let started = Instant::now();
@@ -856,6 +945,31 @@ fn pretrained_path(weights: &str) -> Result<PathBuf, String> {
         }
     }
     Err(format!("{weights}: no such file (nor {weights}.pdparams)"))
+}
+
+/// The CUDA backend of GPU `ordinal` for `rank`, with bf16 tensor-core convolutions under
+/// `--amp`; an error naming the rank and the cause when the device cannot be used.
+fn cuda_backend(rank: usize, ordinal: usize, amp: bool) -> Result<Cuda, TrainError> {
+    let rt =
+        ringdet_kernels::runtime::KernelRuntime::get(ordinal).map_err(|e| TrainError::Setting {
+            key: "use_gpu".into(),
+            msg: format!("rank {rank}: CUDA device {ordinal} cannot be used: {e}"),
+        })?;
+    let math = if amp {
+        ConvMath::Bf16TensorCore
+    } else {
+        ConvMath::F32
+    };
+    Ok(Cuda::new(rt).with_conv_math(math))
+}
+
+/// `NVIDIA H100 80GB HBM3 (CUDA device 0)`.
+fn describe_cuda(be: &Cuda) -> String {
+    let name = be
+        .runtime
+        .device_name()
+        .unwrap_or_else(|_| "a CUDA device".into());
+    format!("{name} (CUDA device {})", be.runtime.ordinal())
 }
 
 /// A loader batch in the detector's types.
