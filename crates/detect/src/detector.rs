@@ -141,6 +141,66 @@ pub fn eval_logits_on<B: Backend<f32>>(
     Ok(logits)
 }
 
+/// [`eval_forward`] with the network on backend `be`: the state and the image go up, the
+/// features and logits come back down, and the decode runs on the host as always. For parity
+/// checks of a device against the host reference (one copy each way; not a serving path).
+pub fn eval_forward_device<B: Backend<f32>>(
+    be: &B,
+    arch: &Arch,
+    state: &ModelState,
+    image: &Feat,
+) -> Result<EvalOutputs> {
+    check_image(image)?;
+    let up = |v: &[f32]| be.upload(v).map_err(kerr("upload"));
+    let (params, stats) = (up(&state.params)?, up(&state.stats)?);
+    let x = Feat::<f32, B>::from_buf(up(&image.data)?, image.n, image.c, image.h, image.w)?;
+    let mut ctx = Fwd::eval_on(be, &state.layout, &params, &stats);
+    let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, &x)?;
+    let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
+    let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;
+    let down = |f: &Feat<f32, B>| -> Result<Feat> {
+        Feat::from_vec(
+            be.download(&f.data).map_err(kerr("download"))?,
+            f.n,
+            f.c,
+            f.h,
+            f.w,
+        )
+    };
+    let backbone = bb.iter().map(down).collect::<Result<Vec<_>>>()?;
+    let neck = nk.iter().map(down).collect::<Result<Vec<_>>>()?;
+    let logits = logits
+        .iter()
+        .map(|lv| {
+            Ok(LevelLogits {
+                cls: down(&lv.cls)?,
+                reg: down(&lv.reg)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sizes: Vec<(usize, usize)> = neck.iter().map(|f| (f.h, f.w)).collect();
+    let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
+    let (scores, dist, reg_softmax) = decode_logits(arch, &logits, &anchors)?;
+    let boxes_input_px = boxes_input_px(&anchors, &dist, image.n);
+    Ok(EvalOutputs {
+        backbone,
+        neck,
+        logits,
+        reg_softmax,
+        scores,
+        dist,
+        boxes_input_px,
+        anchors,
+    })
+}
+
+fn kerr(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
+}
+
 /// Scores `[n, classes, anchors]`, distances `[n, anchors]` and the DFL softmax of each level.
 pub fn decode_logits<T: Real>(
     arch: &Arch,

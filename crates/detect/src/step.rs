@@ -427,6 +427,67 @@ pub fn forward_backward_on<B: Backend<f32>>(
     })
 }
 
+/// [`forward_backward`] with the network on backend `be`: the state and the images go up,
+/// and the gradients (added to `state.grads`), the updated BN statistics and the features come
+/// back down. For parity checks of a device against the host reference, not for training (the
+/// trainer keeps its state on the device, see `ringdet-train`'s `DeviceState`).
+pub fn forward_backward_device<B: Backend<f32>>(
+    be: &B,
+    arch: &Arch,
+    state: &mut ModelState,
+    batch: &TrainBatch,
+    epoch: usize,
+    settings: &TrainSettings,
+    replicas: &dyn CrossReplica,
+) -> Result<StepOutputs> {
+    let up = |v: &[f32]| be.upload(v).map_err(kernel("upload"));
+    let params = up(&state.params)?;
+    let mut stats = up(&state.stats)?;
+    let mut grads = up(&state.grads)?;
+    let i = batch.image;
+    let image = Feat::<f32, B>::from_buf(up(&i.data)?, i.n, i.c, i.h, i.w)?;
+    let links = StepLinks {
+        bn: replicas,
+        normalizer: replicas,
+        grads: None,
+    };
+    let on_device = TrainBatch {
+        image: &image,
+        gt_boxes: batch.gt_boxes,
+        gt_labels: batch.gt_labels,
+        pad_mask: batch.pad_mask,
+        max_boxes: batch.max_boxes,
+    };
+    let bufs = StepBuffers {
+        layout: &state.layout,
+        params: &params,
+        stats: &mut stats,
+        grads: &mut grads,
+    };
+    let out = forward_backward_on(be, arch, bufs, &on_device, epoch, settings, links)?;
+    let down = |b: &B::Buf| be.download(b).map_err(kernel("download"));
+    state.grads = down(&grads)?;
+    state.stats = down(&stats)?;
+    let feat = |f: &Feat<f32, B>| Feat::from_vec(down(&f.data)?, f.n, f.c, f.h, f.w);
+    Ok(StepOutputs {
+        losses: out.losses,
+        used_atss: out.used_atss,
+        assignments: out.assignments,
+        backbone: out.backbone.iter().map(feat).collect::<Result<_>>()?,
+        neck: out.neck.iter().map(feat).collect::<Result<_>>()?,
+        logits: out
+            .logits
+            .iter()
+            .map(|lv| {
+                Ok(LevelLogits {
+                    cls: feat(&lv.cls)?,
+                    reg: feat(&lv.reg)?,
+                })
+            })
+            .collect::<Result<_>>()?,
+    })
+}
+
 /// A host map moved onto `be` (the same vector on the host, an upload on a device).
 fn onto<B: Backend<f32>>(be: &B, mut f: Feat) -> Result<Feat<f32, B>> {
     let data = std::mem::take(&mut f.data);

@@ -13,7 +13,7 @@ mod golden;
 pub enum DeviceArg {
     /// The CPU kernels.
     Cpu,
-    /// CUDA (not available for the detector yet).
+    /// CUDA device 0 (`CUDA_VISIBLE_DEVICES` picks it).
     Cuda,
 }
 
@@ -26,6 +26,9 @@ pub struct Args {
     /// Device to run on.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
+    /// With `--device cuda`: bf16 tensor-core convolutions (tolerances widen to bf16's).
+    #[arg(long)]
+    amp: bool,
 }
 
 /// Every comparison of the golden directory `dir`.
@@ -34,11 +37,21 @@ pub(crate) fn run_dir(dir: &std::path::Path) -> anyhow::Result<Vec<golden::Parit
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.device == DeviceArg::Cuda {
-        bail!("--device cuda: the detector has no CUDA path yet; run with --device cpu");
+    if args.amp && args.device == DeviceArg::Cpu {
+        bail!("--amp needs --device cuda: the CPU path is f32 (the numerical reference)");
     }
     let start = std::time::Instant::now();
-    let rows = run_dir(&args.golden)?;
+    let (rows, device) = match args.device {
+        DeviceArg::Cpu => (run_dir(&args.golden)?, "cpu".to_string()),
+        DeviceArg::Cuda => {
+            let be = super::perf_detect::cuda_backend(0, args.amp)?;
+            let name = be.runtime.device_name().unwrap_or_else(|_| "cuda".into());
+            let rows = golden::run_on(&args.golden, golden::On::Cuda(&be))
+                .with_context(|| format!("parity on {}", args.golden.display()))?;
+            let math = if args.amp { "bf16 convs" } else { "f32" };
+            (rows, format!("{name}, {math}"))
+        }
+    };
     println!(
         "{:<48} {:>12} {:>10}  {:<14} result",
         "tensor", "error", "tolerance", "metric"
@@ -53,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     println!(
-        "{} compared, {} passed, {failed} failed ({:.1} s, cpu)",
+        "{} compared, {} passed, {failed} failed ({:.1} s, {device})",
         rows.len(),
         rows.len() - failed,
         start.elapsed().as_secs_f64()

@@ -8,6 +8,8 @@
 
 mod cuda;
 
+pub(crate) use cuda::backend as cuda_backend;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
