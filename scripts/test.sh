@@ -20,3 +20,19 @@ export REQUIRE_NVRTC=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --no-fail-fast "$@"
+
+# The GPU check's bundle builds, and its runner stops cleanly where there is no GPU: exit 3 and
+# "no_gpu" in its JSON (a machine with a GPU runs the whole check instead, exit 0).
+scripts/gpu-check.sh --ci
+gpu_out=$(mktemp -d)
+set +e
+OUT=$gpu_out bash gpu-bundle/run.sh
+gpu_rc=$?
+set -e
+if [ "$gpu_rc" -eq 3 ] && grep -q '"no_gpu"' "$gpu_out/gpu-check.json"; then
+    echo "gpu-check runner: no GPU here, stopped cleanly (exit 3)"
+elif [ "$gpu_rc" -ne 0 ]; then
+    echo "gpu-check runner failed (exit $gpu_rc); see $gpu_out" >&2
+    exit 1
+fi
+rm -rf "$gpu_out" gpu-bundle

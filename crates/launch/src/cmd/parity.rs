@@ -29,6 +29,20 @@ pub struct Args {
     /// With `--device cuda`: bf16 tensor-core convolutions (tolerances widen to bf16's).
     #[arg(long)]
     amp: bool,
+    /// What the device is compared with: `golden` (PaddleDetection's tensors in the directory)
+    /// or `cpu` (this machine's CPU on the directory's weights and inputs; reads only
+    /// golden_meta.json, inputs.safetensors and weights.safetensors).
+    #[arg(long, value_enum, default_value_t = Reference::Golden)]
+    reference: Reference,
+}
+
+/// The reference of a parity run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reference {
+    /// PaddleDetection's golden tensors.
+    Golden,
+    /// The host kernels on the same weights and inputs.
+    Cpu,
 }
 
 /// Every comparison of the golden directory `dir`.
@@ -40,14 +54,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.amp && args.device == DeviceArg::Cpu {
         bail!("--amp needs --device cuda: the CPU path is f32 (the numerical reference)");
     }
+    if args.reference == Reference::Cpu && args.device == DeviceArg::Cpu {
+        bail!("--reference cpu compares a device with the CPU: give --device cuda");
+    }
     let start = std::time::Instant::now();
     let (rows, device) = match args.device {
         DeviceArg::Cpu => (run_dir(&args.golden)?, "cpu".to_string()),
         DeviceArg::Cuda => {
             let be = super::perf_detect::cuda_backend(0, args.amp)?;
             let name = be.runtime.device_name().unwrap_or_else(|_| "cuda".into());
-            let rows = golden::run_on(&args.golden, golden::On::Cuda(&be))
-                .with_context(|| format!("parity on {}", args.golden.display()))?;
+            let rows = match args.reference {
+                Reference::Golden => golden::run_on(&args.golden, golden::On::Cuda(&be)),
+                Reference::Cpu => golden::run_vs_host(&args.golden, &be),
+            }
+            .with_context(|| format!("parity on {}", args.golden.display()))?;
             let math = if args.amp { "bf16 convs" } else { "f32" };
             (rows, format!("{name}, {math}"))
         }

@@ -201,6 +201,150 @@ pub fn run_on(dir: impl AsRef<Path>, on: On) -> Result<Vec<ParityRow>> {
     Ok(widen(rows, on.amp()))
 }
 
+/// The device against this machine's host kernels on a golden directory's weights and inputs:
+/// the same rows as [`run_on`] (features, logits, scores, boxes, assignments, losses, every
+/// gradient) with the host results as the reference, so only `golden_meta.json`,
+/// `inputs.safetensors` and `weights.safetensors` are read — what fits in a GPU bundle. The
+/// host path itself is checked against PaddleDetection by [`run`] (in CI).
+pub fn run_vs_host(dir: impl AsRef<Path>, be: &Cuda) -> Result<Vec<ParityRow>> {
+    let dir = dir.as_ref();
+    let meta_path = dir.join("golden_meta.json");
+    let meta_text = std::fs::read_to_string(&meta_path)
+        .map_err(|e| DetectError::Input(format!("{}: {e}", meta_path.display())))?;
+    let meta: Value = serde_json::from_str(&meta_text)
+        .map_err(|e| DetectError::Input(format!("{}: {e}", meta_path.display())))?;
+    let inputs = open(dir, "inputs.safetensors")?;
+    let arch = Arch::new(config(&meta)?)?;
+    let mut weights = ModelState::zeros(&arch)?;
+    checkpoint::load(&mut weights, dir.join("weights.safetensors"))?;
+    let s = shape(&inputs, "image")?;
+    if s.len() != 4 {
+        return Err(DetectError::Input(format!(
+            "inputs.safetensors: image has shape {s:?}, expected [n, 3, h, w]"
+        )));
+    }
+    let image = Feat::from_vec(f32s(&inputs, "image")?, s[0], s[1], s[2], s[3])?;
+    let amp = On::Cuda(be).amp();
+    let mut rows = Vec::new();
+    let (want, got) = (
+        eval_forward(&arch, &weights, &image)?,
+        eval_forward_device(be, &arch, &weights, &image)?,
+    );
+    let pairs = want
+        .backbone
+        .iter()
+        .zip(&got.backbone)
+        .map(|p| ("backbone.out", p));
+    let pairs = pairs.chain(want.neck.iter().zip(&got.neck).map(|p| ("neck.out", p)));
+    for (i, (name, (w, g))) in pairs.enumerate() {
+        rows.push(rel(
+            format!("{name}{} vs cpu", i % 3),
+            &g.data,
+            &w.data,
+            5e-5,
+        ));
+    }
+    for (i, (w, g)) in want.logits.iter().zip(&got.logits).enumerate() {
+        rows.push(rel(
+            format!("head.cls_logits.l{i} vs cpu"),
+            &g.cls.data,
+            &w.cls.data,
+            5e-5,
+        ));
+        rows.push(rel(
+            format!("head.reg_logits.l{i} vs cpu"),
+            &g.reg.data,
+            &w.reg.data,
+            5e-5,
+        ));
+    }
+    rows.push(rel(
+        "head.cls_score vs cpu",
+        &got.scores,
+        &want.scores,
+        5e-5,
+    ));
+    rows.push(rel(
+        "decoded.boxes_input_px vs cpu",
+        &got.boxes_input_px.concat(),
+        &want.boxes_input_px.concat(),
+        5e-5,
+    ));
+    let gshape = shape(&inputs, "gt_bbox")?;
+    let gt_boxes: Vec<[f32; 4]> = f32s(&inputs, "gt_bbox")?
+        .chunks_exact(4)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect();
+    let gt_labels: Vec<usize> = f32s(&inputs, "gt_class")?
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let pad_mask = f32s(&inputs, "pad_gt_mask")?;
+    let batch = TrainBatch {
+        image: &image,
+        gt_boxes: &gt_boxes,
+        gt_labels: &gt_labels,
+        pad_mask: &pad_mask,
+        max_boxes: gshape.get(1).copied().unwrap_or(0),
+    };
+    let settings = TrainSettings {
+        static_assigner_epoch: num(&meta, &["cfg", "PPYOLOEHead", "static_assigner_epoch"])?
+            as usize,
+        ..TrainSettings::default()
+    };
+    let paths = field(&meta, &["losses"])?
+        .as_object()
+        .ok_or_else(|| DetectError::Input("golden_meta.json: `losses` is not an object".into()))?;
+    for (tag, info) in paths {
+        let epoch = num(info, &["epoch_id"])? as usize;
+        let (mut host, mut dev) = (weights.clone(), weights.clone());
+        let w = forward_backward(&arch, &mut host, &batch, epoch, &settings, &SingleReplica)?;
+        let g = forward_backward_device(
+            be,
+            &arch,
+            &mut dev,
+            &batch,
+            epoch,
+            &settings,
+            &SingleReplica,
+        )?;
+        let labels = |o: &ringdet_detect::step::StepOutputs| -> Vec<f32> {
+            o.assignments
+                .iter()
+                .flat_map(|a| a.labels.iter().map(|&v| v as f32))
+                .collect()
+        };
+        rows.push(exact(
+            format!("{tag}.assign.labels vs cpu"),
+            &labels(&g),
+            &labels(&w),
+            amp,
+        ));
+        let (lw, lg) = (&w.losses, &g.losses);
+        for (name, a, b) in [
+            ("loss", lg.loss, lw.loss),
+            ("loss_cls", lg.cls, lw.cls),
+            ("loss_iou", lg.iou, lw.iou),
+            ("loss_dfl", lg.dfl, lw.dfl),
+        ] {
+            rows.push(rel(format!("{tag}.{name} vs cpu"), &[a], &[b], 1e-4));
+        }
+        rows.push(rel(
+            format!("{tag}.grad (all) vs cpu"),
+            &dev.grads,
+            &host.grads,
+            1e-3,
+        ));
+        rows.push(rel(
+            format!("{tag}.bn statistics vs cpu"),
+            &dev.stats,
+            &host.stats,
+            1e-5,
+        ));
+    }
+    Ok(widen(rows, amp))
+}
+
 fn eval_rows(arch: &Arch, weights: &ModelState, image: &Feat, f: &Files) -> Result<Vec<ParityRow>> {
     let out = match f.on {
         On::Host => eval_forward(arch, weights, image)?,
