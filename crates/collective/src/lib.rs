@@ -22,6 +22,7 @@ mod collectives;
 pub mod comm;
 pub mod config;
 pub mod control;
+pub mod device;
 pub mod dtype;
 mod duplex;
 pub mod engine;

@@ -188,6 +188,54 @@ fn nan_on_one_rank_stops_the_job_naming_step_rank_and_term() {
 }
 
 #[test]
+fn cpu_ranks_warn_about_use_gpu_and_forced_nccl_is_refused_on_every_rank() {
+    // The demo config inherits runtime.yml's `use_gpu: true`; without a GPU these workers train
+    // on the CPU and each says why once. `comm_backend=nccl` cannot work on CPU ranks (nor on
+    // two ranks sharing GPU 0, where a GPU is visible): every rank stops before the first step.
+    let dir = scratch("train-forced-nccl");
+    let (config, _) = setup(&dir);
+    let out = launch(
+        &dir,
+        25160,
+        &[
+            "tools/train.py",
+            "-c",
+            config.to_str().unwrap(),
+            "-o",
+            "TrainReader.batch_size=2",
+            "comm_backend=nccl",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("comm_backend: nccl cannot be used: "), "{all}");
+    if Path::new("/proc/driver/nvidia/gpus").exists() {
+        return;
+    }
+    assert!(
+        all.contains(
+            "comm_backend: nccl cannot be used: ranks 0, 1 train on the CPU (NCCL needs a CUDA \
+             device on every rank: use_gpu: true and --gpus); use -o comm_backend=ring (or auto)"
+        ),
+        "{all}"
+    );
+    // The first rank to stop ends the job, so the other's log may stop short: the warning and
+    // the device line are looked for in both logs together.
+    let logs: String = [0, 1]
+        .map(|r| {
+            std::fs::read_to_string(dir.join(format!("log/workerlog.{r}"))).unwrap_or_default()
+        })
+        .concat();
+    assert!(
+        logs.contains("ringdet: warning: use_gpu: true but no CUDA device is visible (")
+            && logs.contains("; training on the CPU (set use_gpu: false to silence this)")
+            && logs.contains("device=cpu"),
+        "{logs}\n---\n{all}"
+    );
+    assert!(!dir.join("output/tiny/metrics.jsonl").exists());
+}
+
+#[test]
 fn check_replicas_stops_the_job_naming_the_rank_that_differs() {
     let dir = scratch("train-check-replicas");
     let (config, _) = setup(&dir);

@@ -4,7 +4,9 @@
 //! and loss settings, NMS, learning-rate schedule, SGD and EMA.
 //!
 //! [`trainer`] is the training loop (`ringdet train`): one rank, or data parallel under
-//! `ringdet launch` through the collective. [`eval`] evaluates a model on the config's
+//! `ringdet launch` through the collective; [`device`] decides where each rank trains
+//! (`use_gpu`, the launcher's `--gpus`) and which backend carries its gradients
+//! (`comm_backend`). [`eval`] evaluates a model on the config's
 //! `EvalDataset` (COCO bbox, pycocotools-exact), alone or data-parallel. [`checkpoint`] saves
 //! and loads checkpoints in PaddleDetection's layout, with everything an exact resume needs.
 //! [`infer`] runs a model on image files and draws its detections (`ringdet infer`), and exports
@@ -13,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod eval;
 pub mod infer;
 pub mod trainer;

@@ -8,10 +8,12 @@
 //! launcher (`ringdet-launch`) writes through it and the tools read through it, so no other
 //! crate spells a variable name. docs/launch.md has the table.
 
+mod device;
 mod nodelist;
 mod read;
 mod write;
 
+pub use device::{BoundDevice, bound_device, bound_device_from};
 pub use nodelist::expand_nodelist;
 pub use read::{Source, WorkerEnv, WorkerEnvError, from_env, from_lookup};
 pub use write::{Placement, REMOVED};

@@ -3,6 +3,7 @@
 //! is an error naming the key and the file that set it.
 
 use super::{Config, ConfigError};
+use ringdet_collective::device::CommBackendChoice;
 use ringdet_detect::arch::ModelConfig;
 use ringdet_detect::layout::ParamLayout;
 use ringdet_detect::loss::LossWeights;
@@ -58,6 +59,13 @@ pub struct TrainRecipe {
     pub snapshot_epoch: usize,
     /// Log every this many iterations.
     pub log_iter: usize,
+    /// `use_gpu` (PaddleDetection's `runtime.yml` sets `true`; false when left out): train on
+    /// the rank's CUDA device where there is one (`crate::device` decides, and falls back to
+    /// the CPU with a warning where no GPU is visible).
+    pub use_gpu: bool,
+    /// `comm_backend: ring | nccl | auto` (default `auto`): what carries gradients between GPU
+    /// ranks (`ringdet_collective::device::select_backend`).
+    pub comm_backend: CommBackendChoice,
 }
 
 /// The optimizer a config names, with its constants.
@@ -307,6 +315,8 @@ impl TrainRecipe {
             ema_decay,
             snapshot_epoch: count("snapshot_epoch", 1)?,
             log_iter: count("log_iter", 20)?,
+            use_gpu: c.or("use_gpu", false, Config::bool)?,
+            comm_backend: comm_backend(c)?,
         })
     }
 
@@ -436,6 +446,19 @@ fn optimizer_spec(c: &Config) -> Result<OptimizerSpec, ConfigError> {
                 weight_decay: at_least(c, &format!("{KEY}.weight_decay"), "", weight_decay, 0.0)?,
             }
         }
+    })
+}
+
+/// `comm_backend`: `ring`, `nccl` or `auto` (the default when left out).
+fn comm_backend(c: &Config) -> Result<CommBackendChoice, ConfigError> {
+    const KEY: &str = "comm_backend";
+    let text = c.or(KEY, "auto".to_string(), Config::string)?;
+    text.parse().map_err(|_| {
+        bad(
+            c,
+            KEY,
+            &format!("expected ring, nccl or auto, found {text:?}"),
+        )
     })
 }
 

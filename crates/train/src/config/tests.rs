@@ -1,6 +1,7 @@
 //! The config reader on PaddleDetection's own files and on the cases they do not cover.
 
 use super::{Config, ConfigError, OptimizerSpec, TrainRecipe};
+use ringdet_collective::device::CommBackendChoice;
 use ringdet_detect::arch::ModelConfig;
 use ringdet_detect::loss::LossWeights;
 use ringdet_detect::nms::NmsParams;
@@ -59,6 +60,9 @@ fn ppyoloe_s_300e_reads_as_the_spec_says() {
         (0.01, 500, 36_000)
     );
     assert_eq!((r.snapshot_epoch, r.log_iter), (10, 100));
+    // runtime.yml's `use_gpu: true`; no comm_backend: auto.
+    assert!(r.use_gpu);
+    assert_eq!(r.comm_backend, CommBackendChoice::Auto);
     // Provenance: the file that set each value.
     assert!(
         c.origin("LearningRate.base_lr")
@@ -466,4 +470,61 @@ fn adamw_and_global_norm_clipping_read_as_paddle_takes_them() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("OptimizerBuilder.clip_grad_by_norm"), "{e}");
+}
+
+#[test]
+fn use_gpu_and_comm_backend_read_from_the_config_and_overrides() {
+    let recipe = |args: &[&str]| {
+        let mut c = Config::load(&ppyoloe("ppyoloe_crn_s_300e_coco.yml")).unwrap();
+        c.apply_overrides(args).unwrap();
+        TrainRecipe::from_config(&c)
+    };
+    let r = recipe(&["use_gpu=false", "comm_backend=nccl"]).unwrap();
+    assert!(!r.use_gpu);
+    assert_eq!(r.comm_backend, CommBackendChoice::Nccl);
+    assert_eq!(
+        recipe(&["comm_backend=ring"]).unwrap().comm_backend,
+        CommBackendChoice::Ring
+    );
+    assert_eq!(
+        recipe(&["comm_backend=auto"]).unwrap().comm_backend,
+        CommBackendChoice::Auto
+    );
+    // Left out (null): use_gpu false, comm_backend auto.
+    let r = recipe(&["use_gpu=", "comm_backend="]).unwrap();
+    assert!(!r.use_gpu);
+    assert_eq!(r.comm_backend, CommBackendChoice::Auto);
+    // Anything but a bool, or an unknown backend: the key, where it was set, what it takes.
+    for (arg, key, msg) in [
+        ("use_gpu=yes please", "use_gpu", "expected true or false"),
+        ("use_gpu=1", "use_gpu", "expected true or false"),
+        (
+            "comm_backend=gloo",
+            "comm_backend",
+            "expected ring, nccl or auto, found \"gloo\"",
+        ),
+        ("comm_backend=[ring]", "comm_backend", "expected a string"),
+    ] {
+        let e = recipe(&[arg]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{key} (set in -o {arg}): ")) && e.contains(msg),
+            "{arg}: {e}"
+        );
+    }
+    // A bad value in a file names the file.
+    let dir = tempdir("use_gpu");
+    let base = ppyoloe("ppyoloe_crn_s_300e_coco.yml");
+    let top = write(
+        &dir,
+        "top.yml",
+        &format!("_BASE_: ['{}']\nuse_gpu: 'on'\n", base.display()),
+    );
+    let c = Config::load(&top).unwrap();
+    let e = TrainRecipe::from_config(&c).unwrap_err().to_string();
+    assert!(
+        e.starts_with("use_gpu (set in ")
+            && e.contains("top.yml")
+            && e.contains("expected true or false"),
+        "{e}"
+    );
 }

@@ -71,9 +71,11 @@ use ringdet_kernels::conv::cuda::ConvMath;
 
 use crate::checkpoint::{self as ckpt, CheckpointError, DataState, Fingerprint, SnapshotRef};
 use crate::config::{Config, ConfigError, TrainRecipe};
+use crate::device::{self, ComputeDevice};
 use crate::eval::{EvalComm, EvalDataset, EvalError, EvalSettings, evaluate};
 use bad_images::SkipCount;
 use progress::Progress;
+use ringdet_collective::device::{CommBackend, CommBackendChoice};
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +167,10 @@ pub enum TrainError {
         /// Its value.
         value: f64,
     },
+    /// The rank's device (`use_gpu`, `--gpus`) or the gradient backend (`comm_backend`) cannot
+    /// be used; the message names the rank and the cause.
+    #[error("{0}")]
+    Device(String),
 }
 
 /// What `ringdet train` asks for.
@@ -301,6 +307,28 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     let extras = Extras::read(&cfg, &opts.config)?;
     let model_err = |error| TrainError::Model { rank, error };
     let comm_err = |what: &'static str| move |error| TrainError::Comm { rank, what, error };
+
+    // Device (use_gpu, the launcher's --gpus) and the gradient backend (comm_backend).
+    let env = device::DeviceEnv::from_env(rank)?;
+    let compute = device::resolve_device(recipe.use_gpu, rank, &env, &device::SystemProbe)?;
+    let comm_backend =
+        device::select_comm_backend(recipe.comm_backend, recipe.use_gpu, compute, replicas)?;
+    if comm_backend == CommBackend::Nccl {
+        // WIRE-NCCL: the step's gradients go through `replicas` (the ring via the host); to use
+        // NCCL, build ringdet_collective::device::NcclComm here and hand it to the step.
+        if recipe.comm_backend == CommBackendChoice::Nccl {
+            return Err(TrainError::Device(format!(
+                "rank {rank}: comm_backend: nccl: every rank can use NCCL, but this build's \
+                 trainer exchanges gradients through the ring only; use -o comm_backend=ring \
+                 (or auto)"
+            )));
+        }
+        say(
+            replicas,
+            "comm_backend auto: every rank could use NCCL, but this build's trainer exchanges \
+             gradients through the ring",
+        );
+    }
 
     // Model.
     let arch = Arch::new(recipe.model.clone()).map_err(model_err)?;
@@ -479,7 +507,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     }
     // On a GPU rank the training state moves to the device for the whole run (the host copy is
     // refreshed before checkpoints, evaluations and replica checks).
-    let gpu: Option<usize> = None;
+    let gpu: Option<usize> = match compute {
+        ComputeDevice::Cuda { ordinal } => Some(ordinal),
+        ComputeDevice::Cpu => None,
+    };
     let mut device = match gpu {
         Some(ordinal) => {
             let be = cuda_backend(rank, ordinal, opts.amp)?;
