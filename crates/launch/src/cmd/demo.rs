@@ -1,6 +1,6 @@
 //! `ringdet demo`: the project's main job in one offline command. In a work folder it writes
 //! the demo config (and the PaddleDetection files it builds on, compiled into the binary),
-//! makes the synthetic shapes dataset when it is absent, trains PP-YOLOE-s on 2 CPU ranks
+//! makes the synthetic shapes dataset when it is absent, trains PP-YOLOE-s on 2 ranks (CPU, or a GPU where the config's use_gpu finds one)
 //! through `ringdet launch` with `--eval`, and reports the mAP it reached, the curves and a few
 //! validation pictures with their detections drawn.
 
@@ -63,7 +63,7 @@ pub struct Args {
     /// Work folder: configs, dataset, logs and `output/` go here (created if missing).
     #[arg(long, default_value = "ringdet-demo")]
     workdir: PathBuf,
-    /// CPU ranks to train on.
+    /// Ranks to train on (processes on this machine).
     #[arg(long = "nproc_per_node", alias = "nproc-per-node", default_value_t = 2)]
     nproc_per_node: usize,
     /// Training images in the shapes dataset made when it is absent.
@@ -112,7 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         cmd.arg("-o").args(&args.overrides);
     }
     println!(
-        "demo: training on {} CPU rank(s): (cd {} && ringdet launch --nproc_per_node {} --log_dir log train -c {DEMO_CONFIG} --eval{})",
+        "demo: training on {} rank(s) (each on the GPU the config's use_gpu and the machine give it, else the CPU): (cd {} && ringdet launch --nproc_per_node {} --log_dir log train -c {DEMO_CONFIG} --eval{})",
         args.nproc_per_node,
         dir.display(),
         args.nproc_per_node,

@@ -43,6 +43,8 @@ pub struct DeviceState<B: Backend<f32>> {
     decay_mask: B::Mask,
     /// EMA of the parameters and of the BN statistics.
     ema: Option<[B::Buf; 2]>,
+    /// A second gradient buffer for an out-of-place average (NCCL's path).
+    spare: Option<B::Buf>,
 }
 
 impl<B: Backend<f32>> DeviceState<B> {
@@ -75,6 +77,7 @@ impl<B: Backend<f32>> DeviceState<B> {
             moments,
             decay_mask,
             ema,
+            spare: None,
             be,
         })
     }
@@ -277,6 +280,45 @@ impl<B: Backend<f32>> DeviceState<B> {
             get(ep, &mut e.params)?;
             get(es, &mut e.stats)?;
         }
+        Ok(())
+    }
+}
+
+impl DeviceState<ringdet_kernels::Cuda> {
+    /// Averages the gradients over the ranks without leaving the device: `comm`'s all-reduce
+    /// (NCCL, enqueued on the kernels' stream) and a multiply by `1 / world` into the spare
+    /// buffer, which then becomes the gradient buffer.
+    pub fn all_reduce_mean(
+        &mut self,
+        comm: &mut dyn ringdet_collective::device::DeviceAllReduce,
+    ) -> Result<(), DetectError> {
+        use ringdet_kernels::Cuda;
+        use ringdet_kernels::backend::{Buffers, ElementwiseOps};
+        use ringdet_kernels::elementwise::BroadcastParams;
+        let rank = comm.rank();
+        let stream = self.be.runtime.stream().clone();
+        comm.all_reduce_sum_f32(&mut self.grads.as_view_mut(), &stream)
+            .map_err(|e| DetectError::Input(format!("rank {rank}: gradient all-reduce: {e}")))?;
+        let n = self.grads.len();
+        let inv = [1.0 / comm.world_size().max(1) as f32];
+        let inv = self.be.upload(&inv).map_err(k("upload 1/world"))?;
+        let mut avg = match self.spare.take() {
+            Some(b) => b,
+            None => self.be.scratch(n).map_err(k("gradient buffer"))?,
+        };
+        let p = BroadcastParams {
+            a: [1, 1, 1, n],
+            b: [1, 1, 1, 1],
+        };
+        self.be
+            .mul_forward(
+                Cuda::view_mut(&mut avg),
+                Cuda::view(&self.grads),
+                Cuda::view(&inv),
+                &p,
+            )
+            .map_err(k("average the gradients"))?;
+        self.spare = Some(std::mem::replace(&mut self.grads, avg));
         Ok(())
     }
 }

@@ -75,7 +75,7 @@ use crate::device::{self, ComputeDevice};
 use crate::eval::{EvalComm, EvalDataset, EvalError, EvalSettings, evaluate};
 use bad_images::SkipCount;
 use progress::Progress;
-use ringdet_collective::device::{CommBackend, CommBackendChoice};
+use ringdet_collective::device::{CommBackend, NcclComm};
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]
@@ -314,19 +314,10 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
     let comm_backend =
         device::select_comm_backend(recipe.comm_backend, recipe.use_gpu, compute, replicas)?;
     if comm_backend == CommBackend::Nccl {
-        // WIRE-NCCL: the step's gradients go through `replicas` (the ring via the host); to use
-        // NCCL, build ringdet_collective::device::NcclComm here and hand it to the step.
-        if recipe.comm_backend == CommBackendChoice::Nccl {
-            return Err(TrainError::Device(format!(
-                "rank {rank}: comm_backend: nccl: every rank can use NCCL, but this build's \
-                 trainer exchanges gradients through the ring only; use -o comm_backend=ring \
-                 (or auto)"
-            )));
-        }
         say(
             replicas,
-            "comm_backend auto: every rank could use NCCL, but this build's trainer exchanges \
-             gradients through the ring",
+            "comm_backend: NCCL averages the gradients on the devices (one all-reduce after \
+             backward)",
         );
     }
 
@@ -511,6 +502,16 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
         ComputeDevice::Cuda { ordinal } => Some(ordinal),
         ComputeDevice::Cpu => None,
     };
+    let mut nccl =
+        match (comm_backend, gpu) {
+            (CommBackend::Nccl, Some(ordinal)) => {
+                let mut boot = replicas;
+                Some(NcclComm::new(&mut boot, ordinal).map_err(|e| {
+                    TrainError::Device(format!("rank {rank}: comm_backend nccl: {e}"))
+                })?)
+            }
+            _ => None,
+        };
     let mut device = match gpu {
         Some(ordinal) => {
             let be = cuda_backend(rank, ordinal, opts.amp)?;
@@ -589,11 +590,15 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             let data_cost = start.elapsed().as_secs_f64();
             let input = TrainInput::from_batch(batch).map_err(model_err)?;
             let mut reducer = GradReducer::new(replicas, &buckets, comm_settings.overlap);
-            let hands_over = reducer.sink().is_some();
+            // With NCCL the gradients stay on the device: no bucket goes through the host.
+            let hands_over = reducer.sink().is_some() && nccl.is_none();
             let links = StepLinks {
                 bn: bn_link,
                 normalizer: replicas,
-                grads: reducer.sink(),
+                grads: match nccl.is_none() {
+                    true => reducer.sink(),
+                    false => None,
+                },
             };
             let v = match device.as_mut() {
                 None => {
@@ -618,6 +623,12 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             };
             let comm_start = Instant::now();
             match device.as_mut() {
+                Some(d) if world > 1 && nccl.is_some() => {
+                    if let Some(n) = nccl.as_mut() {
+                        d.all_reduce_mean(n).map_err(model_err)?;
+                    }
+                    drop(reducer);
+                }
                 Some(d) if world > 1 => {
                     // The exchange runs on host buffers: what backward did not hand over comes
                     // down first, the averages go back up after.

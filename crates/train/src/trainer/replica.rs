@@ -8,6 +8,7 @@
 //! and waits for its own result. Since every rank asks in the same order, the ranks issue their
 //! collectives in the same order and nothing deadlocks.
 
+use ringdet_collective::device::Bootstrap;
 use ringdet_collective::{AsyncCommunicator, CommError, Communicator, Handle, ReduceOp};
 use ringdet_detect::DetectError;
 use ringdet_detect::cross_replica::CrossReplica;
@@ -118,6 +119,24 @@ impl Replicas {
 
     /// Replaces `data` by `root`'s.
     pub fn broadcast_f64(&self, data: &mut [f64], root: usize) -> Result<(), CommError> {
+        self.in_place(data, move |c, v| c.broadcast(v, root))
+    }
+}
+
+/// NCCL's start-up exchanges (who loaded it, rank 0's unique id) over the job's communicator,
+/// queued like every other exchange.
+impl Bootstrap for &Replicas {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn world_size(&self) -> usize {
+        self.world_size
+    }
+    fn all_gather_bytes(&mut self, mine: &[u8]) -> Result<Vec<Vec<u8>>, CommError> {
+        let owned = mine.to_vec();
+        self.exec(move |c| c.all_gather(&owned), vec![mine.to_vec()])
+    }
+    fn broadcast_bytes(&mut self, data: &mut [u8], root: usize) -> Result<(), CommError> {
         self.in_place(data, move |c, v| c.broadcast(v, root))
     }
 }
