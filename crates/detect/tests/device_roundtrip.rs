@@ -64,3 +64,36 @@ fn the_step_round_trip_on_the_host_backend_is_the_host_step() {
         assert!(got.neck == want.neck);
     }
 }
+
+/// The CUDA backend hands out two writable views of one buffer only for equal-length ranges a
+/// whole number of lengths apart (cudarc splits mutable views by chunks). The training forward
+/// takes every BN's running mean and variance that way: the layout must keep them so, for every
+/// model size.
+#[test]
+fn every_bn_keeps_mean_and_variance_where_a_device_buffer_can_split_them() {
+    use ringdet_detect::arch::TensorRole;
+    for name in ["s", "m", "l", "x"] {
+        let arch = Arch::new(ModelConfig::by_name(name).unwrap()).unwrap();
+        let state = ModelState::zeros(&arch).unwrap();
+        let mut checked = 0;
+        for slot in state.layout.slots() {
+            if slot.spec.role != TensorRole::BnMean {
+                continue;
+            }
+            let prefix = slot.spec.name.strip_suffix("._mean").unwrap();
+            let m = slot.range();
+            let v = state
+                .layout
+                .slot(&format!("{prefix}._variance"))
+                .unwrap()
+                .range();
+            let gap = m.start.abs_diff(v.start);
+            assert!(
+                m.len() == v.len() && m.len() > 0 && gap % m.len() == 0,
+                "{name}: {prefix}: mean {m:?}, variance {v:?}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 50, "{name}: only {checked} BNs");
+    }
+}
