@@ -39,6 +39,7 @@ impl KernelRuntime {
         let (major, minor) = context
             .compute_capability()
             .map_err(driver("compute capability"))?;
+        keep_pool_memory(&context);
         let rt = Arc::new(KernelRuntime {
             ordinal,
             stream: context.default_stream(),
@@ -99,5 +100,36 @@ impl KernelRuntime {
                 op: format!("{}: load function {name}", source.name),
                 msg: e.to_string(),
             })
+    }
+}
+
+/// Makes the device's default memory pool keep what is freed instead of returning it to the
+/// driver at each synchronisation (its release threshold defaults to 0). cudarc allocates
+/// through that pool (`cuMemAllocAsync`) and frees into it (`cuMemFreeAsync`), so with the
+/// threshold at its maximum every step after the first is served from the memory the first
+/// step left: the device-side counterpart of the host [`crate::arena`]. A device without
+/// stream-ordered allocation, or a driver that refuses, keeps the default (a logged warning,
+/// not an error: only speed depends on it).
+fn keep_pool_memory(context: &CudaContext) {
+    use cudarc::driver::sys;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold: u64 = u64::MAX;
+    // SAFETY: plain driver calls with valid out-pointers on the device of a live context; the
+    // pool calls take the device, not the current context.
+    let r = unsafe {
+        match sys::cuDeviceGetDefaultMemPool(&mut pool, context.cu_device()) {
+            sys::CUresult::CUDA_SUCCESS => sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut threshold as *mut u64).cast(),
+            ),
+            other => other,
+        }
+    };
+    if r != sys::CUresult::CUDA_SUCCESS {
+        tracing::warn!(
+            "CUDA device memory pool: the release threshold stays at the default ({r:?}); \
+             freed memory may go back to the driver between steps"
+        );
     }
 }
