@@ -89,7 +89,7 @@ fn every_bn_keeps_mean_and_variance_where_a_device_buffer_can_split_them() {
                 .range();
             let gap = m.start.abs_diff(v.start);
             assert!(
-                m.len() == v.len() && m.len() > 0 && gap % m.len() == 0,
+                m.len() == v.len() && !m.is_empty() && gap % m.len() == 0,
                 "{name}: {prefix}: mean {m:?}, variance {v:?}"
             );
             checked += 1;

@@ -22,6 +22,13 @@ fn params<T: Real, B: Buffers<T>>(x: &Feat<T, B>) -> BatchNormParams {
     BatchNormParams::new(x.n, x.c, x.hw())
 }
 
+/// A device with no other replica: the cross-replica steps are identities, so the per-channel
+/// sums need not visit the host (on the host backend they cost nothing either way, and the
+/// reference keeps its order of operations).
+fn device_alone<T: Real, B: Buffers<T>>(replicas: &dyn CrossReplica) -> bool {
+    !B::HOST_MEMORY && replicas.world_size() <= 1
+}
+
 /// A BN's four per-channel vectors: γ, β and the running mean and variance.
 pub type BnVectors<'v, T, B> = [<B as Buffers<T>>::View<'v>; 4];
 
@@ -101,21 +108,28 @@ fn train_impl<T: Real, B: Backend<T>>(
     be.batchnorm_stats_forward(B::view_mut(&mut stats.data), B::view(&x.data), &p)
         .map_err(k("batchnorm_stats_forward"))?;
     // Local (Σx, Σx²) → local (E[x], E[x²]) → mean over ranks with equal weight; count 1.
-    let n = T::from_usize(p.count());
-    be.with_host_mut(&mut stats.data, |s| {
-        s.iter_mut().for_each(|v| *v /= n);
-        all_reduce_mean_real(replicas, s)
-    })
-    .map_err(k("batch statistics to the host"))??;
+    // A device alone keeps the sums where they are (no host round trip per BN): the kernel
+    // divides by the count itself.
+    let count = if device_alone::<T, B>(replicas) {
+        p.count()
+    } else {
+        let n = T::from_usize(p.count());
+        be.with_host_mut(&mut stats.data, |s| {
+            s.iter_mut().for_each(|v| *v /= n);
+            all_reduce_mean_real(replicas, s)
+        })
+        .map_err(k("batch statistics to the host"))??;
+        1
+    };
     let mut y = x.scratch_like_on(be)?;
     let mut saved = Feat::vector_on(be, 2 * x.c)?;
     let (yv, sv) = (B::view_mut(&mut y.data), B::view_mut(&mut saved.data));
     let (xv, st) = (B::view(&x.data), B::view(&stats.data));
     if silu {
-        be.batchnorm_silu_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, 1, &p)
+        be.batchnorm_silu_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, count, &p)
             .map_err(k("batchnorm_silu_forward_train"))?;
     } else {
-        be.batchnorm_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, 1, &p)
+        be.batchnorm_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, count, &p)
             .map_err(k("batchnorm_forward_train"))?;
     }
     Ok((y, saved))
@@ -171,8 +185,10 @@ pub fn train_backward<B: Backend<f32>>(
             .map_err(k("batchnorm_stats_backward"))?,
     }
     let mut global = local.copy_on(be)?;
-    be.with_host_mut(&mut global.data, |g| replicas.all_reduce_sum(g))
-        .map_err(k("statistics gradient to the host"))??;
+    if !device_alone::<f32, B>(replicas) {
+        be.with_host_mut(&mut global.data, |g| replicas.all_reduce_sum(g))
+            .map_err(k("statistics gradient to the host"))??;
+    }
     let count = p.count() * replicas.world_size().max(1);
     let mut dx = x.zeros_like_on(be)?;
     let (dxv, dyv, xv, sv) = (

@@ -42,6 +42,7 @@ impl<T: Real> Buffers<T> for Cpu {
     type View<'a> = &'a [T];
     type ViewMut<'a> = &'a mut [T];
     type Mask = Vec<u8>;
+    const HOST_MEMORY: bool = true;
 
     fn len(buf: &Vec<T>) -> usize {
         buf.len()

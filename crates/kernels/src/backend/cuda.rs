@@ -90,6 +90,7 @@ impl Buffers<f32> for Cuda {
     type View<'a> = V<'a>;
     type ViewMut<'a> = M<'a>;
     type Mask = CudaSlice<u8>;
+    const HOST_MEMORY: bool = false;
 
     fn len(buf: &CudaSlice<f32>) -> usize {
         buf.len()

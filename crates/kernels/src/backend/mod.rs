@@ -76,6 +76,10 @@ pub trait Buffers<T: Real> {
     /// A copy of a host byte mask.
     fn upload_mask(&self, host: &[u8]) -> KResult<Self::Mask>;
 
+    /// Whether buffers are host memory (then [`Self::to_host`] and [`Self::with_host_mut`] cost
+    /// nothing and a pass may use them freely; on a device each is a synchronising copy).
+    const HOST_MEMORY: bool;
+
     /// A new buffer of `n` elements whose values are unspecified (a reused buffer on the host):
     /// only for an output that an op overwrites whole.
     fn scratch(&self, n: usize) -> KResult<Self::Buf>;
