@@ -15,8 +15,12 @@
 #   e.g. scripts/netns-cluster.sh --hosts 2 --rate 1gbit -- sh -c \
 #          'target/debug/ringdet launch --ips $RINGDET_SIM_HOSTS --nproc_per_node 1 allreduce-perf -b 4K -e 1M'
 # Test-only (hidden) option, repeatable: --fault KIND:HOST:AFTER_S, HOST = index or address,
-#   KIND link-down  the bridge side of HOST's veth goes down AFTER_S s after the start (carrier lost)
-#        partition  HOST's veth leaves the bridge (link stays up, frames vanish silently)
+#   KIND link-down  HOST's eth0 loses carrier AFTER_S s after the start: with the bridge, the bridge
+#                   side of its veth goes down; with the relay, its TUN's carrier goes off
+#                   (TUNSETCARRIER) and the relay drops every packet from or to it
+#        partition  the link stays up and frames vanish silently: with the bridge, HOST's veth
+#                   leaves the bridge; with the relay, it drops every packet from or to HOST
+#   (the relay learns of a fault from a line in its --control file and a SIGUSR1).
 # --delay D (one-way, per packet a host sends) and --loss P% (per packet) use the netem qdisc
 # where the kernel has it. Without netem each host gets a TUN device (eth0) instead of the veth,
 # and the switch is a user-space relay in rdns-<pid>-br, `ringdet netsim-relay` (the binary in
@@ -25,7 +29,6 @@
 # what each host receives at --rate (htb on the TUN shapes what it sends). Relay-only options:
 # --mtu N (the TUNs' MTU, default 9000); --relay uses the relay even where netem exists, or
 # with neither delay nor loss (to measure the relay itself).
-# --fault needs the bridge and is refused with the relay.
 #
 # Exit status: 0 if CMD succeeded on every host; else the first non-zero status (in time) of a
 # host's CMD; 124 on --timeout; 2 on a usage error; 77 when this machine cannot build the cluster
@@ -103,6 +106,7 @@ command -v ip >/dev/null || cannot "no 'ip' command (iproute2)"
 pfx="rdns-$$"
 br_ns="$pfx-br"
 made_ns=() host_pids=() timer_pids=() tmpdir="" relay=0 relay_pid=""
+declare -A link_down=() # hosts whose link a --fault took down (their TUN drops what they send)
 
 # Every pid of the processes in namespace $1.
 ns_pids() { ip netns pids "$1" 2>/dev/null || true; }
@@ -163,7 +167,7 @@ cleanup() {
         wait "$relay_pid" 2>/dev/null || true
         sed 's/^/netns-cluster: /' "$tmpdir/relay.err" >&2 || true
         for ns in ${made_ns[@]+"${made_ns[@]}"}; do
-            [[ $ns == "$br_ns" ]] && continue
+            [[ $ns == "$br_ns" || -n ${link_down[$ns]:-} ]] && continue
             p=$(ip netns exec "$ns" cat /sys/class/net/eth0/statistics/tx_dropped 2>/dev/null || echo 0)
             ((p == 0)) || say "warning: the TUN of $ns dropped $p packets the relay did not read in time"
         done
@@ -199,7 +203,6 @@ if [[ -n "$delay$loss" ]] || ((force_relay)); then
         [[ -c /dev/net/tun ]] ||
             cannot "--delay/--loss need the netem qdisc or /dev/net/tun (for the user-space relay); \
 this machine has neither: run without them"
-        ((${#fault_kind[@]} == 0)) || die "--fault needs the bridge; it does not work through the relay"
         root=$(cd "$(dirname "$0")/.." && pwd)
         if [[ -n ${RINGDET_BIN:-} ]]; then
             relay_bin=$RINGDET_BIN
@@ -265,8 +268,11 @@ if ((relay)); then
         u = substr(d, RLENGTH + 1); m = 1; if (u == "ms") m = 1e3; if (u == "s") m = 1e6
         printf "%d", n * m + 0.5 }')
     loss_pct=${loss:-0} && loss_pct=${loss_pct%\%}
+    # --fault: a line per fault in the control file, then SIGUSR1 (see the fault loop below).
+    : >"$tmpdir/relay.control"
     relay_args=(netsim-relay --parent "$$" --seed "$seed" --delay-us "$delay_us"
-        --loss-pct "$loss_pct" --rate-bps "$rate_bps" --queue-bytes "$((1000 * mtu))")
+        --loss-pct "$loss_pct" --rate-bps "$rate_bps" --queue-bytes "$((1000 * mtu))"
+        --control "$tmpdir/relay.control")
     for ((i = 0; i < hosts; i++)); do relay_args+=(--host "$pfx-$i=$(addr "$i")"); done
     ip netns exec "$br_ns" "$relay_bin" "${relay_args[@]}" </dev/null >"$tmpdir/relay.out" 2>"$tmpdir/relay.err" &
     relay_pid=$!
@@ -327,7 +333,12 @@ while ((${#running[@]})); do
         exit 124
     elif [[ -n ${fault_of[$done_pid]:-} ]]; then
         f=${fault_of[$done_pid]} i=${fault_host[f]}
-        if [[ ${fault_kind[f]} == link-down ]]; then
+        if ((relay)); then
+            # The relay rereads the whole file on each signal (signals close together merge).
+            echo "${fault_kind[f]} $(addr "$i")" >>"$tmpdir/relay.control"
+            [[ ${fault_kind[f]} == link-down ]] && link_down[$pfx-$i]=1
+            kill -USR1 "$relay_pid" 2>/dev/null || say "warning: the relay has ended: fault not applied"
+        elif [[ ${fault_kind[f]} == link-down ]]; then
             ip -n "$br_ns" link set "h$i" down
         else
             ip -n "$br_ns" link set "h$i" nomaster

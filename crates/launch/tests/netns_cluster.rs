@@ -513,3 +513,126 @@ fn an_all_reduce_through_the_relay_with_delay_and_loss_is_correct() {
     assert!(lost > 0, "{account}");
     assert_eq!(root_tuns(), tuns_before, "a TUN device was left here");
 }
+
+/// The relay's line for a fault: `fault KIND of ADDRESS from T s: N packets from or to it
+/// dropped`; returns N.
+fn relay_fault_drops(output: &str, kind: &str, addr: &str) -> u64 {
+    let prefix = format!("netsim-relay: fault {kind} of {addr} from ");
+    let line = output
+        .lines()
+        .find(|l| l.contains(&prefix))
+        .unwrap_or_else(|| panic!("the relay did not account for the {kind}:\n{output}"));
+    line.split_once(" s: ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"))
+}
+
+#[test]
+fn a_partition_through_the_relay_during_an_all_reduce_hangs_nobody() {
+    let dir = scratch("relay-partition");
+    let tuns_before = root_tuns();
+    // As over the bridge, with the user-space relay as the switch: from 2 s on it drops every
+    // packet from or to host 0, whose link stays up.
+    let Some(run) = cluster(
+        "relay-partition",
+        &dir,
+        &[
+            "--hosts",
+            "2",
+            "--rate",
+            "1gbit",
+            "--relay",
+            "--timeout",
+            "60",
+            "--fault",
+            "partition:10.77.0.10:2",
+        ],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --start_timeout 30 --log_dir \"log/$RINGDET_SIM_HOST\" \
+         allreduce-perf -b 1M -e 64M -n 500",
+    ) else {
+        return;
+    };
+    // Both launchers stop on their own deadlines, long before --timeout (which would exit 124).
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert!(
+        run.output.contains("fault: partition of host 0"),
+        "{}",
+        run.output
+    );
+    for host in ["[h0]", "[h1]"] {
+        assert!(
+            run.output.lines().any(|l| l.starts_with(host)
+                && l.contains("ringdet launch: exit code 1")
+                || l.starts_with(host) && l.contains("could not reach")
+                || l.starts_with(host) && l.contains("timed out after")),
+            "{host} did not stop with a cause:\n{}",
+            run.output
+        );
+    }
+    // The relay dropped what the hosts still sent each other (the ring's segments and
+    // retransmissions, the heartbeats), and kept running to the end.
+    assert!(
+        relay_fault_drops(&run.output, "partition", "10.77.0.10") > 0,
+        "{}",
+        run.output
+    );
+    assert_eq!(root_tuns(), tuns_before, "a TUN device was left here");
+}
+
+#[test]
+fn a_link_that_goes_down_through_the_relay_stops_every_host_with_the_cause() {
+    let dir = scratch("relay-link-down");
+    let tuns_before = root_tuns();
+    // As over the bridge, with the user-space relay as the switch: at 2 s host 1's eth0 loses
+    // its carrier (as when the bridge side of its veth goes down) and the relay drops every
+    // packet from or to it; the hosts are in an all-reduce.
+    let Some(run) = cluster(
+        "relay-link-down",
+        &dir,
+        &[
+            "--hosts",
+            "2",
+            "--rate",
+            "1gbit",
+            "--relay",
+            "--timeout",
+            "60",
+            "--fault",
+            "link-down:1:2",
+        ],
+        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --log_dir \"log/$RINGDET_SIM_HOST\" allreduce-perf -b 1M -e 64M -n 500",
+    ) else {
+        return;
+    };
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert!(
+        run.output.contains("fault: link-down of host 1"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output
+            .contains("netsim-relay: link-down of 10.77.0.11 (rdns-"),
+        "the relay did not take the link down:\n{}",
+        run.output
+    );
+    for (host, other) in [("[h0]", "10.77.0.11"), ("[h1]", "10.77.0.10")] {
+        assert!(
+            run.output.lines().any(|l| l.starts_with(host)
+                && l.contains("root cause")
+                && l.contains(&format!("the launcher on host {other}"))
+                && l.contains("no heartbeat")),
+            "{host} did not name the lost host {other}:\n{}",
+            run.output
+        );
+    }
+    assert!(
+        relay_fault_drops(&run.output, "link-down", "10.77.0.11") > 0,
+        "{}",
+        run.output
+    );
+    assert_eq!(root_tuns(), tuns_before, "a TUN device was left here");
+}
