@@ -1,12 +1,12 @@
 //! The trainer with checkpoints and evaluation, one rank, on a tiny synthetic shapes set: a run
 //! resumed from its epoch-0 checkpoint ends with the same `model_final`, bit for bit, as the
-//! run that went straight through; `--eval` writes `eval` rows and keeps `best_model`.
+//! run that went straight through; `--eval` writes `eval` rows and keeps `best_model`; the
+//! device path run on the host backend ends bit identical to the host path.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use ringdet_tensor::safetensors::SafeTensors;
 use ringdet_train::checkpoint::Checkpoint;
 use ringdet_train::trainer::{Replicas, TrainOptions, train_with};
 
@@ -43,34 +43,6 @@ fn options(config: &Path, overrides: &[&str]) -> TrainOptions {
     }
 }
 
-/// Asserts every tensor of `a` and `b` has the same dtype, shape and bytes.
-fn assert_same_tensors(a: &Path, b: &Path) {
-    let (ta, tb) = (SafeTensors::open(a).unwrap(), SafeTensors::open(b).unwrap());
-    let mut na: Vec<&str> = ta.names().collect();
-    let mut nb: Vec<&str> = tb.names().collect();
-    na.sort_unstable();
-    nb.sort_unstable();
-    assert_eq!(
-        na,
-        nb,
-        "{} and {} hold different tensors",
-        a.display(),
-        b.display()
-    );
-    assert!(!na.is_empty());
-    for name in na {
-        let (ia, ib) = (ta.info(name).unwrap(), tb.info(name).unwrap());
-        assert_eq!(ia.dtype, ib.dtype, "{name}");
-        assert_eq!(ia.shape, ib.shape, "{name}");
-        assert!(
-            ta.bytes(name).unwrap() == tb.bytes(name).unwrap(),
-            "tensor {name} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
-}
-
 #[test]
 fn resumed_run_ends_bit_identical_to_the_straight_run() {
     let dir = scratch("resume");
@@ -104,7 +76,7 @@ fn resumed_run_ends_bit_identical_to_the_straight_run() {
         "model_final.raw.safetensors",
         "model_final.opt.safetensors",
     ] {
-        assert_same_tensors(&kept.join(f), &out.join(f));
+        common::assert_same_tensors(&kept.join(f), &out.join(f));
     }
     // The resumed run appended its epoch to the metrics: steps 0..6, then 3..6 again.
     let text = std::fs::read_to_string(&resumed.metrics).unwrap();
@@ -184,4 +156,52 @@ fn eval_during_training_writes_rows_and_best_model() {
         .unwrap()
         .state;
     assert_eq!(final_state.best_ap, Some(best_ap));
+}
+
+/// The trainer's device path (`DeviceState` with the host backend standing in for a GPU:
+/// gradients, optimizer moments and EMA in the device state, the host copy refreshed before
+/// checkpoints and evaluation) against the host path: the same checkpoints bit for bit, at the
+/// snapshot and at the end, with EMA and evaluation on.
+#[test]
+fn the_device_path_on_the_host_backend_ends_bit_identical_to_the_host_path() {
+    let dir = scratch("device-path");
+    let config = setup(&dir);
+    let mut outs = Vec::new();
+    for (tag, extra) in [
+        ("host", None),
+        ("device", Some("debug_device_state_on_host=true")),
+    ] {
+        let save = dir.join(tag);
+        let mut overrides = vec![
+            "epoch=2".to_string(),
+            "snapshot_epoch=1".to_string(),
+            format!("save_dir={}", save.display()),
+        ];
+        overrides.extend(extra.map(String::from));
+        let refs: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let mut opts = options(&config, &refs);
+        opts.eval = true;
+        let summary = train_with(&opts, &Replicas::single()).unwrap();
+        assert_eq!(summary.steps, 6);
+        outs.push(save.join("tiny"));
+    }
+    for name in ["0", "model_final"] {
+        for kind in ["", ".raw", ".opt"] {
+            let f = format!("{name}{kind}.safetensors");
+            common::assert_same_tensors(&outs[0].join(&f), &outs[1].join(&f));
+        }
+    }
+    let evals = |out: &Path| -> Vec<String> {
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"eval\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["stats"].to_string()
+            })
+            .collect()
+    };
+    let (a, b) = (evals(&outs[0]), evals(&outs[1]));
+    assert!(!a.is_empty() && a == b, "evaluations differ: {a:?} / {b:?}");
 }

@@ -3,7 +3,9 @@
 //! 1, 2 and 4 ranks with the same global batch and SyncBN forced give the same loss curve and
 //! the same BN running statistics, with overlap on or off (bit for bit the same weights); `--check_replicas` stays quiet while the
 //! replicas agree and stops every rank naming the one perturbed; a rank that fails mid-backward
-//! makes the others fail naming it.
+//! makes the others fail naming it; the device path (on the host backend) ends with the host
+//! path's weights bit for bit, with overlap on and off, and the replica check catches a
+//! perturbation made in the device state.
 
 #[allow(dead_code)] // the shared tiny dataset has 14 usable images; these tests need 4k
 mod common;
@@ -419,4 +421,53 @@ fn check_replicas_stops_every_rank_naming_the_perturbed_one() {
     }
     // Steps 0 and 1 ran (one an epoch); the check after step 1 stopped the job.
     assert_eq!(rows(&save.join("tiny/metrics.jsonl")).len(), 2);
+}
+
+/// The trainer's device path with the host backend standing in for a GPU, on 2 ranks: gradient
+/// buckets downloaded as backward releases them (overlap on) or the whole buffer after backward
+/// (overlap off), averaged through the ring on host buffers and uploaded back; the weights,
+/// optimizer state and EMA at the end equal the host path's bit for bit.
+#[test]
+fn two_ranks_on_the_device_path_end_bit_identical_to_the_host_path() {
+    let dir = scratch("device-path");
+    let (config, pretrain) = setup(&dir);
+    let sync = "sync_bn_on_cpu=true";
+    for overlap in ["true", "false"] {
+        let flag = format!("overlap_grad_reduce={overlap}");
+        let mut outs = Vec::new();
+        for (tag, extra) in [("host", ""), ("device", "debug_device_state_on_host=true")] {
+            let save = dir.join(format!("{tag}-{overlap}"));
+            let mut args = vec![pretrain.as_str(), sync, flag.as_str()];
+            if !extra.is_empty() {
+                args.push(extra);
+            }
+            for r in train_on(2, &config, &save, &args) {
+                r.unwrap();
+            }
+            outs.push(save.join("tiny"));
+        }
+        for kind in ["", ".raw", ".opt"] {
+            let f = format!("model_final{kind}.safetensors");
+            common::assert_same_tensors(&outs[0].join(&f), &outs[1].join(&f));
+        }
+    }
+}
+
+#[test]
+fn check_replicas_sees_a_perturbation_in_the_device_state() {
+    let dir = scratch("check-replicas-device");
+    let (config, pretrain) = setup(&dir);
+    let save = dir.join("out");
+    let args = [
+        pretrain.as_str(),
+        "debug_perturb_step=1",
+        "debug_device_state_on_host=true",
+    ];
+    for (rank, r) in train_on(2, &config, &save, &args).into_iter().enumerate() {
+        let e = r.unwrap_err();
+        assert!(
+            matches!(&e, TrainError::ReplicasDiffer { step: 1, ranks, reference: 0, .. } if ranks == &[1]),
+            "rank {rank}: {e}"
+        );
+    }
 }

@@ -323,6 +323,92 @@ impl DeviceState<ringdet_kernels::Cuda> {
     }
 }
 
+/// A run's device state: on a GPU, or on the host backend through the very same path (the
+/// hidden config key `debug_device_state_on_host: true`, so tests run the trainer's device
+/// branches — the downloads before checkpoints, the gradient exchange through host buffers —
+/// without a GPU, and compare them with the host path bit for bit).
+pub enum Engine {
+    /// A CUDA device (boxed: its buffers' handles are larger than the host's vectors).
+    Cuda(Box<DeviceState<ringdet_kernels::Cuda>>),
+    /// The host backend standing in for a device.
+    Host(DeviceState<ringdet_kernels::Cpu>),
+}
+
+macro_rules! each {
+    ($engine:expr, $d:ident => $body:expr) => {
+        match $engine {
+            Engine::Cuda($d) => $body,
+            Engine::Host($d) => $body,
+        }
+    };
+}
+
+impl Engine {
+    /// [`DeviceState::forward_backward`]; the step's losses.
+    pub fn forward_backward(
+        &mut self,
+        arch: &Arch,
+        state: &ModelState,
+        batch: &TrainBatch,
+        epoch: usize,
+        settings: &TrainSettings,
+        links: StepLinks,
+    ) -> Result<ringdet_detect::loss::LossValues, DetectError> {
+        each!(self, d => d
+            .forward_backward(arch, state, batch, epoch, settings, links)
+            .map(|o| o.losses))
+    }
+    /// [`DeviceState::gradients_to_host`].
+    pub fn gradients_to_host(&self, host: &mut [f32]) -> Result<(), DetectError> {
+        each!(self, d => d.gradients_to_host(host))
+    }
+    /// [`DeviceState::gradients_from_host`].
+    pub fn gradients_from_host(&mut self, host: &[f32]) -> Result<(), DetectError> {
+        each!(self, d => d.gradients_from_host(host))
+    }
+    /// [`DeviceState::clip_by_global_norm`].
+    pub fn clip_by_global_norm(&mut self, max_norm: f64) -> Result<f64, DetectError> {
+        each!(self, d => d.clip_by_global_norm(max_norm))
+    }
+    /// [`DeviceState::optimizer_step`].
+    pub fn optimizer_step(
+        &mut self,
+        optimizer: &mut Optimizer,
+        lr: f64,
+    ) -> Result<(), DetectError> {
+        each!(self, d => d.optimizer_step(optimizer, lr))
+    }
+    /// [`DeviceState::ema_update`].
+    pub fn ema_update(&mut self, ema: &mut Ema) -> Result<(), DetectError> {
+        each!(self, d => d.ema_update(ema))
+    }
+    /// [`DeviceState::perturb_first_parameter`].
+    pub fn perturb_first_parameter(&mut self, delta: f32) -> Result<(), DetectError> {
+        each!(self, d => d.perturb_first_parameter(delta))
+    }
+    /// [`DeviceState::download`].
+    pub fn download(
+        &self,
+        state: &mut ModelState,
+        optimizer: &mut Optimizer,
+        ema: Option<&mut Ema>,
+    ) -> Result<(), DetectError> {
+        each!(self, d => d.download(state, optimizer, ema))
+    }
+    /// [`DeviceState::all_reduce_mean`] (a GPU's NCCL path only).
+    pub fn all_reduce_mean(
+        &mut self,
+        comm: &mut dyn ringdet_collective::device::DeviceAllReduce,
+    ) -> Result<(), DetectError> {
+        match self {
+            Engine::Cuda(d) => d.all_reduce_mean(comm),
+            Engine::Host(_) => Err(DetectError::Input(
+                "NCCL averages device buffers; the host stand-in has none".into(),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

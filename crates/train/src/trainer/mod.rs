@@ -65,7 +65,7 @@ use ringdet_detect::step::{StepLinks, TrainBatch, forward_backward_with};
 use serde_yaml_ng::Value;
 use tracing::info;
 
-use device_state::DeviceState;
+use device_state::{DeviceState, Engine};
 use ringdet_kernels::Cuda;
 use ringdet_kernels::conv::cuda::ConvMath;
 
@@ -219,6 +219,7 @@ struct Extras {
     image_dir: PathBuf,
     debug_nan_step: Option<usize>,
     debug_abort_step: Option<usize>,
+    debug_device_state_on_host: bool,
     config_name: String,
 }
 
@@ -233,6 +234,13 @@ fn opt_usize(c: &Config, key: &str) -> Result<Option<usize>, ConfigError> {
     match c.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => c.usize(key).map(Some),
+    }
+}
+
+fn opt_bool(c: &Config, key: &str) -> Result<Option<bool>, ConfigError> {
+    match c.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => c.bool(key).map(Some),
     }
 }
 
@@ -258,6 +266,7 @@ impl Extras {
             image_dir: dir.join(images),
             debug_nan_step: opt_usize(c, "debug_nan_step")?,
             debug_abort_step: opt_usize(c, "debug_abort_step")?,
+            debug_device_state_on_host: opt_bool(c, "debug_device_state_on_host")?.unwrap_or(false),
             config_name: name,
         })
     }
@@ -528,7 +537,16 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                     }
                 ),
             );
-            Some(d)
+            Some(Engine::Cuda(Box::new(d)))
+        }
+        None if extras.debug_device_state_on_host => {
+            let d = DeviceState::upload(ringdet_kernels::Cpu, &state, &optimizer, ema.as_ref())
+                .map_err(model_err)?;
+            say(
+                replicas,
+                "debug_device_state_on_host: the device path on the host backend",
+            );
+            Some(Engine::Host(d))
         }
         None => {
             if opts.amp {
@@ -608,8 +626,8 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                         .map_err(model_err)?
                         .losses
                 }
-                Some(d) => {
-                    d.forward_backward(
+                Some(d) => d
+                    .forward_backward(
                         &arch,
                         &state,
                         &input.as_batch(),
@@ -617,9 +635,7 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
                         &recipe.train,
                         links,
                     )
-                    .map_err(model_err)?
-                    .losses
-                }
+                    .map_err(model_err)?,
             };
             let comm_start = Instant::now();
             match device.as_mut() {

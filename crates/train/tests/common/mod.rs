@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ringdet_coco::synth::{ShapesConfig, write_shapes_dataset};
+use ringdet_tensor::safetensors::SafeTensors;
 
 /// Writes a 16-image training set and `val` validation images (64 px, seed 1) under `dir/shapes`.
 pub fn tiny_dataset(dir: &Path, val: usize) -> PathBuf {
@@ -59,4 +60,33 @@ pub fn tiny_config(
     )
     .unwrap();
     config
+}
+
+/// Asserts every tensor of `a` and `b` has the same dtype, shape and bytes.
+#[allow(dead_code)] // not every test file compares checkpoints
+pub fn assert_same_tensors(a: &Path, b: &Path) {
+    let (ta, tb) = (SafeTensors::open(a).unwrap(), SafeTensors::open(b).unwrap());
+    let mut na: Vec<&str> = ta.names().collect();
+    let mut nb: Vec<&str> = tb.names().collect();
+    na.sort_unstable();
+    nb.sort_unstable();
+    assert_eq!(
+        na,
+        nb,
+        "{} and {} hold different tensors",
+        a.display(),
+        b.display()
+    );
+    assert!(!na.is_empty());
+    for name in na {
+        let (ia, ib) = (ta.info(name).unwrap(), tb.info(name).unwrap());
+        assert_eq!(ia.dtype, ib.dtype, "{name}");
+        assert_eq!(ia.shape, ib.shape, "{name}");
+        assert!(
+            ta.bytes(name).unwrap() == tb.bytes(name).unwrap(),
+            "tensor {name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
 }
