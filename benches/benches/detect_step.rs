@@ -12,7 +12,7 @@ use ringdet_detect::cross_replica::SingleReplica;
 use ringdet_detect::detector::eval_forward;
 use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::state::ModelState;
-use ringdet_detect::step::{TrainBatch, TrainSettings, train_step};
+use ringdet_detect::step::{TrainSettings, train_step};
 use ringdet_detect::synthetic;
 use ringdet_detect::train::sgd::Sgd;
 
@@ -32,13 +32,7 @@ fn model() -> (Arch, ModelState) {
 fn bench(c: &mut Criterion) {
     let (arch, mut state) = model();
     let data = synthetic::batch(2, 320, 320, 3, 80, 2024);
-    let batch = TrainBatch {
-        image: &data.image,
-        gt_boxes: &data.gt_boxes,
-        gt_labels: &data.gt_labels,
-        pad_mask: &data.pad_mask,
-        max_boxes: data.max_boxes,
-    };
+    let batch = data.train_batch();
     let mut sgd = Sgd::ppyoloe(&state.layout);
     let settings = TrainSettings::default();
     let mut g = c.benchmark_group("ppyoloe_s_cpu");

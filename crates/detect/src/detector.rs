@@ -153,7 +153,7 @@ pub fn eval_forward_device<B: Backend<f32>>(
     check_image(image)?;
     let up = |v: &[f32]| be.upload(v).map_err(kerr("upload"));
     let (params, stats) = (up(&state.params)?, up(&state.stats)?);
-    let x = Feat::<f32, B>::from_buf(up(&image.data)?, image.n, image.c, image.h, image.w)?;
+    let x = image.upload_to(be)?;
     let mut ctx = Fwd::eval_on(be, &state.layout, &params, &stats);
     let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, &x)?;
     let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;

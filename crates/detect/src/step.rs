@@ -45,6 +45,22 @@ pub struct TrainBatch<'a, B: Buffers<f32> = Cpu> {
     pub max_boxes: usize,
 }
 
+impl<'a> TrainBatch<'a> {
+    /// The same boxes with `image`, these images on another backend.
+    pub fn with_image<'b, B: Buffers<f32>>(&self, image: &'b Feat<f32, B>) -> TrainBatch<'b, B>
+    where
+        'a: 'b,
+    {
+        TrainBatch {
+            image,
+            gt_boxes: self.gt_boxes,
+            gt_labels: self.gt_labels,
+            pad_mask: self.pad_mask,
+            max_boxes: self.max_boxes,
+        }
+    }
+}
+
 impl<B: Buffers<f32>> Clone for TrainBatch<'_, B> {
     fn clone(&self) -> Self {
         *self
@@ -444,19 +460,12 @@ pub fn forward_backward_device<B: Backend<f32>>(
     let params = up(&state.params)?;
     let mut stats = up(&state.stats)?;
     let mut grads = up(&state.grads)?;
-    let i = batch.image;
-    let image = Feat::<f32, B>::from_buf(up(&i.data)?, i.n, i.c, i.h, i.w)?;
+    let image = batch.image.upload_to(be)?;
+    let on_device = batch.with_image(&image);
     let links = StepLinks {
         bn: replicas,
         normalizer: replicas,
         grads: None,
-    };
-    let on_device = TrainBatch {
-        image: &image,
-        gt_boxes: batch.gt_boxes,
-        gt_labels: batch.gt_labels,
-        pad_mask: batch.pad_mask,
-        max_boxes: batch.max_boxes,
     };
     let bufs = StepBuffers {
         layout: &state.layout,

@@ -20,6 +20,19 @@ pub struct SyntheticBatch {
     pub max_boxes: usize,
 }
 
+impl SyntheticBatch {
+    /// The batch as the training step takes it.
+    pub fn train_batch(&self) -> crate::step::TrainBatch<'_> {
+        crate::step::TrainBatch {
+            image: &self.image,
+            gt_boxes: &self.gt_boxes,
+            gt_labels: &self.gt_labels,
+            pad_mask: &self.pad_mask,
+            max_boxes: self.max_boxes,
+        }
+    }
+}
+
 /// `n` images of `h × w` with up to `max_boxes` boxes each (image i has `1 + i % max_boxes`).
 pub fn batch(
     n: usize,

@@ -8,7 +8,7 @@ use ringdet_detect::cross_replica::SingleReplica;
 use ringdet_detect::detector::{eval_forward, eval_forward_device};
 use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::state::ModelState;
-use ringdet_detect::step::{TrainBatch, TrainSettings, forward_backward, forward_backward_device};
+use ringdet_detect::step::{TrainSettings, forward_backward, forward_backward_device};
 use ringdet_detect::synthetic;
 use ringdet_kernels::Cpu;
 
@@ -36,13 +36,7 @@ fn the_eval_round_trip_on_the_host_backend_is_the_host_eval() {
 fn the_step_round_trip_on_the_host_backend_is_the_host_step() {
     let (arch, state) = model();
     let data = synthetic::batch(2, 96, 96, 3, 4, 5);
-    let batch = TrainBatch {
-        image: &data.image,
-        gt_boxes: &data.gt_boxes,
-        gt_labels: &data.gt_labels,
-        pad_mask: &data.pad_mask,
-        max_boxes: data.max_boxes,
-    };
+    let batch = data.train_batch();
     let settings = TrainSettings::default();
     for epoch in [0, 150] {
         let (mut a, mut b) = (state.clone(), state.clone());

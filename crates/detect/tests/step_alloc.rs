@@ -13,7 +13,7 @@ use ringdet_detect::arch::{Arch, ModelConfig};
 use ringdet_detect::cross_replica::SingleReplica;
 use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::state::ModelState;
-use ringdet_detect::step::{TrainBatch, TrainSettings, forward_backward};
+use ringdet_detect::step::{TrainSettings, forward_backward};
 use ringdet_detect::synthetic;
 use ringdet_kernels::Real;
 
@@ -78,13 +78,7 @@ fn steps_after_the_first_make_no_large_allocation() {
     let mut state = ModelState::zeros(&arch).unwrap();
     initialize(&mut state, &mut SeededNormal::new(3));
     let data = synthetic::batch(2, 128, 96, 3, 3, 5);
-    let batch = TrainBatch {
-        image: &data.image,
-        gt_boxes: &data.gt_boxes,
-        gt_labels: &data.gt_labels,
-        pad_mask: &data.pad_mask,
-        max_boxes: data.max_boxes,
-    };
+    let batch = data.train_batch();
     let settings = TrainSettings::default();
     let mut counts = Vec::new();
     let mut arena_growths = Vec::new();

@@ -12,8 +12,7 @@ use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::model::Feat;
 use ringdet_detect::state::ModelState;
 use ringdet_detect::step::{
-    StepBuffers, StepLinks, StepOutputs, TrainBatch, TrainSettings, forward_backward,
-    forward_backward_on,
+    StepBuffers, StepLinks, StepOutputs, TrainSettings, forward_backward, forward_backward_on,
 };
 use ringdet_detect::synthetic;
 use ringdet_kernels::Cuda;
@@ -37,13 +36,7 @@ fn compare(test: &str, math: ConvMath, epoch: usize) -> Option<Compared> {
     let settings = TrainSettings::default();
 
     let mut host = state.clone();
-    let batch = TrainBatch {
-        image: &data.image,
-        gt_boxes: &data.gt_boxes,
-        gt_labels: &data.gt_labels,
-        pad_mask: &data.pad_mask,
-        max_boxes: data.max_boxes,
-    };
+    let batch = data.train_batch();
     let want =
         forward_backward(&arch, &mut host, &batch, epoch, &settings, &SingleReplica).unwrap();
 
@@ -51,9 +44,7 @@ fn compare(test: &str, math: ConvMath, epoch: usize) -> Option<Compared> {
     let params = be.upload(&state.params).unwrap();
     let mut stats = be.upload(&state.stats).unwrap();
     let mut grads = be.zeros(state.grads.len()).unwrap();
-    let i = &data.image;
-    let image =
-        Feat::<f32, Cuda>::from_buf(be.upload(&i.data).unwrap(), i.n, i.c, i.h, i.w).unwrap();
+    let image: Feat<f32, Cuda> = data.image.upload_to(&be).unwrap();
     let got: StepOutputs<Cuda> = forward_backward_on(
         &be,
         &arch,
@@ -63,13 +54,7 @@ fn compare(test: &str, math: ConvMath, epoch: usize) -> Option<Compared> {
             stats: &mut stats,
             grads: &mut grads,
         },
-        &TrainBatch {
-            image: &image,
-            gt_boxes: &data.gt_boxes,
-            gt_labels: &data.gt_labels,
-            pad_mask: &data.pad_mask,
-            max_boxes: data.max_boxes,
-        },
+        &data.train_batch().with_image(&image),
         epoch,
         &settings,
         StepLinks {

@@ -160,27 +160,46 @@ fn a_host_that_never_comes_up_is_named_after_the_start_deadline() {
     );
 }
 
-#[test]
-fn a_link_that_goes_down_mid_job_stops_every_host_with_the_cause() {
-    let dir = scratch("link-down");
-    let Some(run) = cluster(
-        "link-down",
-        &dir,
-        &[
-            "--hosts",
-            "2",
-            "--rate",
-            "1gbit",
-            "--timeout",
-            "120",
-            "--fault",
-            "link-down:1:2",
-        ],
-        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
-         --log_dir \"log/$RINGDET_SIM_HOST\" -- sleep 100",
-    ) else {
-        return;
-    };
+/// The hosts' command for the fault tests: an all-reduce long enough to be cut mid-way.
+const ALLREDUCE_UNDER_FAULT: &str = "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" \
+     --nproc_per_node 1 --start_timeout 30 --log_dir \"log/$RINGDET_SIM_HOST\" \
+     allreduce-perf -b 1M -e 64M -n 500";
+
+/// 2 hosts at 1 Gbit/s, through the bridge or the relay, with `fault` (`KIND:HOST:AFTER_S`).
+fn fault_run(name: &str, relay: bool, timeout: &str, fault: &str, host_cmd: &str) -> Option<Run> {
+    let dir = scratch(name);
+    let mut args = vec!["--hosts", "2", "--rate", "1gbit"];
+    if relay {
+        args.push("--relay");
+    }
+    args.extend(["--timeout", timeout, "--fault", fault]);
+    cluster(name, &dir, &args, host_cmd)
+}
+
+/// After a partition of host 0: both launchers stopped on their own deadlines (exit 1, long
+/// before --timeout, which would exit 124), each host with a cause.
+fn assert_partition_stopped_everyone(run: &Run) {
+    assert_eq!(run.code, 1, "{}", run.output);
+    assert!(
+        run.output.contains("fault: partition of host 0"),
+        "{}",
+        run.output
+    );
+    for host in ["[h0]", "[h1]"] {
+        assert!(
+            run.output.lines().any(|l| l.starts_with(host)
+                && l.contains("ringdet launch: exit code 1")
+                || l.starts_with(host) && l.contains("could not reach")
+                || l.starts_with(host) && l.contains("timed out after")),
+            "{host} did not stop with a cause:\n{}",
+            run.output
+        );
+    }
+}
+
+/// After host 1's link went down: every host stopped naming the other's launcher as the root
+/// cause (no heartbeat).
+fn assert_link_down_named(run: &Run) {
     assert_eq!(run.code, 1, "{}", run.output);
     assert!(
         run.output.contains("fault: link-down of host 1"),
@@ -197,6 +216,16 @@ fn a_link_that_goes_down_mid_job_stops_every_host_with_the_cause() {
             run.output
         );
     }
+}
+
+#[test]
+fn a_link_that_goes_down_mid_job_stops_every_host_with_the_cause() {
+    let host_cmd = "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
+         --log_dir \"log/$RINGDET_SIM_HOST\" -- sleep 100";
+    let Some(run) = fault_run("link-down", false, "120", "link-down:1:2", host_cmd) else {
+        return;
+    };
+    assert_link_down_named(&run);
 }
 
 #[test]
@@ -273,48 +302,15 @@ fn ctrl_c_stops_every_host_and_removes_the_namespaces() {
 
 #[test]
 fn a_partition_during_an_all_reduce_hangs_nobody() {
-    let dir = scratch("partition");
-    let Some(run) = cluster(
-        "partition",
-        &dir,
-        &[
-            "--hosts",
-            "2",
-            "--rate",
-            "1gbit",
-            "--timeout",
-            "120",
-            "--fault",
-            "partition:10.77.0.10:2",
-        ],
-        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
-         --start_timeout 30 --log_dir \"log/$RINGDET_SIM_HOST\" \
-         allreduce-perf -b 1M -e 64M -n 500",
-    ) else {
+    // Both launchers stop on their own deadlines (the heartbeat, or the start-up deadline on a
+    // machine slow enough to be partitioned before the rendezvous).
+    let fault = "partition:10.77.0.10:2";
+    let Some(run) = fault_run("partition", false, "120", fault, ALLREDUCE_UNDER_FAULT) else {
         return;
     };
-    // Both launchers stop on their own deadlines (the heartbeat, or the start-up deadline on a
-    // machine slow enough to be partitioned before the rendezvous), long before --timeout.
-    assert_eq!(run.code, 1, "{}", run.output);
-    assert!(
-        run.output.contains("fault: partition of host 0"),
-        "{}",
-        run.output
-    );
-    for host in ["[h0]", "[h1]"] {
-        assert!(
-            run.output.lines().any(|l| l.starts_with(host)
-                && l.contains("ringdet launch: exit code 1")
-                || l.starts_with(host) && l.contains("could not reach")
-                || l.starts_with(host) && l.contains("timed out after")),
-            "{host} did not stop with a cause:\n{}",
-            run.output
-        );
-    }
+    assert_partition_stopped_everyone(&run);
 }
 
-/// The tiny shapes set and a config of the demo at width 0.125 and 64 px in `dir` (what
-/// `train_ranks.rs` trains on), for a short training run across the namespaces.
 fn tiny_training_setup(dir: &Path) -> PathBuf {
     let data = dir.join("shapes");
     let made = Command::new(BIN)
@@ -530,47 +526,14 @@ fn relay_fault_drops(output: &str, kind: &str, addr: &str) -> u64 {
 
 #[test]
 fn a_partition_through_the_relay_during_an_all_reduce_hangs_nobody() {
-    let dir = scratch("relay-partition");
     let tuns_before = root_tuns();
     // As over the bridge, with the user-space relay as the switch: from 2 s on it drops every
     // packet from or to host 0, whose link stays up.
-    let Some(run) = cluster(
-        "relay-partition",
-        &dir,
-        &[
-            "--hosts",
-            "2",
-            "--rate",
-            "1gbit",
-            "--relay",
-            "--timeout",
-            "60",
-            "--fault",
-            "partition:10.77.0.10:2",
-        ],
-        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
-         --start_timeout 30 --log_dir \"log/$RINGDET_SIM_HOST\" \
-         allreduce-perf -b 1M -e 64M -n 500",
-    ) else {
+    let fault = "partition:10.77.0.10:2";
+    let Some(run) = fault_run("relay-partition", true, "60", fault, ALLREDUCE_UNDER_FAULT) else {
         return;
     };
-    // Both launchers stop on their own deadlines, long before --timeout (which would exit 124).
-    assert_eq!(run.code, 1, "{}", run.output);
-    assert!(
-        run.output.contains("fault: partition of host 0"),
-        "{}",
-        run.output
-    );
-    for host in ["[h0]", "[h1]"] {
-        assert!(
-            run.output.lines().any(|l| l.starts_with(host)
-                && l.contains("ringdet launch: exit code 1")
-                || l.starts_with(host) && l.contains("could not reach")
-                || l.starts_with(host) && l.contains("timed out after")),
-            "{host} did not stop with a cause:\n{}",
-            run.output
-        );
-    }
+    assert_partition_stopped_everyone(&run);
     // The relay dropped what the hosts still sent each other (the ring's segments and
     // retransmissions, the heartbeats), and kept running to the end.
     assert!(
@@ -583,52 +546,21 @@ fn a_partition_through_the_relay_during_an_all_reduce_hangs_nobody() {
 
 #[test]
 fn a_link_that_goes_down_through_the_relay_stops_every_host_with_the_cause() {
-    let dir = scratch("relay-link-down");
     let tuns_before = root_tuns();
     // As over the bridge, with the user-space relay as the switch: at 2 s host 1's eth0 loses
     // its carrier (as when the bridge side of its veth goes down) and the relay drops every
     // packet from or to it; the hosts are in an all-reduce.
-    let Some(run) = cluster(
-        "relay-link-down",
-        &dir,
-        &[
-            "--hosts",
-            "2",
-            "--rate",
-            "1gbit",
-            "--relay",
-            "--timeout",
-            "60",
-            "--fault",
-            "link-down:1:2",
-        ],
-        "exec \"$RINGDET_BIN\" launch --ips \"$RINGDET_SIM_HOSTS\" --nproc_per_node 1 \
-         --log_dir \"log/$RINGDET_SIM_HOST\" allreduce-perf -b 1M -e 64M -n 500",
-    ) else {
+    let fault = "link-down:1:2";
+    let Some(run) = fault_run("relay-link-down", true, "60", fault, ALLREDUCE_UNDER_FAULT) else {
         return;
     };
-    assert_eq!(run.code, 1, "{}", run.output);
-    assert!(
-        run.output.contains("fault: link-down of host 1"),
-        "{}",
-        run.output
-    );
+    assert_link_down_named(&run);
     assert!(
         run.output
             .contains("netsim-relay: link-down of 10.77.0.11 (rdns-"),
         "the relay did not take the link down:\n{}",
         run.output
     );
-    for (host, other) in [("[h0]", "10.77.0.11"), ("[h1]", "10.77.0.10")] {
-        assert!(
-            run.output.lines().any(|l| l.starts_with(host)
-                && l.contains("root cause")
-                && l.contains(&format!("the launcher on host {other}"))
-                && l.contains("no heartbeat")),
-            "{host} did not name the lost host {other}:\n{}",
-            run.output
-        );
-    }
     assert!(
         relay_fault_drops(&run.output, "link-down", "10.77.0.11") > 0,
         "{}",

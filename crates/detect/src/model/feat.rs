@@ -73,6 +73,11 @@ impl<T: Real> Feat<T, Cpu> {
     pub fn zeros_like(&self) -> Self {
         Self::zeros(self.n, self.c, self.h, self.w)
     }
+    /// A copy of this host map on backend `be` (an upload on a device).
+    pub fn upload_to<B: Buffers<T>>(&self, be: &B) -> Result<Feat<T, B>> {
+        let data = be.upload(&self.data).map_err(k("upload"))?;
+        Feat::from_buf(data, self.n, self.c, self.h, self.w)
+    }
     /// The same map in another float type (`f32` ↔ `f64`).
     pub fn cast<U: Real>(&self) -> Feat<U> {
         Feat {

@@ -15,7 +15,6 @@
 
 use ringdet_detect::DetectError;
 use ringdet_detect::arch::Arch;
-use ringdet_detect::model::Feat;
 use ringdet_detect::state::ModelState;
 use ringdet_detect::step::{
     StepBuffers, StepLinks, StepOutputs, TrainBatch, TrainSettings, forward_backward_on,
@@ -101,16 +100,8 @@ impl<B: Backend<f32>> DeviceState<B> {
         let be = &self.be;
         be.fill_zero(&mut self.grads)
             .map_err(k("zero the gradients"))?;
-        let i = batch.image;
-        let up = be.upload(&i.data).map_err(k("upload the images"))?;
-        let image = Feat::<f32, B>::from_buf(up, i.n, i.c, i.h, i.w)?;
-        let on_device = TrainBatch {
-            image: &image,
-            gt_boxes: batch.gt_boxes,
-            gt_labels: batch.gt_labels,
-            pad_mask: batch.pad_mask,
-            max_boxes: batch.max_boxes,
-        };
+        let image = batch.image.upload_to(be)?;
+        let on_device = batch.with_image(&image);
         let bufs = StepBuffers {
             layout: &state.layout,
             params: &self.params,
@@ -430,13 +421,7 @@ mod tests {
         initialize(&mut state, &mut SeededNormal::new(5));
         let mut ema = Ema::new(0.9998, state.params.len(), state.stats.len());
         let data = synthetic::batch(2, 96, 96, 3, 3, 9);
-        let batch = TrainBatch {
-            image: &data.image,
-            gt_boxes: &data.gt_boxes,
-            gt_labels: &data.gt_labels,
-            pad_mask: &data.pad_mask,
-            max_boxes: data.max_boxes,
-        };
+        let batch = data.train_batch();
         let settings = TrainSettings::default();
         let (mut d_state, mut d_opt, mut d_ema) = (state.clone(), optimizer.clone(), ema.clone());
         let mut dev = DeviceState::upload(Cpu, &d_state, &d_opt, Some(&d_ema)).unwrap();

@@ -174,40 +174,35 @@ pub fn run(dir: impl AsRef<Path>) -> Result<Vec<ParityRow>> {
 /// Run every comparison of a golden directory with the network on `on`.
 pub fn run_on(dir: impl AsRef<Path>, on: On) -> Result<Vec<ParityRow>> {
     let dir = dir.as_ref();
-    let meta_path = dir.join("golden_meta.json");
-    let meta_text = std::fs::read_to_string(&meta_path)
-        .map_err(|e| DetectError::Input(format!("{}: {e}", meta_path.display())))?;
-    let meta: Value = serde_json::from_str(&meta_text)
-        .map_err(|e| DetectError::Input(format!("{}: {e}", meta_path.display())))?;
+    let Loaded {
+        meta,
+        inputs,
+        arch,
+        weights,
+        image,
+    } = load(dir)?;
     let files = Files {
-        inputs: open(dir, "inputs.safetensors")?,
+        inputs,
         eval: open(dir, "eval.safetensors")?,
         train: open(dir, "train.safetensors")?,
         meta,
         on,
     };
-    let arch = Arch::new(config(&files.meta)?)?;
-    let mut weights = ModelState::zeros(&arch)?;
-    checkpoint::load(&mut weights, dir.join("weights.safetensors"))?;
-    let s = shape(&files.inputs, "image")?;
-    if s.len() != 4 {
-        return Err(DetectError::Input(format!(
-            "inputs.safetensors: image has shape {s:?}, expected [n, 3, h, w]"
-        )));
-    }
-    let image = Feat::from_vec(f32s(&files.inputs, "image")?, s[0], s[1], s[2], s[3])?;
     let mut rows = eval_rows(&arch, &weights, &image, &files)?;
     rows.extend(train_rows(&arch, &weights, &image, &files)?);
     Ok(widen(rows, on.amp()))
 }
 
-/// The device against this machine's host kernels on a golden directory's weights and inputs:
-/// the same rows as [`run_on`] (features, logits, scores, boxes, assignments, losses, every
-/// gradient) with the host results as the reference, so only `golden_meta.json`,
-/// `inputs.safetensors` and `weights.safetensors` are read — what fits in a GPU bundle. The
-/// host path itself is checked against PaddleDetection by [`run`] (in CI).
-pub fn run_vs_host(dir: impl AsRef<Path>, be: &Cuda) -> Result<Vec<ParityRow>> {
-    let dir = dir.as_ref();
+/// What every parity run reads: the metadata, the inputs, the model and its weights.
+struct Loaded {
+    meta: Value,
+    inputs: SafeTensors,
+    arch: Arch,
+    weights: ModelState,
+    image: Feat,
+}
+
+fn load(dir: &Path) -> Result<Loaded> {
     let meta_path = dir.join("golden_meta.json");
     let meta_text = std::fs::read_to_string(&meta_path)
         .map_err(|e| DetectError::Input(format!("{}: {e}", meta_path.display())))?;
@@ -224,6 +219,28 @@ pub fn run_vs_host(dir: impl AsRef<Path>, be: &Cuda) -> Result<Vec<ParityRow>> {
         )));
     }
     let image = Feat::from_vec(f32s(&inputs, "image")?, s[0], s[1], s[2], s[3])?;
+    Ok(Loaded {
+        meta,
+        inputs,
+        arch,
+        weights,
+        image,
+    })
+}
+
+/// The device against this machine's host kernels on a golden directory's weights and inputs:
+/// the same rows as [`run_on`] (features, logits, scores, boxes, assignments, losses, every
+/// gradient) with the host results as the reference, so only `golden_meta.json`,
+/// `inputs.safetensors` and `weights.safetensors` are read — what fits in a GPU bundle. The
+/// host path itself is checked against PaddleDetection by [`run`] (in CI).
+pub fn run_vs_host(dir: impl AsRef<Path>, be: &Cuda) -> Result<Vec<ParityRow>> {
+    let Loaded {
+        meta,
+        inputs,
+        arch,
+        weights,
+        image,
+    } = load(dir.as_ref())?;
     let amp = On::Cuda(be).amp();
     let mut rows = Vec::new();
     let (want, got) = (

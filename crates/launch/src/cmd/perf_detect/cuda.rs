@@ -12,9 +12,7 @@ use ringdet_detect::cross_replica::SingleReplica;
 use ringdet_detect::detector::eval_logits_on;
 use ringdet_detect::model::Feat;
 use ringdet_detect::state::ModelState;
-use ringdet_detect::step::{
-    StepBuffers, StepLinks, TrainBatch, TrainSettings, forward_backward_on,
-};
+use ringdet_detect::step::{StepBuffers, StepLinks, TrainSettings, forward_backward_on};
 use ringdet_detect::synthetic::SyntheticBatch;
 use ringdet_detect::train::sgd::Sgd;
 use ringdet_kernels::Cuda;
@@ -70,16 +68,9 @@ pub fn run(be: &Cuda, r: &DeviceRun) -> anyhow::Result<Value> {
     for it in 0..r.warmup + r.iters {
         let t = Instant::now();
         // The loader's batch goes up every step, as in training.
-        let up = be.upload(&i.data).map_err(k("upload images"))?;
-        let image = Feat::<f32, Cuda>::from_buf(up, i.n, i.c, i.h, i.w)?;
+        let image = i.upload_to(be)?;
         be.fill_zero(&mut grads).map_err(k("zero gradients"))?;
-        let batch = TrainBatch {
-            image: &image,
-            gt_boxes: &r.data.gt_boxes,
-            gt_labels: &r.data.gt_labels,
-            pad_mask: &r.data.pad_mask,
-            max_boxes: r.data.max_boxes,
-        };
+        let batch = r.data.train_batch().with_image(&image);
         let bufs = StepBuffers {
             layout,
             params: &params,
@@ -120,8 +111,7 @@ pub fn run(be: &Cuda, r: &DeviceRun) -> anyhow::Result<Value> {
     }
     let mut out = json!({ "train": report });
     if let Some(img) = r.eval_image {
-        let up = be.upload(&img.data).map_err(k("upload image"))?;
-        let image = Feat::<f32, Cuda>::from_buf(up, img.n, img.c, img.h, img.w)?;
+        let image = img.upload_to(be)?;
         let mut times = Vec::new();
         for it in 0..r.warmup + r.iters {
             let t = Instant::now();

@@ -20,7 +20,7 @@ use ringdet_detect::detector::{eval_forward, postprocess};
 use ringdet_detect::init::{SeededNormal, initialize};
 use ringdet_detect::nms::NmsParams;
 use ringdet_detect::state::ModelState;
-use ringdet_detect::step::{TrainBatch, TrainSettings, train_step};
+use ringdet_detect::step::{TrainSettings, train_step};
 use ringdet_detect::synthetic;
 use ringdet_detect::train::sgd::Sgd;
 use ringdet_kernels::profile::{self, FamilyTotals};
@@ -239,13 +239,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let classes = arch.head.num_classes;
     let data = synthetic::batch(a.batch, a.input, a.input, 3, classes, 2024);
-    let batch = TrainBatch {
-        image: &data.image,
-        gt_boxes: &data.gt_boxes,
-        gt_labels: &data.gt_labels,
-        pad_mask: &data.pad_mask,
-        max_boxes: data.max_boxes,
-    };
+    let batch = data.train_batch();
     if let Device::Cuda(ordinal) = parse_device(&a.device)? {
         return run_cuda(&a, ordinal, &arch, &state, &data);
     }
