@@ -118,3 +118,53 @@ fn a_training_step_on_cuda_in_bf16_stays_within_bf16_precision() {
         c.stats_rel
     );
 }
+
+/// The device twin of `step_alloc`: after the first steps, a training step takes no memory from
+/// the driver — the pool the runtime configured serves every buffer again (its reserved bytes
+/// stay the same over steps 3 to 6).
+#[test]
+fn training_steps_on_cuda_after_the_first_take_no_new_device_memory() {
+    let Some(rt) = gpu_or_skip("training_steps_on_cuda_after_the_first_take_no_new_device_memory")
+    else {
+        return;
+    };
+    let arch = Arch::new(ModelConfig::new(0.25, 0.33).with_classes(5)).unwrap();
+    let mut state = ModelState::zeros(&arch).unwrap();
+    initialize(&mut state, &mut SeededNormal::new(11));
+    let data = synthetic::batch(2, 160, 128, 4, 5, 7);
+    let be = Cuda::new(rt.clone());
+    let params = be.upload(&state.params).unwrap();
+    let mut stats = be.upload(&state.stats).unwrap();
+    let mut grads = be.zeros(state.grads.len()).unwrap();
+    let image: Feat<f32, Cuda> = data.image.upload_to(&be).unwrap();
+    let mut reserved = Vec::new();
+    for _ in 0..6 {
+        be.fill_zero(&mut grads).unwrap();
+        forward_backward_on(
+            &be,
+            &arch,
+            StepBuffers {
+                layout: &state.layout,
+                params: &params,
+                stats: &mut stats,
+                grads: &mut grads,
+            },
+            &data.train_batch().with_image(&image),
+            0,
+            &TrainSettings::default(),
+            StepLinks {
+                bn: &SingleReplica,
+                normalizer: &SingleReplica,
+                grads: None,
+            },
+        )
+        .unwrap();
+        be.synchronize().unwrap();
+        reserved.push(rt.pool_reserved_bytes().unwrap());
+    }
+    eprintln!("device pool reserved bytes after each step: {reserved:?}");
+    assert!(
+        reserved[2..].iter().all(|&r| r == reserved[2]),
+        "the pool grew after the first steps: {reserved:?}"
+    );
+}

@@ -68,6 +68,32 @@ impl KernelRuntime {
     pub fn options(&self) -> &CompileOptions {
         &self.options
     }
+    /// Bytes the device's default memory pool holds from the driver now (what the allocations
+    /// of every step are served from): constant from step to step once the pool keeps freed
+    /// memory; an error where the device has no stream-ordered pool.
+    pub fn pool_reserved_bytes(&self) -> Result<u64, RuntimeError> {
+        use cudarc::driver::sys;
+        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+        let mut bytes: u64 = 0;
+        // SAFETY: driver queries with valid out-pointers on this runtime's device.
+        let r = unsafe {
+            match sys::cuDeviceGetDefaultMemPool(&mut pool, self.context.cu_device()) {
+                sys::CUresult::CUDA_SUCCESS => sys::cuMemPoolGetAttribute(
+                    pool,
+                    sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT,
+                    (&mut bytes as *mut u64).cast(),
+                ),
+                other => other,
+            }
+        };
+        match r {
+            sys::CUresult::CUDA_SUCCESS => Ok(bytes),
+            other => Err(RuntimeError::Driver {
+                op: "memory pool reserved bytes".into(),
+                msg: format!("{other:?}"),
+            }),
+        }
+    }
     /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
     pub fn device_name(&self) -> Result<String, RuntimeError> {
         self.context.name().map_err(driver("device name"))
