@@ -8,7 +8,7 @@ use ringdet_kernels::{Cpu, Real};
 use crate::anchors::Anchors;
 use crate::arch::Arch;
 use crate::decode::{DflShape, boxes_input_px, dfl_level, rescale};
-use crate::error::{DetectError, Result};
+use crate::error::{DetectError, Result, kernel_error};
 use crate::fuse::FusedRepVgg;
 use crate::layout::ParamLayout;
 use crate::model::{Feat, Fwd, LevelLogits, backbone, head, neck, ops};
@@ -100,9 +100,7 @@ fn eval_forward_on<T: Real>(
     check_image(image)?;
     let mut ctx = Fwd::eval(layout, params, stats);
     ctx.fused = fused;
-    let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, image)?;
-    let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
-    let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;
+    let (bb, nk, logits) = network(&mut ctx, arch, image)?;
     let sizes: Vec<(usize, usize)> = nk.iter().map(|f| (f.h, f.w)).collect();
     let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
     let head_host = OpTimer::new(Family::Head);
@@ -134,10 +132,7 @@ pub fn eval_logits_on<B: Backend<f32>>(
 ) -> Result<Vec<LevelLogits<f32, B>>> {
     check_image(image)?;
     let mut ctx = Fwd::eval_on(be, layout, params, stats);
-    let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, image)?;
-    let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
-    drop(bb);
-    let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;
+    let (_, _, logits) = network(&mut ctx, arch, image)?;
     Ok(logits)
 }
 
@@ -151,16 +146,14 @@ pub fn eval_forward_device<B: Backend<f32>>(
     image: &Feat,
 ) -> Result<EvalOutputs> {
     check_image(image)?;
-    let up = |v: &[f32]| be.upload(v).map_err(kerr("upload"));
+    let up = |v: &[f32]| be.upload(v).map_err(kernel_error("upload"));
     let (params, stats) = (up(&state.params)?, up(&state.stats)?);
     let x = image.upload_to(be)?;
     let mut ctx = Fwd::eval_on(be, &state.layout, &params, &stats);
-    let (bb, _) = backbone::forward(&mut ctx, &arch.backbone, &x)?;
-    let (nk, _) = neck::forward(&mut ctx, &arch.neck, &bb)?;
-    let (logits, _) = head::forward(&mut ctx, &arch.head, &nk)?;
+    let (bb, nk, logits) = network(&mut ctx, arch, &x)?;
     let down = |f: &Feat<f32, B>| -> Result<Feat> {
         Feat::from_vec(
-            be.download(&f.data).map_err(kerr("download"))?,
+            be.download(&f.data).map_err(kernel_error("download"))?,
             f.n,
             f.c,
             f.h,
@@ -194,11 +187,19 @@ pub fn eval_forward_device<B: Backend<f32>>(
     })
 }
 
-fn kerr(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
+/// The features of backbone and neck and the head's logits of one pass (no caches: eval).
+type NetworkOutputs<T, B> = (Vec<Feat<T, B>>, Vec<Feat<T, B>>, Vec<LevelLogits<T, B>>);
+
+/// Backbone, neck and head on `image` in the pass `ctx`.
+fn network<T: Real, B: Backend<T>>(
+    ctx: &mut Fwd<T, B>,
+    arch: &Arch,
+    image: &Feat<T, B>,
+) -> Result<NetworkOutputs<T, B>> {
+    let (bb, _) = backbone::forward(ctx, &arch.backbone, image)?;
+    let (nk, _) = neck::forward(ctx, &arch.neck, &bb)?;
+    let (logits, _) = head::forward(ctx, &arch.head, &nk)?;
+    Ok((bb, nk, logits))
 }
 
 /// Scores `[n, classes, anchors]`, distances `[n, anchors]` and the DFL softmax of each level.

@@ -39,3 +39,11 @@ pub enum DetectError {
 
 /// Shorthand for results of this crate.
 pub type Result<T> = std::result::Result<T, DetectError>;
+
+/// Maps a kernel's error to [`DetectError::Kernel`] naming `op`: `.map_err(kernel_error("op"))`.
+pub fn kernel_error(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
+    move |e| DetectError::Kernel {
+        op,
+        message: e.to_string(),
+    }
+}

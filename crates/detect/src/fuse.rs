@@ -14,7 +14,7 @@ use ringdet_kernels::backend::{Buffers, FuseOps};
 use ringdet_kernels::fuse::{FoldParams, RepVggParams};
 
 use crate::arch::{Arch, ConvBnSpec, CspItemSpec, RepVggSpec};
-use crate::error::{DetectError, Result};
+use crate::error::{Result, kernel_error};
 use crate::state::ModelState;
 
 /// Fused 3×3 weight and bias of every RepVgg block, keyed by the block's name prefix
@@ -25,13 +25,6 @@ pub type FusedRepVgg<T = f32, B = Cpu> =
 /// Name prefix of a RepVgg block from its spec.
 pub fn block_name(s: &RepVggSpec) -> &str {
     s.conv1.name.strip_suffix(".conv1").unwrap_or(&s.conv1.name)
-}
-
-fn kerr(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
 }
 
 fn wide(state: &ModelState, name: &str) -> Result<Vec<f64>> {
@@ -60,7 +53,7 @@ fn fold(state: &ModelState, c: &ConvBnSpec) -> Result<(Vec<f64>, Vec<f64>)> {
         &wide(state, &format!("{n}.bn._variance"))?,
         &p,
     )
-    .map_err(kerr("fold_conv_bn"))?;
+    .map_err(kernel_error("fold_conv_bn"))?;
     Ok((wo, bo))
 }
 
@@ -75,7 +68,7 @@ fn fuse_block<T: Real>(state: &ModelState, s: &RepVggSpec, out: &mut FusedRepVgg
         alpha: 1.0,
     };
     Cpu.repvgg_fuse(&mut w, &mut b, &w3, &b3, &w1, &b1, &p)
-        .map_err(kerr("repvgg_fuse"))?;
+        .map_err(kernel_error("repvgg_fuse"))?;
     let narrow = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect();
     out.insert(block_name(s).to_string(), (narrow(w), narrow(b)));
     Ok(())

@@ -22,7 +22,7 @@ use crate::boxes::Box4;
 use crate::cross_replica::{CrossReplica, loss_normalizer};
 use crate::decode::{DflShape, boxes_grid, dfl_level};
 use crate::detector::check_image;
-use crate::error::{DetectError, Result};
+use crate::error::{DetectError, Result, kernel_error};
 use crate::grad_sink::GradSink;
 use crate::layout::ParamLayout;
 use crate::loss::{LossValues, LossWeights, Predictions, head_loss};
@@ -212,18 +212,11 @@ pub struct StepBuffers<'s, B: Buffers<f32>> {
     pub grads: &'s mut B::Buf,
 }
 
-fn kernel(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
-}
-
 /// Sigmoid of host values through the host kernels.
 fn host_sigmoid(x: &[f32]) -> Result<Vec<f32>> {
     let mut y = ringdet_kernels::arena::take(x.len());
     Cpu.sigmoid_forward(&mut y, x)
-        .map_err(kernel("sigmoid_forward"))?;
+        .map_err(kernel_error("sigmoid_forward"))?;
     Ok(y)
 }
 
@@ -277,10 +270,10 @@ pub fn forward_backward_on<B: Backend<f32>>(
             Ok(HostLevel {
                 cls: be
                     .to_host(&lv.cls.data, 0..lv.cls.len())
-                    .map_err(kernel("logits to the host"))?,
+                    .map_err(kernel_error("logits to the host"))?,
                 reg: be
                     .to_host(&lv.reg.data, 0..lv.reg.len())
-                    .map_err(kernel("logits to the host"))?,
+                    .map_err(kernel_error("logits to the host"))?,
                 hw: lv.cls.hw(),
             })
         })
@@ -291,6 +284,8 @@ pub fn forward_backward_on<B: Backend<f32>>(
     let mut reg_logits = Pooled::<f32>::zeroed(n * l * 4 * bins);
     let mut dist = vec![[0.0f32; 4]; n * l];
     let mut offset = 0;
+    // Class probabilities per level, NCHW: gathered here, and the sigmoid's backward below.
+    let mut probs = Vec::with_capacity(host_levels.len());
     for lv in &host_levels {
         let hw = lv.hw;
         let p = host_sigmoid(&lv.cls)?;
@@ -322,7 +317,7 @@ pub fn forward_backward_on<B: Backend<f32>>(
                     }
                 }
             });
-        ringdet_kernels::arena::give(p);
+        probs.push(p);
         offset += hw;
     }
     let grid = boxes_grid(&anchors, &dist, n);
@@ -392,9 +387,8 @@ pub fn forward_backward_on<B: Backend<f32>>(
     let scatter = OpTimer::new(Family::Head);
     let mut dlogits = Vec::with_capacity(logits.len());
     let mut offset = 0;
-    for (lv, hl) in logits.iter().zip(&host_levels) {
+    for ((lv, hl), p) in logits.iter().zip(&host_levels).zip(probs) {
         let hw = hl.hw;
-        let p = host_sigmoid(&hl.cls)?;
         let mut dp = Pooled::<f32>::zeroed(p.len());
         let mut dreg = Feat::zeros(lv.reg.n, lv.reg.c, lv.reg.h, lv.reg.w);
         // Anchor-major rows → NCHW level, images in parallel (disjoint planes of each output).
@@ -415,7 +409,7 @@ pub fn forward_backward_on<B: Backend<f32>>(
             });
         let mut dcls = Feat::zeros(lv.cls.n, lv.cls.c, lv.cls.h, lv.cls.w);
         Cpu.sigmoid_backward(&mut dcls.data, &dp, &p)
-            .map_err(kernel("sigmoid_backward"))?;
+            .map_err(kernel_error("sigmoid_backward"))?;
         ringdet_kernels::arena::give(p);
         dlogits.push(LevelLogits {
             cls: onto(be, dcls)?,
@@ -456,7 +450,7 @@ pub fn forward_backward_device<B: Backend<f32>>(
     settings: &TrainSettings,
     replicas: &dyn CrossReplica,
 ) -> Result<StepOutputs> {
-    let up = |v: &[f32]| be.upload(v).map_err(kernel("upload"));
+    let up = |v: &[f32]| be.upload(v).map_err(kernel_error("upload"));
     let params = up(&state.params)?;
     let mut stats = up(&state.stats)?;
     let mut grads = up(&state.grads)?;
@@ -474,7 +468,7 @@ pub fn forward_backward_device<B: Backend<f32>>(
         grads: &mut grads,
     };
     let out = forward_backward_on(be, arch, bufs, &on_device, epoch, settings, links)?;
-    let down = |b: &B::Buf| be.download(b).map_err(kernel("download"));
+    let down = |b: &B::Buf| be.download(b).map_err(kernel_error("download"));
     state.grads = down(&grads)?;
     state.stats = down(&stats)?;
     let feat = |f: &Feat<f32, B>| Feat::from_vec(down(&f.data)?, f.n, f.c, f.h, f.w);
@@ -502,7 +496,7 @@ fn onto<B: Backend<f32>>(be: &B, mut f: Feat) -> Result<Feat<f32, B>> {
     let data = std::mem::take(&mut f.data);
     let buf = be
         .adopt_host(data)
-        .map_err(kernel("gradients to the backend"))?;
+        .map_err(kernel_error("gradients to the backend"))?;
     Feat::from_buf(buf, f.n, f.c, f.h, f.w)
 }
 

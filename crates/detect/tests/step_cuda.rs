@@ -14,7 +14,7 @@ use ringdet_detect::state::ModelState;
 use ringdet_detect::step::{
     StepBuffers, StepLinks, StepOutputs, TrainSettings, forward_backward, forward_backward_on,
 };
-use ringdet_detect::synthetic;
+use ringdet_detect::synthetic::{self, SyntheticBatch};
 use ringdet_kernels::Cuda;
 use ringdet_kernels::backend::Buffers;
 use ringdet_kernels::conv::cuda::ConvMath;
@@ -26,45 +26,86 @@ struct Compared {
     stats_rel: f64,
 }
 
-/// One step on the host and one on the device from the same state; relative differences.
-fn compare(test: &str, math: ConvMath, epoch: usize) -> Option<Compared> {
-    let rt = gpu_or_skip(test)?;
+/// The model, starting state and batch every test here uses.
+fn setup() -> (Arch, ModelState, SyntheticBatch) {
     let arch = Arch::new(ModelConfig::new(0.25, 0.33).with_classes(5)).unwrap();
     let mut state = ModelState::zeros(&arch).unwrap();
     initialize(&mut state, &mut SeededNormal::new(11));
-    let data = synthetic::batch(2, 160, 128, 4, 5, 7);
-    let settings = TrainSettings::default();
+    (arch, state, synthetic::batch(2, 160, 128, 4, 5, 7))
+}
 
+/// `state` on the device: parameters, BN statistics and zeroed gradients.
+struct OnDevice {
+    params: <Cuda as Buffers<f32>>::Buf,
+    stats: <Cuda as Buffers<f32>>::Buf,
+    grads: <Cuda as Buffers<f32>>::Buf,
+}
+
+impl OnDevice {
+    fn upload(be: &Cuda, state: &ModelState) -> OnDevice {
+        OnDevice {
+            params: be.upload(&state.params).unwrap(),
+            stats: be.upload(&state.stats).unwrap(),
+            grads: be.zeros(state.grads.len()).unwrap(),
+        }
+    }
+
+    /// One training step on the device, gradients added to `self.grads`.
+    fn step(
+        &mut self,
+        be: &Cuda,
+        arch: &Arch,
+        state: &ModelState,
+        data: &SyntheticBatch,
+        image: &Feat<f32, Cuda>,
+        epoch: usize,
+    ) -> StepOutputs<Cuda> {
+        forward_backward_on(
+            be,
+            arch,
+            StepBuffers {
+                layout: &state.layout,
+                params: &self.params,
+                stats: &mut self.stats,
+                grads: &mut self.grads,
+            },
+            &data.train_batch().with_image(image),
+            epoch,
+            &TrainSettings::default(),
+            StepLinks {
+                bn: &SingleReplica,
+                normalizer: &SingleReplica,
+                grads: None,
+            },
+        )
+        .unwrap()
+    }
+}
+
+/// One step on the host and one on the device from the same state; relative differences.
+fn compare(test: &str, math: ConvMath, epoch: usize) -> Option<Compared> {
+    let rt = gpu_or_skip(test)?;
+    let (arch, state, data) = setup();
     let mut host = state.clone();
-    let batch = data.train_batch();
-    let want =
-        forward_backward(&arch, &mut host, &batch, epoch, &settings, &SingleReplica).unwrap();
-
-    let be = Cuda::new(rt).with_conv_math(math);
-    let params = be.upload(&state.params).unwrap();
-    let mut stats = be.upload(&state.stats).unwrap();
-    let mut grads = be.zeros(state.grads.len()).unwrap();
-    let image: Feat<f32, Cuda> = data.image.upload_to(&be).unwrap();
-    let got: StepOutputs<Cuda> = forward_backward_on(
-        &be,
+    let settings = TrainSettings::default();
+    let want = forward_backward(
         &arch,
-        StepBuffers {
-            layout: &state.layout,
-            params: &params,
-            stats: &mut stats,
-            grads: &mut grads,
-        },
-        &data.train_batch().with_image(&image),
+        &mut host,
+        &data.train_batch(),
         epoch,
         &settings,
-        StepLinks {
-            bn: &SingleReplica,
-            normalizer: &SingleReplica,
-            grads: None,
-        },
+        &SingleReplica,
     )
     .unwrap();
-    let (g, s) = (be.download(&grads).unwrap(), be.download(&stats).unwrap());
+
+    let be = Cuda::new(rt).with_conv_math(math);
+    let mut dev = OnDevice::upload(&be, &state);
+    let image: Feat<f32, Cuda> = data.image.upload_to(&be).unwrap();
+    let got = dev.step(&be, &arch, &state, &data, &image, epoch);
+    let (g, s) = (
+        be.download(&dev.grads).unwrap(),
+        be.download(&dev.stats).unwrap(),
+    );
     let l = |v: &ringdet_detect::loss::LossValues| [v.loss, v.cls, v.iou, v.dfl];
     Some(Compared {
         loss_rel: rel_l2(&l(&got.losses), &l(&want.losses)),
@@ -128,37 +169,14 @@ fn training_steps_on_cuda_after_the_first_take_no_new_device_memory() {
     else {
         return;
     };
-    let arch = Arch::new(ModelConfig::new(0.25, 0.33).with_classes(5)).unwrap();
-    let mut state = ModelState::zeros(&arch).unwrap();
-    initialize(&mut state, &mut SeededNormal::new(11));
-    let data = synthetic::batch(2, 160, 128, 4, 5, 7);
+    let (arch, state, data) = setup();
     let be = Cuda::new(rt.clone());
-    let params = be.upload(&state.params).unwrap();
-    let mut stats = be.upload(&state.stats).unwrap();
-    let mut grads = be.zeros(state.grads.len()).unwrap();
+    let mut dev = OnDevice::upload(&be, &state);
     let image: Feat<f32, Cuda> = data.image.upload_to(&be).unwrap();
     let mut reserved = Vec::new();
     for _ in 0..6 {
-        be.fill_zero(&mut grads).unwrap();
-        forward_backward_on(
-            &be,
-            &arch,
-            StepBuffers {
-                layout: &state.layout,
-                params: &params,
-                stats: &mut stats,
-                grads: &mut grads,
-            },
-            &data.train_batch().with_image(&image),
-            0,
-            &TrainSettings::default(),
-            StepLinks {
-                bn: &SingleReplica,
-                normalizer: &SingleReplica,
-                grads: None,
-            },
-        )
-        .unwrap();
+        be.fill_zero(&mut dev.grads).unwrap();
+        dev.step(&be, &arch, &state, &data, &image, 0);
         be.synchronize().unwrap();
         reserved.push(rt.pool_reserved_bytes().unwrap());
     }

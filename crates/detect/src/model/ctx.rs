@@ -5,23 +5,16 @@
 //! take views of sub-ranges of them by name.
 
 use ringdet_kernels::backend::{Backend, Buffers};
-use ringdet_kernels::{Cpu, KernelError, Real};
+use ringdet_kernels::{Cpu, Real};
 
 use super::feat::Feat;
 use crate::cross_replica::CrossReplica;
-use crate::error::{DetectError, Result};
+use crate::error::{Result, kernel_error};
 use crate::grad_sink::{GradSink, Releases};
 use crate::layout::ParamLayout;
 
 /// The host backend the passes use by default.
 static CPU: Cpu = Cpu;
-
-fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
-}
 
 /// Forward-pass context over parameters of the float type `T` (f32 unless asked otherwise), run
 /// on backend `B` (the host backend unless asked otherwise).
@@ -113,7 +106,7 @@ impl<'a, T: Real, B: Backend<T>> Fwd<'a, T, B> {
     /// A parameter's values.
     pub fn param(&self, name: &str) -> Result<B::View<'a>> {
         let s = self.layout.slot(name)?;
-        B::slice(self.params, s.range()).map_err(k("param"))
+        B::slice(self.params, s.range()).map_err(kernel_error("param"))
     }
     /// Running mean and variance of the BN named `prefix` (e.g. `x.bn`) in eval.
     pub fn running(&self, prefix: &str) -> Result<(B::View<'_>, B::View<'_>)> {
@@ -124,8 +117,8 @@ impl<'a, T: Real, B: Backend<T>> Fwd<'a, T, B> {
             StatsAccess::Train { stats, .. } => stats,
         };
         Ok((
-            B::slice(stats, m).map_err(k("running mean"))?,
-            B::slice(stats, v).map_err(k("running variance"))?,
+            B::slice(stats, m).map_err(kernel_error("running mean"))?,
+            B::slice(stats, v).map_err(kernel_error("running variance"))?,
         ))
     }
     /// Running mean and variance (writable) and the replicas, in training.
@@ -135,7 +128,8 @@ impl<'a, T: Real, B: Backend<T>> Fwd<'a, T, B> {
         match &mut self.stats {
             StatsAccess::Eval(_) => Ok(None),
             StatsAccess::Train { stats, replicas } => {
-                let (mean, var) = B::split_mut(stats, m, v).map_err(k("running statistics"))?;
+                let (mean, var) =
+                    B::split_mut(stats, m, v).map_err(kernel_error("running statistics"))?;
                 Ok(Some((mean, var, *replicas)))
             }
         }
@@ -206,7 +200,7 @@ impl<'a, B: Backend<f32>> Bwd<'a, B> {
     /// A parameter's values.
     pub fn param(&self, name: &str) -> Result<B::View<'a>> {
         let s = self.layout.slot(name)?;
-        B::slice(self.params, s.range()).map_err(k("param"))
+        B::slice(self.params, s.range()).map_err(kernel_error("param"))
     }
     /// The gradient of a parameter, writable (an error once it was released with a sink).
     pub fn grad(&mut self, name: &str) -> Result<B::ViewMut<'_>> {
@@ -214,7 +208,7 @@ impl<'a, B: Backend<f32>> Bwd<'a, B> {
             r.check_open(self.layout.index(name)?, name)?;
         }
         let s = self.layout.slot(name)?;
-        B::slice_mut(self.grads, s.range()).map_err(k("grad"))
+        B::slice_mut(self.grads, s.range()).map_err(kernel_error("grad"))
     }
     /// The gradients of `names` are final: no later backward op adds into them. With a sink,
     /// the prefix of the buffer that this makes final is reported; without one, nothing happens.
@@ -241,6 +235,6 @@ impl<'a, B: Backend<f32>> Bwd<'a, B> {
         let len = B::len(values);
         let g = self.grad(name)?;
         be.accumulate(g, B::view(values), len)
-            .map_err(k("accumulate gradient"))
+            .map_err(kernel_error("accumulate gradient"))
     }
 }

@@ -7,16 +7,9 @@
 
 use ringdet_kernels::backend::Buffers;
 use ringdet_kernels::profile::{Family, OpTimer};
-use ringdet_kernels::{Cpu, KernelError, Real, arena};
+use ringdet_kernels::{Cpu, Real, arena};
 
-use crate::error::{DetectError, Result};
-
-fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
-}
+use crate::error::{DetectError, Result, kernel_error};
 
 /// A dense `[n, c, h, w]` feature map (f32 unless asked otherwise).
 pub struct Feat<T: Real = f32, B: Buffers<T> = Cpu> {
@@ -75,7 +68,7 @@ impl<T: Real> Feat<T, Cpu> {
     }
     /// A copy of this host map on backend `be` (an upload on a device).
     pub fn upload_to<B: Buffers<T>>(&self, be: &B) -> Result<Feat<T, B>> {
-        let data = be.upload(&self.data).map_err(k("upload"))?;
+        let data = be.upload(&self.data).map_err(kernel_error("upload"))?;
         Feat::from_buf(data, self.n, self.c, self.h, self.w)
     }
     /// The same map in another float type (`f32` ↔ `f64`).
@@ -95,7 +88,7 @@ impl<T: Real, B: Buffers<T>> Feat<T, B> {
     pub fn zeros_on(be: &B, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
         let _t = OpTimer::new(Family::Alloc);
         Ok(Self {
-            data: be.zeros(n * c * h * w).map_err(k("zeros"))?,
+            data: be.zeros(n * c * h * w).map_err(kernel_error("zeros"))?,
             n,
             c,
             h,
@@ -106,7 +99,7 @@ impl<T: Real, B: Buffers<T>> Feat<T, B> {
     /// overwrites every element.
     pub fn scratch_on(be: &B, n: usize, c: usize, h: usize, w: usize) -> Result<Self> {
         Ok(Self {
-            data: be.scratch(n * c * h * w).map_err(k("scratch"))?,
+            data: be.scratch(n * c * h * w).map_err(kernel_error("scratch"))?,
             n,
             c,
             h,
@@ -129,7 +122,7 @@ impl<T: Real, B: Buffers<T>> Feat<T, B> {
     /// A copy of `self` on `be`.
     pub fn copy_on(&self, be: &B) -> Result<Self> {
         Ok(Self {
-            data: be.copy(&self.data).map_err(k("copy"))?,
+            data: be.copy(&self.data).map_err(kernel_error("copy"))?,
             n: self.n,
             c: self.c,
             h: self.h,
@@ -176,7 +169,7 @@ impl<T: Real, B: Buffers<T>> Feat<T, B> {
         }
         let len = self.len();
         be.accumulate(B::view_mut(&mut self.data), B::view(&other.data), len)
-            .map_err(k("accumulate"))
+            .map_err(kernel_error("accumulate"))
     }
 }
 

@@ -3,20 +3,13 @@
 //! SyncBatchNorm does), biased variance, running stats updated with momentum 0.9. On a device the
 //! per-channel sums make one trip to the host and back for the cross-replica step (2·C values).
 
+use ringdet_kernels::Real;
 use ringdet_kernels::backend::{Backend, Buffers};
 use ringdet_kernels::batchnorm::BatchNormParams;
-use ringdet_kernels::{KernelError, Real};
 
 use super::feat::Feat;
 use crate::cross_replica::{CrossReplica, all_reduce_mean_real};
-use crate::error::{DetectError, Result};
-
-fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
-}
+use crate::error::{Result, kernel_error};
 
 fn params<T: Real, B: Buffers<T>>(x: &Feat<T, B>) -> BatchNormParams {
     BatchNormParams::new(x.n, x.c, x.hw())
@@ -61,10 +54,10 @@ fn eval_impl<T: Real, B: Backend<T>>(
     let (yv, xv) = (B::view_mut(&mut y.data), B::view(&x.data));
     if silu {
         be.batchnorm_silu_forward_inference(yv, xv, gamma, beta, mean, var, &p)
-            .map_err(k("batchnorm_silu_forward_inference"))?;
+            .map_err(kernel_error("batchnorm_silu_forward_inference"))?;
     } else {
         be.batchnorm_forward_inference(yv, xv, gamma, beta, mean, var, &p)
-            .map_err(k("batchnorm_forward_inference"))?;
+            .map_err(kernel_error("batchnorm_forward_inference"))?;
     }
     Ok(y)
 }
@@ -106,7 +99,7 @@ fn train_impl<T: Real, B: Backend<T>>(
     let p = params(x);
     let mut stats = Feat::vector_on(be, 2 * x.c)?;
     be.batchnorm_stats_forward(B::view_mut(&mut stats.data), B::view(&x.data), &p)
-        .map_err(k("batchnorm_stats_forward"))?;
+        .map_err(kernel_error("batchnorm_stats_forward"))?;
     // Local (Σx, Σx²) → local (E[x], E[x²]) → mean over ranks with equal weight; count 1.
     // A device alone keeps the sums where they are (no host round trip per BN): the kernel
     // divides by the count itself.
@@ -118,7 +111,7 @@ fn train_impl<T: Real, B: Backend<T>>(
             s.iter_mut().for_each(|v| *v /= n);
             all_reduce_mean_real(replicas, s)
         })
-        .map_err(k("batch statistics to the host"))??;
+        .map_err(kernel_error("batch statistics to the host"))??;
         1
     };
     let mut y = x.scratch_like_on(be)?;
@@ -127,10 +120,10 @@ fn train_impl<T: Real, B: Backend<T>>(
     let (xv, st) = (B::view(&x.data), B::view(&stats.data));
     if silu {
         be.batchnorm_silu_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, count, &p)
-            .map_err(k("batchnorm_silu_forward_train"))?;
+            .map_err(kernel_error("batchnorm_silu_forward_train"))?;
     } else {
         be.batchnorm_forward_train(yv, sv, rm, rv, xv, gamma, beta, st, count, &p)
-            .map_err(k("batchnorm_forward_train"))?;
+            .map_err(kernel_error("batchnorm_forward_train"))?;
     }
     Ok((y, saved))
 }
@@ -179,16 +172,20 @@ pub fn train_backward<B: Backend<f32>>(
                 B::reborrow(beta),
                 &p,
             )
-            .map_err(k("batchnorm_silu_stats_backward"))?,
+            .map_err(kernel_error("batchnorm_silu_stats_backward"))?,
         None => be
             .batchnorm_stats_backward(B::view_mut(&mut local.data), dyv, xv, sv, &p)
-            .map_err(k("batchnorm_stats_backward"))?,
+            .map_err(kernel_error("batchnorm_stats_backward"))?,
     }
-    let mut global = local.copy_on(be)?;
-    if !device_alone::<f32, B>(replicas) {
-        be.with_host_mut(&mut global.data, |g| replicas.all_reduce_sum(g))
-            .map_err(k("statistics gradient to the host"))??;
-    }
+    // The sums over every replica; a lone device's are its own (no copy, no host trip).
+    let global = if device_alone::<f32, B>(replicas) {
+        None
+    } else {
+        let mut g = local.copy_on(be)?;
+        be.with_host_mut(&mut g.data, |g| replicas.all_reduce_sum(g))
+            .map_err(kernel_error("statistics gradient to the host"))??;
+        Some(g)
+    };
     let count = p.count() * replicas.world_size().max(1);
     let mut dx = x.zeros_like_on(be)?;
     let (dxv, dyv, xv, sv) = (
@@ -197,16 +194,19 @@ pub fn train_backward<B: Backend<f32>>(
         B::view(&x.data),
         B::view(&saved.data),
     );
-    let (lv, gv) = (B::view(&local.data), B::view(&global.data));
+    let (lv, gv) = (
+        B::view(&local.data),
+        B::view(&global.as_ref().unwrap_or(&local).data),
+    );
     match silu_beta {
         Some(beta) => be
             .batchnorm_silu_backward(
                 dxv, dgamma, dbeta, dyv, xv, sv, gamma, beta, lv, gv, count, &p,
             )
-            .map_err(k("batchnorm_silu_backward"))?,
+            .map_err(kernel_error("batchnorm_silu_backward"))?,
         None => be
             .batchnorm_backward(dxv, dgamma, dbeta, dyv, xv, sv, gamma, lv, gv, count, &p)
-            .map_err(k("batchnorm_backward"))?,
+            .map_err(kernel_error("batchnorm_backward"))?,
     }
     Ok(dx)
 }

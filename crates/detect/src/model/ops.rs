@@ -2,26 +2,19 @@
 //! mapped to [`DetectError`]. Every op goes through a [`Backend`] (the host [`Cpu`] one or a
 //! device's), on [`Feat`]s of that backend; every backward accumulates (`+=`) like the kernels.
 
+use ringdet_kernels::Real;
 use ringdet_kernels::backend::{Backend, Buffers};
 use ringdet_kernels::concat::ConcatParams;
 use ringdet_kernels::conv::Conv2dParams;
 use ringdet_kernels::elementwise::BroadcastParams;
 use ringdet_kernels::pool::PoolParams;
 use ringdet_kernels::resize::UpsampleParams;
-use ringdet_kernels::{KernelError, Real};
 
 #[cfg(doc)]
 use ringdet_kernels::Cpu;
 
 use super::feat::Feat;
-use crate::error::{DetectError, Result};
-
-fn k(op: &'static str) -> impl Fn(KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
-}
+use crate::error::{DetectError, Result, kernel_error};
 
 /// Conv geometry for an input.
 pub fn conv_params<T: Real, B: Buffers<T>>(
@@ -46,7 +39,7 @@ pub fn conv2d<T: Real, B: Backend<T>>(
     let p = conv_params(x, cout, kernel, stride);
     let mut y = Feat::scratch_on(be, x.n, cout, p.out_h(), p.out_w())?;
     be.conv2d_forward(B::view_mut(&mut y.data), B::view(&x.data), w, b, &p)
-        .map_err(k("conv2d_forward"))?;
+        .map_err(kernel_error("conv2d_forward"))?;
     Ok(y)
 }
 
@@ -65,13 +58,13 @@ pub fn conv2d_backward<B: Backend<f32>>(
 ) -> Result<Option<Feat<f32, B>>> {
     let p = conv_params(x, dy.c, kernel, stride);
     be.conv2d_backward_filter(dw, db, B::view(&dy.data), B::view(&x.data), &p)
-        .map_err(k("conv2d_backward_filter"))?;
+        .map_err(kernel_error("conv2d_backward_filter"))?;
     if !want_dx {
         return Ok(None);
     }
     let mut dx = x.zeros_like_on(be)?;
     be.conv2d_backward_data(B::view_mut(&mut dx.data), B::view(&dy.data), w, &p)
-        .map_err(k("conv2d_backward_data"))?;
+        .map_err(kernel_error("conv2d_backward_data"))?;
     Ok(Some(dx))
 }
 
@@ -79,7 +72,7 @@ pub fn conv2d_backward<B: Backend<f32>>(
 pub fn silu<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
     let mut y = x.scratch_like_on(be)?;
     be.silu_forward(B::view_mut(&mut y.data), B::view(&x.data))
-        .map_err(k("silu_forward"))?;
+        .map_err(kernel_error("silu_forward"))?;
     Ok(y)
 }
 
@@ -95,14 +88,14 @@ pub fn silu_backward<B: Backend<f32>>(
         B::view(&dy.data),
         B::view(&x.data),
     )
-    .map_err(k("silu_backward"))
+    .map_err(kernel_error("silu_backward"))
 }
 
 /// Sigmoid of a map.
 pub fn sigmoid<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
     let mut y = x.scratch_like_on(be)?;
     be.sigmoid_forward(B::view_mut(&mut y.data), B::view(&x.data))
-        .map_err(k("sigmoid_forward"))?;
+        .map_err(kernel_error("sigmoid_forward"))?;
     Ok(y)
 }
 
@@ -118,14 +111,14 @@ pub fn sigmoid_backward<B: Backend<f32>>(
         B::view(&dy.data),
         B::view(&y.data),
     )
-    .map_err(k("sigmoid_backward"))
+    .map_err(kernel_error("sigmoid_backward"))
 }
 
 /// Paddle hardsigmoid of a map.
 pub fn hardsigmoid<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat<T, B>> {
     let mut y = x.scratch_like_on(be)?;
     be.hardsigmoid_forward(B::view_mut(&mut y.data), B::view(&x.data))
-        .map_err(k("hardsigmoid_forward"))?;
+        .map_err(kernel_error("hardsigmoid_forward"))?;
     Ok(y)
 }
 
@@ -141,7 +134,7 @@ pub fn hardsigmoid_backward<B: Backend<f32>>(
         B::view(&dy.data),
         B::view(&y.data),
     )
-    .map_err(k("hardsigmoid_backward"))
+    .map_err(kernel_error("hardsigmoid_backward"))
 }
 
 fn pool_params<T: Real, B: Buffers<T>>(x: &Feat<T, B>, kernel: usize) -> PoolParams {
@@ -162,7 +155,7 @@ pub fn global_avg_pool<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result
         B::view(&x.data),
         &pool_params(x, 1),
     )
-    .map_err(k("global_avg_pool_forward"))?;
+    .map_err(kernel_error("global_avg_pool_forward"))?;
     Ok(y)
 }
 
@@ -174,7 +167,7 @@ pub fn global_avg_pool_backward<B: Backend<f32>>(
 ) -> Result<()> {
     let p = pool_params(dx, 1);
     be.global_avg_pool_backward(B::view_mut(&mut dx.data), B::view(&dy.data), &p)
-        .map_err(k("global_avg_pool_backward"))
+        .map_err(kernel_error("global_avg_pool_backward"))
 }
 
 /// Max pool `k×k`, stride 1, padding `k/2`.
@@ -189,7 +182,7 @@ pub fn max_pool<T: Real, B: Backend<T>>(
         B::view(&x.data),
         &pool_params(x, kernel),
     )
-    .map_err(k("max_pool_forward"))?;
+    .map_err(kernel_error("max_pool_forward"))?;
     Ok(y)
 }
 
@@ -210,7 +203,7 @@ pub fn max_pool_backward<B: Backend<f32>>(
         B::view(&y.data),
         &p,
     )
-    .map_err(k("max_pool_backward"))
+    .map_err(kernel_error("max_pool_backward"))
 }
 
 fn upsample_params<T: Real, B: Buffers<T>>(x: &Feat<T, B>) -> UpsampleParams {
@@ -230,7 +223,7 @@ pub fn upsample2x<T: Real, B: Backend<T>>(be: &B, x: &Feat<T, B>) -> Result<Feat
         B::view(&x.data),
         &upsample_params(x),
     )
-    .map_err(k("upsample_nearest2x_forward"))?;
+    .map_err(kernel_error("upsample_nearest2x_forward"))?;
     Ok(y)
 }
 
@@ -242,7 +235,7 @@ pub fn upsample2x_backward<B: Backend<f32>>(
 ) -> Result<()> {
     let p = upsample_params(dx);
     be.upsample_nearest2x_backward(B::view_mut(&mut dx.data), B::view(&dy.data), &p)
-        .map_err(k("upsample_nearest2x_backward"))
+        .map_err(kernel_error("upsample_nearest2x_backward"))
 }
 
 /// Channel concat of maps of equal n, h, w.
@@ -259,7 +252,7 @@ pub fn concat<T: Real, B: Backend<T>>(be: &B, xs: &[&Feat<T, B>]) -> Result<Feat
         channels: &channels,
     };
     be.concat_channels_forward(B::view_mut(&mut y.data), parts, &p)
-        .map_err(k("concat_channels_forward"))?;
+        .map_err(kernel_error("concat_channels_forward"))?;
     Ok(y)
 }
 
@@ -280,7 +273,7 @@ pub fn concat_backward<B: Backend<f32>>(
         channels,
     };
     be.concat_channels_backward(refs, B::view(&dy.data), &p)
-        .map_err(k("concat_channels_backward"))?;
+        .map_err(kernel_error("concat_channels_backward"))?;
     Ok(parts)
 }
 
@@ -301,7 +294,7 @@ pub fn mul_channel<T: Real, B: Backend<T>>(
         B::view(&s.data),
         &p,
     )
-    .map_err(k("mul_forward"))?;
+    .map_err(kernel_error("mul_forward"))?;
     Ok(y)
 }
 
@@ -326,5 +319,5 @@ pub fn mul_channel_backward<B: Backend<f32>>(
         B::view(&s.data),
         &p,
     )
-    .map_err(k("mul_backward"))
+    .map_err(kernel_error("mul_backward"))
 }

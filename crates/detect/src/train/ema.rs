@@ -7,14 +7,7 @@ use ringdet_kernels::Cpu;
 use ringdet_kernels::backend::OptimOps;
 use ringdet_kernels::optimizer::EmaParams;
 
-use crate::error::{DetectError, Result};
-
-fn kerr(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
-}
+use crate::error::{DetectError, Result, kernel_error};
 
 /// EMA of the flat parameter and statistics buffers.
 #[derive(Clone, Debug)]
@@ -120,9 +113,9 @@ impl Ema {
         let mut p = vec![0.0f32; self.params.len()];
         let mut s = vec![0.0f32; self.stats.len()];
         Cpu.ema_apply(&mut p, &self.params, self.last_decay, self.updates)
-            .map_err(kerr("ema_apply"))?;
+            .map_err(kernel_error("ema_apply"))?;
         Cpu.ema_apply(&mut s, &self.stats, self.last_decay, self.updates)
-            .map_err(kerr("ema_apply"))?;
+            .map_err(kernel_error("ema_apply"))?;
         Ok(Some((p, s)))
     }
 }

@@ -15,6 +15,7 @@
 
 use ringdet_detect::DetectError;
 use ringdet_detect::arch::Arch;
+use ringdet_detect::error::kernel_error;
 use ringdet_detect::state::ModelState;
 use ringdet_detect::step::{
     StepBuffers, StepLinks, StepOutputs, TrainBatch, TrainSettings, forward_backward_on,
@@ -23,13 +24,6 @@ use ringdet_detect::train::ema::Ema;
 use ringdet_detect::train::optimizer::{Optimizer, clip_by_global_norm};
 use ringdet_kernels::backend::Backend;
 use ringdet_kernels::optimizer::{AdamwParams, EmaParams, SgdParams};
-
-fn k(op: &'static str) -> impl Fn(ringdet_kernels::KernelError) -> DetectError {
-    move |e| DetectError::Kernel {
-        op,
-        message: e.to_string(),
-    }
-}
 
 /// Everything that changes step to step, in buffers of backend `B`.
 pub struct DeviceState<B: Backend<f32>> {
@@ -54,7 +48,10 @@ impl<B: Backend<f32>> DeviceState<B> {
         optimizer: &Optimizer,
         ema: Option<&Ema>,
     ) -> Result<Self, DetectError> {
-        let up = |v: &[f32]| be.upload(v).map_err(k("upload the training state"));
+        let up = |v: &[f32]| {
+            be.upload(v)
+                .map_err(kernel_error("upload the training state"))
+        };
         let moments = optimizer
             .state_buffers()
             .into_iter()
@@ -64,7 +61,9 @@ impl<B: Backend<f32>> DeviceState<B> {
             Optimizer::Momentum(s) => &s.decay_mask,
             Optimizer::AdamW(a) => &a.decay_mask,
         };
-        let decay_mask = be.upload_mask(mask).map_err(k("upload the decay mask"))?;
+        let decay_mask = be
+            .upload_mask(mask)
+            .map_err(kernel_error("upload the decay mask"))?;
         let ema = match ema {
             Some(e) => Some([up(&e.params)?, up(&e.stats)?]),
             None => None,
@@ -72,7 +71,9 @@ impl<B: Backend<f32>> DeviceState<B> {
         Ok(Self {
             params: up(&state.params)?,
             stats: up(&state.stats)?,
-            grads: be.zeros(state.grads.len()).map_err(k("gradients"))?,
+            grads: be
+                .zeros(state.grads.len())
+                .map_err(kernel_error("gradients"))?,
             moments,
             decay_mask,
             ema,
@@ -99,7 +100,7 @@ impl<B: Backend<f32>> DeviceState<B> {
     ) -> Result<StepOutputs<B>, DetectError> {
         let be = &self.be;
         be.fill_zero(&mut self.grads)
-            .map_err(k("zero the gradients"))?;
+            .map_err(kernel_error("zero the gradients"))?;
         let image = batch.image.upload_to(be)?;
         let on_device = batch.with_image(&image);
         let bufs = StepBuffers {
@@ -117,7 +118,7 @@ impl<B: Backend<f32>> DeviceState<B> {
         let all = self
             .be
             .to_host(&self.grads, 0..B::len(&self.grads))
-            .map_err(k("download the gradients"))?;
+            .map_err(kernel_error("download the gradients"))?;
         if all.len() != host.len() {
             return Err(DetectError::Input(format!(
                 "{} device gradients for {} host ones",
@@ -144,14 +145,14 @@ impl<B: Backend<f32>> DeviceState<B> {
                     )))
                 }
             })
-            .map_err(k("upload the averaged gradients"))?
+            .map_err(kernel_error("upload the averaged gradients"))?
     }
 
     /// `clip_grad_by_norm`: Paddle's global-norm clip, on the host (one download and upload).
     pub fn clip_by_global_norm(&mut self, max_norm: f64) -> Result<f64, DetectError> {
         self.be
             .with_host_mut(&mut self.grads, |g| clip_by_global_norm(g, max_norm))
-            .map_err(k("clip the gradients"))
+            .map_err(kernel_error("clip the gradients"))
     }
 
     /// One optimizer update at `lr` on the device; `optimizer` keeps the hyper-parameters and
@@ -172,7 +173,7 @@ impl<B: Backend<f32>> DeviceState<B> {
                     weight_decay: s.weight_decay,
                 };
                 be.sgd_momentum_step(params, B::view_mut(velocity), grads, &self.decay_mask, &p)
-                    .map_err(k("sgd_momentum_step"))
+                    .map_err(kernel_error("sgd_momentum_step"))
             }
             (Optimizer::AdamW(a), [m1, m2]) => {
                 let p = AdamwParams {
@@ -190,7 +191,7 @@ impl<B: Backend<f32>> DeviceState<B> {
                     &self.decay_mask,
                     &p,
                 )
-                .map_err(k("adamw_step"))?;
+                .map_err(kernel_error("adamw_step"))?;
                 a.steps += 1;
                 Ok(())
             }
@@ -213,9 +214,9 @@ impl<B: Backend<f32>> DeviceState<B> {
         let be = &self.be;
         let d = be
             .ema_update(B::view_mut(ep), B::view(&self.params), ema.updates, &p)
-            .map_err(k("ema_update"))?;
+            .map_err(kernel_error("ema_update"))?;
         be.ema_update(B::view_mut(es), B::view(&self.stats), ema.updates, &p)
-            .map_err(k("ema_update"))?;
+            .map_err(kernel_error("ema_update"))?;
         ema.last_decay = d;
         ema.updates += 1;
         Ok(())
@@ -229,7 +230,7 @@ impl<B: Backend<f32>> DeviceState<B> {
                     *w += delta;
                 }
             })
-            .map_err(k("perturb a parameter"))
+            .map_err(kernel_error("perturb a parameter"))
     }
 
     /// Copies the device state into the host's (before a checkpoint, an evaluation or a replica
@@ -242,7 +243,9 @@ impl<B: Backend<f32>> DeviceState<B> {
     ) -> Result<(), DetectError> {
         let be = &self.be;
         let get = |buf: &B::Buf, dst: &mut Vec<f32>| -> Result<(), DetectError> {
-            let v = be.download(buf).map_err(k("download the training state"))?;
+            let v = be
+                .download(buf)
+                .map_err(kernel_error("download the training state"))?;
             if v.len() != dst.len() {
                 return Err(DetectError::Input(format!(
                     "{} device values for {} host ones",
@@ -292,10 +295,16 @@ impl DeviceState<ringdet_kernels::Cuda> {
             .map_err(|e| DetectError::Input(format!("rank {rank}: gradient all-reduce: {e}")))?;
         let n = self.grads.len();
         let inv = [1.0 / comm.world_size().max(1) as f32];
-        let inv = self.be.upload(&inv).map_err(k("upload 1/world"))?;
+        let inv = self
+            .be
+            .upload(&inv)
+            .map_err(kernel_error("upload 1/world"))?;
         let mut avg = match self.spare.take() {
             Some(b) => b,
-            None => self.be.scratch(n).map_err(k("gradient buffer"))?,
+            None => self
+                .be
+                .scratch(n)
+                .map_err(kernel_error("gradient buffer"))?,
         };
         let p = BroadcastParams {
             a: [1, 1, 1, n],
@@ -308,7 +317,7 @@ impl DeviceState<ringdet_kernels::Cuda> {
                 Cuda::view(&inv),
                 &p,
             )
-            .map_err(k("average the gradients"))?;
+            .map_err(kernel_error("average the gradients"))?;
         self.spare = Some(std::mem::replace(&mut self.grads, avg));
         Ok(())
     }

@@ -287,28 +287,9 @@ pub fn run_vs_host(dir: impl AsRef<Path>, be: &Cuda) -> Result<Vec<ParityRow>> {
         &want.boxes_input_px.concat(),
         5e-5,
     ));
-    let gshape = shape(&inputs, "gt_bbox")?;
-    let gt_boxes: Vec<[f32; 4]> = f32s(&inputs, "gt_bbox")?
-        .chunks_exact(4)
-        .map(|c| [c[0], c[1], c[2], c[3]])
-        .collect();
-    let gt_labels: Vec<usize> = f32s(&inputs, "gt_class")?
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
-    let pad_mask = f32s(&inputs, "pad_gt_mask")?;
-    let batch = TrainBatch {
-        image: &image,
-        gt_boxes: &gt_boxes,
-        gt_labels: &gt_labels,
-        pad_mask: &pad_mask,
-        max_boxes: gshape.get(1).copied().unwrap_or(0),
-    };
-    let settings = TrainSettings {
-        static_assigner_epoch: num(&meta, &["cfg", "PPYOLOEHead", "static_assigner_epoch"])?
-            as usize,
-        ..TrainSettings::default()
-    };
+    let gt = Boxes::read(&inputs)?;
+    let batch = gt.batch(&image);
+    let settings = train_settings(&meta)?;
     let paths = field(&meta, &["losses"])?
         .as_object()
         .ok_or_else(|| DetectError::Input("golden_meta.json: `losses` is not an object".into()))?;
@@ -360,6 +341,49 @@ pub fn run_vs_host(dir: impl AsRef<Path>, be: &Cuda) -> Result<Vec<ParityRow>> {
         ));
     }
     Ok(widen(rows, amp))
+}
+
+/// The padded ground truth of `inputs.safetensors` (`gt_bbox`, `gt_class`, `pad_gt_mask`).
+struct Boxes {
+    boxes: Vec<[f32; 4]>,
+    labels: Vec<usize>,
+    mask: Vec<f32>,
+    max_boxes: usize,
+}
+
+impl Boxes {
+    fn read(inputs: &SafeTensors) -> Result<Boxes> {
+        Ok(Boxes {
+            boxes: f32s(inputs, "gt_bbox")?
+                .chunks_exact(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect(),
+            labels: f32s(inputs, "gt_class")?
+                .iter()
+                .map(|&v| v as usize)
+                .collect(),
+            mask: f32s(inputs, "pad_gt_mask")?,
+            max_boxes: shape(inputs, "gt_bbox")?.get(1).copied().unwrap_or(0),
+        })
+    }
+    fn batch<'a>(&'a self, image: &'a Feat) -> TrainBatch<'a> {
+        TrainBatch {
+            image,
+            gt_boxes: &self.boxes,
+            gt_labels: &self.labels,
+            pad_mask: &self.mask,
+            max_boxes: self.max_boxes,
+        }
+    }
+}
+
+/// The recipe's assigner switch from the golden config; the rest at PP-YOLOE's defaults.
+fn train_settings(meta: &Value) -> Result<TrainSettings> {
+    Ok(TrainSettings {
+        static_assigner_epoch: num(meta, &["cfg", "PPYOLOEHead", "static_assigner_epoch"])?
+            as usize,
+        ..TrainSettings::default()
+    })
 }
 
 fn eval_rows(arch: &Arch, weights: &ModelState, image: &Feat, f: &Files) -> Result<Vec<ParityRow>> {
@@ -508,29 +532,9 @@ fn train_rows(
     f: &Files,
 ) -> Result<Vec<ParityRow>> {
     let t = &f.train;
-    let gshape = shape(&f.inputs, "gt_bbox")?;
-    let max_boxes = gshape.get(1).copied().unwrap_or(0);
-    let gt_boxes: Vec<[f32; 4]> = f32s(&f.inputs, "gt_bbox")?
-        .chunks_exact(4)
-        .map(|c| [c[0], c[1], c[2], c[3]])
-        .collect();
-    let gt_labels: Vec<usize> = f32s(&f.inputs, "gt_class")?
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
-    let pad_mask = f32s(&f.inputs, "pad_gt_mask")?;
-    let batch = TrainBatch {
-        image,
-        gt_boxes: &gt_boxes,
-        gt_labels: &gt_labels,
-        pad_mask: &pad_mask,
-        max_boxes,
-    };
-    let settings = TrainSettings {
-        static_assigner_epoch: num(&f.meta, &["cfg", "PPYOLOEHead", "static_assigner_epoch"])?
-            as usize,
-        ..TrainSettings::default()
-    };
+    let gt = Boxes::read(&f.inputs)?;
+    let batch = gt.batch(image);
+    let settings = train_settings(&f.meta)?;
     let mut rows = Vec::new();
     let paths = field(&f.meta, &["losses"])?
         .as_object()
