@@ -101,15 +101,24 @@ fn eval_forward_on<T: Real>(
     let mut ctx = Fwd::eval(layout, params, stats);
     ctx.fused = fused;
     let (bb, nk, logits) = network(&mut ctx, arch, image)?;
-    let sizes: Vec<(usize, usize)> = nk.iter().map(|f| (f.h, f.w)).collect();
+    decoded(arch, (bb, nk, logits), image.n)
+}
+
+/// The eval outputs of a pass's host features: anchors, the decode of the logits and the boxes.
+fn decoded<T: Real>(
+    arch: &Arch,
+    (backbone, neck, logits): NetworkOutputs<T, Cpu>,
+    images: usize,
+) -> Result<EvalOutputs<T>> {
+    let sizes: Vec<(usize, usize)> = neck.iter().map(|f| (f.h, f.w)).collect();
     let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
     let head_host = OpTimer::new(Family::Head);
     let (scores, dist, reg_softmax) = decode_logits(arch, &logits, &anchors)?;
-    let boxes_input_px = boxes_input_px(&anchors, &dist, image.n);
+    let boxes_input_px = boxes_input_px(&anchors, &dist, images);
     drop(head_host);
     Ok(EvalOutputs {
-        backbone: bb,
-        neck: nk,
+        backbone,
+        neck,
         logits,
         reg_softmax,
         scores,
@@ -171,20 +180,7 @@ pub fn eval_forward_device<B: Backend<f32>>(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let sizes: Vec<(usize, usize)> = neck.iter().map(|f| (f.h, f.w)).collect();
-    let anchors = Anchors::new(&sizes, &arch.head.strides, 5.0, 0.5)?;
-    let (scores, dist, reg_softmax) = decode_logits(arch, &logits, &anchors)?;
-    let boxes_input_px = boxes_input_px(&anchors, &dist, image.n);
-    Ok(EvalOutputs {
-        backbone,
-        neck,
-        logits,
-        reg_softmax,
-        scores,
-        dist,
-        boxes_input_px,
-        anchors,
-    })
+    decoded(arch, (backbone, neck, logits), image.n)
 }
 
 /// The features of backbone and neck and the head's logits of one pass (no caches: eval).
