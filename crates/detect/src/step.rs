@@ -512,7 +512,9 @@ pub fn train_step(
     settings: &TrainSettings,
     replicas: &dyn CrossReplica,
 ) -> Result<StepOutputs> {
-    state.grads.fill(0.0);
+    // on both cores: one thread writes the 31 MB of PP-YOLOE-s's gradients at half the speed
+    Cpu.fill_zero(&mut state.grads)
+        .map_err(kernel_error("zeroing the gradients"))?;
     let out = forward_backward(arch, state, batch, epoch, settings, replicas)?;
     sgd.step(&mut state.params, &state.grads, lr)?;
     Ok(out)

@@ -44,6 +44,40 @@ fn naive(x: &[f64], w: &[f64], p: &Conv2dParams) -> Vec<f64> {
     y
 }
 
+/// Direct filter gradient: dw[k,c,i,j] = Σ dy[n,k,oy,ox] x[n,c,oy·s+i−p, ox·s+j−p].
+fn naive_filter_grad(dy: &[f64], x: &[f64], p: &Conv2dParams) -> Vec<f64> {
+    let (oh, ow) = (p.out_h(), p.out_w());
+    let (c_in, k_out, kh, kw) = (p.in_channels, p.out_channels, p.kernel_h, p.kernel_w);
+    let mut dw = vec![0.0; k_out * c_in * kh * kw];
+    for n in 0..p.batch {
+        for k in 0..k_out {
+            for c in 0..c_in {
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let mut s = 0.0;
+                        for oy in 0..oh {
+                            let iy = (oy * p.stride_h + i) as isize - p.pad_h as isize;
+                            if iy < 0 || iy as usize >= p.in_h {
+                                continue;
+                            }
+                            for ox in 0..ow {
+                                let ix = (ox * p.stride_w + j) as isize - p.pad_w as isize;
+                                if ix >= 0 && (ix as usize) < p.in_w {
+                                    s += dy[((n * k_out + k) * oh + oy) * ow + ox]
+                                        * x[((n * c_in + c) * p.in_h + iy as usize) * p.in_w
+                                            + ix as usize];
+                                }
+                            }
+                        }
+                        dw[((k * c_in + c) * kh + i) * kw + j] += s;
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -71,6 +105,7 @@ proptest! {
         let via_w: f64 = dw.iter().zip(&wt).map(|(a, b)| a * b).sum();
         prop_assert!((lhs - via_x).abs() < 1e-9 * (1.0 + lhs.abs()));
         prop_assert!((lhs - via_w).abs() < 1e-9 * (1.0 + lhs.abs()));
+        for (a, b) in dw.iter().zip(&naive_filter_grad(&dy, &x, &p)) { prop_assert!((a - b).abs() < 1e-12); }
         // wrong lengths are errors, never panics
         prop_assert!(conv::conv2d_forward(&mut y, &mut ws, &x[..x.len() - 1], &wt, None, &p).is_err());
         prop_assert!(conv::conv2d_forward(&mut y[1..], &mut ws, &x, &wt, None, &p).is_err());
@@ -173,6 +208,11 @@ fn conv_multi_block_matches_naive() {
             }
             for (a, b) in dx.iter().zip(&dxr) {
                 assert!((a - b).abs() < 1e-10, "{p:?} dx: {a} vs {b}");
+            }
+            // and dw element by element against the direct sum over images and positions
+            let dwr = naive_filter_grad(&dy, &x, &p);
+            for (a, b) in dw.iter().zip(&dwr) {
+                assert!((a - b).abs() < 1e-9, "{p:?} dw: {a} vs {b}");
             }
             match &refs {
                 None => refs = Some((dx, dw)),

@@ -187,7 +187,8 @@ pub fn train_backward<B: Backend<f32>>(
         Some(g)
     };
     let count = p.count() * replicas.world_size().max(1);
-    let mut dx = x.zeros_like_on(be)?;
+    // overwritten by the kernel: no zero fill
+    let mut dx = x.scratch_like_on(be)?;
     let (dxv, dyv, xv, sv) = (
         B::view_mut(&mut dx.data),
         B::view(&dy.data),

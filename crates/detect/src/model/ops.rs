@@ -43,7 +43,7 @@ pub fn conv2d<T: Real, B: Backend<T>>(
     Ok(y)
 }
 
-/// Conv backward: `dw += …`, `db += …`, and `dx` when asked.
+/// Conv backward: `dw += …`, `db += …`, and a new `dx` when asked.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_backward<B: Backend<f32>>(
     be: &B,
@@ -62,7 +62,8 @@ pub fn conv2d_backward<B: Backend<f32>>(
     if !want_dx {
         return Ok(None);
     }
-    let mut dx = x.zeros_like_on(be)?;
+    // overwritten by the kernel: no zero fill
+    let mut dx = x.scratch_like_on(be)?;
     be.conv2d_backward_data(B::view_mut(&mut dx.data), B::view(&dy.data), w, &p)
         .map_err(kernel_error("conv2d_backward_data"))?;
     Ok(Some(dx))

@@ -112,7 +112,7 @@ pub trait ConvOps<T: Real>: Buffers<T> {
         bias: Option<Self::View<'_>>,
         p: &Conv2dParams,
     ) -> KResult<()>;
-    /// `dx += convᵀ(dy, w)`.
+    /// `dx = convᵀ(dy, w)` (`dx` overwritten).
     fn conv2d_backward_data(
         &self,
         dx: Self::ViewMut<'_>,
@@ -176,7 +176,7 @@ pub trait NormOps<T: Real>: Buffers<T> {
         saved: Self::View<'_>,
         p: &BatchNormParams,
     ) -> KResult<()>;
-    /// `dx += …`, `dgamma += …`, `dbeta += …`.
+    /// `dx = …` (overwritten), `dgamma += …`, `dbeta += …`.
     #[allow(clippy::too_many_arguments)]
     fn batchnorm_backward(
         &self,
@@ -234,7 +234,7 @@ pub trait NormOps<T: Real>: Buffers<T> {
         p: &BatchNormParams,
     ) -> KResult<()>;
     /// [`ActivationOps::silu_backward`] then [`Self::batchnorm_backward`] in one pass:
-    /// `dx += …`, `dgamma += …`, `dbeta += …` from the output gradient `dy`.
+    /// `dx = …` (overwritten), `dgamma += …`, `dbeta += …` from the output gradient `dy`.
     #[allow(clippy::too_many_arguments)]
     fn batchnorm_silu_backward(
         &self,

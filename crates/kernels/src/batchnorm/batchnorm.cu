@@ -99,7 +99,7 @@ extern "C" __global__ void bn_param_grads_f32(float* __restrict__ dgamma, float*
     dgamma[c] += dstats_local[channels + c];
 }
 
-// dx += gamma*invstd*(dy - sum dy/M - xhat * sum dy*xhat/M), combined sums in dstats.
+// dx = gamma*invstd*(dy - sum dy/M - xhat * sum dy*xhat/M), combined sums in dstats (dx overwritten).
 extern "C" __global__ void bn_backward_dx_f32(float* __restrict__ dx, const float* __restrict__ dy,
                                               const float* __restrict__ x,
                                               const float* __restrict__ saved,
@@ -112,7 +112,7 @@ extern "C" __global__ void bn_backward_dx_f32(float* __restrict__ dx, const floa
         float mean = saved[c], invstd = saved[channels + c];
         float k = gamma[c] * invstd, mdy = dstats[c] * inv_m, mdyx = dstats[channels + c] * inv_m;
         float xhat = (x[i] - mean) * invstd;
-        dx[i] += k * (dy[i] - mdy - xhat * mdyx);
+        dx[i] = k * (dy[i] - mdy - xhat * mdyx);
     }
 }
 
@@ -186,6 +186,6 @@ extern "C" __global__ void bn_silu_backward_dx_f32(float* __restrict__ dx,
         float g = silu_grad_at(dy[i], x[i], scale, shift);
         float mdy = dstats[c] * inv_m, mdyx = dstats[channels + c] * inv_m;
         float xhat = (x[i] - mean) * invstd;
-        dx[i] += scale * (g - mdy - xhat * mdyx);
+        dx[i] = scale * (g - mdy - xhat * mdyx);
     }
 }

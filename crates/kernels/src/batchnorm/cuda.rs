@@ -191,7 +191,8 @@ pub fn batchnorm_stats_backward(
 }
 
 /// Backward finish: `dgamma += local Σdy·x̂`, `dbeta += local Σdy`, and
-/// `dx += γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)` with the combined sums over `count` = M.
+/// `dx = γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)` with the combined sums over `count` = M
+/// (`dx` overwritten).
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     rt: &KernelRuntime,

@@ -119,7 +119,8 @@ pub fn batchnorm_silu_stats_backward(
 }
 
 /// Backward finish: `dgamma += local Σdz·x̂`, `dbeta += local Σdz`, and
-/// `dx += γ·invstd·(dz − Σdz/M − x̂·Σdz·x̂/M)` with the combined sums over `count` = M.
+/// `dx = γ·invstd·(dz − Σdz/M − x̂·Σdz·x̂/M)` with the combined sums over `count` = M
+/// (`dx` overwritten).
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_silu_backward(
     rt: &KernelRuntime,

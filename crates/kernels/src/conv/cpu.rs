@@ -69,9 +69,15 @@ fn im2col_block<T: Real>(col: &mut [T], x: &[T], p: &Conv2dParams, r0: usize, r1
     let ow = p.out_w();
     let (hw, kk) = (p.in_h * p.in_w, p.kernel_h * p.kernel_w);
     let b = (r1 - r0) * ow;
+    // stride 1 with the output as wide as the input: a tap's rows are one run of the input plane
+    let flat = p.stride_h == 1 && p.stride_w == 1 && ow == p.in_w;
     for (row, dst) in col[..p.col_rows() * b].chunks_exact_mut(b).enumerate() {
         let (c, i, j) = (row / kk, (row % kk) / p.kernel_w, row % p.kernel_w);
         let src = &x[c * hw..(c + 1) * hw];
+        if flat {
+            im2col_tap_flat(dst, src, p, r0, i, j);
+            continue;
+        }
         let (x0, x1) = valid_range(ow, p.stride_w, j, p.pad_w, p.in_w);
         for (oy, out) in (r0..r1).zip(dst.chunks_exact_mut(ow)) {
             let Some(ih) = in_row(oy, i, p).filter(|_| x0 < x1) else {
@@ -99,6 +105,47 @@ fn im2col_block<T: Real>(col: &mut [T], x: &[T], p: &Conv2dParams, r0: usize, r1
                     }
                 }
             }
+        }
+    }
+}
+
+/// One im2col row (tap `i`, `j` of one channel plane `src`) for output rows from `r0`, when
+/// both strides are 1 and the output as wide as the input: output position `t` of the block reads
+/// plane element `base + t`, so the row is one copy (clipped to the plane), and only the
+/// positions whose tap falls left or right of the image (which the run wraps onto the
+/// neighbouring row) are zeroed afterwards. Rows above or below the image fall outside the
+/// plane or onto those wrapped columns. One `memcpy` instead of one small copy and up to two
+/// fills per output row: the rows of the deep 10×10 and 20×20 maps are only 10–20 values long.
+fn im2col_tap_flat<T: Real>(
+    dst: &mut [T],
+    src: &[T],
+    p: &Conv2dParams,
+    r0: usize,
+    i: usize,
+    j: usize,
+) {
+    let (w, b) = (p.in_w as isize, dst.len() as isize);
+    let base = (r0 as isize + i as isize - p.pad_h as isize) * w + j as isize - p.pad_w as isize;
+    let lo = (-base).clamp(0, b);
+    let hi = (src.len() as isize - base).clamp(lo, b);
+    let (lo, hi) = (lo as usize, hi as usize);
+    dst[..lo].fill(T::ZERO);
+    if hi > lo {
+        let start = (base + lo as isize) as usize;
+        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+    }
+    dst[hi..].fill(T::ZERO);
+    let (x0, x1) = valid_range(p.in_w, 1, j, p.pad_w, p.in_w);
+    if x0 > 0 || x1 < p.in_w {
+        for out in dst.chunks_exact_mut(p.in_w) {
+            out[..x0].iter_mut().for_each(|v| *v = T::ZERO);
+            out[x1..].iter_mut().for_each(|v| *v = T::ZERO);
+        }
+    }
+    // rows whose tap lies above or below the image: zero whole rows
+    for (t, out) in dst.chunks_exact_mut(p.in_w).enumerate() {
+        if in_row(r0 + t, i, p).is_none() {
+            out.fill(T::ZERO);
         }
     }
 }
@@ -141,7 +188,7 @@ fn run_items<T: Real>(
     slots: usize,
     items: Items,
     dynamic: bool,
-    f: impl Fn(&mut [T], (usize, usize)) + Sync,
+    f: impl Fn(&mut [T], (usize, usize, usize)) + Sync,
 ) {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let run = |s: usize, ws: &mut [T]| {
@@ -214,11 +261,16 @@ fn plan<T>(
     })
 }
 
-/// Work items `(image, first output row)`, optionally only even or odd blocks, computed on
-/// demand (no allocation per call).
+/// Work items `(image, first output row, end row)`, optionally only even or odd blocks,
+/// computed on demand (no allocation per call).
 #[derive(Clone, Copy)]
 struct Items {
     rows: usize,
+    out_h: usize,
+    /// Blocks per image.
+    blocks: usize,
+    /// Blocks split the rows evenly (heights differ by at most one) instead of `rows` each.
+    even: bool,
     first: usize,
     step: usize,
     per_image: usize,
@@ -226,8 +278,9 @@ struct Items {
 }
 
 impl Items {
+    /// Blocks of `rows` output rows (the last one shorter), all or only even/odd ones.
     fn new(p: &Conv2dParams, rows: usize, parity: Option<usize>) -> Self {
-        let nb = p.blocks_per_image();
+        let nb = p.out_h().div_ceil(rows.max(1));
         let (first, step) = parity.map_or((0, 1), |q| (q, 2));
         let per_image = if nb > first {
             (nb - first).div_ceil(step)
@@ -236,19 +289,47 @@ impl Items {
         };
         Self {
             rows,
+            out_h: p.out_h(),
+            blocks: nb,
+            even: false,
             first,
             step,
             per_image,
             batch: p.batch,
         }
     }
+
+    /// Blocks of at most `rows` output rows, split evenly, and a block count that `slots`
+    /// divides across the batch where the image has rows for it: for items dealt to the
+    /// threads in a fixed order, where a short block or a spare item would leave a thread idle.
+    fn even(p: &Conv2dParams, rows: usize, slots: usize) -> Self {
+        let oh = p.out_h().max(1);
+        let mut nb = oh.div_ceil(rows.max(1));
+        while !(p.batch * nb).is_multiple_of(slots.max(1)) && nb < oh {
+            nb += 1;
+        }
+        let mut items = Self::new(p, rows, None);
+        (items.blocks, items.per_image, items.even) = (nb, nb, true);
+        items
+    }
+
     fn len(&self) -> usize {
         self.batch * self.per_image
     }
-    fn get(&self, i: usize) -> Option<(usize, usize)> {
+
+    fn get(&self, i: usize) -> Option<(usize, usize, usize)> {
         (i < self.len()).then(|| {
             let (n, j) = (i / self.per_image, i % self.per_image);
-            (n, (self.first + j * self.step) * self.rows)
+            let b = self.first + j * self.step;
+            if self.even {
+                (
+                    n,
+                    b * self.out_h / self.blocks,
+                    (b + 1) * self.out_h / self.blocks,
+                )
+            } else {
+                (n, b * self.rows, ((b + 1) * self.rows).min(self.out_h))
+            }
         })
     }
 }
@@ -289,8 +370,7 @@ fn forward_impl<T: Real>(
     let its = Items::new(p, pl.rows, None);
     let gt = gemm_threads(pl.slots, its.len());
     let out = Shared::new(y);
-    run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0)| {
-        let r1 = (r0 + pl.rows).min(p.out_h());
+    run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0, r1)| {
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
         let yoff = n * pl.k * pl.ohw + o0;
         if let Some(bv) = bias {
@@ -340,7 +420,8 @@ fn forward_impl<T: Real>(
     Ok(())
 }
 
-/// `dx += convᵀ(dy, w)`: the gradient with respect to the input.
+/// `dx = convᵀ(dy, w)`: the gradient with respect to the input. `dx` is overwritten; the
+/// stride-1 and pointwise paths write it without reading it (no zero fill first).
 pub fn conv2d_backward_data<T: Real>(
     dx: &mut [T],
     workspace: &mut [T],
@@ -354,6 +435,10 @@ pub fn conv2d_backward_data<T: Real>(
         return backward_data_as_conv(dx, workspace, dy, w, p, &q);
     }
     let pl = plan(OP, false, workspace, dx.len(), w.len(), dy.len(), p)?;
+    if !p.is_pointwise() {
+        // col2im adds each block's columns onto the image
+        crate::par::fill(dx, T::ZERO);
+    }
     let out = Shared::new(dx);
     let rhs = View {
         data: w,
@@ -371,8 +456,7 @@ pub fn conv2d_backward_data<T: Real>(
     for &parity in phases {
         let its = Items::new(p, pl.rows, parity);
         let gt = gemm_threads(pl.slots, its.len());
-        run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0)| {
-            let r1 = (r0 + pl.rows).min(p.out_h());
+        run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0, r1)| {
             let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
             let dyn_ = &dy[n * pl.k * pl.ohw + o0..(n + 1) * pl.k * pl.ohw];
             let lhs = View {
@@ -385,7 +469,7 @@ pub fn conv2d_backward_data<T: Real>(
             // dcolᵀ [b, CKK] = dy_nᵀ[o0.., :] [b, K] · w [K, CKK]
             if p.is_pointwise() {
                 // SAFETY: items write disjoint (image, position-block) parts of dx.
-                unsafe { matmul(out.dst(n * pl.chw + o0, 1, pl.ohw), true, lhs, rhs, gt) };
+                unsafe { matmul(out.dst(n * pl.chw + o0, 1, pl.ohw), false, lhs, rhs, gt) };
             } else {
                 let col = &mut ws[..pl.ckk * b];
                 let dst = DstPtr {
@@ -431,7 +515,7 @@ fn transposed(p: &Conv2dParams) -> Option<Conv2dParams> {
     })
 }
 
-/// Stride-1 backward-data as the forward conv `q` (see [`transposed`]) accumulating into `dx`:
+/// Stride-1 backward-data as the forward conv `q` (see [`transposed`]) writing `dx`:
 /// an im2col gather and one GEMM over `K·kh·kw` instead of a GEMM over `K` and a col2im
 /// scatter run in two phases.
 fn backward_data_as_conv<T: Real>(
@@ -466,12 +550,21 @@ fn backward_data_as_conv<T: Real>(
             dy,
             &wt,
             None,
-            true,
+            false,
             q,
         )
     } else {
         let mut own = crate::arena::take::<T>(need);
-        let r = forward_impl("conv2d_backward_data", dx, &mut own, dy, &wt, None, true, q);
+        let r = forward_impl(
+            "conv2d_backward_data",
+            dx,
+            &mut own,
+            dy,
+            &wt,
+            None,
+            false,
+            q,
+        );
         crate::arena::give(own);
         r
     };
@@ -504,14 +597,13 @@ pub fn conv2d_backward_filter<T: Real>(
         });
     }
     let wlen = pl.k * pl.ckk;
-    let its = Items::new(p, pl.rows, None);
+    let its = Items::even(p, pl.rows, pl.slots);
     let slots = pl.slots.min(its.len()).max(1);
     let gt = gemm_threads(pl.slots, its.len());
     for ws in workspace[..slots * pl.per].chunks_exact_mut(pl.per) {
         ws[..wlen].fill(T::ZERO);
     }
-    run_items(workspace, pl.per, slots, its, false, |ws, (n, r0)| {
-        let r1 = (r0 + pl.rows).min(p.out_h());
+    run_items(workspace, pl.per, slots, its, false, |ws, (n, r0, r1)| {
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
         let (acc, colbuf) = ws.split_at_mut(wlen);
         let xn = &x[n * pl.chw..(n + 1) * pl.chw];

@@ -191,7 +191,8 @@ pub fn conv2d_forward(
     gemm(rt, OP, Dir::Forward, math, y, w, x, bias, p)
 }
 
-/// `dx += convᵀ(dy, w)`: the gradient with respect to the input.
+/// `dx = convᵀ(dy, w)`: the gradient with respect to the input (`dx` overwritten, as on the
+/// CPU: zeroed on the stream, then the implicit GEMM adds into it).
 pub fn conv2d_backward_data(
     rt: &KernelRuntime,
     dx: &mut CudaViewMut<'_, f32>,
@@ -202,6 +203,9 @@ pub fn conv2d_backward_data(
 ) -> Result<(), KernelError> {
     const OP: &str = "conv2d_backward_data";
     check_common(OP, dx.len(), w.len(), dy.len(), p)?;
+    rt.stream()
+        .memset_zeros(dx)
+        .map_err(|e| KernelError::launch(OP, e))?;
     gemm(rt, OP, Dir::Data, math, dx, w, dy, None, p)
 }
 

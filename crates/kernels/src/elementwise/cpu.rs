@@ -160,18 +160,61 @@ pub fn mul_backward<T: Real>(
     for (d, shape, other, oshape) in [(da, p.a, b, p.b), (db, p.b, a, p.a)] {
         let Some(d) = d else { continue };
         let so = bstrides(oshape, out);
-        let g = |pl: usize, h: usize, x: usize| {
-            dy[pl * plane + h * w + x] * other[plane_off(pl, out, so) + h * so[2] + x * so[3]]
-        };
+        // row `h` of output plane `pl`: dy's values and where the other operand's start
+        let dy_row = |pl: usize, h: usize| &dy[pl * plane + h * w..pl * plane + (h + 1) * w];
+        let other_at = |pl: usize, h: usize| plane_off(pl, out, so) + h * so[2];
         if shape == out {
+            // the gradient of an unbroadcast operand: dy times the other, row by row (no
+            // index arithmetic per element; contiguous or constant rows vectorise)
             d.par_chunks_mut(plane.max(1))
                 .enumerate()
                 .for_each(|(pl, dp)| {
-                    for (i, v) in dp.iter_mut().enumerate() {
-                        *v += g(pl, i / w.max(1), i % w.max(1));
+                    for (h, row) in dp.chunks_exact_mut(w.max(1)).enumerate() {
+                        let (g, o) = (dy_row(pl, h), other_at(pl, h));
+                        match so[3] {
+                            0 => {
+                                let s = other[o];
+                                row.iter_mut().zip(g).for_each(|(v, &g)| *v += g * s);
+                            }
+                            1 => row
+                                .iter_mut()
+                                .zip(g.iter().zip(&other[o..o + w]))
+                                .for_each(|(v, (&g, &s))| *v += g * s),
+                            st => row
+                                .iter_mut()
+                                .enumerate()
+                                .for_each(|(x, v)| *v += g[x] * other[o + x * st]),
+                        }
                     }
                 });
+        } else if shape[0] == out[0]
+            && shape[1] == out[1]
+            && shape[2] == 1
+            && shape[3] == 1
+            && so[3] == 1
+        {
+            // a per-channel gate's gradient: one dot product of contiguous rows per plane
+            d.par_iter_mut().enumerate().for_each(|(pl, v)| {
+                let mut acc = [T::ZERO; 8];
+                for h in 0..out[2] {
+                    let (g, o) = (dy_row(pl, h), other_at(pl, h));
+                    let (gc, oc) = (g.chunks_exact(8), other[o..o + w].chunks_exact(8));
+                    let (gr, or) = (gc.remainder(), oc.remainder());
+                    for (g8, o8) in gc.zip(oc) {
+                        for l in 0..8 {
+                            acc[l] += g8[l] * o8[l];
+                        }
+                    }
+                    for (l, (&g, &s)) in gr.iter().zip(or).enumerate() {
+                        acc[l] += g * s;
+                    }
+                }
+                *v += acc.iter().copied().sum::<T>();
+            });
         } else {
+            let g = |pl: usize, h: usize, x: usize| {
+                dy_row(pl, h)[x] * other[other_at(pl, h) + x * so[3]]
+            };
             reduce_into(d, shape, out, g);
         }
     }

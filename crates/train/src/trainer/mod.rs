@@ -620,7 +620,12 @@ pub fn train_with(opts: &TrainOptions, replicas: &Replicas) -> Result<TrainSumma
             };
             let v = match device.as_mut() {
                 None => {
-                    state.grads.fill(0.0);
+                    ringdet_kernels::backend::Buffers::fill_zero(
+                        &ringdet_kernels::Cpu,
+                        &mut state.grads,
+                    )
+                    .map_err(ringdet_detect::error::kernel_error("zero the gradients"))
+                    .map_err(model_err)?;
                     let batch = input.as_batch();
                     forward_backward_with(&arch, &mut state, &batch, epoch, &recipe.train, links)
                         .map_err(model_err)?
