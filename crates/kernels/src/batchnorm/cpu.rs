@@ -21,6 +21,46 @@ use crate::real::Real;
 /// registers of f64, fed by one register of f32) are added at the end.
 const LANES: usize = 16;
 
+/// Elements per lane that the backward sums add in `T` before moving into their `f64`
+/// accumulators: the `T` lanes run at the full SIMD width (sixteen `f32`s a register, where
+/// converting every element to `f64` halved it), and a partial sum of 32 values loses at most
+/// a few `f32` ulps before the `f64` carries it on.
+const BLOCK: usize = LANES * 32;
+
+/// `(Σ a, Σ a·(x − mean))` over one channel's planes of `(g, x)`, with `a = f(g, x)`: partial
+/// sums in `T` over blocks of [`BLOCK`] elements, carried in `f64` between blocks.
+#[inline(always)]
+fn backward_sums<'a, T: Real>(
+    planes: impl Iterator<Item = (&'a [T], &'a [T])>,
+    mean: T,
+    f: impl Fn(T, T) -> T,
+) -> (f64, f64) {
+    let (mut s64, mut sx64) = ([0.0f64; LANES], [0.0f64; LANES]);
+    for (gp, xp) in planes {
+        for (gb, xb) in gp.chunks(BLOCK).zip(xp.chunks(BLOCK)) {
+            let (mut s, mut sx) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+            let (mut gi, mut xi) = (gb.chunks_exact(LANES), xb.chunks_exact(LANES));
+            for (gc, xc) in (&mut gi).zip(&mut xi) {
+                for l in 0..LANES {
+                    let a = f(gc[l], xc[l]);
+                    s[l] += a;
+                    sx[l] += a * (xc[l] - mean);
+                }
+            }
+            for (l, (&g, &v)) in gi.remainder().iter().zip(xi.remainder()).enumerate() {
+                let a = f(g, v);
+                s[l] += a;
+                sx[l] += a * (v - mean);
+            }
+            for l in 0..LANES {
+                s64[l] += s[l].to_f64();
+                sx64[l] += sx[l].to_f64();
+            }
+        }
+    }
+    (s64.iter().sum(), sx64.iter().sum())
+}
+
 /// The `[H·W]` planes of channel `c`, image by image.
 fn planes<'a, T>(x: &'a [T], c: usize, p: &BatchNormParams) -> impl Iterator<Item = &'a [T]> {
     let (channels, spatial) = (p.channels, p.spatial);
@@ -187,25 +227,11 @@ pub fn batchnorm_stats_backward<T: Real>(
             widest(
                 #[inline(always)]
                 || {
-                    let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
-                    let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
-                    for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
-                        let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
-                        for (gc, xc) in (&mut gi).zip(&mut xi) {
-                            for l in 0..LANES {
-                                let g = gc[l].to_f64();
-                                s[l] += g;
-                                sx[l] += g * (xc[l].to_f64() - mean);
-                            }
-                        }
-                        for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
-                            let g = g.to_f64();
-                            s[0] += g;
-                            sx[0] += g * (v.to_f64() - mean);
-                        }
-                    }
-                    *out_s = T::from_f64(s.iter().sum());
-                    *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
+                    let (mean, invstd) = (saved[ch], saved[c + ch].to_f64());
+                    let dy_x = planes(dy, ch, p).zip(planes(x, ch, p));
+                    let (s, sx) = backward_sums(dy_x, mean, |g, _| g);
+                    *out_s = T::from_f64(s);
+                    *out_sx = T::from_f64(sx * invstd);
                 },
             )
         });
@@ -431,25 +457,11 @@ pub fn batchnorm_silu_stats_backward<T: Real>(
                 #[inline(always)]
                 || {
                     let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
-                    let (mean, invstd) = (saved[ch].to_f64(), saved[c + ch].to_f64());
-                    let (mut s, mut sx) = ([0.0f64; LANES], [0.0f64; LANES]);
-                    for (gp, xp) in planes(dy, ch, p).zip(planes(x, ch, p)) {
-                        let (mut gi, mut xi) = (gp.chunks_exact(LANES), xp.chunks_exact(LANES));
-                        for (gc, xc) in (&mut gi).zip(&mut xi) {
-                            for l in 0..LANES {
-                                let dz = silu_dz(gc[l], xc[l] * scale + shift).to_f64();
-                                s[l] += dz;
-                                sx[l] += dz * (xc[l].to_f64() - mean);
-                            }
-                        }
-                        for (&g, &v) in gi.remainder().iter().zip(xi.remainder()) {
-                            let dz = silu_dz(g, v * scale + shift).to_f64();
-                            s[0] += dz;
-                            sx[0] += dz * (v.to_f64() - mean);
-                        }
-                    }
-                    *out_s = T::from_f64(s.iter().sum());
-                    *out_sx = T::from_f64(sx.iter().sum::<f64>() * invstd);
+                    let (mean, invstd) = (saved[ch], saved[c + ch].to_f64());
+                    let dy_x = planes(dy, ch, p).zip(planes(x, ch, p));
+                    let (s, sx) = backward_sums(dy_x, mean, |g, v| silu_dz(g, v * scale + shift));
+                    *out_s = T::from_f64(s);
+                    *out_sx = T::from_f64(sx * invstd);
                 },
             )
         });
