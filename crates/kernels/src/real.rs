@@ -51,12 +51,15 @@ pub trait Real:
     }
     /// e^x.
     fn exp(self) -> Self;
-    /// e^x in a form that vectorises, for the activations: `f32` computes it in `f64` with a
-    /// polynomial and rounds once (the correctly rounded value but in rare near-ties, as
-    /// [`Real::exp`]); `f64` (gradient checks) is [`Real::exp`].
+    /// e^x in a form that vectorises, for the activations: `f32` evaluates Cephes' `expf` in
+    /// `f32` lanes (within 1 ulp of the correctly rounded value, [`crate::simd::exp_f32`]);
+    /// `f64` (gradient checks) is [`Real::exp`].
     fn exp_vectorisable(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
+    /// ln x in a form that vectorises, for the losses: `f32` is Cephes' `logf` in `f32` lanes
+    /// ([`crate::simd::ln_f32`]); `f64` is [`Real::ln`].
+    fn ln_vectorisable(self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
     /// Largest integer not above.
@@ -80,7 +83,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $dtype:ident, $arena:ident, $exp_vectorisable:path) => {
+    ($t:ty, $dtype:ident, $arena:ident, $exp_vectorisable:path, $ln_vectorisable:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -106,6 +109,10 @@ macro_rules! impl_real {
             fn ln(self) -> Self {
                 <$t>::ln(self)
             }
+            #[inline(always)]
+            fn ln_vectorisable(self) -> Self {
+                $ln_vectorisable(self)
+            }
             #[inline]
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
@@ -129,8 +136,8 @@ macro_rules! impl_real {
         }
     };
 }
-impl_real!(f32, F32, F32, crate::simd::exp_f32);
-impl_real!(f64, F64, F64, f64::exp);
+impl_real!(f32, F32, F32, crate::simd::exp_f32, crate::simd::ln_f32);
+impl_real!(f64, F64, F64, f64::exp, f64::ln);
 
 #[cfg(test)]
 mod tests {

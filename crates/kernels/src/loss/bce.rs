@@ -9,14 +9,14 @@ const LOG_CLAMP: f64 = -100.0;
 const GRAD_EPS: f64 = 1e-12;
 
 /// `−(q·max(ln p, −100) + (1 − q)·max(ln(1 − p), −100))` for one element.
-#[inline]
+#[inline(always)]
 pub fn bce<T: Real>(p: T, q: T) -> T {
     let clamp = T::from_f64(LOG_CLAMP);
-    -(q * p.ln().max(clamp) + (T::ONE - q) * (T::ONE - p).ln().max(clamp))
+    -(q * p.ln_vectorisable().max(clamp) + (T::ONE - q) * (T::ONE - p).ln_vectorisable().max(clamp))
 }
 
 /// d bce / d p for one element (Paddle's formula).
-#[inline]
+#[inline(always)]
 pub fn bce_grad<T: Real>(p: T, q: T) -> T {
     (p - q) / (p * (T::ONE - p)).max(T::from_f64(GRAD_EPS))
 }

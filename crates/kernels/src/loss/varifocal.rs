@@ -8,6 +8,23 @@ use super::VarifocalParams;
 use super::bce::{bce, bce_grad};
 use crate::error::{KernelError, check_len};
 use crate::real::Real;
+use crate::simd::widest;
+
+/// Elements per parallel task.
+const CHUNK: usize = 4096;
+
+/// x^γ, with PP-YOLOE's γ = 2 (and its γ − 1 = 1 in the gradient) as products, which
+/// vectorise and equal `powf`'s correctly rounded result; other exponents call `powf`.
+#[inline(always)]
+fn pow_gamma<T: Real>(x: T, gamma: T) -> T {
+    if gamma == T::from_f64(2.0) {
+        x * x
+    } else if gamma == T::ONE {
+        x
+    } else {
+        x.powf(gamma)
+    }
+}
 
 /// The loss `Σ w·BCE(p, q) / S`.
 pub fn varifocal_loss_forward<T: Real>(
@@ -20,11 +37,20 @@ pub fn varifocal_loss_forward<T: Real>(
     super::check_varifocal(OP, pred.len(), target.len(), label.len(), p)?;
     let (alpha, gamma) = (T::from_f64(p.alpha), T::from_f64(p.gamma));
     let sum: f64 = pred
-        .par_iter()
-        .zip(target.par_iter().zip(label.par_iter()))
-        .map(|(&x, (&q, &y))| {
-            let w = alpha * x.powf(gamma) * (T::ONE - y) + q * y;
-            (w * bce(x, q)).to_f64()
+        .par_chunks(CHUNK)
+        .zip(target.par_chunks(CHUNK).zip(label.par_chunks(CHUNK)))
+        .map(|(x, (q, y))| {
+            widest(
+                #[inline(always)]
+                || {
+                    let mut s = [0.0f64; 8];
+                    for (i, ((&x, &q), &y)) in x.iter().zip(q).zip(y).enumerate() {
+                        let w = alpha * pow_gamma(x, gamma) * (T::ONE - y) + q * y;
+                        s[i % 8] += (w * bce(x, q)).to_f64();
+                    }
+                    s.iter().sum::<f64>()
+                },
+            )
         })
         .sum();
     Ok(T::from_f64(sum / p.normalizer))
@@ -45,13 +71,23 @@ pub fn varifocal_loss_backward<T: Real>(
     let (alpha, gamma) = (T::from_f64(p.alpha), T::from_f64(p.gamma));
     let scale = dloss / T::from_f64(p.normalizer);
     dpred
-        .par_iter_mut()
-        .zip(pred.par_iter().zip(target.par_iter().zip(label.par_iter())))
-        .for_each(|(d, (&x, (&q, &y)))| {
-            let neg = T::ONE - y;
-            let w = alpha * x.powf(gamma) * neg + q * y;
-            let dw = alpha * gamma * x.powf(gamma - T::ONE) * neg;
-            *d += scale * (dw * bce(x, q) + w * bce_grad(x, q));
+        .par_chunks_mut(CHUNK)
+        .zip(
+            pred.par_chunks(CHUNK)
+                .zip(target.par_chunks(CHUNK).zip(label.par_chunks(CHUNK))),
+        )
+        .for_each(|(d, (x, (q, y)))| {
+            widest(
+                #[inline(always)]
+                || {
+                    for (d, ((&x, &q), &y)) in d.iter_mut().zip(x.iter().zip(q).zip(y)) {
+                        let neg = T::ONE - y;
+                        let w = alpha * pow_gamma(x, gamma) * neg + q * y;
+                        let dw = alpha * gamma * pow_gamma(x, gamma - T::ONE) * neg;
+                        *d += scale * (dw * bce(x, q) + w * bce_grad(x, q));
+                    }
+                },
+            )
         });
     Ok(())
 }
