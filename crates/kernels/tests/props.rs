@@ -224,3 +224,35 @@ fn conv_multi_block_matches_naive() {
         }
     }
 }
+
+/// The f32 filter gradient of the few-channel convs (the direct AVX-512 path where the machine
+/// has it, the GEMM otherwise) against the direct f64 sum: the stem's shapes, a channel count
+/// that leaves register-tile remainders, and a stride-2 conv.
+#[test]
+fn few_channel_filter_gradient_matches_naive_f32() {
+    for (c, k, side, stride) in [
+        (3, 16, 34, 2),
+        (16, 16, 23, 1),
+        (16, 32, 18, 1),
+        (5, 20, 29, 1),
+        (24, 24, 21, 1),
+    ] {
+        let p = Conv2dParams::square(2, c, k, side, side, 3, stride, 1);
+        let x: Vec<f64> = (0..2 * c * side * side).map(|i| val(i, 9)).collect();
+        let dy: Vec<f64> = (0..2 * k * p.out_h() * p.out_w())
+            .map(|i| val(i, 10))
+            .collect();
+        let want = naive_filter_grad(&dy, &x, &p);
+        let (x32, dy32): (Vec<f32>, Vec<f32>) = (
+            x.iter().map(|&v| v as f32).collect(),
+            dy.iter().map(|&v| v as f32).collect(),
+        );
+        let mut dw = vec![0.0f32; want.len()];
+        let mut ws = vec![0.0f32; p.workspace_len()];
+        conv::conv2d_backward_filter(&mut dw, None, &mut ws, &dy32, &x32, &p).unwrap();
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in dw.iter().zip(&want) {
+            assert!((*a as f64 - b).abs() <= 1e-5 * scale, "{p:?}: {a} vs {b}");
+        }
+    }
+}

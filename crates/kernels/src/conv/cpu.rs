@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::{Conv2dParams, check_common};
+use super::{Conv2dParams, check_common, direct_filter};
 use crate::error::{KernelError, check_len};
 use crate::matmul::{DstPtr, View, matmul};
 use crate::real::Real;
@@ -572,6 +572,22 @@ fn backward_data_as_conv<T: Real>(
     r
 }
 
+/// `s` as `f32`s when `T` is `f32`.
+fn as_f32<T: Real>(s: &[T]) -> Option<&[f32]> {
+    (T::DTYPE == ringdet_tensor::DType::F32 && std::mem::size_of::<T>() == 4).then(|| {
+        // SAFETY: T is f32 (its dtype says so and the sizes agree), so the memory is f32s.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+    })
+}
+
+/// `s` as `f32`s when `T` is `f32`.
+fn as_f32_mut<T: Real>(s: &mut [T]) -> Option<&mut [f32]> {
+    (T::DTYPE == ringdet_tensor::DType::F32 && std::mem::size_of::<T>() == 4).then(|| {
+        // SAFETY: as in as_f32; the borrow is exclusive.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+    })
+}
+
 /// `dw += dy ⋆ x` and, when given, `dbias += Σ dy`: the parameter gradients.
 pub fn conv2d_backward_filter<T: Real>(
     dw: &mut [T],
@@ -600,6 +616,8 @@ pub fn conv2d_backward_filter<T: Real>(
     let its = Items::even(p, pl.rows, pl.slots);
     let slots = pl.slots.min(its.len()).max(1);
     let gt = gemm_threads(pl.slots, its.len());
+    // the few-channel stem convs: dot products in place of a GEMM with a tiny output tile
+    let direct = T::DTYPE == ringdet_tensor::DType::F32 && direct_filter::serves(pl.ckk, pl.k);
     for ws in workspace[..slots * pl.per].chunks_exact_mut(pl.per) {
         ws[..wlen].fill(T::ZERO);
     }
@@ -626,6 +644,12 @@ pub fn conv2d_backward_filter<T: Real>(
             }
         };
         let dyn_ = &dy[n * pl.k * pl.ohw + o0..(n + 1) * pl.k * pl.ohw];
+        let operands = (as_f32_mut(acc), as_f32(lhs.data), as_f32(dyn_));
+        if let (true, (Some(acc), Some(col), Some(dyn_))) = (direct, operands) {
+            let strides = (lhs.rs, pl.ohw);
+            direct_filter::accumulate(acc, col, dyn_, pl.ckk, pl.k, b, strides);
+            return;
+        }
         let rhs = View {
             data: dyn_,
             rows: b,

@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod cuda;
+mod direct_filter;
 
 use crate::error::{KernelError, param};
 
