@@ -51,9 +51,9 @@ pub trait Real:
     }
     /// e^x.
     fn exp(self) -> Self;
-    /// e^x in a form that vectorises, for the activations: `f32` evaluates Cephes' `expf` in
-    /// `f32` lanes (within 1 ulp of the correctly rounded value, [`crate::simd::exp_f32`]);
-    /// `f64` (gradient checks) is [`Real::exp`].
+    /// e^x in a form that vectorises, for the activations: `f32` computes it in `f64` with a
+    /// polynomial and rounds once (the correctly rounded value but in rare near-ties, as
+    /// [`Real::exp`]); `f64` (gradient checks) is [`Real::exp`].
     fn exp_vectorisable(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
