@@ -1,6 +1,7 @@
 //! The fused BN + SiLU ops of the CPU backend against their composition (BN, then SiLU; SiLU
-//! backward, then BN backward) through the same backend seam. The fused ops compute every
-//! intermediate in the same order as the composition, so they agree to the last bit.
+//! backward, then BN backward) through the same backend seam, and the backward that keeps `dz`
+//! between its sums and its finish against the one that computes it twice. The fused ops compute
+//! every intermediate in the same order as the composition, so they agree to the last bit.
 
 mod common;
 
@@ -84,12 +85,48 @@ fn fused<T: Real>(k: &Case<T>) -> Out<T> {
     [y, saved, running, dstats, dx, dg, db]
 }
 
+/// [`fused`] with the backward sums keeping `dz` in `dx` and the finish in place.
+fn kept<T: Real>(k: &Case<T>) -> Out<T> {
+    let [y, saved, running, ..] = fused(k);
+    let (p, c, len) = (&k.p, k.p.channels, k.x.len());
+    let (mut dstats, mut dx) = (vec![T::ZERO; 2 * c], vec![T::ONE; len]);
+    let kept = Cpu
+        .batchnorm_silu_stats_backward_keep(
+            &mut dstats,
+            &mut dx,
+            &k.dy,
+            &k.x,
+            &saved,
+            &k.gamma,
+            &k.beta,
+            p,
+        )
+        .unwrap();
+    assert!(kept, "the CPU backend keeps dz");
+    let (mut dg, mut db) = (vec![T::ONE; c], vec![T::ONE; c]);
+    Cpu.batchnorm_backward_in_place(
+        &mut dx,
+        &mut dg,
+        &mut db,
+        &k.x,
+        &saved,
+        &k.gamma,
+        &dstats,
+        &dstats,
+        p.count(),
+        p,
+    )
+    .unwrap();
+    [y, saved, running, dstats, dx, dg, db]
+}
+
 fn check<T: Real + PartialEq>(n: usize, c: usize, hw: usize, seed: u64) {
     let k = case::<T>(n, c, hw, seed);
-    let (a, b) = (composed(&k), fused(&k));
+    let (a, b, d) = (composed(&k), fused(&k), kept(&k));
     let names = ["y", "saved", "running", "dstats", "dx", "dgamma", "dbeta"];
-    for ((name, a), b) in names.iter().zip(&a).zip(&b) {
+    for (((name, a), b), d) in names.iter().zip(&a).zip(&b).zip(&d) {
         assert_eq!(a, b, "{name} of [{n}, {c}, {hw}]");
+        assert_eq!(b, d, "{name} of [{n}, {c}, {hw}], dz kept");
     }
 }
 

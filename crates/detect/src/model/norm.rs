@@ -160,11 +160,15 @@ pub fn train_backward<B: Backend<f32>>(
     } = inputs;
     let p = params(x);
     let mut local = Feat::vector_on(be, 2 * x.c)?;
+    // dx: overwritten by the finish, and before that (where the backend keeps it) holding
+    // dz = dy·silu'(z) from the sums, so that the finish need not compute it again
+    let mut dx = x.scratch_like_on(be)?;
     let (dyv, xv, sv) = (B::view(&dy.data), B::view(&x.data), B::view(&saved.data));
-    match &silu_beta {
+    let kept_dz = match &silu_beta {
         Some(beta) => be
-            .batchnorm_silu_stats_backward(
+            .batchnorm_silu_stats_backward_keep(
                 B::view_mut(&mut local.data),
+                B::view_mut(&mut dx.data),
                 dyv,
                 xv,
                 sv,
@@ -173,10 +177,12 @@ pub fn train_backward<B: Backend<f32>>(
                 &p,
             )
             .map_err(kernel_error("batchnorm_silu_stats_backward"))?,
-        None => be
-            .batchnorm_stats_backward(B::view_mut(&mut local.data), dyv, xv, sv, &p)
-            .map_err(kernel_error("batchnorm_stats_backward"))?,
-    }
+        None => {
+            be.batchnorm_stats_backward(B::view_mut(&mut local.data), dyv, xv, sv, &p)
+                .map_err(kernel_error("batchnorm_stats_backward"))?;
+            false
+        }
+    };
     // The sums over every replica; a lone device's are its own (no copy, no host trip).
     let global = if device_alone::<f32, B>(replicas) {
         None
@@ -187,8 +193,6 @@ pub fn train_backward<B: Backend<f32>>(
         Some(g)
     };
     let count = p.count() * replicas.world_size().max(1);
-    // overwritten by the kernel: no zero fill
-    let mut dx = x.scratch_like_on(be)?;
     let (dxv, dyv, xv, sv) = (
         B::view_mut(&mut dx.data),
         B::view(&dy.data),
@@ -200,6 +204,9 @@ pub fn train_backward<B: Backend<f32>>(
         B::view(&global.as_ref().unwrap_or(&local).data),
     );
     match silu_beta {
+        Some(_) if kept_dz => be
+            .batchnorm_backward_in_place(dxv, dgamma, dbeta, xv, sv, gamma, lv, gv, count, &p)
+            .map_err(kernel_error("batchnorm_backward_in_place"))?,
         Some(beta) => be
             .batchnorm_silu_backward(
                 dxv, dgamma, dbeta, dyv, xv, sv, gamma, beta, lv, gv, count, &p,

@@ -323,6 +323,50 @@ impl<T: Real> NormOps<T> for Cpu {
         let _t = OpTimer::new(Family::BnStats);
         batchnorm::cpu::batchnorm_silu_stats_backward(dstats, dy, x, saved, gamma, beta, p)
     }
+    fn batchnorm_silu_stats_backward_keep(
+        &self,
+        dstats: &mut [T],
+        dz: &mut [T],
+        dy: &[T],
+        x: &[T],
+        saved: &[T],
+        gamma: &[T],
+        beta: &[T],
+        p: &BatchNormParams,
+    ) -> KResult<bool> {
+        let _t = OpTimer::new(Family::BnStats);
+        batchnorm::cpu::batchnorm_silu_stats_backward_keep(
+            dstats, dz, dy, x, saved, gamma, beta, p,
+        )?;
+        Ok(true)
+    }
+    fn batchnorm_backward_in_place(
+        &self,
+        dx: &mut [T],
+        dgamma: &mut [T],
+        dbeta: &mut [T],
+        x: &[T],
+        saved: &[T],
+        gamma: &[T],
+        dstats_local: &[T],
+        dstats: &[T],
+        count: usize,
+        p: &BatchNormParams,
+    ) -> KResult<()> {
+        let _t = OpTimer::new(Family::BnBackward);
+        batchnorm::cpu::batchnorm_backward_in_place(
+            dx,
+            dgamma,
+            dbeta,
+            x,
+            saved,
+            gamma,
+            dstats_local,
+            dstats,
+            count,
+            p,
+        )
+    }
     fn batchnorm_silu_backward(
         &self,
         dx: &mut [T],

@@ -233,6 +233,48 @@ pub trait NormOps<T: Real>: Buffers<T> {
         beta: Self::View<'_>,
         p: &BatchNormParams,
     ) -> KResult<()>;
+    /// [`Self::batchnorm_silu_stats_backward`] that may also leave `dz = dy·silu'(z)` in `dz`
+    /// (the values its sums add up) for [`Self::batchnorm_backward_in_place`], so that the
+    /// SiLU derivative is computed once instead of twice; returns whether it did. The default
+    /// computes the sums only (`false`): a backend that keeps `dz` overrides both methods.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_silu_stats_backward_keep(
+        &self,
+        dstats: Self::ViewMut<'_>,
+        _dz: Self::ViewMut<'_>,
+        dy: Self::View<'_>,
+        x: Self::View<'_>,
+        saved: Self::View<'_>,
+        gamma: Self::View<'_>,
+        beta: Self::View<'_>,
+        p: &BatchNormParams,
+    ) -> KResult<bool> {
+        self.batchnorm_silu_stats_backward(dstats, dy, x, saved, gamma, beta, p)?;
+        Ok(false)
+    }
+    /// [`Self::batchnorm_backward`] with `dy` read from `dx`, which it overwrites: the finish
+    /// after [`Self::batchnorm_silu_stats_backward_keep`] returned `true` (equal to
+    /// [`Self::batchnorm_silu_backward`]). The default refuses: a backend whose `_keep` never
+    /// keeps is never asked.
+    #[allow(clippy::too_many_arguments)]
+    fn batchnorm_backward_in_place(
+        &self,
+        _dx: Self::ViewMut<'_>,
+        _dgamma: Self::ViewMut<'_>,
+        _dbeta: Self::ViewMut<'_>,
+        _x: Self::View<'_>,
+        _saved: Self::View<'_>,
+        _gamma: Self::View<'_>,
+        _dstats_local: Self::View<'_>,
+        _dstats: Self::View<'_>,
+        _count: usize,
+        _p: &BatchNormParams,
+    ) -> KResult<()> {
+        Err(crate::error::param(
+            "batchnorm_backward_in_place",
+            "this backend never keeps dz (batchnorm_silu_stats_backward_keep returned false)",
+        ))
+    }
     /// [`ActivationOps::silu_backward`] then [`Self::batchnorm_backward`] in one pass:
     /// `dx = …` (overwritten), `dgamma += …`, `dbeta += …` from the output gradient `dy`.
     #[allow(clippy::too_many_arguments)]

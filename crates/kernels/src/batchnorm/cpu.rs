@@ -13,7 +13,7 @@ use super::{
     BatchNormParams, check_backward, check_forward_inference, check_forward_train,
     check_stats_backward, check_stats_forward,
 };
-use crate::error::KernelError;
+use crate::error::{KernelError, check_len};
 use crate::real::Real;
 
 /// Independent f64 accumulators of the per-channel sums: one running sum would chain every
@@ -28,27 +28,35 @@ const LANES: usize = 16;
 const BLOCK: usize = LANES * 32;
 
 /// `(Σ a, Σ a·(x − mean))` over one channel's planes of `(g, x)`, with `a = f(g, x)`: partial
-/// sums in `T` over blocks of [`BLOCK`] elements, carried in `f64` between blocks.
+/// sums in `T` over blocks of [`BLOCK`] elements, carried in `f64` between blocks. Where a plane
+/// comes with an output, `a` is also written there (the fused backward keeps `dz` so that its
+/// finish need not compute it again).
 #[inline(always)]
 fn backward_sums<'a, T: Real>(
-    planes: impl Iterator<Item = (&'a [T], &'a [T])>,
+    planes: impl Iterator<Item = (&'a [T], &'a [T], Option<&'a mut [T]>)>,
     mean: T,
     f: impl Fn(T, T) -> T,
 ) -> (f64, f64) {
     let (mut s64, mut sx64) = ([0.0f64; LANES], [0.0f64; LANES]);
-    for (gp, xp) in planes {
-        for (gb, xb) in gp.chunks(BLOCK).zip(xp.chunks(BLOCK)) {
+    let mut block = [T::ZERO; BLOCK];
+    for (gp, xp, mut kept) in planes {
+        for (bi, (gb, xb)) in gp.chunks(BLOCK).zip(xp.chunks(BLOCK)).enumerate() {
+            let a = &mut block[..gb.len()];
+            for ((a, &g), &v) in a.iter_mut().zip(gb).zip(xb) {
+                *a = f(g, v);
+            }
+            if let Some(k) = kept.as_deref_mut() {
+                k[bi * BLOCK..bi * BLOCK + a.len()].copy_from_slice(a);
+            }
             let (mut s, mut sx) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-            let (mut gi, mut xi) = (gb.chunks_exact(LANES), xb.chunks_exact(LANES));
-            for (gc, xc) in (&mut gi).zip(&mut xi) {
+            let (mut ai, mut xi) = (a.chunks_exact(LANES), xb.chunks_exact(LANES));
+            for (ac, xc) in (&mut ai).zip(&mut xi) {
                 for l in 0..LANES {
-                    let a = f(gc[l], xc[l]);
-                    s[l] += a;
-                    sx[l] += a * (xc[l] - mean);
+                    s[l] += ac[l];
+                    sx[l] += ac[l] * (xc[l] - mean);
                 }
             }
-            for (l, (&g, &v)) in gi.remainder().iter().zip(xi.remainder()).enumerate() {
-                let a = f(g, v);
+            for (l, (&a, &v)) in ai.remainder().iter().zip(xi.remainder()).enumerate() {
                 s[l] += a;
                 sx[l] += a * (v - mean);
             }
@@ -59,6 +67,28 @@ fn backward_sums<'a, T: Real>(
         }
     }
     (s64.iter().sum(), sx64.iter().sum())
+}
+
+/// A pointer that rayon tasks may share, for outputs whose tasks write disjoint parts that are
+/// not one contiguous slice each (a channel's planes, image by image).
+#[derive(Clone, Copy)]
+struct SharedOut<T>(*mut T);
+// SAFETY: only used to hand each task the disjoint planes it alone writes.
+unsafe impl<T> Send for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// Channel `c`'s plane of image `n`, mutable.
+    ///
+    /// # Safety
+    /// The buffer holds `[N, C, spatial]`, and no other task touches this plane meanwhile.
+    unsafe fn plane<'a>(self, n: usize, c: usize, p: &BatchNormParams) -> &'a mut [T] {
+        // SAFETY: the caller's contract.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.0.add((n * p.channels + c) * p.spatial), p.spatial)
+        }
+    }
 }
 
 /// The `[H·W]` planes of channel `c`, image by image.
@@ -229,7 +259,7 @@ pub fn batchnorm_stats_backward<T: Real>(
                 || {
                     let (mean, invstd) = (saved[ch], saved[c + ch].to_f64());
                     let dy_x = planes(dy, ch, p).zip(planes(x, ch, p));
-                    let (s, sx) = backward_sums(dy_x, mean, |g, _| g);
+                    let (s, sx) = backward_sums(dy_x.map(|(g, v)| (g, v, None)), mean, |g, _| g);
                     *out_s = T::from_f64(s);
                     *out_sx = T::from_f64(sx * invstd);
                 },
@@ -255,12 +285,67 @@ pub fn batchnorm_backward<T: Real>(
     count: usize,
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
-    const OP: &str = "batchnorm_backward";
+    let stats = [saved, gamma, dstats_local, dstats];
+    finish(
+        "batchnorm_backward",
+        dx,
+        Some(dy),
+        (dgamma, dbeta),
+        x,
+        stats,
+        count,
+        p,
+    )
+}
+
+/// [`batchnorm_backward`] with `dy` read from `dx` itself, which it then overwrites: the finish
+/// of the fused BN + SiLU backward after [`batchnorm_silu_stats_backward_keep`] left `dz` in
+/// `dx` (the same result as [`batchnorm_silu_backward`], bit for bit, without computing the
+/// SiLU derivative again).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_backward_in_place<T: Real>(
+    dx: &mut [T],
+    dgamma: &mut [T],
+    dbeta: &mut [T],
+    x: &[T],
+    saved: &[T],
+    gamma: &[T],
+    dstats_local: &[T],
+    dstats: &[T],
+    count: usize,
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    let stats = [saved, gamma, dstats_local, dstats];
+    finish(
+        "batchnorm_backward_in_place",
+        dx,
+        None,
+        (dgamma, dbeta),
+        x,
+        stats,
+        count,
+        p,
+    )
+}
+
+/// The body of [`batchnorm_backward`] (`dy` given) and [`batchnorm_backward_in_place`] (`dy`
+/// in `dx`); `[saved, gamma, dstats_local, dstats]`.
+#[allow(clippy::too_many_arguments)]
+fn finish<T: Real>(
+    op: &'static str,
+    dx: &mut [T],
+    dy: Option<&[T]>,
+    (dgamma, dbeta): (&mut [T], &mut [T]),
+    x: &[T],
+    [saved, gamma, dstats_local, dstats]: [&[T]; 4],
+    count: usize,
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
     let c = p.channels;
     check_backward(
-        OP,
+        op,
         p,
-        [dx.len(), dy.len(), x.len()],
+        [dx.len(), dy.map_or(dx.len(), <[T]>::len), x.len()],
         [saved.len(), dstats_local.len(), dstats.len()],
         &[
             ("dgamma", dgamma.len()),
@@ -275,25 +360,43 @@ pub fn batchnorm_backward<T: Real>(
     }
     let inv_m = T::from_f64(1.0 / count as f64);
     let s = p.spatial.max(1);
-    dx.par_chunks_mut(s)
-        .zip(dy.par_chunks(s).zip(x.par_chunks(s)))
-        .enumerate()
-        .for_each(|(plane, (dxp, (dyp, xp)))| {
-            widest(
-                #[inline(always)]
-                || {
-                    let ch = plane % c;
-                    let (mean, invstd) = (saved[ch], saved[c + ch]);
-                    let k = gamma[ch] * invstd;
-                    let mdy = dstats[ch] * inv_m;
-                    let mdyx = dstats[c + ch] * inv_m;
-                    for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
-                        let xhat = (v - mean) * invstd;
-                        *d = k * (g - mdy - xhat * mdyx);
+    let plane_finish = |plane: usize, dxp: &mut [T], dyp: Option<&[T]>, xp: &[T]| {
+        widest(
+            #[inline(always)]
+            || {
+                let ch = plane % c;
+                let (mean, invstd) = (saved[ch], saved[c + ch]);
+                let k = gamma[ch] * invstd;
+                let mdy = dstats[ch] * inv_m;
+                let mdyx = dstats[c + ch] * inv_m;
+                let f = |g: T, v: T| k * (g - mdy - (v - mean) * invstd * mdyx);
+                match dyp {
+                    Some(dyp) => {
+                        for ((d, &g), &v) in dxp.iter_mut().zip(dyp).zip(xp) {
+                            *d = f(g, v);
+                        }
                     }
-                },
-            )
-        });
+                    None => {
+                        for (d, &v) in dxp.iter_mut().zip(xp) {
+                            *d = f(*d, v);
+                        }
+                    }
+                }
+            },
+        )
+    };
+    match dy {
+        Some(dy) => dx
+            .par_chunks_mut(s)
+            .zip(dy.par_chunks(s).zip(x.par_chunks(s)))
+            .enumerate()
+            .for_each(|(pl, (dxp, (dyp, xp)))| plane_finish(pl, dxp, Some(dyp), xp)),
+        None => dx
+            .par_chunks_mut(s)
+            .zip(x.par_chunks(s))
+            .enumerate()
+            .for_each(|(pl, (dxp, xp))| plane_finish(pl, dxp, None, xp)),
+    }
     Ok(())
 }
 
@@ -439,15 +542,60 @@ pub fn batchnorm_silu_stats_backward<T: Real>(
     beta: &[T],
     p: &BatchNormParams,
 ) -> Result<(), KernelError> {
-    const OP: &str = "batchnorm_silu_stats_backward";
+    silu_stats_backward(
+        "batchnorm_silu_stats_backward",
+        dstats,
+        None,
+        dy,
+        x,
+        saved,
+        gamma,
+        beta,
+        p,
+    )
+}
+
+/// [`batchnorm_silu_stats_backward`] that also writes `dz = dy·silu'(z)` into `dz` (the same
+/// values its sums add up), for [`batchnorm_backward_in_place`]: the SiLU derivative, an `exp`
+/// per element, is then computed once instead of twice. The sums equal
+/// [`batchnorm_silu_stats_backward`]'s bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_silu_stats_backward_keep<T: Real>(
+    dstats: &mut [T],
+    dz: &mut [T],
+    dy: &[T],
+    x: &[T],
+    saved: &[T],
+    gamma: &[T],
+    beta: &[T],
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
+    const OP: &str = "batchnorm_silu_stats_backward_keep";
+    check_len(OP, "dz", dz.len(), &[x.len()])?;
+    silu_stats_backward(OP, dstats, Some(dz), dy, x, saved, gamma, beta, p)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn silu_stats_backward<T: Real>(
+    op: &'static str,
+    dstats: &mut [T],
+    dz: Option<&mut [T]>,
+    dy: &[T],
+    x: &[T],
+    saved: &[T],
+    gamma: &[T],
+    beta: &[T],
+    p: &BatchNormParams,
+) -> Result<(), KernelError> {
     let c = p.channels;
     check_stats_backward(
-        OP,
+        op,
         p,
         dstats.len(),
         [dy.len(), x.len(), saved.len()],
         &[("gamma", gamma.len()), ("beta", beta.len())],
     )?;
+    let kept = dz.map(|d| SharedOut(d.as_mut_ptr()));
     let (s_dz, s_dzx) = dstats.split_at_mut(c);
     s_dz.par_iter_mut()
         .zip(s_dzx.par_iter_mut())
@@ -458,8 +606,14 @@ pub fn batchnorm_silu_stats_backward<T: Real>(
                 || {
                     let (scale, shift) = train_coef(ch, c, saved, gamma, beta);
                     let (mean, invstd) = (saved[ch], saved[c + ch].to_f64());
-                    let dy_x = planes(dy, ch, p).zip(planes(x, ch, p));
-                    let (s, sx) = backward_sums(dy_x, mean, |g, v| silu_dz(g, v * scale + shift));
+                    let dy_x = planes(dy, ch, p).zip(planes(x, ch, p)).enumerate();
+                    let with_out = dy_x.map(|(n, (g, v))| {
+                        // SAFETY: dz holds [N, C, spatial] (its length was checked against x's)
+                        // and only this channel's task writes its planes.
+                        (g, v, kept.map(|k| unsafe { k.plane(n, ch, p) }))
+                    });
+                    let (s, sx) =
+                        backward_sums(with_out, mean, |g, v| silu_dz(g, v * scale + shift));
                     *out_s = T::from_f64(s);
                     *out_sx = T::from_f64(sx * invstd);
                 },
