@@ -225,11 +225,12 @@ fn conv_multi_block_matches_naive() {
     }
 }
 
-/// The f32 filter gradient of the few-channel convs (the direct AVX-512 path where the machine
-/// has it, the GEMM otherwise) against the direct f64 sum: the stem's shapes, a channel count
-/// that leaves register-tile remainders, and a stride-2 conv.
+/// The f32 few-channel convs (the direct AVX-512 forward and filter gradient where the machine
+/// has it, the GEMM otherwise) against the direct f64 sums: forward and filter gradient element
+/// by element, backward-data (itself a forward for stride 1) through the adjoint identity. The
+/// stem's shapes, channel counts that leave register-tile remainders, stride 2, and a bias.
 #[test]
-fn few_channel_filter_gradient_matches_naive_f32() {
+fn few_channel_convs_match_naive_f32() {
     for (c, k, side, stride) in [
         (3, 16, 34, 2),
         (16, 16, 23, 1),
@@ -239,20 +240,41 @@ fn few_channel_filter_gradient_matches_naive_f32() {
     ] {
         let p = Conv2dParams::square(2, c, k, side, side, 3, stride, 1);
         let x: Vec<f64> = (0..2 * c * side * side).map(|i| val(i, 9)).collect();
+        let w: Vec<f64> = (0..k * c * 9).map(|i| val(i, 11)).collect();
         let dy: Vec<f64> = (0..2 * k * p.out_h() * p.out_w())
             .map(|i| val(i, 10))
             .collect();
-        let want = naive_filter_grad(&dy, &x, &p);
-        let (x32, dy32): (Vec<f32>, Vec<f32>) = (
-            x.iter().map(|&v| v as f32).collect(),
-            dy.iter().map(|&v| v as f32).collect(),
-        );
-        let mut dw = vec![0.0f32; want.len()];
+        let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+        let (x32, w32, dy32) = (f32s(&x), f32s(&w), f32s(&dy));
+        let close = |got: &[f32], want: &[f64], what: &str| {
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (a, b) in got.iter().zip(want) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-5 * scale,
+                    "{what} {p:?}: {a} vs {b}"
+                );
+            }
+        };
         let mut ws = vec![0.0f32; p.workspace_len()];
+        let bias: Vec<f32> = (0..k).map(|i| i as f32 * 0.125).collect();
+        let mut y = vec![f32::NAN; dy.len()];
+        conv::conv2d_forward(&mut y, &mut ws, &x32, &w32, Some(&bias), &p).unwrap();
+        let yr: Vec<f64> = naive(&x, &w, &p)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + bias[(i / (p.out_h() * p.out_w())) % k] as f64)
+            .collect();
+        close(&y, &yr, "forward");
+        let mut dw = vec![0.0f32; w.len()];
         conv::conv2d_backward_filter(&mut dw, None, &mut ws, &dy32, &x32, &p).unwrap();
-        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (a, b) in dw.iter().zip(&want) {
-            assert!((*a as f64 - b).abs() <= 1e-5 * scale, "{p:?}: {a} vs {b}");
-        }
+        close(&dw, &naive_filter_grad(&dy, &x, &p), "filter gradient");
+        let mut dx = vec![f32::NAN; x.len()];
+        conv::conv2d_backward_data(&mut dx, &mut ws, &dy32, &w32, &p).unwrap();
+        let lhs: f64 = dy.iter().zip(naive(&x, &w, &p)).map(|(a, b)| a * b).sum();
+        let via_x: f64 = dx.iter().zip(&x).map(|(a, b)| *a as f64 * b).sum();
+        assert!(
+            (lhs - via_x).abs() <= 1e-4 * lhs.abs().max(1.0),
+            "backward-data {p:?}: {lhs} vs {via_x}"
+        );
     }
 }

@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::{Conv2dParams, check_common, direct_filter};
+use super::{Conv2dParams, check_common, direct_filter, direct_forward};
 use crate::error::{KernelError, check_len};
 use crate::matmul::{DstPtr, View, matmul};
 use crate::real::Real;
@@ -369,6 +369,8 @@ fn forward_impl<T: Real>(
     }
     let its = Items::new(p, pl.rows, None);
     let gt = gemm_threads(pl.slots, its.len());
+    // the few-channel stem convs: outer products in registers in place of a GEMM
+    let direct = T::DTYPE == ringdet_tensor::DType::F32 && direct_forward::serves(pl.ckk, pl.k);
     let out = Shared::new(y);
     run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0, r1)| {
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
@@ -398,6 +400,16 @@ fn forward_impl<T: Real>(
                 cs: b,
             }
         };
+        if let (true, Some(w32), Some(col)) = (direct, as_f32(w), as_f32(lhs.data)) {
+            let add = bias.is_some() || accumulate;
+            // SAFETY: T is f32 here (w's cast succeeded); this item alone writes positions
+            // [o0, o0 + b) of every channel of image n, which y holds.
+            unsafe {
+                let y32 = out.0.add(yoff).cast::<f32>();
+                direct_forward::forward(y32, pl.ohw, add, w32, col, lhs.cs, (pl.ckk, pl.k, b));
+            }
+            return;
+        }
         // y_nᵀ[o0..o0+b, :] = colᵀ [b, CKK] · wᵀ [CKK, K]
         let rhs = View {
             data: w,

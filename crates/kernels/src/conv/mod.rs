@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod cuda;
 mod direct_filter;
+mod direct_forward;
 
 use crate::error::{KernelError, param};
 
