@@ -59,3 +59,32 @@ pub(crate) fn copy<T: Copy + Send + Sync>(out: &mut [T], a: &[T]) {
         .zip(a.par_chunks(CHUNK))
         .for_each(|(o, a)| o.copy_from_slice(a));
 }
+
+/// A buffer's raw pointer and length that rayon tasks may share, for outputs whose tasks write
+/// disjoint parts that are not one contiguous slice each (a conv's row blocks across channels,
+/// a BN channel's planes across images).
+#[derive(Clone, Copy)]
+pub(crate) struct Shared<T>(pub(crate) *mut T, pub(crate) usize);
+// SAFETY: only used for disjoint writes, as argued at each use.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(s: &mut [T]) -> Self {
+        Self(s.as_mut_ptr(), s.len())
+    }
+
+    /// Elements `[off, off + len)`, mutable. Panics outside the buffer.
+    ///
+    /// # Safety
+    /// No other task may touch these elements while the slice lives.
+    pub(crate) unsafe fn slice_mut<'a>(self, off: usize, len: usize) -> &'a mut [T] {
+        assert!(
+            off.checked_add(len).is_some_and(|end| end <= self.1),
+            "shared slice"
+        );
+        // SAFETY: inside the buffer (asserted); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(off), len) }
+    }
+}

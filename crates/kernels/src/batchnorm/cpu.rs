@@ -69,28 +69,6 @@ fn backward_sums<'a, T: Real>(
     (s64.iter().sum(), sx64.iter().sum())
 }
 
-/// A pointer that rayon tasks may share, for outputs whose tasks write disjoint parts that are
-/// not one contiguous slice each (a channel's planes, image by image).
-#[derive(Clone, Copy)]
-struct SharedOut<T>(*mut T);
-// SAFETY: only used to hand each task the disjoint planes it alone writes.
-unsafe impl<T> Send for SharedOut<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for SharedOut<T> {}
-
-impl<T> SharedOut<T> {
-    /// Channel `c`'s plane of image `n`, mutable.
-    ///
-    /// # Safety
-    /// The buffer holds `[N, C, spatial]`, and no other task touches this plane meanwhile.
-    unsafe fn plane<'a>(self, n: usize, c: usize, p: &BatchNormParams) -> &'a mut [T] {
-        // SAFETY: the caller's contract.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.0.add((n * p.channels + c) * p.spatial), p.spatial)
-        }
-    }
-}
-
 /// The `[H·W]` planes of channel `c`, image by image.
 fn planes<'a, T>(x: &'a [T], c: usize, p: &BatchNormParams) -> impl Iterator<Item = &'a [T]> {
     let (channels, spatial) = (p.channels, p.spatial);
@@ -595,7 +573,7 @@ fn silu_stats_backward<T: Real>(
         [dy.len(), x.len(), saved.len()],
         &[("gamma", gamma.len()), ("beta", beta.len())],
     )?;
-    let kept = dz.map(|d| SharedOut(d.as_mut_ptr()));
+    let kept = dz.map(crate::par::Shared::new);
     let (s_dz, s_dzx) = dstats.split_at_mut(c);
     s_dz.par_iter_mut()
         .zip(s_dzx.par_iter_mut())
@@ -608,9 +586,9 @@ fn silu_stats_backward<T: Real>(
                     let (mean, invstd) = (saved[ch], saved[c + ch].to_f64());
                     let dy_x = planes(dy, ch, p).zip(planes(x, ch, p)).enumerate();
                     let with_out = dy_x.map(|(n, (g, v))| {
-                        // SAFETY: dz holds [N, C, spatial] (its length was checked against x's)
-                        // and only this channel's task writes its planes.
-                        (g, v, kept.map(|k| unsafe { k.plane(n, ch, p) }))
+                        let plane = (n * c + ch) * p.spatial;
+                        // SAFETY: only this channel's task writes its planes of dz.
+                        (g, v, kept.map(|k| unsafe { k.slice_mut(plane, p.spatial) }))
                     });
                     let (s, sx) =
                         backward_sums(with_out, mean, |g, v| silu_dz(g, v * scale + shift));

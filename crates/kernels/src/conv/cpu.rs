@@ -15,20 +15,10 @@ use rayon::prelude::*;
 use super::{Conv2dParams, check_common, direct_filter, direct_forward};
 use crate::error::{KernelError, check_len};
 use crate::matmul::{DstPtr, View, matmul};
+use crate::par::Shared;
 use crate::real::Real;
 
-/// A raw pointer that may cross threads: work items write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T, usize);
-// SAFETY: only used for disjoint writes, as argued at each use.
-unsafe impl<T: Send> Send for Shared<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Shared<T> {}
-
 impl<T> Shared<T> {
-    fn new(s: &mut [T]) -> Self {
-        Self(s.as_mut_ptr(), s.len())
-    }
     /// A destination starting at `off`.
     fn dst(self, off: usize, rs: usize, cs: usize) -> DstPtr<T> {
         assert!(off <= self.1, "destination offset");
@@ -369,8 +359,9 @@ fn forward_impl<T: Real>(
     }
     let its = Items::new(p, pl.rows, None);
     let gt = gemm_threads(pl.slots, its.len());
-    // the few-channel stem convs: outer products in registers in place of a GEMM
-    let direct = T::DTYPE == ringdet_tensor::DType::F32 && direct_forward::serves(pl.ckk, pl.k);
+    // the few-channel stem convs, f32 only (the casts below give None for f64): outer products
+    // in registers in place of a GEMM
+    let direct = direct_forward::serves(pl.ckk, pl.k);
     let out = Shared::new(y);
     run_items(workspace, pl.per, pl.slots, its, true, |ws, (n, r0, r1)| {
         let (o0, b) = (r0 * pl.ow, (r1 - r0) * pl.ow);
@@ -628,8 +619,9 @@ pub fn conv2d_backward_filter<T: Real>(
     let its = Items::even(p, pl.rows, pl.slots);
     let slots = pl.slots.min(its.len()).max(1);
     let gt = gemm_threads(pl.slots, its.len());
-    // the few-channel stem convs: dot products in place of a GEMM with a tiny output tile
-    let direct = T::DTYPE == ringdet_tensor::DType::F32 && direct_filter::serves(pl.ckk, pl.k);
+    // the few-channel stem convs, f32 only (the casts below give None for f64): dot products
+    // in place of a GEMM with a tiny output tile
+    let direct = direct_filter::serves(pl.ckk, pl.k);
     for ws in workspace[..slots * pl.per].chunks_exact_mut(pl.per) {
         ws[..wlen].fill(T::ZERO);
     }
