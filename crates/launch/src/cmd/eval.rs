@@ -85,12 +85,10 @@ fn write_bbox_json(
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("bbox.json");
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    ringdet_coco::json::write_detections(&mut out, detections)
-        .and_then(|()| out.flush())
-        .with_context(|| format!("writing {}", path.display()))?;
+    // Atomic: an earlier bbox.json is replaced whole or left as it was.
+    ringdet_tensor::safetensors::atomic_write(&path, |out| {
+        ringdet_coco::json::write_detections(out, detections)
+    })?;
     Ok(path)
 }
 

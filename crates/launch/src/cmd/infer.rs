@@ -109,15 +109,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.visualize && !args.save_results {
         bail!("--visualize False without --save_results would write nothing");
     }
+    if world_size > 1 {
+        // Each rank its own file: ranks sharing the folder never write the same name.
+        options.results_name = format!("bbox.rank{rank}.json");
+    }
     let report = infer(&model, &images, &options)?;
     if let Some(bbox) = &report.bbox_json {
-        let bbox = if world_size > 1 {
-            let to = args.output_dir.join(format!("bbox.rank{rank}.json"));
-            std::fs::rename(bbox, &to).with_context(|| format!("renaming {}", bbox.display()))?;
-            to
-        } else {
-            bbox.clone()
-        };
         eprintln!(
             "infer: {} detections written to {}",
             report.detections.len(),

@@ -363,8 +363,12 @@ pub struct InferOptions {
     pub output_dir: PathBuf,
     /// Detections scoring below this are not drawn (they are still in `bbox.json`).
     pub draw_threshold: f32,
-    /// Write `bbox.json`.
+    /// Write the detections as COCO results (`results_name` in `output_dir`).
     pub save_results: bool,
+    /// File name of the results in `output_dir`: `bbox.json` unless several processes share the
+    /// folder (the launcher's ranks write `bbox.rank<r>.json`). Written atomically: a reader never
+    /// sees half a file, and two writers of different names never touch each other's files.
+    pub results_name: String,
     /// Draw and write the pictures (off: detections only).
     pub draw: bool,
 }
@@ -376,6 +380,7 @@ impl InferOptions {
             output_dir: output_dir.into(),
             draw_threshold: 0.5,
             save_results: false,
+            results_name: "bbox.json".to_string(),
             draw: true,
         }
     }
@@ -637,12 +642,14 @@ pub fn infer(
         Ok(())
     })?;
     let bbox_json = if options.save_results {
-        let path = options.output_dir.join("bbox.json");
-        let file = std::fs::File::create(&path).map_err(io_err(&path))?;
-        let mut out = std::io::BufWriter::new(file);
-        ringdet_coco::json::write_detections(&mut out, &detections)
-            .and_then(|()| std::io::Write::flush(&mut out))
-            .map_err(io_err(&path))?;
+        let path = options.output_dir.join(&options.results_name);
+        ringdet_tensor::safetensors::atomic_write(&path, |out| {
+            ringdet_coco::json::write_detections(out, &detections)
+        })
+        .map_err(|e| match e {
+            ringdet_tensor::TensorError::Io { path, error } => InferError::Io { path, error },
+            other => InferError::Usage(other.to_string()),
+        })?;
         Some(path)
     } else {
         None
