@@ -89,5 +89,8 @@ if [[ $only != sim ]]; then
         done
     done
 fi
-"$bin" scaling-sim --plot "$out" --plot-out "$(dirname "$out")/efficiency.png"
+# The plot is of the simulation's rows: an --only allreduce run leaves it as it is.
+if [[ $only != allreduce ]]; then
+    "$bin" scaling-sim --plot "$out" --plot-out "$(dirname "$out")/efficiency.png"
+fi
 echo "results: $out (logs in $logs)"
