@@ -209,21 +209,22 @@ mod tests {
     }
 
     #[test]
-    fn data_sockets_get_the_send_backlog() {
-        let listener = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
+    fn data_sockets_get_the_send_backlog() -> std::io::Result<()> {
+        let listener = super::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let addr = listener.local_addr()?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let client = super::connect_retry(addr, deadline).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        super::tune(&server).unwrap();
+        let client = super::connect_retry(addr, deadline)?;
+        let (server, _) = listener.accept()?;
+        super::tune(&server)?;
         let want = super::send_backlog().map_or(0, |b| b as u32);
         for s in [&client, &server] {
             let sock = socket2::SockRef::from(s);
-            assert_eq!(sock.tcp_notsent_lowat().unwrap(), want);
-            assert!(sock.tcp_nodelay().unwrap());
+            assert_eq!(sock.tcp_notsent_lowat()?, want);
+            assert!(sock.tcp_nodelay()?);
         }
         if std::env::var_os("RINGDET_SEND_BACKLOG").is_none() {
             assert_eq!(want, super::DEFAULT_SEND_BACKLOG as u32);
         }
+        Ok(())
     }
 }

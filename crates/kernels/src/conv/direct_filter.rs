@@ -27,6 +27,14 @@ pub(crate) fn serves(ckk: usize, k: usize) -> bool {
     ckk <= 24 * 9 && k <= 32 && available()
 }
 
+/// Panics with `what` unless a slice of `len` elements holds `rows` rows of `b` elements each,
+/// `stride` apart (the operands of both direct paths).
+pub(crate) fn assert_rows(len: usize, rows: usize, stride: usize, b: usize, what: &str) {
+    if rows > 0 && b > 0 {
+        assert!(len >= (rows - 1) * stride + b, "{what}");
+    }
+}
+
 /// AVX-512 at run time (x86-64 only).
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -55,18 +63,8 @@ pub(crate) fn accumulate(
     (col_stride, dy_stride): (usize, usize),
 ) {
     assert!(acc.len() >= ckk * channels, "direct filter: acc");
-    if ckk > 0 && b > 0 {
-        assert!(
-            col.len() >= (ckk - 1) * col_stride + b,
-            "direct filter: col"
-        );
-    }
-    if channels > 0 && b > 0 {
-        assert!(
-            dy.len() >= (channels - 1) * dy_stride + b,
-            "direct filter: dy"
-        );
-    }
+    assert_rows(col.len(), ckk, col_stride, b, "direct filter: col");
+    assert_rows(dy.len(), channels, dy_stride, b, "direct filter: dy");
     assert!(available(), "direct filter path without AVX-512");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted); every index below is inside the lengths asserted.

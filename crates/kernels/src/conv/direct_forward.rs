@@ -7,7 +7,7 @@
 //! inner dimension, too small for the `gemm` crate's packing to pay (3→16 stride 2 at about
 //! 110 GFLOP/s). The companion of [`super::direct_filter`], for the same convs and machines.
 
-use super::direct_filter::available;
+use super::direct_filter::{assert_rows, available};
 
 /// Output channels per register tile.
 const CHANNELS: usize = 8;
@@ -37,12 +37,7 @@ pub(crate) unsafe fn forward(
     (ckk, channels, b): (usize, usize, usize),
 ) {
     assert!(w.len() >= ckk * channels, "direct forward: w");
-    if ckk > 0 && b > 0 {
-        assert!(
-            col.len() >= (ckk - 1) * col_stride + b,
-            "direct forward: col"
-        );
-    }
+    assert_rows(col.len(), ckk, col_stride, b, "direct forward: col");
     assert!(available(), "direct forward path without AVX-512");
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is present (asserted); w and col are long enough (asserted); y as the
