@@ -126,3 +126,36 @@ impl Communicator {
         Ok(id)
     }
 }
+
+/// A communicator that closes after its last operation tells its neighbours so (a
+/// [`Kind::Bye`] header on every ring and partner link, best effort, never blocking): a rank of
+/// another host still waiting inside that operation for its own host then sees a clean leave
+/// instead of a close it must treat as a death. After a failure or an abort the links already
+/// carry the report, and nothing is added.
+impl Drop for Communicator {
+    fn drop(&mut self) {
+        if self.failed.is_some() || self.abort.is_aborted() {
+            return;
+        }
+        let bye = crate::wire::frame::Header {
+            kind: Kind::Bye,
+            op_id: self.next_op,
+            seq: 0,
+            len: 0,
+        }
+        .encode();
+        let pairs = self
+            .pairs
+            .iter_mut()
+            .flat_map(|(s, r)| s.iter_mut().chain(r));
+        for link in self
+            .right
+            .iter_mut()
+            .chain(self.left.iter_mut())
+            .chain(pairs)
+        {
+            // Non-blocking: a full socket buffer (a peer that stopped reading) just gets the close.
+            let _ = link.write_vectored(&[std::io::IoSlice::new(&bye)]);
+        }
+    }
+}

@@ -28,6 +28,16 @@ pub fn link_error(op: &str, link: &Link, e: &io::Error) -> CommError {
     }
 }
 
+/// The error of an operation that needs a peer which closed its communicator (a [`Kind::Bye`]).
+pub fn left(op: &str, link: &Link) -> CommError {
+    CommError::Peer {
+        op: op.to_string(),
+        rank: link.peer_rank,
+        addr: link.peer_addr.clone(),
+        what: "left the job (closed its communicator) before this operation".into(),
+    }
+}
+
 /// For a link that should be quiet during `op` (no bytes of this operation travel on it): fails
 /// if the peer closed it or sent an abort report; bytes of a later operation are left queued.
 pub fn check_idle_link(op: &str, link: &mut Link) -> Result<()> {
@@ -35,6 +45,9 @@ pub fn check_idle_link(op: &str, link: &mut Link) -> Result<()> {
     match link.peek(&mut hb) {
         Ok(0) => Err(link_error(op, link, &io::ErrorKind::UnexpectedEof.into())),
         Ok(n) if n == HEADER_LEN => match Header::decode(&hb, 0) {
+            // The peer closed its communicator after its last operation: it needs nothing of
+            // this one, and a later operation that needs it reports that it left.
+            Ok(h) if h.kind == Kind::Bye => Ok(()),
             Ok(h) if h.kind == Kind::Abort => {
                 let deadline = Instant::now() + Duration::from_secs(1);
                 if let Err(e) = poll::read_exact(link, &mut hb, deadline) {
@@ -113,6 +126,9 @@ pub fn check_header(
     if h.kind == Kind::Abort {
         return Err(read_abort(op, link, &h));
     }
+    if h.kind == Kind::Bye {
+        return Err(left(op, link));
+    }
     if h.kind != ctx.kind || h.op_id != ctx.op_id {
         return Err(protocol(
             op,
@@ -136,4 +152,58 @@ pub fn check_header(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bye() -> [u8; HEADER_LEN] {
+        Header {
+            kind: Kind::Bye,
+            op_id: 3,
+            seq: 0,
+            len: 0,
+        }
+        .encode()
+    }
+
+    /// A close after a bye is a clean leave; a bare close is a failure; an operation that
+    /// needs the peer that left says so.
+    #[test]
+    fn an_idle_link_tells_a_clean_leave_from_a_close() -> std::io::Result<()> {
+        let (mut ours, mut theirs) = Link::pair(0, 1)?;
+        theirs.write_vectored(&[io::IoSlice::new(&bye())])?;
+        drop(theirs);
+        for _ in 0..2 {
+            assert!(check_idle_link("barrier #3", &mut ours).is_ok());
+        }
+        let (mut ours, theirs) = Link::pair(0, 1)?;
+        drop(theirs);
+        let e = check_idle_link("barrier #3", &mut ours).map_err(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_err_and(|e| e.contains("closed the connection")),
+            "{e:?}"
+        );
+
+        let (mut ours, _theirs) = Link::pair(0, 1)?;
+        let aborted = std::sync::atomic::AtomicBool::new(false);
+        let ctx = OpCtx {
+            kind: Kind::AllReduce,
+            op_id: 3,
+            name: "all_reduce #3".into(),
+            timeout: Duration::from_secs(1),
+            spin: Duration::ZERO,
+            max_frame: 1 << 20,
+            aborted: &aborted,
+        };
+        let e = check_header(&ctx, &mut ours, &bye(), 0, 64).map_err(|e| e.to_string());
+        assert!(
+            e.as_ref()
+                .is_err_and(|e| e.contains("rank 1") && e.contains("left the job")),
+            "{e:?}"
+        );
+        Ok(())
+    }
 }

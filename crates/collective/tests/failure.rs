@@ -185,6 +185,33 @@ fn neighbour_aborts(cfg: Config, len: usize) {
     }
 }
 
+/// A rank that closes its communicator after the last operation it shares with the others is
+/// no failure of that operation; a later one that needs it fails naming it as having left.
+#[test]
+fn a_rank_that_leaves_after_its_last_operation_is_named_as_left() {
+    let out = run_ranks(3, config(), |r, c| {
+        let mut v = vec![1i64; 10_000];
+        c.all_reduce(&mut v, ReduceOp::Sum)?;
+        assert!(v.iter().all(|&x| x == 3));
+        if r == 2 {
+            return Ok(None); // the communicator closes here
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(Some(c.all_reduce(&mut v, ReduceOp::Sum)))
+    });
+    // rank 0 receives from rank 2, the one that left
+    for (r, res) in out.into_iter().enumerate().take(2) {
+        let e = res
+            .expect("first all-reduce")
+            .expect("some")
+            .expect_err("must fail");
+        assert_eq!(e.failed_rank(), Some(2), "rank {r}: {e}");
+        if r == 0 {
+            assert!(e.to_string().contains("left the job"), "rank 0: {e}");
+        }
+    }
+}
+
 #[test]
 fn abort_unblocks_the_sender_thread_path() {
     let cfg = Config {

@@ -16,6 +16,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         Just(Kind::Barrier),
         Just(Kind::Lengths),
         Just(Kind::Local),
+        Just(Kind::Bye),
         Just(Kind::Abort),
     ]
 }

@@ -125,6 +125,7 @@ fn backchannel(ctx: &OpCtx<'_>, link: &mut Link, quiet: &mut bool) -> Result<()>
     }
     *quiet = true;
     Err(match Header::decode(&hb, 0) {
+        Ok(h) if h.kind == Kind::Bye => crate::control::left(&ctx.name, link),
         Ok(h) if h.kind == Kind::Abort => read_abort(&ctx.name, link, &h),
         Ok(h) => CommError::Protocol {
             op: ctx.name.clone(),

@@ -42,6 +42,11 @@ impl<'a, 'b> Engine<'a, 'b> {
             return Err(link_error(&op, link, &e));
         }
         Err(match Header::decode(&hb, 0) {
+            Ok(h) if h.kind == Kind::Bye && finished => {
+                self.quiet[s] = true;
+                return Ok(());
+            }
+            Ok(h) if h.kind == Kind::Bye => crate::control::left(&op, link),
             Ok(h) if h.kind == Kind::Abort => read_abort(&op, link, &h),
             Ok(h) => protocol(
                 &op,

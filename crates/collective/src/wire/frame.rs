@@ -31,6 +31,9 @@ pub enum Kind {
     Lengths = 6,
     /// Shared-memory hand-off notice inside a host.
     Local = 7,
+    /// The sender closed its communicator after its last operation (no payload): a close that
+    /// follows it is a clean leave, not a failure.
+    Bye = 14,
     /// A rank failed; the payload says which and why.
     Abort = 15,
 }
@@ -45,6 +48,7 @@ impl Kind {
             5 => Kind::Barrier,
             6 => Kind::Lengths,
             7 => Kind::Local,
+            14 => Kind::Bye,
             15 => Kind::Abort,
             _ => return None,
         })
@@ -60,6 +64,7 @@ impl Kind {
             Kind::Barrier => "barrier",
             Kind::Lengths => "all_gather lengths",
             Kind::Local => "local hand-off",
+            Kind::Bye => "bye",
             Kind::Abort => "abort",
         }
     }
